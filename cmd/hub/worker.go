@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/coalitionhub/hub/internal/outbox"
+)
+
+// task is one row of the task table.
+type task struct {
+	typ     string
+	handler asynq.Handler
+	opts    []asynq.Option // queue, retries, timeout: applied when the outbox relay enqueues
+	cron    string         // non-empty: the scheduler enqueues it on this schedule (operator TZ)
+}
+
+// tasks is the one table of task types to handlers. Reading it shows every
+// background job the hub runs.
+func (a *app) tasks() []task {
+	now := time.Now
+	return []task{
+		{typ: outbox.TypeCleanup, handler: outbox.CleanupHandler(a.db, now),
+			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "17 3 * * *"},
+	}
+}
+
+// worker runs the asynq server, the scheduler of periodic tasks and the outbox
+// relay until ctx ends; then it stops taking tasks and waits for running ones
+// up to the shutdown timeout.
+func (a *app) worker(ctx context.Context) error {
+	if err := a.requireRedis(ctx); err != nil {
+		return err
+	}
+	table := a.tasks()
+	mux := asynq.NewServeMux()
+	mux.Use(jobMetrics(a.registry))
+	optsByType := map[string][]asynq.Option{}
+	for _, t := range table {
+		mux.Handle(t.typ, t.handler)
+		optsByType[t.typ] = t.opts
+	}
+
+	srv := asynq.NewServer(a.redisOpt, asynq.Config{
+		Concurrency:     a.cfg.WorkerConc,
+		Queues:          map[string]int{"critical": 6, "default": 3, "low": 1},
+		ShutdownTimeout: a.cfg.ShutdownTimeout,
+		Logger:          asynqLogger{a.log},
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			a.log.Warn("task failed", "type", t.Type(), "err", err)
+		}),
+	})
+	if err := srv.Start(mux); err != nil {
+		return err
+	}
+
+	// Several workers may run this scheduler: Unique makes one enqueue win per slot,
+	// and every periodic handler is idempotent besides.
+	sched := asynq.NewScheduler(a.redisOpt, &asynq.SchedulerOpts{Location: a.cfg.Location(), Logger: asynqLogger{a.log}})
+	for _, t := range table {
+		if t.cron == "" {
+			continue
+		}
+		opts := append([]asynq.Option{asynq.Unique(50 * time.Second)}, t.opts...)
+		if _, err := sched.Register(t.cron, asynq.NewTask(t.typ, nil), opts...); err != nil {
+			srv.Shutdown()
+			return err
+		}
+	}
+	if err := sched.Start(); err != nil {
+		srv.Shutdown()
+		return err
+	}
+
+	client := asynq.NewClient(a.redisOpt)
+	relay := outbox.NewRelay(a.db, client, a.log, func(typ string) []asynq.Option { return optsByType[typ] })
+	relayDone := make(chan struct{})
+	go func() { _ = relay.Run(ctx); close(relayDone) }()
+
+	a.log.Info("worker running", "concurrency", a.cfg.WorkerConc, "task_types", len(table))
+	<-ctx.Done()
+	a.log.Info("worker stopping: finishing running tasks", "timeout", a.cfg.ShutdownTimeout)
+	<-relayDone
+	sched.Shutdown()
+	srv.Shutdown()
+	_ = client.Close()
+	a.log.Info("worker stopped")
+	return nil
+}
+
+// jobMetrics counts processed tasks by queue, type and outcome, and times them.
+func jobMetrics(reg prometheus.Registerer) asynq.MiddlewareFunc {
+	total := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hub_jobs_total", Help: "Background tasks processed, by queue, type and outcome.",
+	}, []string{"queue", "type", "outcome"})
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "hub_job_duration_seconds", Help: "Background task duration by type.",
+	}, []string{"type"})
+	reg.MustRegister(total, dur)
+	return func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			start := time.Now()
+			err := next.ProcessTask(ctx, t)
+			queue, _ := asynq.GetQueueName(ctx)
+			outcome := "success"
+			switch {
+			case errors.Is(err, asynq.SkipRetry):
+				outcome = "dropped"
+			case err != nil:
+				outcome = "failure"
+			}
+			total.WithLabelValues(queue, t.Type(), outcome).Inc()
+			dur.WithLabelValues(t.Type()).Observe(time.Since(start).Seconds())
+			return err
+		})
+	}
+}

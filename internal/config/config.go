@@ -1,0 +1,114 @@
+// Package config reads the hub's configuration from environment variables.
+//
+// Every setting has a safe local default so that `make run` works without any
+// configuration; production deployments override them. Secrets (database
+// passwords inside URLs, signing keys) are never logged: use Redacted for that.
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of one hub process.
+type Config struct {
+	DatabaseURL     string        // HUB_DATABASE_URL
+	RedisURL        string        // HUB_REDIS_URL
+	HTTPAddr        string        // HUB_HTTP_ADDR
+	PublicURL       string        // HUB_PUBLIC_URL: base URL printed and used as token issuer
+	LogLevel        string        // HUB_LOG_LEVEL: debug, info, warn, error
+	DBMaxConns      int           // HUB_DB_MAX_CONNS
+	WorkerConc      int           // HUB_WORKER_CONCURRENCY
+	ShutdownTimeout time.Duration // HUB_SHUTDOWN_TIMEOUT
+	OperatorTZ      string        // HUB_OPERATOR_TZ: time zone of settlement periods
+	SigningKeyDir   string        // HUB_SIGNING_KEY_DIR: where token signing keys live
+}
+
+// Load reads the configuration through getenv (os.Getenv in production, a map
+// in tests) and validates it. The error names the variable to fix.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		DatabaseURL:   get("HUB_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hub?sslmode=disable"),
+		RedisURL:      get("HUB_REDIS_URL", "redis://127.0.0.1:6379/0"),
+		HTTPAddr:      get("HUB_HTTP_ADDR", "127.0.0.1:8080"),
+		PublicURL:     get("HUB_PUBLIC_URL", ""),
+		LogLevel:      get("HUB_LOG_LEVEL", "info"),
+		OperatorTZ:    get("HUB_OPERATOR_TZ", "Europe/Berlin"),
+		SigningKeyDir: get("HUB_SIGNING_KEY_DIR", ".data/keys"),
+	}
+	var err error
+	if c.DBMaxConns, err = intVar(get, "HUB_DB_MAX_CONNS", 20); err != nil {
+		return c, err
+	}
+	if c.WorkerConc, err = intVar(get, "HUB_WORKER_CONCURRENCY", 10); err != nil {
+		return c, err
+	}
+	if c.ShutdownTimeout, err = time.ParseDuration(get("HUB_SHUTDOWN_TIMEOUT", "25s")); err != nil {
+		return c, fmt.Errorf("HUB_SHUTDOWN_TIMEOUT: %w (use a Go duration such as 25s)", err)
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.HTTPAddr
+	}
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return c, fmt.Errorf("HUB_DATABASE_URL must be a postgres:// URL, got %q", redactURL(c.DatabaseURL))
+	}
+	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+		return c, fmt.Errorf("HUB_REDIS_URL must be a redis:// URL, got %q", redactURL(c.RedisURL))
+	}
+	if _, err := time.LoadLocation(c.OperatorTZ); err != nil {
+		return c, fmt.Errorf("HUB_OPERATOR_TZ: %w", err)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return c, fmt.Errorf("HUB_LOG_LEVEL must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	return c, nil
+}
+
+// Location is the operator's time zone; Load has validated it.
+func (c Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.OperatorTZ)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// Redacted returns the configuration as key/value pairs safe to log.
+func (c Config) Redacted() []any {
+	return []any{
+		"database", redactURL(c.DatabaseURL), "redis", redactURL(c.RedisURL),
+		"http", c.HTTPAddr, "public_url", c.PublicURL, "operator_tz", c.OperatorTZ,
+	}
+}
+
+func intVar(get func(string, string) string, name string, def int) (int, error) {
+	v := get(name, strconv.Itoa(def))
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s must be a positive integer, got %q", name, v)
+	}
+	return n, nil
+}
+
+// redactURL hides the password of a URL, keeping everything else readable.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+// RedactURL is redactURL for other packages' error messages.
+func RedactURL(raw string) string { return redactURL(raw) }

@@ -1,0 +1,52 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatalf("Load with no environment: %v", err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.PublicURL != "http://127.0.0.1:8080" {
+		t.Fatalf("defaults: got addr %q public %q", c.HTTPAddr, c.PublicURL)
+	}
+}
+
+func TestLoadRejectsBadValues(t *testing.T) {
+	t.Parallel()
+	cases := map[string]map[string]string{
+		"HUB_DATABASE_URL":     {"HUB_DATABASE_URL": "mysql://x"},
+		"HUB_REDIS_URL":        {"HUB_REDIS_URL": "http://x"},
+		"HUB_DB_MAX_CONNS":     {"HUB_DB_MAX_CONNS": "zero"},
+		"HUB_SHUTDOWN_TIMEOUT": {"HUB_SHUTDOWN_TIMEOUT": "soon"},
+		"HUB_OPERATOR_TZ":      {"HUB_OPERATOR_TZ": "Mars/Olympus"},
+		"HUB_LOG_LEVEL":        {"HUB_LOG_LEVEL": "loud"},
+	}
+	for name, e := range cases {
+		_, err := Load(env(e))
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: want an error naming the variable, got %v", name, err)
+		}
+	}
+}
+
+func TestRedactedHidesPassword(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(map[string]string{"HUB_DATABASE_URL": "postgres://u:s3cret@db/hub"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range c.Redacted() {
+		if s, ok := v.(string); ok && strings.Contains(s, "s3cret") {
+			t.Fatalf("Redacted leaked the password: %q", s)
+		}
+	}
+}

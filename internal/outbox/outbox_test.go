@@ -1,0 +1,161 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/internal/outbox"
+	"github.com/coalitionhub/hub/internal/testdb"
+	"github.com/coalitionhub/hub/internal/testredis"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+type greeting struct{ N int }
+
+func writeCommitted(t *testing.T, db *gorm.DB, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		err := db.Transaction(func(tx *gorm.DB) error {
+			return outbox.Write(tx, outbox.Message{TaskType: "test:greet", Payload: greeting{N: i}})
+		})
+		if err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+}
+
+// pendingTasks counts tasks waiting in asynq's default queue.
+func pendingTasks(t *testing.T, opt asynq.RedisConnOpt) int {
+	t.Helper()
+	in := asynq.NewInspector(opt)
+	defer in.Close()
+	info, err := in.GetQueueInfo("default")
+	if err != nil {
+		t.Fatalf("queue info: %v", err)
+	}
+	return info.Pending
+}
+
+func TestRolledBackTransactionEnqueuesNothing(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ks := testredis.New(t)
+	client := asynq.NewClient(ks.Opt())
+	t.Cleanup(func() { client.Close() })
+
+	boom := errors.New("domain change failed")
+	err := db.Transaction(func(tx *gorm.DB) error {
+		if err := outbox.Write(tx, outbox.Message{TaskType: "test:greet", Payload: greeting{1}}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("transaction: got %v, want %v", err, boom)
+	}
+	writeCommitted(t, db, 1)
+
+	relay := outbox.NewRelay(db, client, quiet, nil)
+	n, err := relay.RelayOnce(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("relay: sent %d, err %v; want exactly the 1 committed row", n, err)
+	}
+	var total int64
+	db.Raw(`SELECT count(*) FROM outbox`).Scan(&total)
+	if total != 1 {
+		t.Fatalf("outbox rows: got %d, want 1 (the rolled-back row must not exist)", total)
+	}
+	if got := pendingTasks(t, ks.Opt()); got != 1 {
+		t.Fatalf("asynq pending: got %d, want 1", got)
+	}
+}
+
+func TestRowsWaitWhileRedisIsDownThenDeliverOnce(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	srv := testredis.StartServer(t)
+	opt, _ := asynq.ParseRedisURI(srv.URL())
+	client := asynq.NewClient(opt)
+	t.Cleanup(func() { client.Close() })
+	relay := outbox.NewRelay(db, client, quiet, nil)
+	relay.Idle = 20 * time.Millisecond
+	relay.MaxWait = 100 * time.Millisecond
+
+	srv.Stop()
+	writeCommitted(t, db, 5) // the domain keeps committing while Redis is down
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = relay.Run(ctx) // fails and backs off the whole time
+	cancel()
+	pending, err := outbox.Pending(context.Background(), db)
+	if err != nil || pending != 5 {
+		t.Fatalf("while Redis is down: %d rows pending (err %v), want 5", pending, err)
+	}
+	var attempts int64
+	db.Raw(`SELECT max(attempts) FROM outbox`).Scan(&attempts)
+	if attempts == 0 {
+		t.Fatalf("relay never tried while Redis was down")
+	}
+
+	srv.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := relay.RelayOnce(context.Background()); err == nil {
+			if p, _ := outbox.Pending(context.Background(), db); p == 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rows not delivered after Redis came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := pendingTasks(t, opt); got != 5 {
+		t.Fatalf("asynq pending after recovery: got %d, want exactly 5", got)
+	}
+}
+
+// A relay that crashed after enqueueing but before marking rows sent sends
+// them again; asynq must refuse the duplicates by task id.
+func TestRelayCrashBeforeMarkDoesNotDuplicate(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ks := testredis.New(t)
+	client := asynq.NewClient(ks.Opt())
+	t.Cleanup(func() { client.Close() })
+	writeCommitted(t, db, 3)
+
+	relay := outbox.NewRelay(db, client, quiet, nil)
+	if n, err := relay.RelayOnce(context.Background()); err != nil || n != 3 {
+		t.Fatalf("first relay: %d, %v", n, err)
+	}
+	// Simulate the lost commit of "sent".
+	if err := db.Exec(`UPDATE outbox SET sent_at = NULL`).Error; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := relay.RelayOnce(context.Background()); err != nil || n != 3 {
+		t.Fatalf("second relay: %d, %v; want the 3 rows marked sent as duplicates", n, err)
+	}
+	if got := pendingTasks(t, ks.Opt()); got != 3 {
+		t.Fatalf("asynq pending: got %d, want 3 (no duplicates)", got)
+	}
+}
+
+func TestWriteRejectsMessageWithoutType(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	err := db.Transaction(func(tx *gorm.DB) error {
+		return outbox.Write(tx, outbox.Message{Payload: 1})
+	})
+	if err == nil {
+		t.Fatal("want an error for a message without task type")
+	}
+}

@@ -1,0 +1,100 @@
+package web
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const requestIDHeader = "X-Request-Id"
+
+var safeRequestID = regexp.MustCompile(`^[A-Za-z0-9._\-]{1,64}$`)
+
+// withRequestID takes the caller's X-Request-Id when it is sane, or makes one,
+// and echoes it on the response.
+func withRequestID() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.GetHeader(requestIDHeader)
+		if !safeRequestID.MatchString(id) {
+			b := make([]byte, 12)
+			_, _ = rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		c.Set("request_id", id)
+		c.Header(requestIDHeader, id)
+		c.Next()
+	}
+}
+
+func requestID(c *gin.Context) string { return c.GetString("request_id") }
+
+// httpMetrics observes request latency by route template (never the raw path:
+// ids in paths would explode the label set), method and status.
+type httpMetrics struct {
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "hub_http_request_duration_seconds",
+		Help:    "HTTP request latency by route, method and status.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route", "method", "status"})}
+	reg.MustRegister(m.duration)
+	return m
+}
+
+// observe records metrics and writes one structured log line per request.
+func observe(log *slog.Logger, m *httpMetrics) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Writer.Status()
+		elapsed := time.Since(start)
+		m.duration.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Observe(elapsed.Seconds())
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		if route == "/metrics" || route == "/healthz" || route == "/readyz" {
+			level = slog.LevelDebug
+		}
+		log.Log(c.Request.Context(), level, "http request",
+			"request_id", requestID(c), "method", c.Request.Method, "route", route,
+			"status", status, "duration_ms", float64(elapsed.Microseconds())/1000,
+			"bytes", c.Writer.Size(), "client", c.ClientIP())
+	}
+}
+
+// recoverProblem turns a panic into a logged 500 problem instead of a dropped
+// connection.
+func recoverProblem(log *slog.Logger) gin.HandlerFunc {
+	return gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
+		log.Error("panic in handler", "panic", rec, "route", c.FullPath(), "request_id", requestID(c))
+		writeProblem(c, Problem{Status: http.StatusInternalServerError, Code: "internal_error", Title: "Internal error"})
+	})
+}
+
+// limitBody refuses bodies larger than max bytes.
+func limitBody(max int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > max {
+			writeProblem(c, Problem{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+				Title: "Request body too large", Detail: "the limit is " + strconv.FormatInt(max, 10) + " bytes"})
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, max)
+		c.Next()
+	}
+}
