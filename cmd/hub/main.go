@@ -56,6 +56,11 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fmt.Print(usage)
 		return nil
 	}
+	switch cmd {
+	case "serve", "worker", "all", "migrate", "seed", "audit":
+	default:
+		return usageError(fmt.Sprintf("unknown command %q\n\n%s", cmd, usage))
+	}
 	if cmd == "migrate" && (len(args) == 0 || args[0] == "up") {
 		cfg, err := config.Load(os.Getenv)
 		if err != nil {

@@ -4,6 +4,7 @@ package database
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	neturl "net/url"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for admin statements
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -66,6 +68,11 @@ func Close(db *gorm.DB, log *slog.Logger) {
 }
 
 func unreachable(url string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "3D000" {
+		return fmt.Errorf("PostgreSQL at %s has no such database: run `hub migrate up` (it creates it) or `make run`",
+			config.RedactURL(url))
+	}
 	return fmt.Errorf("cannot reach PostgreSQL at %s: %w; run `make services` (or set HUB_DATABASE_URL)",
 		config.RedactURL(url), err)
 }

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coalitionhub/hub/internal/testdb"
+	"github.com/coalitionhub/hub/internal/testredis"
+)
+
+// The test binary doubles as the hub: with HUB_RUN_AS_HUB set it runs main()
+// with the arguments that follow "--". End-to-end tests start it as a real
+// process, so they exercise flags, signals and exit codes like production.
+func TestMain(m *testing.M) {
+	if os.Getenv("HUB_RUN_AS_HUB") == "1" {
+		for i, a := range os.Args {
+			if a == "--" {
+				os.Args = append([]string{"hub"}, os.Args[i+1:]...)
+				break
+			}
+		}
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// hubProc is a running hub process.
+type hubProc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	URL  string
+	mu   sync.Mutex
+	logs strings.Builder
+	done chan error
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// runHub runs a hub subcommand to completion and returns its combined output.
+func runHub(t *testing.T, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "HUB_RUN_AS_HUB=1"), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// startHub starts `hub <args>` with env and waits until /healthz answers.
+func startHub(t *testing.T, env []string, args ...string) *hubProc {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "HUB_RUN_AS_HUB=1", "HUB_HTTP_ADDR="+addr, "HUB_SHUTDOWN_TIMEOUT=5s"), env...)
+	p := &hubProc{t: t, cmd: cmd, URL: "http://" + addr, done: make(chan error, 1)}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start hub: %v", err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.logs.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("hub logs:\n%s", p.Logs())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("hub exited before serving: %v\n%s", err, p.Logs())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("hub did not answer /healthz within 30s\n%s", p.Logs())
+	return nil
+}
+
+func (p *hubProc) Logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *hubProc) stop() error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		return fmt.Errorf("hub did not stop within 20s of SIGTERM")
+	}
+}
+
+func getJSON(t *testing.T, url string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(body, &m)
+	return resp.StatusCode, m
+}
+
+func TestServeReadyMetricsAndGracefulStop(t *testing.T) {
+	t.Parallel()
+	_, dbURL := testdb.NewWithURL(t)
+	ks := testredis.New(t)
+	p := startHub(t, []string{"HUB_DATABASE_URL=" + dbURL, "HUB_REDIS_URL=" + ks.URL}, "all")
+
+	if code, body := getJSON(t, p.URL+"/readyz"); code != 200 || body["ready"] != true {
+		t.Fatalf("/readyz: %d %v; want 200 ready", code, body)
+	}
+	resp, err := http.Get(p.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `hub_http_request_duration_seconds_count{method="GET",route="/readyz",status="200"}`) {
+		t.Fatalf("/metrics lacks the request latency of /readyz:\n%.2000s", metrics)
+	}
+	// Unknown routes answer problem+json with a request id echoed.
+	req, _ := http.NewRequest("GET", p.URL+"/v1/nothing-here", nil)
+	req.Header.Set("X-Request-Id", "trace-123")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/problem+json" ||
+		resp.Header.Get("X-Request-Id") != "trace-123" {
+		t.Fatalf("unknown route: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("X-Request-Id"))
+	}
+
+	if err := p.stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	logs := p.Logs()
+	for _, want := range []string{"HTTP server stopped", "worker stopped"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q after SIGTERM", want)
+		}
+	}
+	// Logs are JSON, one object per line.
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("log line is not JSON: %s", line)
+		}
+	}
+}
+
+func TestServeKeepsServingWhileRedisIsDown(t *testing.T) {
+	t.Parallel()
+	_, dbURL := testdb.NewWithURL(t)
+	srv := testredis.StartServer(t)
+	srv.Stop()
+	p := startHub(t, []string{"HUB_DATABASE_URL=" + dbURL, "HUB_REDIS_URL=" + srv.URL()}, "serve")
+	code, body := getJSON(t, p.URL+"/readyz")
+	checks, _ := body["checks"].(map[string]any)
+	if code != 503 || checks["redis"] != "unreachable" || checks["postgres"] != "ok" {
+		t.Fatalf("/readyz with Redis down: %d %v; want 503 naming redis", code, body)
+	}
+	if code, _ := getJSON(t, p.URL+"/healthz"); code != 200 {
+		t.Fatalf("/healthz with Redis down: %d, want 200", code)
+	}
+	srv.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if code, _ := getJSON(t, p.URL+"/readyz"); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz did not recover after Redis returned")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestStartupErrorsAreActionable(t *testing.T) {
+	t.Parallel()
+	out, err := runHub(t, []string{"HUB_DATABASE_URL=postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"}, "serve")
+	if err == nil || !strings.Contains(out, "cannot reach PostgreSQL") || !strings.Contains(out, "make services") {
+		t.Fatalf("want an actionable PostgreSQL error, got err=%v out=%s", err, out)
+	}
+	out, err = runHub(t, []string{"HUB_DB_MAX_CONNS=lots"}, "serve")
+	if err == nil || !strings.Contains(out, "HUB_DB_MAX_CONNS") {
+		t.Fatalf("want an error naming HUB_DB_MAX_CONNS, got err=%v out=%s", err, out)
+	}
+	out, err = runHub(t, nil, "frobnicate")
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(out, "unknown command") {
+		t.Fatalf("unknown command: want exit 2, got %v %s", err, out)
+	}
+}
+
+func TestMigrateStatusAndWorkerNeedsRedis(t *testing.T) {
+	t.Parallel()
+	_, dbURL := testdb.NewWithURL(t)
+	out, err := runHub(t, []string{"HUB_DATABASE_URL=" + dbURL}, "migrate", "status")
+	if err != nil || !strings.Contains(out, "applied") || strings.Contains(out, "pending") {
+		t.Fatalf("migrate status on a migrated database: %v\n%s", err, out)
+	}
+	out, err = runHub(t, []string{"HUB_DATABASE_URL=" + dbURL, "HUB_REDIS_URL=redis://127.0.0.1:1/0"}, "worker")
+	if err == nil || !strings.Contains(out, "cannot reach Redis") {
+		t.Fatalf("worker without Redis: want an actionable error, got %v\n%s", err, out)
+	}
+}
