@@ -17,6 +17,9 @@ type task struct {
 	handler asynq.Handler
 	opts    []asynq.Option // queue, retries, timeout: applied when the outbox relay enqueues
 	cron    string         // non-empty: the scheduler enqueues it on this schedule (operator TZ)
+	// retryDelay spaces retries of a failing task; nil means asynq's default
+	// exponential backoff.
+	retryDelay func(n int) time.Duration
 }
 
 // tasks is the one table of task types to handlers. Reading it shows every
@@ -40,9 +43,13 @@ func (a *app) worker(ctx context.Context) error {
 	mux := asynq.NewServeMux()
 	mux.Use(jobMetrics(a.registry))
 	optsByType := map[string][]asynq.Option{}
+	delays := map[string]func(int) time.Duration{}
 	for _, t := range table {
 		mux.Handle(t.typ, t.handler)
 		optsByType[t.typ] = t.opts
+		if t.retryDelay != nil {
+			delays[t.typ] = t.retryDelay
+		}
 	}
 
 	srv := asynq.NewServer(a.redisOpt, asynq.Config{
@@ -50,6 +57,12 @@ func (a *app) worker(ctx context.Context) error {
 		Queues:          map[string]int{"critical": 6, "default": 3, "low": 1},
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 		Logger:          asynqLogger{a.log},
+		RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
+			if d := delays[t.Type()]; d != nil {
+				return d(n)
+			}
+			return asynq.DefaultRetryDelayFunc(n, err, t)
+		},
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			a.log.Warn("task failed", "type", t.Type(), "err", err)
 		}),
