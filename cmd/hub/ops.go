@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/migrations"
 )
 
@@ -33,6 +34,17 @@ func (a *app) seed(ctx context.Context, args []string) error {
 	return fmt.Errorf("seed: the demo coalition arrives with the ledger and partner issues")
 }
 
+// audit checks the ledger invariants, prints one line per check (with the
+// violations of failed ones) and fails, so the process exits 1, on any breach.
 func (a *app) audit(ctx context.Context, args []string) error {
-	return fmt.Errorf("audit: arrives with the ledger")
+	rep, err := ledger.Audit(ctx, a.db)
+	if err != nil {
+		return err
+	}
+	rep.Write(os.Stdout)
+	if !rep.OK() {
+		return fmt.Errorf("audit: ledger invariants breached (details above)")
+	}
+	fmt.Println("audit: all ledger invariants hold")
+	return nil
 }

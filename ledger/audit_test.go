@@ -1,0 +1,136 @@
+package ledger_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coalitionhub/hub/ledger"
+)
+
+// corrupt runs raw SQL with the ledger's append-only triggers disabled, as a
+// buggy migration or a hand edit would.
+func (f *fixture) corrupt(sql string) {
+	f.t.Helper()
+	for _, q := range []string{
+		`ALTER TABLE ledger_entries DISABLE TRIGGER USER`,
+		`ALTER TABLE ledger_transactions DISABLE TRIGGER USER`,
+		`ALTER TABLE ledger_lot_consumptions DISABLE TRIGGER USER`,
+		sql,
+		`ALTER TABLE ledger_entries ENABLE TRIGGER USER`,
+		`ALTER TABLE ledger_transactions ENABLE TRIGGER USER`,
+		`ALTER TABLE ledger_lot_consumptions ENABLE TRIGGER USER`,
+	} {
+		if err := f.db.Exec(q).Error; err != nil {
+			f.t.Fatalf("corrupt: %s: %v", q, err)
+		}
+	}
+}
+
+func TestAuditDetectsCorruption(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		check string
+		sql   string
+	}{
+		{"transactions balance to zero", `UPDATE ledger_entries SET amount = amount + 1 WHERE id = (SELECT min(id) FROM ledger_entries WHERE amount < 0)`},
+		{"member balances equal their entries", `UPDATE ledger_accounts SET balance = balance + 5 WHERE kind = 'member' AND owner_id = 2`},
+		{"lots agree with balances", `UPDATE ledger_lots SET remaining = remaining - 1, amount = amount WHERE id = (SELECT max(id) FROM ledger_lots WHERE remaining > 0)`},
+		{"holds within available points", `UPDATE ledger_holds SET points = points + 1 WHERE status = 'active'`},
+		{"no lot consumed beyond its amount", `INSERT INTO ledger_lot_consumptions (lot_id, transaction_id, points, posted_at)
+			SELECT l.id, (SELECT max(id) FROM ledger_transactions WHERE type = 'earn'), 1, now() FROM ledger_lots l ORDER BY l.id LIMIT 1`},
+		{"no idempotency key applied twice", `INSERT INTO ledger_holds (account_id, member_id, partner_id, points, status, purpose, destination,
+			expires_at, created_at, closed_at, idempotency_scope, idempotency_key)
+			SELECT account_id, member_id, partner_id, points, 'voided', purpose, destination, expires_at, created_at, now(), 'test', idempotency_key || '-x'
+			FROM ledger_holds LIMIT 1;
+			UPDATE ledger_transactions SET idempotency_key = (SELECT idempotency_key || '-x' FROM ledger_holds ORDER BY id LIMIT 1),
+			  idempotency_scope = 'test' WHERE id = (SELECT min(id) FROM ledger_transactions)`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.check, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			populate(f)
+			f.assertAudit()
+			f.corrupt(tc.sql)
+			rep, err := ledger.Audit(f.ctx, f.db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() {
+				t.Fatalf("audit passed on corrupted data (%s)", tc.check)
+			}
+			for _, c := range rep.Checks {
+				if c.Name == tc.check {
+					if c.OK || c.Violations == 0 || len(c.Details) == 0 {
+						t.Fatalf("check %q = %+v, want it failed with details", tc.check, c)
+					}
+					var b strings.Builder
+					rep.Write(&b)
+					if !strings.Contains(b.String(), "FAILED") {
+						t.Fatalf("report does not say FAILED:\n%s", b.String())
+					}
+					f.skipAudit()
+					return
+				}
+			}
+			t.Fatalf("no check named %q in %+v", tc.check, rep.Checks)
+		})
+	}
+}
+
+// populate writes a bit of everything.
+func populate(f *fixture) {
+	f.earn(1, 1, 100, func(r *ledger.EarnRequest) { r.ExpiresAt = ptr(t0.Add(time.Hour)) })
+	f.earn(2, 2, 50)
+	f.earn(2, 1, 30, func(r *ledger.EarnRequest) { r.OperatorFunded = 5 })
+	f.mustBurn(1, 2, 20)
+	if _, err := f.svc.Hold(f.ctx, ledger.HoldRequest{Idem: key(), MemberID: 2, PartnerID: 3, Points: 10,
+		ExpiresAt: t0.Add(time.Hour), Purpose: "pos"}); err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.svc.Transfer(f.ctx, ledger.TransferRequest{Idem: key(), FromMember: 2, ToMember: 3, Points: 10, Fee: 1}); err != nil {
+		f.t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Hour)
+	if _, err := f.svc.ExpireLots(f.ctx, f.clock.Now(), 10); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func TestDatabaseRefusesUnbalancedAndEditedEntries(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tx := f.earn(1, 1, 10)
+	if err := f.db.Exec(`UPDATE ledger_entries SET amount = 11 WHERE transaction_id = ?`, tx.ID).Error; err == nil {
+		t.Fatal("an entry was updated: entries must be append-only")
+	}
+	if err := f.db.Exec(`DELETE FROM ledger_transactions WHERE id = ?`, tx.ID).Error; err == nil {
+		t.Fatal("a transaction was deleted: transactions must be append-only")
+	}
+	err := f.db.Exec(`WITH t AS (INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after)
+		VALUES ('earn', 1, 1, 5, now(), now(), 0) RETURNING id)
+		INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
+		SELECT t.id, a.id, 5, now() FROM t, ledger_accounts a WHERE a.kind = 'member' AND a.owner_id = 1`).Error
+	if err == nil {
+		t.Fatal("an unbalanced transaction committed")
+	}
+}
+
+func TestClawbackVoidsUncoveredHolds(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	earn := f.earn(1, 1, 100)
+	h, err := f.svc.Hold(f.ctx, ledger.HoldRequest{Idem: key(), MemberID: 1, PartnerID: 2, Points: 60, ExpiresAt: t0.Add(time.Hour), Purpose: "order"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Reverse(f.ctx, ledger.ReverseRequest{Idem: key(), TransactionID: earn.ID, Points: 50}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.svc.GetHold(f.ctx, h.ID)
+	if got.Status != ledger.HoldVoided {
+		t.Fatalf("hold %+v after a clawback left 50 points, want voided", got)
+	}
+	f.wantBalance(1, 50, 50)
+}
