@@ -292,6 +292,7 @@ func eraseRow(tx *gorm.DB, id int64, now time.Time) error {
 	for _, q := range []string{
 		`DELETE FROM member_identifiers WHERE member_id = ? AND type <> 'card'`,
 		`DELETE FROM member_pins WHERE member_id = ?`,
+		`DELETE FROM member_credentials WHERE member_id = ?`,
 		`DELETE FROM member_redemption_codes WHERE member_id = ?`,
 		`DELETE FROM member_consent_failures WHERE member_id = ?`,
 	} {

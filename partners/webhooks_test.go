@@ -2,12 +2,12 @@ package partners_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +15,6 @@ import (
 	"github.com/hibiken/asynq"
 	"gorm.io/gorm"
 
-	"github.com/coalitionhub/hub/internal/secretbox"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/partners"
@@ -50,7 +49,9 @@ func receiver(t *testing.T, statuses ...int) (*httptest.Server, func() []receive
 
 func newWebhooks(t *testing.T, db *gorm.DB) *partners.Webhooks {
 	t.Helper()
-	box, _, err := secretbox.LoadOrCreate(filepath.Join(t.TempDir(), "key"))
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	box, err := partners.NewSecretBox(key)
 	if err != nil {
 		t.Fatal(err)
 	}

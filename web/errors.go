@@ -8,6 +8,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/coalitionhub/hub/internal/validation"
+	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/members"
+	"github.com/coalitionhub/hub/partners"
 )
 
 // Problem is an RFC 9457 problem document. Code is the stable, machine-readable
@@ -39,6 +42,72 @@ var domainErrors = []errorKind{
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed"},
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large", "Request body too large"},
 	{errUnavailable, http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
+
+	// partners: registry, contracts, prepaid, clients, staff.
+	{partners.ErrPartnerNotFound, http.StatusNotFound, "partner_not_found", "Partner not found"},
+	{partners.ErrPartnerExists, http.StatusConflict, "partner_exists", "A partner with this name exists"},
+	{partners.ErrOutletExists, http.StatusConflict, "outlet_exists", "An outlet with this code exists"},
+	{partners.ErrNoContract, http.StatusNotFound, "no_contract", "No contract in force"},
+	{partners.ErrContractConflict, http.StatusConflict, "contract_conflict", "Contract version conflict"},
+	{partners.ErrPrepaidExhausted, http.StatusConflict, "prepaid_exhausted", "Prepaid balance exhausted"},
+	{partners.ErrNotPrepaid, http.StatusConflict, "not_prepaid", "Partner is not billed prepaid"},
+	{partners.ErrDuplicateRef, http.StatusConflict, "duplicate_ref", "Reference already used"},
+	{partners.ErrClientNotFound, http.StatusNotFound, "client_not_found", "API client not found"},
+	{partners.ErrClientRevoked, http.StatusConflict, "client_revoked", "API client is revoked"},
+	{partners.ErrStaffNotFound, http.StatusNotFound, "staff_not_found", "Staff user not found"},
+	{partners.ErrStaffExists, http.StatusConflict, "staff_exists", "A staff user with this email exists"},
+	{partners.ErrInvalidCredentials, http.StatusUnauthorized, "invalid_credentials", "Invalid email or password"},
+	{partners.ErrLoginLocked, http.StatusTooManyRequests, "login_locked", "Too many failed logins"},
+	{partners.ErrInvalidToken, http.StatusUnauthorized, "invalid_token", "Invalid token"},
+
+	// partners: earn rules and promotions.
+	{partners.ErrNoRule, http.StatusUnprocessableEntity, "no_earn_rule", "No earn rule in force"},
+	{partners.ErrRuleNotFound, http.StatusNotFound, "earn_rule_not_found", "Earn rule not found"},
+	{partners.ErrRuleConflict, http.StatusConflict, "earn_rule_conflict", "Earn rule version conflict"},
+	{partners.ErrCurrencyNotEarned, http.StatusUnprocessableEntity, "currency_not_earned", "The earn rule does not earn in this currency"},
+	{partners.ErrPointsOverflow, http.StatusUnprocessableEntity, "points_out_of_range", "Earned points out of range"},
+	{partners.ErrPromotionNotFound, http.StatusNotFound, "promotion_not_found", "Promotion not found"},
+	{partners.ErrPromotionEnded, http.StatusConflict, "promotion_ended", "Promotion already ended"},
+	{partners.ErrPromotionCodeInUse, http.StatusConflict, "promotion_code_in_use", "Promotion code in use"},
+
+	// partners: the points API and webhooks.
+	{partners.ErrRoleNotInContract, http.StatusForbidden, "role_not_in_contract", "The partner's contract does not allow this"},
+	{partners.ErrNothingToEarn, http.StatusUnprocessableEntity, "nothing_to_earn", "The purchase earns no points"},
+	{partners.ErrDailyCapReached, http.StatusUnprocessableEntity, "daily_cap_reached", "Daily earn cap for this member reached"},
+	{partners.ErrTransactionNotFound, http.StatusNotFound, "transaction_not_found", "Transaction not found"},
+	{partners.ErrBurnNotFound, http.StatusNotFound, "burn_not_found", "Burn not found"},
+	{partners.ErrMemberNotVisible, http.StatusNotFound, "member_not_found", "Member not found"},
+	{partners.ErrWebhookEndpointNotFound, http.StatusNotFound, "webhook_not_found", "Webhook endpoint not found"},
+
+	// members.
+	{members.ErrNotFound, http.StatusNotFound, "member_not_found", "Member not found"},
+	{members.ErrIdentifierTaken, http.StatusConflict, "identifier_taken", "Identifier belongs to another member"},
+	{members.ErrMemberInactive, http.StatusConflict, "member_inactive", "Member is not active"},
+	{members.ErrInvalidMerge, http.StatusConflict, "invalid_merge", "These members cannot be merged"},
+	{members.ErrCardRequired, http.StatusConflict, "card_required", "Card numbers cannot be added or removed"},
+	{members.ErrNotClosed, http.StatusConflict, "member_not_closed", "Close the account before erasure"},
+	{members.ErrConsentRequired, http.StatusBadRequest, "consent_required", "A redemption code or PIN is required"},
+	{members.ErrConsentInvalid, http.StatusForbidden, "consent_invalid", "Redemption code or PIN is not valid"},
+	{members.ErrInvalidLogin, http.StatusUnauthorized, "invalid_credentials", "Invalid email or password"},
+	{members.ErrLoginLocked, http.StatusTooManyRequests, "login_locked", "Too many failed sign-ins"},
+	{members.ErrConsentLocked, http.StatusTooManyRequests, "consent_locked", "Too many failed redemption attempts"},
+
+	// ledger.
+	{ledger.ErrNotFound, http.StatusNotFound, "not_found", "Not found"},
+	{ledger.ErrInsufficientPoints, http.StatusUnprocessableEntity, "insufficient_points", "Not enough available points"},
+	{ledger.ErrAccountBlocked, http.StatusUnprocessableEntity, "account_blocked", "Account blocked by a negative balance"},
+	{ledger.ErrIdempotencyMismatch, http.StatusConflict, "idempotency_mismatch", "Idempotency key reused with a different request"},
+	{ledger.ErrHoldNotActive, http.StatusConflict, "hold_not_active", "The hold is no longer active"},
+	{ledger.ErrReversalExceedsOriginal, http.StatusUnprocessableEntity, "reversal_exceeds_original", "Reversal exceeds what remains of the original"},
+	{ledger.ErrNotReversible, http.StatusUnprocessableEntity, "not_reversible", "Transaction cannot be reversed"},
+	{ledger.ErrTransferLimit, http.StatusUnprocessableEntity, "transfer_limit", "Transfer limit exceeded"},
+	{ledger.ErrSameMember, http.StatusUnprocessableEntity, "same_member", "Source and destination are the same member"},
+	{ledger.ErrInvalidCursor, http.StatusBadRequest, "invalid_cursor", "Invalid cursor"},
+
+	// [catalog] errors
+	// [settlement] errors
+	// [exchange] errors
+	// [programme] errors
 }
 
 var (

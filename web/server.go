@@ -13,7 +13,12 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/members"
+	"github.com/coalitionhub/hub/partners"
 )
 
 // Deps is everything the HTTP layer needs. cmd/hub builds it; tests build it
@@ -25,12 +30,35 @@ type Deps struct {
 	Registry  *prometheus.Registry
 	Version   string
 	MaxBody   int64 // bytes; default 1 MiB
+
+	// Partners is the registry, OAuth clients, signing keys and staff.
+	Partners *partners.Service
+	// The partner points API and what it reads.
+	Transactions *partners.Transactions
+	Webhooks     *partners.Webhooks
+	Members      *members.Service
+	Ledger       *ledger.Service
+	Consent      *members.BurnConsent
+	// [catalog] deps
+	// [settlement] deps
+	// [exchange] deps
+	// [programme] deps
+
+	// ClientRate and ClientBurst are each API client's token bucket
+	// (requests per second, burst); defaults 20 and 40. LoginRate and
+	// LoginBurst limit admin logins per client IP; defaults 0.2 and 5.
+	ClientRate  float64
+	ClientBurst int
+	LoginRate   float64
+	LoginBurst  int
 }
 
 // Server holds the dependencies of the handlers.
 type Server struct {
-	deps    Deps
-	metrics *httpMetrics
+	deps         Deps
+	metrics      *httpMetrics
+	clientLimits *keyedLimiter // per API client id
+	loginLimits  *keyedLimiter // per client IP on /v1/admin/login
 }
 
 // New builds a server. It registers its metrics on deps.Registry.
@@ -38,7 +66,21 @@ func New(deps Deps) *Server {
 	if deps.MaxBody == 0 {
 		deps.MaxBody = 1 << 20
 	}
-	return &Server{deps: deps, metrics: newHTTPMetrics(deps.Registry)}
+	if deps.ClientRate <= 0 {
+		deps.ClientRate, deps.ClientBurst = 20, max(deps.ClientBurst, 40)
+	}
+	if deps.ClientBurst <= 0 {
+		deps.ClientBurst = 40
+	}
+	if deps.LoginRate <= 0 {
+		deps.LoginRate = 0.2
+	}
+	if deps.LoginBurst <= 0 {
+		deps.LoginBurst = 5
+	}
+	return &Server{deps: deps, metrics: newHTTPMetrics(deps.Registry),
+		clientLimits: newKeyedLimiter(rate.Limit(deps.ClientRate), deps.ClientBurst),
+		loginLimits:  newKeyedLimiter(rate.Limit(deps.LoginRate), deps.LoginBurst)}
 }
 
 // Handler returns the router: the whole HTTP surface in one table.
@@ -55,6 +97,80 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})))
+
+	// API description: OpenAPI 3.1 and a rendered reference (web/openapi.go).
+	r.GET("/openapi.json", s.openapi)
+	r.GET("/docs", s.docsPage)
+
+	// OAuth 2.0 token endpoint and the hub's public keys (web/oauth.go).
+	r.POST("/oauth/token", s.oauthToken)
+	r.GET("/.well-known/jwks.json", s.jwks)
+
+	// Operator admin API (web/admin.go). admin: everything; finance: reads,
+	// contracts, prepaid; support: reads.
+	all := requireRole(partners.RoleAdmin, partners.RoleFinance, partners.RoleSupport)
+	fin := requireRole(partners.RoleAdmin, partners.RoleFinance)
+	adm := requireRole(partners.RoleAdmin)
+	r.POST("/v1/admin/login", s.adminLogin)
+	a := r.Group("/v1/admin", s.staffAuth())
+	a.GET("/partners", all, s.adminListPartners)
+	a.POST("/partners", adm, s.adminCreatePartner)
+	a.GET("/partners/:id", all, s.adminGetPartner)
+	a.POST("/partners/:id/status", adm, s.adminSetPartnerStatus)
+	a.GET("/partners/:id/outlets", all, s.adminListOutlets)
+	a.POST("/partners/:id/outlets", adm, s.adminCreateOutlet)
+	a.GET("/partners/:id/contracts", all, s.adminListContracts)
+	a.POST("/partners/:id/contracts", fin, s.adminPublishContract)
+	a.GET("/partners/:id/contract", all, s.adminContractAt)
+	a.GET("/partners/:id/prepaid", all, s.adminPrepaidBalance)
+	a.POST("/partners/:id/prepaid/top-ups", fin, s.adminTopUp)
+	a.GET("/partners/:id/clients", all, s.adminListClients)
+	a.POST("/partners/:id/clients", adm, s.adminCreateClient)
+	a.POST("/clients/:client_id/secret", adm, s.adminRotateClientSecret)
+	a.POST("/clients/:client_id/revoke", adm, s.adminRevokeClient)
+	a.PUT("/clients/:client_id/public-key", adm, s.adminSetClientKey)
+	a.GET("/signing-keys", adm, s.adminSigningKeys)
+	a.POST("/signing-keys/rotate", adm, s.adminRotateSigningKey)
+	a.GET("/staff", adm, s.adminListStaff)
+	a.POST("/staff", adm, s.adminCreateStaff)
+	a.POST("/staff/:id/status", adm, s.adminSetStaffStatus)
+
+	// Partner API (web/members_api.go, web/points.go, web/webhooks.go):
+	// bearer token from /oauth/token, one scope per capability.
+	scope := requireScope
+	v1 := r.Group("/v1", s.partnerAuth())
+	v1.POST("/members", scope(partners.ScopeMembersWrite), s.enrolMember)
+	v1.GET("/members", scope(partners.ScopeMembersRead), s.lookupMember)
+	v1.GET("/members/:id", scope(partners.ScopeMembersRead), s.getMember)
+	v1.POST("/earn/quote", scope(partners.ScopePointsEarn), s.quoteEarn)
+	v1.POST("/earn", scope(partners.ScopePointsEarn), s.earn)
+	v1.POST("/earn/batch", scope(partners.ScopePointsEarn), s.earnBatch)
+	v1.POST("/burns", scope(partners.ScopePointsBurn), s.burn)
+	v1.GET("/burns/:id", scope(partners.ScopePointsBurn), s.getBurn)
+	v1.POST("/burns/:id/capture", scope(partners.ScopePointsBurn), s.captureBurn)
+	v1.POST("/burns/:id/void", scope(partners.ScopePointsBurn), s.voidBurn)
+	v1.GET("/transactions", s.listTransactions)
+	v1.GET("/transactions/:id", s.getTransaction)
+	v1.POST("/transactions/:id/reversals", scope(partners.ScopePointsReverse), s.reverse)
+	v1.POST("/webhooks", s.createWebhook)
+	v1.GET("/webhooks", s.listWebhooks)
+	v1.DELETE("/webhooks/:id", s.disableWebhook)
+	v1.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret)
+	v1.GET("/webhook-deliveries", s.listDeliveries)
+
+	// Member API for the portal and apps (web/me.go): member token from /v1/me/login.
+	me := r.Group("/v1/me", s.memberAuth())
+	r.POST("/v1/me/login", s.memberLogin)
+	me.GET("", s.meProfile)
+	me.GET("/balance", s.meBalance)
+	me.GET("/transactions", s.meTransactions)
+	me.POST("/redemption-codes", s.meRedemptionCode)
+	me.PUT("/pin", s.meSetPIN)
+
+	// [catalog] routes
+	// [settlement] routes
+	// [exchange] routes
+	// [programme] routes
 
 	return r
 }

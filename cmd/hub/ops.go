@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
+	"text/tabwriter"
+	"time"
 
+	"github.com/coalitionhub/hub/internal/demo"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/migrations"
 )
@@ -30,8 +34,39 @@ func (a *app) migrate(ctx context.Context, args []string) error {
 	}
 }
 
+// seed loads the demo coalition (internal/demo) and prints how to use it.
 func (a *app) seed(ctx context.Context, args []string) error {
-	return fmt.Errorf("seed: the demo coalition arrives with the ledger and partner issues")
+	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
+	n := fs.Int("members", 2500, "members to enrol")
+	months := fs.Int("months", 6, "months of simulated history")
+	if err := fs.Parse(args); err != nil {
+		return usageError(err.Error())
+	}
+	clock := demo.NewClock(time.Now())
+	svc, err := a.buildServices(clock.Now)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	creds, err := demo.Seed(ctx, demo.Services{DB: a.db, Partners: svc.partners, Rules: svc.rules,
+		Members: svc.members, Consent: svc.consent, Ledger: svc.ledger, Transactions: svc.transactions},
+		clock, demo.Options{Members: *n, Months: *months, AdminPassword: os.Getenv("HUB_DEMO_PASSWORD"), Out: os.Stdout})
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "\ndemo coalition ready in %s\n\n", time.Since(started).Round(time.Second))
+	fmt.Fprintf(w, "operator staff\temail\tpassword\n")
+	for _, e := range []string{"admin@demo.coalition.example", "finance@demo.coalition.example", "support@demo.coalition.example"} {
+		fmt.Fprintf(w, "\t%s\t%s\n", e, creds.Staff[e])
+	}
+	fmt.Fprintf(w, "\npartner API clients\tclient_id\tsecret (new on every seed)\n")
+	for _, c := range creds.Clients {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", c.Partner, c.ClientID, c.Secret)
+	}
+	fmt.Fprintf(w, "\nAPI reference\t%s/docs\n", a.cfg.PublicURL)
+	fmt.Fprintf(w, "token endpoint\t%s/oauth/token\n", a.cfg.PublicURL)
+	return w.Flush()
 }
 
 // audit checks the ledger invariants, prints one line per check (with the

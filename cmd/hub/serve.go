@@ -47,12 +47,29 @@ func (a *app) serve(ctx context.Context) error {
 
 // webDeps builds the domain services the handlers use.
 func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
+	svc, err := a.buildServices(time.Now)
+	if err != nil {
+		return web.Deps{}, err
+	}
 	return web.Deps{
-		DB:        a.db,
-		PingRedis: func(ctx context.Context) error { return a.redis.Ping(ctx).Err() },
-		Log:       a.log,
-		Registry:  a.registry,
-		Version:   version,
+		DB:           a.db,
+		PingRedis:    func(ctx context.Context) error { return a.redis.Ping(ctx).Err() },
+		Log:          a.log,
+		Registry:     a.registry,
+		Version:      version,
+		Partners:     svc.partners,
+		Transactions: svc.transactions,
+		Webhooks:     svc.webhooks,
+		Members:      svc.members,
+		Ledger:       svc.ledger,
+		Consent:      svc.consent,
+		// [catalog] deps
+		// [settlement] deps
+		// [exchange] deps
+		// [programme] deps
+
+		ClientRate:  a.cfg.ClientRate,
+		ClientBurst: a.cfg.ClientBurst,
 	}, nil
 }
 

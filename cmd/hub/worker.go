@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coalitionhub/hub/internal/outbox"
+	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/partners"
 )
 
 // task is one row of the task table.
@@ -24,9 +26,21 @@ type task struct {
 
 // tasks is the one table of task types to handlers. Reading it shows every
 // background job the hub runs.
-func (a *app) tasks() []task {
+func (a *app) tasks(svc *services) []task {
 	now := time.Now
 	return []task{
+		{typ: partners.TypeDeliverWebhook, handler: svc.webhooks.DeliverHandler(),
+			opts:       []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(partners.WebhookMaxRetry), asynq.Timeout(30 * time.Second)},
+			retryDelay: partners.WebhookRetryDelay},
+		{typ: ledger.TypeExpireHolds, handler: ledger.HandleExpireHolds(svc.ledger),
+			opts: []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(5)}, cron: "* * * * *"},
+		{typ: ledger.TypeExpireLots, handler: ledger.HandleExpireLots(svc.ledger),
+			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(5), asynq.Timeout(time.Hour)}, cron: "10 1 * * *"},
+		// [catalog] tasks
+		// [settlement] tasks
+		// [exchange] tasks
+		// [programme] tasks
+
 		{typ: outbox.TypeCleanup, handler: outbox.CleanupHandler(a.db, now),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "17 3 * * *"},
 	}
@@ -39,7 +53,11 @@ func (a *app) worker(ctx context.Context) error {
 	if err := a.requireRedis(ctx); err != nil {
 		return err
 	}
-	table := a.tasks()
+	svc, err := a.buildServices(time.Now)
+	if err != nil {
+		return err
+	}
+	table := a.tasks(svc)
 	mux := asynq.NewServeMux()
 	mux.Use(jobMetrics(a.registry))
 	optsByType := map[string][]asynq.Option{}

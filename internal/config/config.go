@@ -6,6 +6,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -25,6 +26,12 @@ type Config struct {
 	ShutdownTimeout time.Duration // HUB_SHUTDOWN_TIMEOUT
 	OperatorTZ      string        // HUB_OPERATOR_TZ: time zone of settlement periods
 	SigningKeyDir   string        // HUB_SIGNING_KEY_DIR: where token signing keys live
+	// SecretsKey (HUB_SECRETS_KEY) is base64 of 32 bytes sealing secrets at
+	// rest (token signing keys). Empty in local development: the hub then
+	// keeps a generated one in SigningKeyDir/secrets.key. Never logged.
+	SecretsKey  string
+	ClientRate  float64 // HUB_CLIENT_RATE: partner API requests per second per client
+	ClientBurst int     // HUB_CLIENT_BURST: burst of that token bucket
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map
@@ -44,6 +51,7 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:      get("HUB_LOG_LEVEL", "info"),
 		OperatorTZ:    get("HUB_OPERATOR_TZ", "Europe/Berlin"),
 		SigningKeyDir: get("HUB_SIGNING_KEY_DIR", ".data/keys"),
+		SecretsKey:    get("HUB_SECRETS_KEY", ""),
 	}
 	var err error
 	if c.DBMaxConns, err = intVar(get, "HUB_DB_MAX_CONNS", 20); err != nil {
@@ -54,6 +62,18 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ShutdownTimeout, err = time.ParseDuration(get("HUB_SHUTDOWN_TIMEOUT", "25s")); err != nil {
 		return c, fmt.Errorf("HUB_SHUTDOWN_TIMEOUT: %w (use a Go duration such as 25s)", err)
+	}
+	if c.ClientBurst, err = intVar(get, "HUB_CLIENT_BURST", 40); err != nil {
+		return c, err
+	}
+	rateText := get("HUB_CLIENT_RATE", "20")
+	if c.ClientRate, err = strconv.ParseFloat(rateText, 64); err != nil || c.ClientRate <= 0 {
+		return c, fmt.Errorf("HUB_CLIENT_RATE must be a positive number of requests per second, got %q", rateText)
+	}
+	if c.SecretsKey != "" {
+		if k, err := base64.StdEncoding.DecodeString(c.SecretsKey); err != nil || len(k) != 32 {
+			return c, fmt.Errorf("HUB_SECRETS_KEY must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`)")
+		}
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.HTTPAddr

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/members"
+	"github.com/coalitionhub/hub/partners"
+)
+
+// services are the domain services of one process, all on one clock.
+type services struct {
+	partners     *partners.Service
+	rules        *partners.Rules
+	ledger       *ledger.Service
+	members      *members.Service
+	consent      *members.BurnConsent
+	transactions *partners.Transactions
+	webhooks     *partners.Webhooks
+	// [catalog] fields
+	// [settlement] fields
+	// [exchange] fields
+	// [programme] fields
+}
+
+// buildServices wires the domains. now is time.Now in production; the seed
+// passes its simulated clock.
+func (a *app) buildServices(now func() time.Time) (*services, error) {
+	ps, err := a.partnersService(now)
+	if err != nil {
+		return nil, err
+	}
+	l := ledger.NewService(a.db, now)
+	m := members.NewService(a.db, l, now)
+	c := members.NewBurnConsent(a.db, now, members.DefaultConsentPolicy)
+	r := partners.NewRules(a.db, now)
+	svc := &services{
+		partners: ps, rules: r, ledger: l, members: m, consent: c,
+		transactions: partners.NewTransactions(a.db, l, m, c, ps, r, now),
+		webhooks:     partners.NewWebhooks(a.db, ps.SecretBox(), &http.Client{Timeout: 10 * time.Second}, now),
+	}
+	// [catalog] services
+	// [settlement] services
+	// [exchange] services
+	// [programme] services
+	return svc, nil
+}
+
+// partnersService builds the partner registry and auth service. Without
+// HUB_SECRETS_KEY (local development) it uses a key generated once into the
+// git-ignored signing key directory, and says so; the key itself is never logged.
+func (a *app) partnersService(now func() time.Time) (*partners.Service, error) {
+	var key []byte
+	var err error
+	if a.cfg.SecretsKey != "" {
+		key, err = partners.ParseSecretsKey(a.cfg.SecretsKey)
+	} else {
+		path := filepath.Join(a.cfg.SigningKeyDir, "secrets.key")
+		var created bool
+		key, created, err = partners.LoadOrCreateSecretsKey(path)
+		if created {
+			a.log.Warn("HUB_SECRETS_KEY is unset: generated a local secrets key (set HUB_SECRETS_KEY in production)", "path", path)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("HUB_SECRETS_KEY: %w", err)
+	}
+	return partners.NewService(a.db, partners.Options{Issuer: a.cfg.PublicURL, SecretsKey: key, Now: now})
+}

@@ -1,0 +1,525 @@
+// Package demo seeds the demo coalition that `make run` shows: an airline, a
+// hotel chain, a bank, a restaurant group and a retailer, each with a
+// contract, an earn rule and an API client; operator staff; and a few thousand
+// members with six months of earn and burn history.
+//
+// History is simulated: the seed drives the real services (rules, contracts,
+// the ledger, burn consent) with a clock it moves day by day through the past,
+// so every transaction is priced, billed and posted exactly as a live one
+// would be, just earlier. Seeding is idempotent: partners, staff and members
+// are found again by name, email or identifier, and every ledger operation
+// carries a deterministic idempotency key, so a second run adds nothing.
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/members"
+	"github.com/coalitionhub/hub/partners"
+)
+
+// Clock is the simulated clock the seed moves through history. Services
+// built for seeding take its Now.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock starts at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now reads the clock.
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+// Set moves the clock.
+func (c *Clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+// Services are the domain services the seed drives; build them with Clock.Now.
+type Services struct {
+	DB           *gorm.DB
+	Partners     *partners.Service
+	Rules        *partners.Rules
+	Members      *members.Service
+	Consent      *members.BurnConsent
+	Ledger       *ledger.Service
+	Transactions *partners.Transactions
+}
+
+// Options tune the seed.
+type Options struct {
+	Members       int       // members to enrol (default 2500)
+	Months        int       // months of history (default 6)
+	Workers       int       // concurrent earns (default 8)
+	AdminPassword string    // password of the demo staff accounts; generated when empty
+	Out           io.Writer // progress and credentials
+	Real          time.Time // the real now; history ends here
+}
+
+// Credentials are what a person needs to try the demo.
+type Credentials struct {
+	Staff   map[string]string // email -> password (only when created by this run)
+	Clients []ClientCredential
+}
+
+// ClientCredential is one demo partner's API client.
+type ClientCredential struct {
+	Partner, ClientID, Secret string
+}
+
+type demoPartner struct {
+	name     string
+	sector   partners.Sector
+	currency string
+	tz       string
+	contract partners.NewContract
+	rule     partners.RuleDefinition
+	earnProb float64 // share of member activity at this partner
+	burns    bool
+	shop     func(r *mrand.Rand) partners.EarnInput
+	id       int64
+}
+
+func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+
+func eurPurchase(minMinor, maxMinor int64) func(r *mrand.Rand) partners.EarnInput {
+	return func(r *mrand.Rand) partners.EarnInput {
+		return partners.EarnInput{Amount: partners.Money{Minor: minMinor + r.Int64N(maxMinor-minMinor), Currency: "EUR"}}
+	}
+}
+
+// coalition is the demo line-up, with prices and rules taken from the
+// programmes in DOMAIN-NOTES.md.
+func coalition() []*demoPartner {
+	return []*demoPartner{
+		{name: "SkyWays Airlines", sector: partners.SectorAirline, currency: "EUR", tz: "Europe/Berlin",
+			contract: partners.NewContract{Earn: true, Burn: true, IssuePrice: d("0.0080"), RedemptionRate: d("0.0065"),
+				Currency: "EUR", Billing: partners.BillingPostpaid, CapPerTransaction: 50000, BreakageShare: d("0.5")},
+			rule: partners.RuleDefinition{Description: "1 point per EUR and 250 per flight segment",
+				Earn: []partners.EarnComponent{
+					{Kind: partners.KindPerCurrencyUnit, Rate: d("1"), Currency: "EUR", PerMinor: 100},
+					{Kind: partners.KindPerActivity, Rate: d("250"), Unit: "segment"}},
+				Multipliers: partners.Multipliers{Tier: []partners.TierMultiplier{{Tier: "silver", Rate: d("1.5")}, {Tier: "gold", Rate: d("2")}}}},
+			earnProb: 0.15, burns: true,
+			shop: func(r *mrand.Rand) partners.EarnInput {
+				segs := 1 + r.Int64N(2)
+				return partners.EarnInput{Amount: partners.Money{Minor: 8000 + r.Int64N(60000), Currency: "EUR"},
+					Activity: []partners.Activity{{Unit: "segment", Quantity: segs}}}
+			}},
+		{name: "Harbour Hotels", sector: partners.SectorHotel, currency: "EUR", tz: "Europe/Lisbon",
+			contract: partners.NewContract{Earn: true, Burn: true, IssuePrice: d("0.0075"), RedemptionRate: d("0.0060"),
+				Currency: "EUR", Billing: partners.BillingPostpaid, PendingDays: 0, BreakageShare: d("0.5")},
+			rule: partners.RuleDefinition{Description: "10 points per EUR and 500 per night",
+				Earn: []partners.EarnComponent{
+					{Kind: partners.KindPerCurrencyUnit, Rate: d("10"), Currency: "EUR", PerMinor: 100},
+					{Kind: partners.KindPerActivity, Rate: d("500"), Unit: "night"}}},
+			earnProb: 0.12, burns: true,
+			shop: func(r *mrand.Rand) partners.EarnInput {
+				nights := 1 + r.Int64N(4)
+				return partners.EarnInput{Amount: partners.Money{Minor: nights * (9000 + r.Int64N(9000)), Currency: "EUR"},
+					Activity: []partners.Activity{{Unit: "night", Quantity: nights}}}
+			}},
+		{name: "Meridian Bank", sector: partners.SectorBank, currency: "EUR", tz: "Europe/Berlin",
+			contract: partners.NewContract{Earn: true, IssuePrice: d("0.0070"), Currency: "EUR",
+				Billing: partners.BillingPrepaid, PrepaidAlertThreshold: 500000, CapPerMemberDay: 5000},
+			rule: partners.RuleDefinition{Description: "1 point per EUR of card spend, 3 per EUR on travel",
+				Earn:        []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit, Rate: d("1"), Currency: "EUR", PerMinor: 100}},
+				Multipliers: partners.Multipliers{Category: []partners.CategoryMultiplier{{Category: "travel", Rate: d("3")}}},
+				Exclusions:  partners.Exclusions{Categories: []string{"cash_withdrawal"}}},
+			earnProb: 0.40,
+			shop: func(r *mrand.Rand) partners.EarnInput {
+				amt := 1000 + r.Int64N(25000)
+				cat := []string{"groceries", "travel", "fuel", "dining", "cash_withdrawal"}[r.IntN(5)]
+				return partners.EarnInput{Amount: partners.Money{Minor: amt, Currency: "EUR"},
+					Lines: []partners.Line{{Category: cat, Amount: amt, Quantity: 1}}}
+			}},
+		{name: "Olive & Vine Restaurants", sector: partners.SectorRestaurant, currency: "EUR", tz: "Europe/Rome",
+			contract: partners.NewContract{Earn: true, Burn: true, IssuePrice: d("0.0090"), RedemptionRate: d("0.0070"),
+				Currency: "EUR", Billing: partners.BillingPostpaid},
+			rule: partners.RuleDefinition{Description: "5% of the bill, a point being worth half a cent",
+				Earn: []partners.EarnComponent{{Kind: partners.KindPercentage, Rate: d("5"), Currency: "EUR",
+					PointValueMinor: ptr(d("0.5"))}}},
+			earnProb: 0.20, burns: true, shop: eurPurchase(2500, 15000)},
+		{name: "Northwind Retail", sector: partners.SectorRetail, currency: "EUR", tz: "Europe/Berlin",
+			contract: partners.NewContract{Earn: true, Burn: true, IssuePrice: d("0.0080"), RedemptionRate: d("0.0060"),
+				Currency: "EUR", Billing: partners.BillingPostpaid, PendingDays: 14},
+			rule: partners.RuleDefinition{Description: "2 points per EUR, double on electronics; gift cards excluded",
+				Earn:        []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit, Rate: d("2"), Currency: "EUR", PerMinor: 100}},
+				Multipliers: partners.Multipliers{Category: []partners.CategoryMultiplier{{Category: "electronics", Rate: d("2")}}},
+				Exclusions:  partners.Exclusions{Categories: []string{"gift_cards"}}},
+			earnProb: 0.13, burns: true,
+			shop: func(r *mrand.Rand) partners.EarnInput {
+				amt := 1500 + r.Int64N(30000)
+				cat := []string{"apparel", "electronics", "home", "gift_cards"}[r.IntN(4)]
+				return partners.EarnInput{Amount: partners.Money{Minor: amt, Currency: "EUR"},
+					Lines: []partners.Line{{Category: cat, Amount: amt, Quantity: 1}}}
+			}},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var allScopes = []partners.Scope{partners.ScopeMembersRead, partners.ScopeMembersWrite, partners.ScopePointsEarn,
+	partners.ScopePointsBurn, partners.ScopePointsReverse, partners.ScopeCatalogManage, partners.ScopeOrdersFulfil,
+	partners.ScopeExchange, partners.ScopeSettlementRead}
+
+// Seed loads the demo coalition. clock must be the clock the services in s
+// were built with.
+func Seed(ctx context.Context, s Services, clock *Clock, o Options) (Credentials, error) {
+	if o.Members <= 0 {
+		o.Members = 2500
+	}
+	if o.Months <= 0 {
+		o.Months = 6
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.Real.IsZero() {
+		o.Real = time.Now()
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	start := o.Real.AddDate(0, -o.Months, 0).Truncate(24 * time.Hour)
+	clock.Set(start.Add(-time.Hour))
+	creds := Credentials{Staff: map[string]string{}}
+
+	pw := o.AdminPassword
+	if pw == "" {
+		pw = randomSecret()
+	}
+	for _, st := range []struct {
+		email string
+		role  partners.Role
+	}{{"admin@demo.coalition.example", partners.RoleAdmin}, {"finance@demo.coalition.example", partners.RoleFinance},
+		{"support@demo.coalition.example", partners.RoleSupport}} {
+		_, err := s.Partners.CreateStaff(ctx, st.email, pw, st.role)
+		switch {
+		case err == nil:
+			creds.Staff[st.email] = pw
+		case errors.Is(err, partners.ErrStaffExists):
+			creds.Staff[st.email] = "(unchanged from the first seed)"
+		default:
+			return creds, fmt.Errorf("seed staff: %w", err)
+		}
+	}
+
+	demo := coalition()
+	fresh := false // a partner created now means a database that has never been seeded
+	for _, p := range demo {
+		id, created, err := ensurePartner(ctx, s, p, start)
+		if err != nil {
+			return creds, err
+		}
+		p.id = id
+		fresh = fresh || created
+		cred, err := ensureClient(ctx, s, p)
+		if err != nil {
+			return creds, err
+		}
+		creds.Clients = append(creds.Clients, cred)
+	}
+
+	var done string
+	if err := s.DB.WithContext(ctx).Raw(`SELECT value FROM hub_meta WHERE key = 'demo.history'`).Scan(&done).Error; err != nil {
+		return creds, err
+	}
+	if done != "" && !fresh {
+		fmt.Fprintf(o.Out, "demo history already seeded (%s): skipping\n", done)
+		clock.Set(o.Real)
+		return creds, nil
+	}
+	// An interrupted run is simply run again: every step is idempotent.
+	if err := history(ctx, s, clock, o, demo, start); err != nil {
+		return creds, err
+	}
+	clock.Set(o.Real)
+	mark := fmt.Sprintf("%d members, %d months, completed %s", o.Members, o.Months, o.Real.UTC().Format(time.RFC3339))
+	err := s.DB.WithContext(ctx).Exec(`INSERT INTO hub_meta (key, value) VALUES ('demo.history', ?)
+		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`, mark).Error
+	return creds, err
+}
+
+func randomSecret() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "demo-" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func ensurePartner(ctx context.Context, s Services, p *demoPartner, start time.Time) (int64, bool, error) {
+	var id int64
+	if err := s.DB.WithContext(ctx).Raw(`SELECT id FROM partners WHERE name = ?`, p.name).Scan(&id).Error; err != nil {
+		return 0, false, err
+	}
+	if id != 0 {
+		return id, false, nil
+	}
+	created, err := s.Partners.CreatePartner(ctx, partners.NewPartner{Name: p.name, Sector: p.sector,
+		SettlementCurrency: p.currency, TimeZone: p.tz})
+	if err != nil {
+		return 0, false, fmt.Errorf("seed partner %s: %w", p.name, err)
+	}
+	if _, err := s.Partners.SetPartnerStatus(ctx, created.ID, partners.StatusActive); err != nil {
+		return 0, false, fmt.Errorf("activate %s: %w", p.name, err)
+	}
+	c := p.contract
+	c.EffectiveFrom = start.Add(-24 * time.Hour)
+	if _, err := s.Partners.PublishContract(ctx, created.ID, c, "seed"); err != nil {
+		return 0, false, fmt.Errorf("seed contract of %s: %w", p.name, err)
+	}
+	if p.contract.Billing == partners.BillingPrepaid {
+		if _, err := s.Partners.TopUp(ctx, created.ID, partners.Money{Minor: 25_000_000, Currency: p.currency},
+			"demo-opening-balance", "seed"); err != nil {
+			return 0, false, fmt.Errorf("top up %s: %w", p.name, err)
+		}
+	}
+	if _, err := s.Rules.PublishRule(ctx, created.ID, p.rule, start.Add(-time.Hour), "seed"); err != nil {
+		return 0, false, fmt.Errorf("seed earn rule of %s: %w", p.name, err)
+	}
+	return created.ID, true, nil
+}
+
+// ensureClient finds or creates the partner's demo API client and gives it a
+// fresh secret (secrets are never stored in the clear, so this run's secret is
+// the only one that can be printed).
+func ensureClient(ctx context.Context, s Services, p *demoPartner) (ClientCredential, error) {
+	list, err := s.Partners.Clients(ctx, p.id, partners.Page{Limit: 100})
+	if err != nil {
+		return ClientCredential{}, err
+	}
+	for _, c := range list {
+		if c.Name == "demo POS" && c.Status == "active" {
+			sec, err := s.Partners.RotateClientSecret(ctx, c.ClientID)
+			if err != nil {
+				return ClientCredential{}, err
+			}
+			return ClientCredential{Partner: p.name, ClientID: c.ClientID, Secret: sec.Secret}, nil
+		}
+	}
+	sec, err := s.Partners.CreateClient(ctx, p.id, partners.NewClient{Name: "demo POS", Scopes: allScopes})
+	if err != nil {
+		return ClientCredential{}, fmt.Errorf("seed client of %s: %w", p.name, err)
+	}
+	return ClientCredential{Partner: p.name, ClientID: sec.Client.ClientID, Secret: sec.Secret}, nil
+}
+
+var givenNames = []string{"Ana", "Ben", "Chiara", "David", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas",
+	"Katarina", "Luca", "Maya", "Nils", "Olga", "Pedro", "Quinn", "Rosa", "Sami", "Tara", "Umberto", "Vera", "Wim", "Yara", "Zoe"}
+var familyNames = []string{"Silva", "Meyer", "Rossi", "Novak", "Kaya", "Haddad", "Larsen", "Dubois", "Costa", "Weber",
+	"Ivanova", "Moretti", "Jansen", "Berg", "Petrova", "Santos", "Fischer", "Romano", "Nowak", "Lindqvist"}
+
+// history enrols members spread over the period and simulates their
+// activity day by day.
+func history(ctx context.Context, s Services, clock *Clock, o Options, demo []*demoPartner, start time.Time) error {
+	r := mrand.New(mrand.NewPCG(20261122, 1))
+	days := int(o.Real.Sub(start).Hours() / 24)
+	type member struct {
+		id      int64
+		joined  int
+		partner *demoPartner
+	}
+	ms := make([]member, o.Members)
+	for i := range ms {
+		ms[i].joined = int(float64(days) * r.Float64() * r.Float64()) // more early joiners
+		ms[i].partner = demo[r.IntN(len(demo))]
+	}
+	progress := newProgress(o.Out, "enrolling members", o.Members)
+	for day := 0; day < days; day++ {
+		clock.Set(start.AddDate(0, 0, day).Add(9 * time.Hour))
+		for i := range ms {
+			if ms[i].joined != day {
+				continue
+			}
+			g, f := givenNames[r.IntN(len(givenNames))], familyNames[r.IntN(len(familyNames))]
+			email := fmt.Sprintf("%s.%s.%d@demo.members.example", strings.ToLower(g), strings.ToLower(f), i)
+			ident := members.Identifier{Type: members.IdentifierEmail, Value: email}
+			m, _, err := s.Members.Enrol(ctx, members.EnrolRequest{Identifier: ident,
+				Profile: members.Profile{GivenName: g, FamilyName: f, Email: email, Locale: "en"},
+				Consent: members.Consent{Marketing: r.IntN(3) == 0, Source: "enrolment"}, SourcePartnerID: ms[i].partner.id,
+				Actor: fmt.Sprintf("partner:%d", ms[i].partner.id)})
+			if err != nil {
+				return fmt.Errorf("enrol demo member %d: %w", i, err)
+			}
+			ms[i].id = m.ID
+			progress.add(1)
+		}
+	}
+	progress.done()
+
+	// Activity: each member does something at a partner about once a month.
+	type event struct {
+		member *member
+		p      *demoPartner
+		at     time.Time
+		burn   bool
+		seq    int
+	}
+	byDay := make([][]event, days)
+	seq := 0
+	for i := range ms {
+		m := &ms[i]
+		for day := m.joined; day < days; day++ {
+			if r.IntN(30) != 0 {
+				continue
+			}
+			p := pick(r, demo)
+			burn := p.burns && r.IntN(6) == 0
+			at := start.AddDate(0, 0, day).Add(time.Duration(8*3600+r.IntN(12*3600)) * time.Second)
+			byDay[day] = append(byDay[day], event{member: m, p: p, at: at, burn: burn, seq: seq})
+			seq++
+		}
+	}
+	progress = newProgress(o.Out, "simulating activity", seq)
+	var failures atomic.Int64
+	for day := 0; day < days; day++ {
+		clock.Set(start.AddDate(0, 0, day+1))
+		evs := byDay[day]
+		work := make(chan event)
+		var wg sync.WaitGroup
+		errc := make(chan error, 1)
+		for w := 0; w < o.Workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ev := range work {
+					err := simulate(ctx, s, ev.member.id, ev.p, ev.at, ev.burn, ev.seq)
+					if err != nil {
+						if !expected(err) {
+							select {
+							case errc <- fmt.Errorf("demo event %d: %w", ev.seq, err):
+							default:
+							}
+						}
+						failures.Add(1)
+					}
+					progress.add(1)
+				}
+			}()
+		}
+		for _, ev := range evs {
+			work <- ev
+		}
+		close(work)
+		wg.Wait()
+		select {
+		case err := <-errc:
+			return err
+		default:
+		}
+	}
+	progress.done()
+	fmt.Fprintf(o.Out, "demo history: %d events, %d refused as a live hub would (caps, insufficient points)\n", seq, failures.Load())
+	return nil
+}
+
+func pick(r *mrand.Rand, demo []*demoPartner) *demoPartner {
+	x := r.Float64()
+	for _, p := range demo {
+		if x < p.earnProb {
+			return p
+		}
+		x -= p.earnProb
+	}
+	return demo[len(demo)-1]
+}
+
+// expected are refusals a live programme meets too; the seed counts them.
+func expected(err error) bool {
+	return errors.Is(err, ledger.ErrInsufficientPoints) || errors.Is(err, partners.ErrDailyCapReached) || errors.Is(err, partners.ErrNothingToEarn) ||
+		errors.Is(err, partners.ErrPrepaidExhausted) || errors.Is(err, ledger.ErrAccountBlocked)
+}
+
+// simulate performs one event. Its randomness and its idempotency come from
+// seq alone, so a re-run after an interruption replays what was done.
+func simulate(ctx context.Context, s Services, memberID int64, p *demoPartner, at time.Time, burn bool, seq int) error {
+	r := mrand.New(mrand.NewPCG(uint64(seq), 99))
+	principal := partners.Principal{PartnerID: p.id}
+	scope := fmt.Sprintf("partner:%d", p.id)
+	idem := func(kind string) ledger.Idempotency {
+		key := fmt.Sprintf("demo-%s-%d", kind, seq)
+		h := sha256.Sum256([]byte(key))
+		return ledger.Idempotency{Scope: scope, Key: key, RequestHash: h[:]}
+	}
+	if burn {
+		bal, err := s.Ledger.Balance(ctx, memberID)
+		if err != nil {
+			return err
+		}
+		if bal.Available < 500 {
+			return ledger.ErrInsufficientPoints
+		}
+		points := int64(bal.Available) / 2 / 100 * 100
+		code, err := s.Consent.IssueCode(ctx, memberID)
+		if err != nil {
+			return err
+		}
+		_, err = s.Transactions.Burn(ctx, principal, idem("burn"),
+			partners.BurnInput{MemberID: memberID, Points: points, RedemptionCode: code.Code, Capture: true,
+				ExternalRef: fmt.Sprintf("demo-receipt-%d", seq), OccurredAt: at})
+		return err
+	}
+	in := p.shop(r)
+	in.MemberID = memberID
+	in.OccurredAt = at
+	in.ExternalRef = fmt.Sprintf("demo-%d", seq)
+	_, err := s.Transactions.Earn(ctx, principal, idem("earn"), in)
+	return err
+}
+
+// progress draws a one-line progress bar for a long step.
+type progress struct {
+	mu    sync.Mutex
+	out   io.Writer
+	label string
+	total int
+	n     int
+	last  time.Time
+	start time.Time
+}
+
+func newProgress(out io.Writer, label string, total int) *progress {
+	return &progress{out: out, label: label, total: total, start: time.Now()}
+}
+
+func (p *progress) add(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n += n
+	if time.Since(p.last) > 500*time.Millisecond || p.n == p.total {
+		p.last = time.Now()
+		p.draw()
+	}
+}
+
+func (p *progress) draw() {
+	width := 30
+	filled := 0
+	if p.total > 0 {
+		filled = p.n * width / p.total
+	}
+	rate := float64(p.n) / max(time.Since(p.start).Seconds(), 0.001)
+	fmt.Fprintf(p.out, "\r%-22s [%s%s] %d/%d  %.0f/s", p.label, strings.Repeat("#", filled),
+		strings.Repeat(".", width-filled), p.n, p.total, rate)
+}
+
+func (p *progress) done() {
+	p.mu.Lock()
+	p.draw()
+	p.mu.Unlock()
+	fmt.Fprintln(p.out)
+}

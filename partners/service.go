@@ -1,0 +1,454 @@
+package partners
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/internal/validation"
+)
+
+// Audience values of the tokens the hub issues.
+const (
+	AudiencePartner = "coalition-hub"       // partner API access tokens
+	AudienceStaff   = "coalition-hub-admin" // operator console / admin API tokens
+)
+
+// Options configure a Service. Zero durations take the documented defaults.
+type Options struct {
+	Issuer     string           // iss of every token: the hub's public URL
+	SecretsKey []byte           // 32 bytes (AES-256) sealing the signing keys' private halves
+	Now        func() time.Time // the clock; time.Now when nil
+
+	AccessTokenTTL time.Duration // partner access tokens; default 15m
+	StaffTokenTTL  time.Duration // staff tokens; default 8h
+	// ClientCacheTTL bounds how long a revoked client's (or suspended
+	// partner's) unexpired token keeps working in another process; default 5s.
+	// The process that revokes forgets the client at once.
+	ClientCacheTTL time.Duration
+	// SecretGrace is how long the previous client secret keeps working after
+	// a rotation; default 1h.
+	SecretGrace time.Duration
+	Leeway      time.Duration // clock skew tolerated on exp/nbf/iat; default 30s
+	// KeyRefresh is how often a process reloads the active signing key from
+	// the database (so a rotation in another process takes over); default 1m.
+	KeyRefresh time.Duration
+	// LoginMaxFailures failed staff logins in a row lock the account for
+	// LoginLockout; defaults 5 and 15m.
+	LoginMaxFailures int
+	LoginLockout     time.Duration
+}
+
+// Service owns the partner registry, contracts, prepaid balances, API
+// clients, signing keys and staff accounts. It is safe for concurrent use.
+type Service struct {
+	db   *gorm.DB
+	opts Options
+	now  func() time.Time
+	box  *SecretBox
+
+	keys    keyring
+	clients clientCache
+	staff   clientCache
+	mu      sync.Mutex // guards bootstrap of the first signing key
+}
+
+// NewService builds the service. It touches no table until used; the first
+// token issued creates a signing key when the database has none.
+func NewService(db *gorm.DB, opts Options) (*Service, error) {
+	if opts.Issuer == "" {
+		return nil, errors.New("partners: Options.Issuer is required")
+	}
+	box, err := NewSecretBox(opts.SecretsKey)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&opts.AccessTokenTTL, 15*time.Minute)
+	def(&opts.StaffTokenTTL, 8*time.Hour)
+	def(&opts.ClientCacheTTL, 5*time.Second)
+	def(&opts.SecretGrace, time.Hour)
+	def(&opts.Leeway, 30*time.Second)
+	def(&opts.KeyRefresh, time.Minute)
+	def(&opts.LoginLockout, 15*time.Minute)
+	if opts.LoginMaxFailures <= 0 {
+		opts.LoginMaxFailures = 5
+	}
+	s := &Service{db: db, opts: opts, now: opts.Now, box: box}
+	s.clients.init()
+	s.staff.init()
+	s.keys.byKID = map[string]verifyKey{}
+	return s, nil
+}
+
+// SecretBox returns the AES-256-GCM box sealing secrets under HUB_SECRETS_KEY,
+// for other components that store recoverable secrets (webhook secrets).
+func (s *Service) SecretBox() *SecretBox { return s.box }
+
+func (s *Service) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.db.WithContext(ctx).Transaction(fn)
+}
+
+// --- registry -------------------------------------------------------------
+
+var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+
+func validTimeZone(tz string) bool {
+	if tz == "" || tz == "Local" {
+		return false
+	}
+	_, err := time.LoadLocation(tz)
+	return err == nil
+}
+
+// CreatePartner registers a partner in status onboarding. Bad input is a
+// validation.Error; a duplicate name (case-insensitive) is ErrPartnerExists.
+func (s *Service) CreatePartner(ctx context.Context, in NewPartner) (Partner, error) {
+	in.Name = strings.TrimSpace(in.Name)
+	var ve validation.Error
+	ve.Check(len(in.Name) >= 1 && len(in.Name) <= 200, "name", "must be 1 to 200 characters")
+	ve.Check(validSector(in.Sector), "sector", "must be one of airline, hotel, bank, restaurant, retail, fuel, telecom")
+	ve.Check(currencyRE.MatchString(in.SettlementCurrency), "settlement_currency", "must be an ISO 4217 code such as EUR")
+	ve.Check(validTimeZone(in.TimeZone), "time_zone", "must be an IANA time zone such as Europe/Berlin")
+	if err := ve.Err(); err != nil {
+		return Partner{}, err
+	}
+	r, err := insertPartner(s.db.WithContext(ctx), in, s.now())
+	if err != nil {
+		return Partner{}, fmt.Errorf("create partner %q: %w", in.Name, err)
+	}
+	return r.partner(), nil
+}
+
+func validSector(s Sector) bool {
+	for _, v := range Sectors {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Partner returns one partner or ErrPartnerNotFound.
+func (s *Service) Partner(ctx context.Context, id int64) (Partner, error) {
+	r, err := selectPartner(s.db.WithContext(ctx), id, false)
+	if err != nil {
+		return Partner{}, fmt.Errorf("partner %d: %w", id, err)
+	}
+	return r.partner(), nil
+}
+
+// Partners lists partners by id, one page at a time.
+func (s *Service) Partners(ctx context.Context, page Page) ([]Partner, error) {
+	rows, err := selectPartners(s.db.WithContext(ctx), page)
+	if err != nil {
+		return nil, fmt.Errorf("list partners: %w", err)
+	}
+	out := make([]Partner, len(rows))
+	for i, r := range rows {
+		out[i] = r.partner()
+	}
+	return out, nil
+}
+
+// SetPartnerStatus moves a partner to status. Terminated is final. Tokens of
+// a partner that is no longer live stop working within ClientCacheTTL (at
+// once in this process).
+func (s *Service) SetPartnerStatus(ctx context.Context, id int64, status Status) (Partner, error) {
+	switch status {
+	case StatusOnboarding, StatusActive, StatusSuspended, StatusTerminated:
+	default:
+		return Partner{}, validation.New("status", "must be onboarding, active, suspended or terminated")
+	}
+	var out Partner
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		cur, err := selectPartner(tx, id, true)
+		if err != nil {
+			return err
+		}
+		if Status(cur.Status) == StatusTerminated && status != StatusTerminated {
+			return validation.New("status", "a terminated partner cannot be reactivated")
+		}
+		r, err := updatePartnerStatus(tx, id, status, s.now())
+		out = r.partner()
+		return err
+	})
+	if err != nil {
+		return Partner{}, fmt.Errorf("set status of partner %d: %w", id, err)
+	}
+	s.clients.forgetPartner(id)
+	return out, nil
+}
+
+// CreateOutlet adds an outlet to a partner. Codes are unique per partner
+// (ErrOutletExists).
+func (s *Service) CreateOutlet(ctx context.Context, partnerID int64, in NewOutlet) (Outlet, error) {
+	in.Name = strings.TrimSpace(in.Name)
+	var ve validation.Error
+	ve.Check(outletCodeRE.MatchString(in.Code), "code", "must be 1 to 64 letters, digits, '.', '_' or '-'")
+	ve.Check(len(in.Name) >= 1 && len(in.Name) <= 200, "name", "must be 1 to 200 characters")
+	ve.Check(len(in.Address) <= 500, "address", "must be at most 500 characters")
+	ve.Check(in.TimeZone == "" || validTimeZone(in.TimeZone), "time_zone", "must be an IANA time zone such as Europe/Berlin")
+	if err := ve.Err(); err != nil {
+		return Outlet{}, err
+	}
+	r, err := insertOutlet(s.db.WithContext(ctx), partnerID, in, s.now())
+	if err != nil {
+		return Outlet{}, fmt.Errorf("create outlet %q of partner %d: %w", in.Code, partnerID, err)
+	}
+	return r.outlet(), nil
+}
+
+var outletCodeRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// Outlets lists a partner's outlets by id (ErrPartnerNotFound for an unknown partner).
+func (s *Service) Outlets(ctx context.Context, partnerID int64, page Page) ([]Outlet, error) {
+	db := s.db.WithContext(ctx)
+	if _, err := selectPartner(db, partnerID, false); err != nil {
+		return nil, fmt.Errorf("outlets of partner %d: %w", partnerID, err)
+	}
+	rows, err := selectOutlets(db, partnerID, page)
+	if err != nil {
+		return nil, fmt.Errorf("outlets of partner %d: %w", partnerID, err)
+	}
+	out := make([]Outlet, len(rows))
+	for i, r := range rows {
+		out[i] = r.outlet()
+	}
+	return out, nil
+}
+
+// --- contracts ------------------------------------------------------------
+
+// maxDecimalPlaces is the scale of the numeric columns: a price with more
+// places is refused rather than rounded silently by the database.
+const maxDecimalPlaces = 8
+
+func decimalFits(d decimal.Decimal) bool { return d.Equal(d.Truncate(maxDecimalPlaces)) }
+
+// PublishContract adds a new version of a partner's contract. Versions are
+// immutable and numbered 1, 2, ...; a new version must take effect after the
+// latest existing one, and, except for the first, not in the past (terms
+// already applied to transactions are never rewritten). Publishing a prepaid
+// version opens the partner's prepaid account (balance 0) if it has none.
+func (s *Service) PublishContract(ctx context.Context, partnerID int64, in NewContract, actor string) (Contract, error) {
+	var out Contract
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		// The partner row lock serialises version numbering per partner.
+		p, err := selectPartner(tx, partnerID, true)
+		if err != nil {
+			return err
+		}
+		if in.Currency == "" {
+			in.Currency = p.SettlementCurrency
+		}
+		latest, has, err := latestContract(tx, partnerID)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if err := validateContract(in, p, latest, has, now); err != nil {
+			return err
+		}
+		version := 1
+		if has {
+			version = latest.Version + 1
+		}
+		if actor == "" {
+			actor = "system"
+		}
+		r, err := insertContract(tx, partnerID, version, in, actor, now)
+		if err != nil {
+			return err
+		}
+		if in.Billing == BillingPrepaid {
+			if err := ensurePrepaidAccount(tx, partnerID, p.SettlementCurrency); err != nil {
+				return err
+			}
+		}
+		out = r.contract()
+		return nil
+	})
+	if err != nil {
+		return Contract{}, fmt.Errorf("publish contract for partner %d: %w", partnerID, err)
+	}
+	return out, nil
+}
+
+func validateContract(in NewContract, p partnerRow, latest contractRow, has bool, now time.Time) error {
+	var ve validation.Error
+	if ve.Check(!in.EffectiveFrom.IsZero(), "effective_from", "is required") {
+		if has && !in.EffectiveFrom.After(latest.EffectiveFrom) {
+			ve.Add("effective_from", fmt.Sprintf("must be after version %d's effective_from (%s)",
+				latest.Version, latest.EffectiveFrom.UTC().Format(time.RFC3339)))
+		} else if has && in.EffectiveFrom.Before(now.Add(-time.Minute)) {
+			ve.Add("effective_from", "must not be in the past: a contract change never applies retroactively")
+		}
+	}
+	ve.Check(in.Earn || in.Burn, "roles", "must include earn, burn or both")
+	checkRate := func(field string, d decimal.Decimal, max decimal.Decimal) {
+		switch {
+		case d.IsNegative():
+			ve.Add(field, "must not be negative")
+		case !max.IsZero() && d.GreaterThan(max):
+			ve.Add(field, "must be at most "+max.String())
+		case !decimalFits(d):
+			ve.Add(field, fmt.Sprintf("must have at most %d decimal places", maxDecimalPlaces))
+		case d.GreaterThanOrEqual(decimal.New(1, 12)):
+			ve.Add(field, "is out of range")
+		}
+	}
+	checkRate("issue_price", in.IssuePrice, decimal.Zero)
+	checkRate("redemption_rate", in.RedemptionRate, decimal.Zero)
+	checkRate("breakage_share", in.BreakageShare, decimal.NewFromInt(1))
+	checkRate("operator_fee_rate", in.OperatorFeeRate, decimal.NewFromInt(1))
+	ve.Check(in.Currency == p.SettlementCurrency, "currency", "must be the partner's settlement currency "+p.SettlementCurrency)
+	switch in.Billing {
+	case BillingPrepaid:
+		ve.Check(in.Earn, "billing", "prepaid billing needs the earn role")
+	case BillingPostpaid:
+		ve.Check(in.PrepaidAlertThreshold == 0, "prepaid_alert_threshold", "applies to prepaid billing only")
+	default:
+		ve.Add("billing", "must be prepaid or postpaid")
+	}
+	ve.Check(in.PrepaidAlertThreshold >= 0, "prepaid_alert_threshold", "must not be negative")
+	ve.Check(in.PendingDays >= 0 && in.PendingDays <= 365, "pending_days", "must be 0 to 365")
+	ve.Check(in.CapPerTransaction >= 0, "cap_per_transaction", "must not be negative (0 = no cap)")
+	ve.Check(in.CapPerMemberDay >= 0, "cap_per_member_day", "must not be negative (0 = no cap)")
+	ve.Check(len(in.Notes) <= 4000, "notes", "must be at most 4000 characters")
+	return ve.Err()
+}
+
+// ContractAt returns the contract version in force at t: the latest with
+// effective_from <= t. ErrNoContract when none is (yet) in force.
+func (s *Service) ContractAt(ctx context.Context, partnerID int64, t time.Time) (Contract, error) {
+	r, err := contractAt(s.db.WithContext(ctx), partnerID, t)
+	if err != nil {
+		return Contract{}, fmt.Errorf("contract of partner %d at %s: %w", partnerID, t.UTC().Format(time.RFC3339), err)
+	}
+	return r.contract(), nil
+}
+
+// Contracts lists every version of a partner's contract, oldest first.
+func (s *Service) Contracts(ctx context.Context, partnerID int64, page Page) ([]Contract, error) {
+	db := s.db.WithContext(ctx)
+	if _, err := selectPartner(db, partnerID, false); err != nil {
+		return nil, fmt.Errorf("contracts of partner %d: %w", partnerID, err)
+	}
+	rows, err := selectContracts(db, partnerID, page)
+	if err != nil {
+		return nil, fmt.Errorf("contracts of partner %d: %w", partnerID, err)
+	}
+	out := make([]Contract, len(rows))
+	for i, r := range rows {
+		out[i] = r.contract()
+	}
+	return out, nil
+}
+
+// --- prepaid --------------------------------------------------------------
+
+// PrepaidBalance returns a prepaid partner's balance; ErrNotPrepaid when the
+// partner never had a prepaid contract.
+func (s *Service) PrepaidBalance(ctx context.Context, partnerID int64) (PrepaidBalance, error) {
+	b, ok, err := selectPrepaidAccount(s.db.WithContext(ctx), partnerID)
+	if err == nil && !ok {
+		err = ErrNotPrepaid
+	}
+	if err != nil {
+		return PrepaidBalance{}, fmt.Errorf("prepaid balance of partner %d: %w", partnerID, err)
+	}
+	return b, nil
+}
+
+// TopUp credits a prepaid partner's balance (the operator received money).
+// ref (e.g. the bank transfer reference) is unique per partner: a repeated
+// top-up with the same ref is ErrDuplicateRef and changes nothing.
+func (s *Service) TopUp(ctx context.Context, partnerID int64, amount Money, ref, actor string) (PrepaidBalance, error) {
+	var ve validation.Error
+	ve.Check(amount.Minor > 0, "amount.minor", "must be positive")
+	ve.Check(currencyRE.MatchString(amount.Currency), "amount.currency", "must be an ISO 4217 code")
+	ve.Check(len(ref) >= 1 && len(ref) <= 200, "ref", "must be 1 to 200 characters")
+	if err := ve.Err(); err != nil {
+		return PrepaidBalance{}, err
+	}
+	var out PrepaidBalance
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var err error
+		out, err = s.move(tx, partnerID, "top_up", amount, ref, actor)
+		return err
+	})
+	if err != nil {
+		return PrepaidBalance{}, fmt.Errorf("top up partner %d: %w", partnerID, err)
+	}
+	return out, nil
+}
+
+// DrawDown takes amount from a prepaid partner's balance inside the caller's
+// transaction tx (the earn that costs the money), so both commit or neither.
+// It fails with ErrPrepaidExhausted when the balance would go below zero,
+// ErrNotPrepaid when the partner has no prepaid account, ErrDuplicateRef when
+// ref was drawn before, and a validation.Error for a currency other than the
+// partner's. It returns the balance after the draw-down (for the alert
+// threshold). Concurrent draw-downs serialise on the partner's prepaid
+// account row; call it only for partners whose contract bills prepaid.
+func (s *Service) DrawDown(tx *gorm.DB, partnerID int64, amount Money, ref string) (PrepaidBalance, error) {
+	var ve validation.Error
+	ve.Check(amount.Minor > 0, "amount.minor", "must be positive")
+	ve.Check(len(ref) >= 1 && len(ref) <= 200, "ref", "must be 1 to 200 characters")
+	if err := ve.Err(); err != nil {
+		return PrepaidBalance{}, err
+	}
+	b, err := s.move(tx, partnerID, "draw_down", amount, ref, "system")
+	if err != nil {
+		return PrepaidBalance{}, fmt.Errorf("draw down %d %s from partner %d: %w", amount.Minor, amount.Currency, partnerID, err)
+	}
+	return b, nil
+}
+
+func (s *Service) move(tx *gorm.DB, partnerID int64, kind string, amount Money, ref, actor string) (PrepaidBalance, error) {
+	delta := amount.Minor
+	if kind == "draw_down" {
+		delta = -delta
+	}
+	if actor == "" {
+		actor = "system"
+	}
+	bal, ok, err := adjustPrepaid(tx, partnerID, kind, delta, amount.Currency, ref, actor, s.now())
+	if err != nil {
+		return PrepaidBalance{}, err
+	}
+	if ok {
+		return PrepaidBalance{PartnerID: partnerID, Minor: bal, Currency: amount.Currency}, nil
+	}
+	acct, exists, err := selectPrepaidAccount(tx, partnerID)
+	switch {
+	case err != nil:
+		return PrepaidBalance{}, err
+	case !exists:
+		return PrepaidBalance{}, ErrNotPrepaid
+	case acct.Currency != amount.Currency:
+		return PrepaidBalance{}, validation.New("amount.currency", "must be the partner's settlement currency "+acct.Currency)
+	}
+	return PrepaidBalance{}, ErrPrepaidExhausted
+}
+
+// Issuer is the iss of the hub's tokens (its public URL).
+func (s *Service) Issuer() string { return s.opts.Issuer }
+
+// TokenURL is the token endpoint, accepted as a client assertion's audience.
+func (s *Service) TokenURL() string { return strings.TrimSuffix(s.opts.Issuer, "/") + "/oauth/token" }

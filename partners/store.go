@@ -1,0 +1,427 @@
+package partners
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/shopspring/decimal"
+	"gorm.io/gorm"
+)
+
+// Rows below are the store's view of the tables; they never leave this
+// package (the service converts them to the exported types).
+
+type partnerRow struct {
+	ID                 int64
+	Name               string
+	Sector             string
+	Status             string
+	SettlementCurrency string
+	TimeZone           string
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+func (r partnerRow) partner() Partner {
+	return Partner{ID: r.ID, Name: r.Name, Sector: Sector(r.Sector), Status: Status(r.Status),
+		SettlementCurrency: r.SettlementCurrency, TimeZone: r.TimeZone, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+type outletRow struct {
+	ID        int64
+	PartnerID int64
+	Code      string
+	Name      string
+	Address   string
+	TimeZone  *string
+	Status    string
+	CreatedAt time.Time
+}
+
+func (r outletRow) outlet() Outlet {
+	o := Outlet{ID: r.ID, PartnerID: r.PartnerID, Code: r.Code, Name: r.Name, Address: r.Address, Status: r.Status, CreatedAt: r.CreatedAt}
+	if r.TimeZone != nil {
+		o.TimeZone = *r.TimeZone
+	}
+	return o
+}
+
+type contractRow struct {
+	ID                    int64
+	PartnerID             int64
+	Version               int
+	EffectiveFrom         time.Time
+	EarnRole              bool
+	BurnRole              bool
+	IssuePrice            decimal.Decimal
+	RedemptionRate        decimal.Decimal
+	Currency              string
+	Billing               string
+	PrepaidAlertThreshold int64
+	PendingDays           int
+	CapPerTransaction     int64
+	CapPerMemberDay       int64
+	BreakageShare         decimal.Decimal
+	OperatorFeeRate       decimal.Decimal
+	Notes                 string
+	CreatedAt             time.Time
+	CreatedBy             string
+}
+
+func (r contractRow) contract() Contract {
+	return Contract{ID: r.ID, PartnerID: r.PartnerID, Version: r.Version, EffectiveFrom: r.EffectiveFrom,
+		Earn: r.EarnRole, Burn: r.BurnRole, IssuePrice: r.IssuePrice, RedemptionRate: r.RedemptionRate,
+		Currency: r.Currency, Billing: Billing(r.Billing), PrepaidAlertThreshold: r.PrepaidAlertThreshold,
+		PendingDays: r.PendingDays, CapPerTransaction: r.CapPerTransaction, CapPerMemberDay: r.CapPerMemberDay,
+		BreakageShare: r.BreakageShare, OperatorFeeRate: r.OperatorFeeRate, Notes: r.Notes,
+		CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy}
+}
+
+type clientRow struct {
+	ID                 int64
+	ClientID           string
+	PartnerID          int64
+	Name               string
+	SecretHash         []byte
+	PreviousSecretHash []byte
+	PreviousValidUntil *time.Time
+	Scopes             string // space separated (array_to_string)
+	Status             string
+	PublicKeyPem       *string
+	PublicKeyAlg       *string
+	CreatedAt          time.Time
+	SecretRotatedAt    *time.Time
+	RevokedAt          *time.Time
+	PartnerStatus      string
+}
+
+func (r clientRow) client() Client {
+	c := Client{ID: r.ID, ClientID: r.ClientID, PartnerID: r.PartnerID, Name: r.Name,
+		Scopes: ParseScopes(r.Scopes), Status: r.Status, HasSecret: r.SecretHash != nil,
+		CreatedAt: r.CreatedAt, SecretRotatedAt: r.SecretRotatedAt, PreviousValidTill: r.PreviousValidUntil,
+		RevokedAt: r.RevokedAt}
+	if r.PublicKeyAlg != nil {
+		c.PublicKeyAlg = *r.PublicKeyAlg
+	}
+	return c
+}
+
+type signingKeyRow struct {
+	KID           string `gorm:"column:kid"`
+	Alg           string
+	PublicKey     []byte
+	SealedPrivate []byte
+	CreatedAt     time.Time
+	RetiredAt     *time.Time
+	VerifyUntil   *time.Time
+}
+
+func (r signingKeyRow) key() SigningKey {
+	return SigningKey{KID: r.KID, Alg: r.Alg, PublicKey: r.PublicKey, CreatedAt: r.CreatedAt,
+		RetiredAt: r.RetiredAt, VerifyUntil: r.VerifyUntil}
+}
+
+type staffRow struct {
+	ID           int64
+	Email        string
+	PasswordHash string
+	Role         string
+	Status       string
+	FailedLogins int
+	LockedUntil  *time.Time
+	CreatedAt    time.Time
+	LastLoginAt  *time.Time
+}
+
+func (r staffRow) staff() Staff {
+	return Staff{ID: r.ID, Email: r.Email, Role: Role(r.Role), Status: r.Status, CreatedAt: r.CreatedAt, LastLoginAt: r.LastLoginAt}
+}
+
+// --- partners -------------------------------------------------------------
+
+const partnerCols = `id, name, sector, status, settlement_currency, time_zone, created_at, updated_at`
+
+func insertPartner(tx *gorm.DB, p NewPartner, now time.Time) (partnerRow, error) {
+	var r partnerRow
+	err := tx.Raw(`INSERT INTO partners (name, sector, settlement_currency, time_zone, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING `+partnerCols,
+		p.Name, string(p.Sector), p.SettlementCurrency, p.TimeZone, now, now).Scan(&r).Error
+	if isUniqueViolation(err) {
+		return r, ErrPartnerExists
+	}
+	return r, err
+}
+
+// selectPartner loads one partner; forUpdate takes its row lock.
+func selectPartner(tx *gorm.DB, id int64, forUpdate bool) (partnerRow, error) {
+	q := `SELECT ` + partnerCols + ` FROM partners WHERE id = ?`
+	if forUpdate {
+		q += ` FOR UPDATE`
+	}
+	var rows []partnerRow
+	if err := tx.Raw(q, id).Scan(&rows).Error; err != nil {
+		return partnerRow{}, err
+	}
+	if len(rows) == 0 {
+		return partnerRow{}, ErrPartnerNotFound
+	}
+	return rows[0], nil
+}
+
+func selectPartners(tx *gorm.DB, page Page) ([]partnerRow, error) {
+	var rows []partnerRow
+	err := tx.Raw(`SELECT `+partnerCols+` FROM partners WHERE id > ? ORDER BY id LIMIT ?`, page.After, page.limit()).Scan(&rows).Error
+	return rows, err
+}
+
+func updatePartnerStatus(tx *gorm.DB, id int64, status Status, now time.Time) (partnerRow, error) {
+	var rows []partnerRow
+	err := tx.Raw(`UPDATE partners SET status = ?, updated_at = ? WHERE id = ? RETURNING `+partnerCols,
+		string(status), now, id).Scan(&rows).Error
+	if err != nil {
+		return partnerRow{}, err
+	}
+	if len(rows) == 0 {
+		return partnerRow{}, ErrPartnerNotFound
+	}
+	return rows[0], nil
+}
+
+// --- outlets --------------------------------------------------------------
+
+const outletCols = `id, partner_id, code, name, address, time_zone, status, created_at`
+
+func insertOutlet(tx *gorm.DB, partnerID int64, o NewOutlet, now time.Time) (outletRow, error) {
+	var tz *string
+	if o.TimeZone != "" {
+		tz = &o.TimeZone
+	}
+	var r outletRow
+	err := tx.Raw(`INSERT INTO partner_outlets (partner_id, code, name, address, time_zone, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING `+outletCols, partnerID, o.Code, o.Name, o.Address, tz, now).Scan(&r).Error
+	switch {
+	case isUniqueViolation(err):
+		return r, ErrOutletExists
+	case isFKViolation(err):
+		return r, ErrPartnerNotFound
+	}
+	return r, err
+}
+
+func selectOutlets(tx *gorm.DB, partnerID int64, page Page) ([]outletRow, error) {
+	var rows []outletRow
+	err := tx.Raw(`SELECT `+outletCols+` FROM partner_outlets WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?`,
+		partnerID, page.After, page.limit()).Scan(&rows).Error
+	return rows, err
+}
+
+// --- contracts ------------------------------------------------------------
+
+const contractCols = `id, partner_id, version, effective_from, earn_role, burn_role, issue_price, redemption_rate,
+	currency, billing, prepaid_alert_threshold, pending_days, cap_per_transaction, cap_per_member_day,
+	breakage_share, operator_fee_rate, notes, created_at, created_by`
+
+func insertContract(tx *gorm.DB, partnerID int64, version int, c NewContract, actor string, now time.Time) (contractRow, error) {
+	var r contractRow
+	err := tx.Raw(`INSERT INTO partner_contracts (partner_id, version, effective_from, earn_role, burn_role,
+		issue_price, redemption_rate, currency, billing, prepaid_alert_threshold, pending_days,
+		cap_per_transaction, cap_per_member_day, breakage_share, operator_fee_rate, notes, created_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+contractCols,
+		partnerID, version, c.EffectiveFrom, c.Earn, c.Burn, c.IssuePrice, c.RedemptionRate, c.Currency,
+		string(c.Billing), c.PrepaidAlertThreshold, c.PendingDays, c.CapPerTransaction, c.CapPerMemberDay,
+		c.BreakageShare, c.OperatorFeeRate, c.Notes, now, actor).Scan(&r).Error
+	if isUniqueViolation(err) {
+		return r, ErrContractConflict
+	}
+	return r, err
+}
+
+// latestContract is the version with the greatest effective_from (in force
+// now or scheduled), or ok=false when the partner has none.
+func latestContract(tx *gorm.DB, partnerID int64) (contractRow, bool, error) {
+	var rows []contractRow
+	err := tx.Raw(`SELECT `+contractCols+` FROM partner_contracts WHERE partner_id = ?
+		ORDER BY effective_from DESC LIMIT 1`, partnerID).Scan(&rows).Error
+	if err != nil || len(rows) == 0 {
+		return contractRow{}, false, err
+	}
+	return rows[0], true, nil
+}
+
+func contractAt(tx *gorm.DB, partnerID int64, t time.Time) (contractRow, error) {
+	var rows []contractRow
+	err := tx.Raw(`SELECT `+contractCols+` FROM partner_contracts WHERE partner_id = ? AND effective_from <= ?
+		ORDER BY effective_from DESC LIMIT 1`, partnerID, t).Scan(&rows).Error
+	if err != nil {
+		return contractRow{}, err
+	}
+	if len(rows) == 0 {
+		return contractRow{}, ErrNoContract
+	}
+	return rows[0], nil
+}
+
+func selectContracts(tx *gorm.DB, partnerID int64, page Page) ([]contractRow, error) {
+	var rows []contractRow
+	err := tx.Raw(`SELECT `+contractCols+` FROM partner_contracts WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?`,
+		partnerID, page.After, page.limit()).Scan(&rows).Error
+	return rows, err
+}
+
+// --- prepaid --------------------------------------------------------------
+
+func ensurePrepaidAccount(tx *gorm.DB, partnerID int64, currency string) error {
+	return tx.Exec(`INSERT INTO prepaid_accounts (partner_id, currency) VALUES (?, ?) ON CONFLICT (partner_id) DO NOTHING`,
+		partnerID, currency).Error
+}
+
+// adjustPrepaid moves the running balance by delta and records the movement.
+// The UPDATE takes the account row lock and refuses to go below zero in the
+// same statement, so concurrent draw-downs serialise on the row and none can
+// overdraw. ok=false: no account, or the balance is too small.
+func adjustPrepaid(tx *gorm.DB, partnerID int64, kind string, delta int64, currency, ref, actor string, now time.Time) (balance int64, ok bool, err error) {
+	var bal []int64
+	err = tx.Raw(`UPDATE prepaid_accounts SET balance_minor = balance_minor + ?, updated_at = ?
+		WHERE partner_id = ? AND currency = ? AND balance_minor + ? >= 0 RETURNING balance_minor`,
+		delta, now, partnerID, currency, delta).Scan(&bal).Error
+	if err != nil || len(bal) == 0 {
+		return 0, false, err
+	}
+	err = tx.Exec(`INSERT INTO prepaid_movements (partner_id, kind, amount_minor, currency, ref, created_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, partnerID, kind, delta, currency, ref, now, actor).Error
+	if isUniqueViolation(err) {
+		return 0, false, ErrDuplicateRef
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return bal[0], true, nil
+}
+
+func selectPrepaidAccount(tx *gorm.DB, partnerID int64) (PrepaidBalance, bool, error) {
+	var rows []struct {
+		BalanceMinor int64
+		Currency     string
+	}
+	if err := tx.Raw(`SELECT balance_minor, currency FROM prepaid_accounts WHERE partner_id = ?`, partnerID).Scan(&rows).Error; err != nil {
+		return PrepaidBalance{}, false, err
+	}
+	if len(rows) == 0 {
+		return PrepaidBalance{}, false, nil
+	}
+	return PrepaidBalance{PartnerID: partnerID, Minor: rows[0].BalanceMinor, Currency: rows[0].Currency}, true, nil
+}
+
+// --- driver errors --------------------------------------------------------
+
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+func isUniqueViolation(err error) bool { return pgCode(err) == "23505" }
+func isFKViolation(err error) bool     { return pgCode(err) == "23503" }
+
+// notFound maps an empty result to sentinel.
+func notFound[T any](rows []T, sentinel error, what string) (T, error) {
+	var zero T
+	if len(rows) == 0 {
+		return zero, fmt.Errorf("%s: %w", what, sentinel)
+	}
+	return rows[0], nil
+}
+
+// --- api clients ------------------------------------------------------------
+
+const clientCols = `c.id, c.client_id, c.partner_id, c.name, c.secret_hash, c.previous_secret_hash,
+	c.previous_valid_until, array_to_string(c.scopes, ' ') AS scopes, c.status, c.public_key_pem,
+	c.public_key_alg, c.created_at, c.secret_rotated_at, c.revoked_at, p.status AS partner_status`
+
+const clientFrom = ` FROM api_clients c JOIN partners p ON p.id = c.partner_id `
+
+func insertClient(tx *gorm.DB, clientID string, partnerID int64, name string, secretHash []byte, scopes []Scope,
+	pemKey, alg *string, now time.Time) error {
+	err := tx.Exec(`INSERT INTO api_clients (client_id, partner_id, name, secret_hash, scopes, public_key_pem, public_key_alg, created_at)
+		VALUES (?, ?, ?, ?, string_to_array(?, ' '), ?, ?, ?)`,
+		clientID, partnerID, name, secretHash, JoinScopes(scopes), pemKey, alg, now).Error
+	if isFKViolation(err) {
+		return ErrPartnerNotFound
+	}
+	return err
+}
+
+func selectClient(tx *gorm.DB, clientID string, forUpdate bool) (clientRow, error) {
+	q := `SELECT ` + clientCols + clientFrom + `WHERE c.client_id = ?`
+	if forUpdate {
+		q += ` FOR UPDATE OF c`
+	}
+	var rows []clientRow
+	if err := tx.Raw(q, clientID).Scan(&rows).Error; err != nil {
+		return clientRow{}, err
+	}
+	return notFound(rows, ErrClientNotFound, "client "+clientID)
+}
+
+func selectClients(tx *gorm.DB, partnerID int64, page Page) ([]clientRow, error) {
+	var rows []clientRow
+	err := tx.Raw(`SELECT `+clientCols+clientFrom+`WHERE c.partner_id = ? AND c.id > ? ORDER BY c.id LIMIT ?`,
+		partnerID, page.After, page.limit()).Scan(&rows).Error
+	return rows, err
+}
+
+// recordAssertionJTI stores a client assertion's jti; false when it was
+// already used (a replay). Expired jtis of the client are pruned first, so
+// the table stays proportional to assertions in flight.
+func recordAssertionJTI(tx *gorm.DB, clientID, jti string, expiresAt, now time.Time) (bool, error) {
+	if err := tx.Exec(`DELETE FROM client_assertion_jtis WHERE client_id = ? AND expires_at < ?`, clientID, now).Error; err != nil {
+		return false, err
+	}
+	res := tx.Exec(`INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		clientID, jti, expiresAt)
+	return res.RowsAffected == 1, res.Error
+}
+
+// --- staff ------------------------------------------------------------------
+
+const staffCols = `id, email, password_hash, role, status, failed_logins, locked_until, created_at, last_login_at`
+
+func insertStaff(tx *gorm.DB, email, hash string, role Role, now time.Time) (staffRow, error) {
+	var r staffRow
+	err := tx.Raw(`INSERT INTO staff_users (email, password_hash, role, created_at) VALUES (?, ?, ?, ?) RETURNING `+staffCols,
+		email, hash, string(role), now).Scan(&r).Error
+	if isUniqueViolation(err) {
+		return r, ErrStaffExists
+	}
+	return r, err
+}
+
+func selectStaffByEmail(tx *gorm.DB, email string, forUpdate bool) (staffRow, bool, error) {
+	q := `SELECT ` + staffCols + ` FROM staff_users WHERE email = ?`
+	if forUpdate {
+		q += ` FOR UPDATE`
+	}
+	var rows []staffRow
+	if err := tx.Raw(q, email).Scan(&rows).Error; err != nil || len(rows) == 0 {
+		return staffRow{}, false, err
+	}
+	return rows[0], true, nil
+}
+
+func selectStaffByID(tx *gorm.DB, id int64) (staffRow, error) {
+	var rows []staffRow
+	if err := tx.Raw(`SELECT `+staffCols+` FROM staff_users WHERE id = ?`, id).Scan(&rows).Error; err != nil {
+		return staffRow{}, err
+	}
+	return notFound(rows, ErrStaffNotFound, fmt.Sprintf("staff %d", id))
+}
+
+func selectStaff(tx *gorm.DB, page Page) ([]staffRow, error) {
+	var rows []staffRow
+	err := tx.Raw(`SELECT `+staffCols+` FROM staff_users WHERE id > ? ORDER BY id LIMIT ?`, page.After, page.limit()).Scan(&rows).Error
+	return rows, err
+}

@@ -1,0 +1,514 @@
+package partners
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/internal/money"
+	"github.com/coalitionhub/hub/internal/validation"
+	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/members"
+)
+
+// Errors of the partner points API.
+var (
+	// ErrRoleNotInContract: the partner's contract in force has no earn (or burn) role.
+	ErrRoleNotInContract = errors.New("the partner's contract does not allow this")
+	// ErrDailyCapReached: the member already earned the contract's daily cap at this partner.
+	ErrDailyCapReached = errors.New("daily earn cap for this member reached")
+	// ErrNothingToEarn: the purchase earns no points under the rule in force
+	// (excluded categories, below the minimum): nothing is posted.
+	ErrNothingToEarn = errors.New("the purchase earns no points")
+	// ErrNotYourObject is never returned to callers: a partner asking for
+	// another partner's object gets ErrTransactionNotFound, as if it did not exist.
+	ErrTransactionNotFound = errors.New("transaction not found")
+	ErrBurnNotFound        = errors.New("burn not found")
+	ErrMemberNotVisible    = errors.New("member not found")
+)
+
+// Transactions is the partner-facing points API: earn, burn with holds,
+// reversals and reads, each scoped to the calling partner. It composes the
+// registry (contracts, prepaid), the earn rules, the member base, burn consent
+// and the ledger inside one database transaction per request, and publishes
+// webhooks through the outbox in that same transaction.
+type Transactions struct {
+	db       *gorm.DB
+	ledger   *ledger.Service
+	members  *members.Service
+	consent  *members.BurnConsent
+	registry *Service
+	rules    *Rules
+	now      func() time.Time
+	// HoldTTL is how long an authorised burn stays capturable by default.
+	HoldTTL time.Duration
+	// DefaultExpiry is the lifetime of earned points when the programme sets
+	// one (issue 8 makes it a programme setting); 0 = points never expire.
+	DefaultExpiry time.Duration
+}
+
+// NewTransactions wires the points API.
+func NewTransactions(db *gorm.DB, l *ledger.Service, m *members.Service, c *members.BurnConsent,
+	registry *Service, rules *Rules, now func() time.Time) *Transactions {
+	return &Transactions{db: db, ledger: l, members: m, consent: c, registry: registry, rules: rules, now: now,
+		HoldTTL: 7 * 24 * time.Hour}
+}
+
+// EarnInput is an earn (or its quote) as a partner sends it.
+type EarnInput struct {
+	MemberID    int64
+	Amount      Money
+	Lines       []Line
+	Activity    []Activity
+	EventCode   string
+	PromoCodes  []string
+	OccurredAt  time.Time
+	ExternalRef string
+	Outlet      string
+}
+
+func (in EarnInput) validate(now time.Time) error {
+	var v validation.Error
+	v.Check(in.MemberID > 0, "member_id", "is required")
+	v.Check(!in.OccurredAt.IsZero(), "occurred_at", "is required")
+	// Bounds used by airline partner APIs: at most 14 months back, 2 days ahead.
+	v.Check(in.OccurredAt.IsZero() || !in.OccurredAt.Before(now.AddDate(0, -14, 0)), "occurred_at", "is more than 14 months ago")
+	v.Check(in.OccurredAt.IsZero() || !in.OccurredAt.After(now.Add(48*time.Hour)), "occurred_at", "is more than 2 days in the future")
+	v.Check(len(in.ExternalRef) <= 200, "external_ref", "is longer than 200 characters")
+	v.Check(in.Amount.Minor >= 0, "amount.minor", "must not be negative")
+	v.Check(in.Amount.Minor < 1e13, "amount.minor", "is too large")
+	return v.Err()
+}
+
+// earnDetails is stored on every posted earn: how it was priced and billed.
+type earnDetails struct {
+	Quote    json.RawMessage `json:"quote"`
+	Contract struct {
+		ID          int64  `json:"id"`
+		Version     int    `json:"version"`
+		IssuePrice  string `json:"issue_price"`
+		Currency    string `json:"currency"`
+		Billing     string `json:"billing"`
+		PendingDays int    `json:"pending_days"`
+	} `json:"contract"`
+	Capped      int64  `json:"capped_points,omitempty"`
+	ChargeMinor int64  `json:"charge_minor"`
+	Outlet      string `json:"outlet,omitempty"`
+}
+
+// Visible reports whether partnerID may see memberID: the member enrolled
+// through the partner, holds one of its references (a frequent-flyer number),
+// or has transacted with it. Everything else answers as not found.
+func (t *Transactions) Visible(ctx context.Context, partnerID, memberID int64) (bool, error) {
+	var ok bool
+	err := t.db.WithContext(ctx).Raw(`SELECT
+		EXISTS (SELECT 1 FROM members WHERE id = ? AND source_partner_id = ?)
+		OR EXISTS (SELECT 1 FROM member_identifiers WHERE member_id = ? AND partner_id = ?)
+		OR EXISTS (SELECT 1 FROM ledger_transactions WHERE member_id = ? AND partner_id = ?)`,
+		memberID, partnerID, memberID, partnerID, memberID, partnerID).Scan(&ok).Error
+	return ok, err
+}
+
+// member loads an active member the partner may transact with. A partner may
+// transact with any member it can name (the member presented a card or id);
+// Visible only limits what it may read back.
+func (t *Transactions) member(ctx context.Context, id int64) (members.Member, error) {
+	m, err := t.members.Get(ctx, id)
+	if err != nil {
+		return members.Member{}, err
+	}
+	if err := members.CanTransact(m); err != nil {
+		return members.Member{}, err
+	}
+	return m, nil
+}
+
+// QuoteEarn prices an earn without posting it.
+func (t *Transactions) QuoteEarn(ctx context.Context, p Principal, in EarnInput) (Quote, error) {
+	if err := in.validate(t.now()); err != nil {
+		return Quote{}, err
+	}
+	if _, err := t.member(ctx, in.MemberID); err != nil {
+		return Quote{}, err
+	}
+	c, err := t.contract(ctx, p.PartnerID, in.OccurredAt, true)
+	if err != nil {
+		return Quote{}, err
+	}
+	q, err := t.quote(ctx, p.PartnerID, in)
+	if err != nil {
+		return Quote{}, err
+	}
+	return capQuote(q, c), nil
+}
+
+func (t *Transactions) quote(ctx context.Context, partnerID int64, in EarnInput) (Quote, error) {
+	return t.rules.Quote(ctx, Purchase{PartnerID: partnerID, OccurredAt: in.OccurredAt, Amount: in.Amount,
+		Lines: in.Lines, Activity: in.Activity, EventCode: in.EventCode, PromoCodes: in.PromoCodes})
+}
+
+// capQuote applies the contract's per-transaction cap to partner-funded points.
+func capQuote(q Quote, c Contract) Quote {
+	if c.CapPerTransaction > 0 && q.Points > c.CapPerTransaction {
+		cut := q.Points - c.CapPerTransaction
+		q.Breakdown = append(q.Breakdown, QuoteLine{Kind: LineCap, Description: "contract cap per transaction",
+			Points: -cut, Rate: fmt.Sprint(c.CapPerTransaction), FundedBy: FundedByPartner})
+		q.Points -= cut
+		q.Total -= cut
+	}
+	return q
+}
+
+func (t *Transactions) contract(ctx context.Context, partnerID int64, at time.Time, earn bool) (Contract, error) {
+	c, err := t.registry.ContractAt(ctx, partnerID, at)
+	if err != nil {
+		return Contract{}, err
+	}
+	if earn && !c.Earn {
+		return Contract{}, fmt.Errorf("earn at partner %d: %w", partnerID, ErrRoleNotInContract)
+	}
+	if !earn && !c.Burn {
+		return Contract{}, fmt.Errorf("burn at partner %d: %w", partnerID, ErrRoleNotInContract)
+	}
+	return c, nil
+}
+
+// Earn prices and posts an earn. Idempotent under idem: a replay returns the
+// stored transaction and draws down nothing twice. Prepaid partners are
+// refused with ErrPrepaidExhausted when their balance cannot pay the points.
+func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempotency, in EarnInput) (ledger.Transaction, error) {
+	if err := in.validate(t.now()); err != nil {
+		return ledger.Transaction{}, err
+	}
+	if _, err := t.member(ctx, in.MemberID); err != nil {
+		return ledger.Transaction{}, err
+	}
+	c, err := t.contract(ctx, p.PartnerID, in.OccurredAt, true)
+	if err != nil {
+		return ledger.Transaction{}, err
+	}
+	q, err := t.quote(ctx, p.PartnerID, in)
+	if err != nil {
+		return ledger.Transaction{}, err
+	}
+	q = capQuote(q, c)
+	var out ledger.Transaction
+	err = t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		points := q.Points
+		var capped int64
+		if c.CapPerMemberDay > 0 {
+			earned, err := t.earnedToday(tx, p.PartnerID, in.MemberID, c)
+			if err != nil {
+				return err
+			}
+			room := max(c.CapPerMemberDay-earned, 0)
+			if points > room {
+				capped = points - room
+				points = room
+			}
+		}
+		if points == 0 && q.OperatorFunded == 0 {
+			if capped > 0 {
+				return fmt.Errorf("member %d at partner %d: %w", in.MemberID, p.PartnerID, ErrDailyCapReached)
+			}
+			return ErrNothingToEarn
+		}
+		d := earnDetails{Quote: q.Details(), Capped: capped, Outlet: in.Outlet}
+		d.Contract.ID, d.Contract.Version, d.Contract.IssuePrice = c.ID, c.Version, c.IssuePrice.String()
+		d.Contract.Currency, d.Contract.Billing, d.Contract.PendingDays = c.Currency, string(c.Billing), c.PendingDays
+		d.ChargeMinor = money.PointsValue(points, c.IssuePrice, c.Currency)
+		details, _ := json.Marshal(d)
+		req := ledger.EarnRequest{Idem: idem, MemberID: in.MemberID, PartnerID: p.PartnerID,
+			Points: ledger.Points(points), OperatorFunded: ledger.Points(q.OperatorFunded),
+			OccurredAt: in.OccurredAt, ExternalRef: in.ExternalRef, Details: details}
+		if c.PendingDays > 0 {
+			at := in.OccurredAt.AddDate(0, 0, c.PendingDays)
+			req.AvailableAt = &at
+		}
+		if t.DefaultExpiry > 0 {
+			at := in.OccurredAt.Add(t.DefaultExpiry)
+			req.ExpiresAt = &at
+		}
+		tr, err := t.ledger.In(tx).Earn(ctx, req)
+		if err != nil {
+			return err
+		}
+		out = tr
+		if tr.Replayed {
+			return nil
+		}
+		if c.Billing == BillingPrepaid && d.ChargeMinor > 0 {
+			ref := fmt.Sprintf("earn:%d", tr.ID)
+			if _, err := t.registry.DrawDown(tx, p.PartnerID, Money{Minor: d.ChargeMinor, Currency: c.Currency}, ref); err != nil {
+				return err
+			}
+		}
+		_, err = Publish(tx, t.now(), p.PartnerID, EventTransactionPosted, tr)
+		return err
+	})
+	if err != nil {
+		return ledger.Transaction{}, fmt.Errorf("earn for member %d: %w", in.MemberID, err)
+	}
+	return out, nil
+}
+
+// earnedToday sums the partner-funded points the member earned at the
+// partner today in the partner's time zone (net of nothing: reversals do not
+// give cap room back, which keeps earn-refund loops from resetting the cap).
+func (t *Transactions) earnedToday(tx *gorm.DB, partnerID, memberID int64, c Contract) (int64, error) {
+	loc := time.UTC
+	if p, err := t.registry.Partner(tx.Statement.Context, partnerID); err == nil {
+		if l, err := time.LoadLocation(p.TimeZone); err == nil {
+			loc = l
+		}
+	}
+	now := t.now().In(loc)
+	start := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
+	var sum int64
+	err := tx.Raw(`SELECT COALESCE(sum(points), 0) FROM ledger_transactions
+		WHERE type = 'earn' AND partner_id = ? AND member_id = ? AND posted_at >= ?`, partnerID, memberID, start).Scan(&sum).Error
+	return sum, err
+}
+
+// BurnInput is a burn as a partner sends it. Capture false authorises only
+// (a hold to capture or void later).
+type BurnInput struct {
+	MemberID       int64
+	Points         int64
+	RedemptionCode string
+	PIN            string
+	Capture        bool
+	ExpiresAt      time.Time // for authorisations; default now + HoldTTL
+	ExternalRef    string
+	Outlet         string
+	OccurredAt     time.Time
+}
+
+// Burn is the partner's view of a burn: an authorisation (hold) and, once
+// captured, its transaction.
+type Burn struct {
+	ID             int64               `json:"id"`
+	Status         string              `json:"status"` // authorized, captured, voided, expired
+	MemberID       int64               `json:"member_id"`
+	Points         int64               `json:"points"`
+	CapturedPoints int64               `json:"captured_points"`
+	ExpiresAt      time.Time           `json:"expires_at"`
+	ExternalRef    string              `json:"external_ref,omitempty"`
+	CreatedAt      time.Time           `json:"created_at"`
+	Transaction    *ledger.Transaction `json:"transaction,omitempty"`
+	Replayed       bool                `json:"-"`
+}
+
+func burnOf(h ledger.Hold, tr *ledger.Transaction) Burn {
+	status := map[ledger.HoldStatus]string{ledger.HoldActive: "authorized", ledger.HoldCaptured: "captured",
+		ledger.HoldVoided: "voided", ledger.HoldExpired: "expired"}[h.Status]
+	return Burn{ID: h.ID, Status: status, MemberID: h.MemberID, Points: int64(h.Points),
+		CapturedPoints: int64(h.Captured), ExpiresAt: h.ExpiresAt, ExternalRef: h.ExternalRef,
+		CreatedAt: h.CreatedAt, Transaction: tr, Replayed: h.Replayed}
+}
+
+// Burn authorises (and, with Capture, captures at once) a burn with the
+// member's consent. The idempotency key is claimed before the consent is
+// checked, so a replay does not need the (now used) redemption code again.
+func (t *Transactions) Burn(ctx context.Context, p Principal, idem ledger.Idempotency, in BurnInput) (Burn, error) {
+	var v validation.Error
+	v.Check(in.MemberID > 0, "member_id", "is required")
+	v.Check(in.Points > 0, "points", "must be a positive integer")
+	v.Check(in.RedemptionCode != "" || in.PIN != "", "redemption_code", "a redemption code or a PIN is required")
+	v.Check(len(in.ExternalRef) <= 200, "external_ref", "is longer than 200 characters")
+	now := t.now()
+	if in.ExpiresAt.IsZero() {
+		in.ExpiresAt = now.Add(t.HoldTTL)
+	}
+	v.Check(in.ExpiresAt.After(now) && in.ExpiresAt.Before(now.AddDate(0, 0, 31)), "expires_at", "must be within the next 30 days")
+	if err := v.Err(); err != nil {
+		return Burn{}, err
+	}
+	if in.OccurredAt.IsZero() {
+		in.OccurredAt = now
+	}
+	if _, err := t.member(ctx, in.MemberID); err != nil {
+		return Burn{}, err
+	}
+	c, err := t.contract(ctx, p.PartnerID, in.OccurredAt, false)
+	if err != nil {
+		return Burn{}, err
+	}
+	details, _ := json.Marshal(map[string]any{"contract": map[string]any{"id": c.ID, "version": c.Version,
+		"redemption_rate": c.RedemptionRate.String(), "currency": c.Currency}, "outlet": in.Outlet,
+		"reimbursement_minor": money.PointsValue(in.Points, c.RedemptionRate, c.Currency)})
+	var out Burn
+	err = t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		l := t.ledger.In(tx)
+		h, err := l.Hold(ctx, ledger.HoldRequest{Idem: idem, MemberID: in.MemberID, PartnerID: p.PartnerID,
+			Points: ledger.Points(in.Points), ExpiresAt: in.ExpiresAt, Purpose: "pos",
+			ExternalRef: in.ExternalRef, Details: details})
+		if err != nil {
+			return err
+		}
+		if h.Replayed {
+			out, err = t.burnView(ctx, l, h)
+			out.Replayed = true
+			return err
+		}
+		if err := t.consent.Verify(ctx, tx, in.MemberID, p.PartnerID, in.RedemptionCode, in.PIN); err != nil {
+			return err
+		}
+		if !in.Capture {
+			out = burnOf(h, nil)
+			return nil
+		}
+		tr, err := l.Capture(ctx, ledger.CaptureRequest{Idem: subKey(idem, "capture"), HoldID: h.ID})
+		if err != nil {
+			return err
+		}
+		h, err = l.GetHold(ctx, h.ID)
+		if err != nil {
+			return err
+		}
+		out = burnOf(h, &tr)
+		_, err = Publish(tx, t.now(), p.PartnerID, EventBurnCaptured, out)
+		return err
+	})
+	if err != nil {
+		return Burn{}, fmt.Errorf("burn for member %d: %w", in.MemberID, err)
+	}
+	return out, nil
+}
+
+// subKey derives the idempotency of a step inside one request.
+func subKey(idem ledger.Idempotency, step string) ledger.Idempotency {
+	return ledger.Idempotency{Scope: idem.Scope, Key: idem.Key + "#" + step, RequestHash: idem.RequestHash}
+}
+
+func (t *Transactions) burnView(ctx context.Context, l *ledger.Service, h ledger.Hold) (Burn, error) {
+	h, err := l.GetHold(ctx, h.ID)
+	if err != nil {
+		return Burn{}, err
+	}
+	if h.CaptureTransactionID == 0 {
+		return burnOf(h, nil), nil
+	}
+	tr, err := l.Get(ctx, h.CaptureTransactionID)
+	if err != nil {
+		return Burn{}, err
+	}
+	return burnOf(h, &tr), nil
+}
+
+// GetBurn returns the partner's burn, or ErrBurnNotFound for anyone else's.
+func (t *Transactions) GetBurn(ctx context.Context, p Principal, id int64) (Burn, error) {
+	h, err := t.ledger.GetHold(ctx, id)
+	if errors.Is(err, ledger.ErrNotFound) || (err == nil && (h.PartnerID != p.PartnerID || h.Purpose != "pos")) {
+		return Burn{}, fmt.Errorf("burn %d: %w", id, ErrBurnNotFound)
+	}
+	if err != nil {
+		return Burn{}, err
+	}
+	return t.burnView(ctx, t.ledger, h)
+}
+
+// Capture captures an authorised burn, fully (points 0) or partly.
+func (t *Transactions) Capture(ctx context.Context, p Principal, idem ledger.Idempotency, id, points int64) (Burn, error) {
+	if points < 0 {
+		return Burn{}, validation.New("points", "must not be negative")
+	}
+	if _, err := t.GetBurn(ctx, p, id); err != nil {
+		return Burn{}, err
+	}
+	var out Burn
+	err := t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		l := t.ledger.In(tx)
+		tr, err := l.Capture(ctx, ledger.CaptureRequest{Idem: idem, HoldID: id, Points: ledger.Points(points)})
+		if err != nil {
+			return err
+		}
+		h, err := l.GetHold(ctx, id)
+		if err != nil {
+			return err
+		}
+		out = burnOf(h, &tr)
+		out.Replayed = tr.Replayed
+		if tr.Replayed {
+			return nil
+		}
+		_, err = Publish(tx, t.now(), p.PartnerID, EventBurnCaptured, out)
+		return err
+	})
+	if err != nil {
+		return Burn{}, fmt.Errorf("capture burn %d: %w", id, err)
+	}
+	return out, nil
+}
+
+// Void releases an authorised burn.
+func (t *Transactions) Void(ctx context.Context, p Principal, idem ledger.Idempotency, id int64) (Burn, error) {
+	if _, err := t.GetBurn(ctx, p, id); err != nil {
+		return Burn{}, err
+	}
+	h, err := t.ledger.Void(ctx, ledger.VoidRequest{Idem: idem, HoldID: id})
+	if err != nil {
+		return Burn{}, fmt.Errorf("void burn %d: %w", id, err)
+	}
+	b := burnOf(h, nil)
+	b.Replayed = h.Replayed
+	return b, nil
+}
+
+// Reverse reverses the partner's own earn or burn (a return, a cancelled
+// stay), fully or partly; capped by the ledger at what remains reversible.
+func (t *Transactions) Reverse(ctx context.Context, p Principal, idem ledger.Idempotency, txID, points int64, reason, ref string) (ledger.Transaction, error) {
+	var v validation.Error
+	v.Check(points >= 0, "points", "must not be negative")
+	v.Check(strings.TrimSpace(reason) != "" && len(reason) <= 500, "reason", "is required (at most 500 characters)")
+	v.Check(len(ref) <= 200, "external_ref", "is longer than 200 characters")
+	if err := v.Err(); err != nil {
+		return ledger.Transaction{}, err
+	}
+	orig, err := t.Get(ctx, p, txID)
+	if err != nil {
+		return ledger.Transaction{}, err
+	}
+	if orig.Type != ledger.TypeEarn && orig.Type != ledger.TypeBurn && orig.Type != ledger.TypeCapture {
+		return ledger.Transaction{}, validation.New("transaction_id", "only earns and burns can be reversed")
+	}
+	var out ledger.Transaction
+	err = t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		tr, err := t.ledger.In(tx).Reverse(ctx, ledger.ReverseRequest{Idem: idem, TransactionID: txID,
+			Points: ledger.Points(points), Reason: reason, ExternalRef: ref})
+		if err != nil {
+			return err
+		}
+		out = tr
+		if tr.Replayed {
+			return nil
+		}
+		_, err = Publish(tx, t.now(), p.PartnerID, EventTransactionReversed, tr)
+		return err
+	})
+	if err != nil {
+		return ledger.Transaction{}, fmt.Errorf("reverse transaction %d: %w", txID, err)
+	}
+	return out, nil
+}
+
+// Get returns one of the partner's transactions; any other answers
+// ErrTransactionNotFound.
+func (t *Transactions) Get(ctx context.Context, p Principal, id int64) (ledger.Transaction, error) {
+	tr, err := t.ledger.Get(ctx, id)
+	if errors.Is(err, ledger.ErrNotFound) || (err == nil && tr.PartnerID != p.PartnerID) {
+		return ledger.Transaction{}, fmt.Errorf("transaction %d: %w", id, ErrTransactionNotFound)
+	}
+	return tr, err
+}
+
+// List pages through the partner's transactions.
+func (t *Transactions) List(ctx context.Context, p Principal, f ledger.Filter) ([]ledger.Transaction, string, error) {
+	f.PartnerID = p.PartnerID
+	return t.ledger.List(ctx, f)
+}

@@ -1,0 +1,192 @@
+package web
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/time/rate"
+
+	"github.com/coalitionhub/hub/partners"
+)
+
+const (
+	ctxPartnerPrincipal = "auth.partner"
+	ctxStaffPrincipal   = "auth.staff"
+	authRealm           = "coalition-hub"
+)
+
+// partnerPrincipal returns the authenticated partner client of the request
+// (set by partnerAuth). Handlers behind partnerAuth may rely on ok.
+func partnerPrincipal(c *gin.Context) (partners.Principal, bool) {
+	v, ok := c.Get(ctxPartnerPrincipal)
+	p, _ := v.(partners.Principal)
+	return p, ok
+}
+
+// staffPrincipal returns the authenticated staff member (set by staffAuth).
+func staffPrincipal(c *gin.Context) (partners.StaffPrincipal, bool) {
+	v, ok := c.Get(ctxStaffPrincipal)
+	p, _ := v.(partners.StaffPrincipal)
+	return p, ok
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer" header.
+func bearerToken(c *gin.Context) (string, bool) {
+	h := c.GetHeader("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// unauthorized answers 401 with an RFC 6750 challenge. A request without
+// credentials gets no error code in the challenge; a bad token gets
+// invalid_token.
+func unauthorized(c *gin.Context, hadToken bool, detail string) {
+	challenge := `Bearer realm="` + authRealm + `"`
+	code := "unauthorized"
+	if hadToken {
+		challenge += `, error="invalid_token", error_description="the access token is invalid, expired or revoked"`
+		code = "invalid_token"
+	}
+	c.Header("WWW-Authenticate", challenge)
+	writeProblem(c, Problem{Status: http.StatusUnauthorized, Code: code, Title: "Authentication required", Detail: detail})
+}
+
+// authenticate verifies the bearer token with verify and stores the
+// principal; it answers 401 itself for a missing or bad token.
+func authenticate[P any](s *Server, c *gin.Context, key string, verify func(*gin.Context, string) (P, error)) (P, bool) {
+	var zero P
+	raw, ok := bearerToken(c)
+	if !ok {
+		unauthorized(c, false, "send Authorization: Bearer <access token>")
+		return zero, false
+	}
+	p, err := verify(c, raw)
+	if errors.Is(err, partners.ErrInvalidToken) {
+		s.deps.Log.InfoContext(c.Request.Context(), "token refused", "reason", err, "request_id", requestID(c))
+		unauthorized(c, true, "")
+		return zero, false
+	}
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return zero, false
+	}
+	c.Set(key, p)
+	return p, true
+}
+
+// partnerAuth authenticates a partner API request by its access token and
+// applies the client's rate limit (429 with Retry-After when exceeded).
+func (s *Server) partnerAuth() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p, ok := authenticate(s, c, ctxPartnerPrincipal, func(c *gin.Context, raw string) (partners.Principal, error) {
+			return s.deps.Partners.VerifyAccessToken(c.Request.Context(), raw)
+		})
+		if !ok {
+			return
+		}
+		if wait, allowed := s.clientLimits.allow(p.ClientID); !allowed {
+			tooManyRequests(c, wait)
+			return
+		}
+		c.Next()
+	}
+}
+
+// requireScope refuses (403 insufficient_scope) a partner request whose token
+// lacks scope. It must run after partnerAuth.
+func requireScope(scope partners.Scope) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p, ok := partnerPrincipal(c)
+		if ok && p.Has(scope) {
+			c.Next()
+			return
+		}
+		c.Header("WWW-Authenticate", `Bearer realm="`+authRealm+`", error="insufficient_scope", scope="`+string(scope)+`"`)
+		writeProblem(c, Problem{Status: http.StatusForbidden, Code: "insufficient_scope", Title: "Insufficient scope",
+			Detail: "this operation needs the scope " + string(scope)})
+	}
+}
+
+// staffAuth authenticates an admin API request by its staff token.
+func (s *Server) staffAuth() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if _, ok := authenticate(s, c, ctxStaffPrincipal, func(c *gin.Context, raw string) (partners.StaffPrincipal, error) {
+			return s.deps.Partners.VerifyStaffToken(c.Request.Context(), raw)
+		}); ok {
+			c.Next()
+		}
+	}
+}
+
+// requireRole refuses (403 forbidden) a staff request whose role is not one
+// of roles. It must run after staffAuth.
+func requireRole(roles ...partners.Role) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p, ok := staffPrincipal(c)
+		if ok {
+			for _, r := range roles {
+				if p.Role == r {
+					c.Next()
+					return
+				}
+			}
+		}
+		writeProblem(c, Problem{Status: http.StatusForbidden, Code: "forbidden", Title: "Forbidden",
+			Detail: "your role may not do this"})
+	}
+}
+
+func tooManyRequests(c *gin.Context, wait time.Duration) {
+	c.Header("Retry-After", strconv.Itoa(int(math.Ceil(max(wait, time.Second).Seconds()))))
+	writeProblem(c, Problem{Status: http.StatusTooManyRequests, Code: "rate_limited", Title: "Too many requests",
+		Detail: "slow down and retry after the number of seconds in Retry-After"})
+}
+
+// keyedLimiter is a token bucket per key (client id, or client IP for
+// unauthenticated endpoints). Limits are per process: with N API processes a
+// client gets up to N times the rate; a shared (Redis) limiter is the step
+// after that.
+type keyedLimiter struct {
+	mu    sync.Mutex
+	rate  rate.Limit
+	burst int
+	m     map[string]*rate.Limiter
+}
+
+func newKeyedLimiter(r rate.Limit, burst int) *keyedLimiter {
+	return &keyedLimiter{rate: r, burst: burst, m: map[string]*rate.Limiter{}}
+}
+
+// allow takes one token for key; when none is left it reports how long until
+// one is.
+func (l *keyedLimiter) allow(key string) (time.Duration, bool) {
+	l.mu.Lock()
+	lim, ok := l.m[key]
+	if !ok {
+		if len(l.m) >= 100000 { // bound memory against key floods; buckets refill anyway
+			clear(l.m)
+		}
+		lim = rate.NewLimiter(l.rate, l.burst)
+		l.m[key] = lim
+	}
+	l.mu.Unlock()
+	now := time.Now()
+	r := lim.ReserveN(now, 1)
+	if !r.OK() {
+		return time.Second, false
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d, false
+	}
+	return 0, true
+}

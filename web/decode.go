@@ -1,0 +1,173 @@
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/coalitionhub/hub/internal/validation"
+	"github.com/coalitionhub/hub/ledger"
+)
+
+// decodeJSON reads the request body strictly into dst: unknown fields, wrong
+// types, trailing data and malformed JSON are field-named validation errors.
+// It returns the raw body, which idempotency hashes.
+func decodeJSON(c *gin.Context, dst any) ([]byte, error) {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errBodyTooLarge
+		}
+		return nil, validation.New("body", "could not be read")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return body, validation.New("body", "a JSON object is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return body, jsonFieldError(err)
+	}
+	if dec.More() {
+		return body, validation.New("body", "has data after the JSON object")
+	}
+	return body, nil
+}
+
+var unknownField = regexp.MustCompile(`^json: unknown field "(.+)"$`)
+
+func jsonFieldError(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	var tpe *time.ParseError
+	switch {
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "body"
+		}
+		return validation.New(field, fmt.Sprintf("must be %s, got %s", jsonKind(te.Type.Kind().String()), te.Value))
+	case errors.As(err, &se):
+		return validation.New("body", fmt.Sprintf("is not valid JSON (at byte %d)", se.Offset))
+	case errors.As(err, &tpe):
+		return validation.New("body", "has a time that is not RFC 3339 (e.g. 2026-11-22T10:00:00Z)")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return validation.New("body", "is truncated JSON")
+	}
+	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+		return validation.New(m[1], "is not a known field")
+	}
+	return validation.New("body", "could not be decoded: "+err.Error())
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int64", "int", "int32":
+		return "an integer"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	}
+	return "a " + k
+}
+
+// idempotencyKeyPattern bounds what a key may hold.
+var idempotencyKeyPattern = regexp.MustCompile(`^[\x21-\x7e]{1,200}$`)
+
+// idempotency builds the ledger idempotency of a point-moving request: the
+// Idempotency-Key header (required), scoped to the caller, with a hash of the
+// method, route and raw body, so the same key with another body is a 409.
+func idempotency(c *gin.Context, scope string, body []byte) (ledger.Idempotency, error) {
+	key := c.GetHeader("Idempotency-Key")
+	if !idempotencyKeyPattern.MatchString(key) {
+		return ledger.Idempotency{}, validation.New("Idempotency-Key", "header is required: 1 to 200 printable ASCII characters, unique per request")
+	}
+	h := sha256.New()
+	h.Write([]byte(c.Request.Method + " " + c.Request.URL.Path + "\n"))
+	h.Write(canonicalJSON(body))
+	return ledger.Idempotency{Scope: scope, Key: key, RequestHash: h.Sum(nil)}, nil
+}
+
+// canonicalJSON re-encodes a JSON document with sorted keys and no
+// insignificant whitespace, so a retry that re-serialises the same object
+// differently still matches.
+func canonicalJSON(body []byte) []byte {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return body
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// replayed marks a response that repeats an earlier one for the same key.
+func replayed(c *gin.Context, was bool) {
+	if was {
+		c.Header("Idempotent-Replayed", "true")
+	}
+}
+
+// pathID parses a positive integer path parameter.
+func pathID(c *gin.Context, name string) (int64, error) {
+	id, err := strconv.ParseInt(c.Param(name), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errNotFound
+	}
+	return id, nil
+}
+
+// queryTime parses an optional RFC 3339 query parameter.
+func queryTime(c *gin.Context, name string, v *validation.Error) time.Time {
+	raw := c.Query(name)
+	if raw == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, raw)
+	v.Check(err == nil, name, "must be an RFC 3339 time")
+	return t
+}
+
+// queryLimit parses ?limit= (1..max, default def).
+func queryLimit(c *gin.Context, def, max int, v *validation.Error) int {
+	raw := c.Query("limit")
+	if raw == "" {
+		return def
+	}
+	n, err := strconv.Atoi(raw)
+	if !v.Check(err == nil && n >= 1 && n <= max, "limit", fmt.Sprintf("must be an integer from 1 to %d", max)) {
+		return def
+	}
+	return n
+}
+
+func trimLower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+func hashOf(prefix string, body []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(prefix))
+	h.Write(body)
+	return h.Sum(nil)
+}

@@ -1,0 +1,425 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/coalitionhub/hub/internal/validation"
+	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/partners"
+)
+
+// The partner points API: earn, quote, batch earn, burns with holds,
+// reversals and transaction reads. Every handler acts for the calling partner
+// only; another partner's object answers 404 as if it did not exist.
+
+type moneyJSON struct {
+	Minor    int64  `json:"minor"`
+	Currency string `json:"currency"`
+}
+
+type earnRequest struct {
+	MemberID    int64               `json:"member_id"`
+	Amount      *moneyJSON          `json:"amount"`
+	Lines       []partners.Line     `json:"lines"`
+	Activity    []partners.Activity `json:"activity"`
+	EventCode   string              `json:"event_code"`
+	PromoCodes  []string            `json:"promo_codes"`
+	OccurredAt  *time.Time          `json:"occurred_at"`
+	ExternalRef string              `json:"external_ref"`
+	Outlet      string              `json:"outlet"`
+}
+
+func (r earnRequest) input(now time.Time) partners.EarnInput {
+	in := partners.EarnInput{MemberID: r.MemberID, Lines: r.Lines, Activity: r.Activity, EventCode: r.EventCode,
+		PromoCodes: r.PromoCodes, ExternalRef: r.ExternalRef, Outlet: r.Outlet, OccurredAt: now}
+	if r.Amount != nil {
+		in.Amount = partners.Money{Minor: r.Amount.Minor, Currency: r.Amount.Currency}
+	}
+	if r.OccurredAt != nil {
+		in.OccurredAt = *r.OccurredAt
+	}
+	return in
+}
+
+// transactionJSON is a ledger transaction as its partner sees it: no account
+// ids, no lot attributions (they name other partners).
+type transactionJSON struct {
+	ID           int64           `json:"id"`
+	Type         string          `json:"type"`
+	MemberID     int64           `json:"member_id"`
+	Points       int64           `json:"points"`
+	OccurredAt   time.Time       `json:"occurred_at"`
+	PostedAt     time.Time       `json:"posted_at"`
+	ExternalRef  string          `json:"external_ref,omitempty"`
+	ReversesID   int64           `json:"reverses_id,omitempty"`
+	Reason       string          `json:"reason,omitempty"`
+	BalanceAfter int64           `json:"balance_after"`
+	Details      json.RawMessage `json:"details,omitempty"`
+}
+
+func transactionOut(t ledger.Transaction) transactionJSON {
+	return transactionJSON{ID: t.ID, Type: string(t.Type), MemberID: t.MemberID, Points: int64(t.Points),
+		OccurredAt: t.OccurredAt.UTC(), PostedAt: t.PostedAt.UTC(), ExternalRef: t.ExternalRef,
+		ReversesID: t.ReversesID, Reason: t.Reason, BalanceAfter: int64(t.BalanceAfter), Details: t.Details}
+}
+
+type quoteJSON struct {
+	Points            int64                `json:"points"`
+	OperatorFunded    int64                `json:"operator_funded"`
+	Total             int64                `json:"total"`
+	RuleID            int64                `json:"rule_id"`
+	RuleVersion       int                  `json:"rule_version"`
+	Breakdown         []partners.QuoteLine `json:"breakdown"`
+	IgnoredPromoCodes []string             `json:"ignored_promo_codes,omitempty"`
+}
+
+func (s *Server) quoteEarn(c *gin.Context) {
+	var req earnRequest
+	if _, err := decodeJSON(c, &req); err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	q, err := s.deps.Transactions.QuoteEarn(c, principal(c), req.input(time.Now()))
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	if q.Breakdown == nil {
+		q.Breakdown = []partners.QuoteLine{}
+	}
+	c.JSON(http.StatusOK, quoteJSON{Points: q.Points, OperatorFunded: q.OperatorFunded, Total: q.Total,
+		RuleID: q.RuleID, RuleVersion: q.RuleVersion, Breakdown: q.Breakdown, IgnoredPromoCodes: q.IgnoredPromoCodes})
+}
+
+func partnerScope(p partners.Principal) string {
+	return "partner:" + strconv.FormatInt(p.PartnerID, 10)
+}
+
+func (s *Server) earn(c *gin.Context) {
+	var req earnRequest
+	body, err := decodeJSON(c, &req)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	p := principal(c)
+	idem, err := idempotency(c, partnerScope(p), body)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	// occurred_at defaults to the time of the first attempt; the body hash,
+	// not the defaulted value, identifies a replay.
+	t, err := s.deps.Transactions.Earn(c, p, idem, req.input(time.Now()))
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	replayed(c, t.Replayed)
+	c.JSON(http.StatusCreated, transactionOut(t))
+}
+
+// MaxBatch is the largest earn batch.
+const MaxBatch = 1000
+
+type batchItem struct {
+	IdempotencyKey string `json:"idempotency_key"`
+	earnRequest
+}
+
+type batchResult struct {
+	Index       int              `json:"index"`
+	Status      int              `json:"status"`
+	Replayed    bool             `json:"replayed,omitempty"`
+	Transaction *transactionJSON `json:"transaction,omitempty"`
+	Error       *Problem         `json:"error,omitempty"`
+}
+
+// earnBatch posts up to MaxBatch earns, each under its own idempotency key and
+// in its own database transaction: one bad item does not sink the others.
+// The answer is 200 with a result per item in input order.
+func (s *Server) earnBatch(c *gin.Context) {
+	var req struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	if _, err := decodeJSON(c, &req); err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	if len(req.Items) == 0 || len(req.Items) > MaxBatch {
+		fail(c, s.deps.Log, validation.New("items", fmt.Sprintf("must hold 1 to %d earns", MaxBatch)))
+		return
+	}
+	p := principal(c)
+	now := time.Now()
+	results := make([]batchResult, len(req.Items))
+	for i, raw := range req.Items {
+		results[i] = s.batchEarnItem(c, p, i, raw, now)
+	}
+	c.JSON(http.StatusOK, gin.H{"results": results})
+}
+
+func (s *Server) batchEarnItem(c *gin.Context, p partners.Principal, i int, raw json.RawMessage, now time.Time) batchResult {
+	var item batchItem
+	dec := json.NewDecoder(bytesReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&item); err != nil {
+		return itemProblem(i, prefixFields(jsonFieldError(err), fmt.Sprintf("items[%d].", i)))
+	}
+	if !idempotencyKeyPattern.MatchString(item.IdempotencyKey) {
+		return itemProblem(i, validation.New(fmt.Sprintf("items[%d].idempotency_key", i), "is required: 1 to 200 printable ASCII characters"))
+	}
+	h := hashOf("POST /v1/earn\n", canonicalJSON(raw))
+	idem := ledger.Idempotency{Scope: partnerScope(p), Key: item.IdempotencyKey, RequestHash: h}
+	t, err := s.deps.Transactions.Earn(c, p, idem, item.earnRequest.input(now))
+	if err != nil {
+		res := itemProblem(i, prefixFields(err, fmt.Sprintf("items[%d].", i)))
+		if res.Status == http.StatusInternalServerError {
+			s.deps.Log.ErrorContext(c, "batch earn item failed", "err", err, "index", i, "request_id", requestID(c))
+		}
+		return res
+	}
+	out := transactionOut(t)
+	return batchResult{Index: i, Status: http.StatusCreated, Replayed: t.Replayed, Transaction: &out}
+}
+
+func itemProblem(i int, err error) batchResult {
+	p, _ := problemFor(err)
+	p.Type = "https://docs.coalitionhub.example/problems/" + p.Code
+	return batchResult{Index: i, Status: p.Status, Error: &p}
+}
+
+// prefixFields puts a batch item's path in front of its field errors.
+func prefixFields(err error, prefix string) error {
+	if ve, ok := err.(*validation.Error); ok {
+		out := &validation.Error{}
+		for _, f := range ve.Fields {
+			out.Add(prefix+f.Field, f.Message)
+		}
+		return out
+	}
+	return err
+}
+
+type burnRequest struct {
+	MemberID       int64      `json:"member_id"`
+	Points         int64      `json:"points"`
+	RedemptionCode string     `json:"redemption_code"`
+	PIN            string     `json:"pin"`
+	Capture        *bool      `json:"capture"`
+	ExpiresAt      *time.Time `json:"expires_at"`
+	ExternalRef    string     `json:"external_ref"`
+	Outlet         string     `json:"outlet"`
+}
+
+type burnJSON struct {
+	ID             int64            `json:"id"`
+	Status         string           `json:"status"`
+	MemberID       int64            `json:"member_id"`
+	Points         int64            `json:"points"`
+	CapturedPoints int64            `json:"captured_points"`
+	ExpiresAt      time.Time        `json:"expires_at"`
+	ExternalRef    string           `json:"external_ref,omitempty"`
+	CreatedAt      time.Time        `json:"created_at"`
+	Transaction    *transactionJSON `json:"transaction,omitempty"`
+}
+
+func burnOut(b partners.Burn) burnJSON {
+	out := burnJSON{ID: b.ID, Status: b.Status, MemberID: b.MemberID, Points: b.Points,
+		CapturedPoints: b.CapturedPoints, ExpiresAt: b.ExpiresAt.UTC(), ExternalRef: b.ExternalRef,
+		CreatedAt: b.CreatedAt.UTC()}
+	if b.Transaction != nil {
+		t := transactionOut(*b.Transaction)
+		out.Transaction = &t
+	}
+	return out
+}
+
+// burn spends points in one step (capture defaults to true) or authorises a
+// hold to capture or void later.
+func (s *Server) burn(c *gin.Context) {
+	var req burnRequest
+	body, err := decodeJSON(c, &req)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	p := principal(c)
+	idem, err := idempotency(c, partnerScope(p), body)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	in := partners.BurnInput{MemberID: req.MemberID, Points: req.Points, RedemptionCode: req.RedemptionCode,
+		PIN: req.PIN, Capture: req.Capture == nil || *req.Capture, ExternalRef: req.ExternalRef, Outlet: req.Outlet}
+	if req.ExpiresAt != nil {
+		in.ExpiresAt = *req.ExpiresAt
+	}
+	b, err := s.deps.Transactions.Burn(c, p, idem, in)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	replayed(c, b.Replayed)
+	c.JSON(http.StatusCreated, burnOut(b))
+}
+
+func (s *Server) getBurn(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	b, err := s.deps.Transactions.GetBurn(c, principal(c), id)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	c.JSON(http.StatusOK, burnOut(b))
+}
+
+func (s *Server) captureBurn(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	var req struct {
+		Points int64 `json:"points"`
+	}
+	body := []byte("{}")
+	if c.Request.ContentLength != 0 {
+		if body, err = decodeJSON(c, &req); err != nil {
+			fail(c, s.deps.Log, err)
+			return
+		}
+	}
+	p := principal(c)
+	idem, err := idempotency(c, partnerScope(p), body)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	b, err := s.deps.Transactions.Capture(c, p, idem, id, req.Points)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	replayed(c, b.Replayed)
+	c.JSON(http.StatusOK, burnOut(b))
+}
+
+func (s *Server) voidBurn(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	p := principal(c)
+	idem, err := idempotency(c, partnerScope(p), []byte("{}"))
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	b, err := s.deps.Transactions.Void(c, p, idem, id)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	replayed(c, b.Replayed)
+	c.JSON(http.StatusOK, burnOut(b))
+}
+
+func (s *Server) reverse(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	var req struct {
+		Points      int64  `json:"points"`
+		Reason      string `json:"reason"`
+		ExternalRef string `json:"external_ref"`
+	}
+	body, err := decodeJSON(c, &req)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	p := principal(c)
+	idem, err := idempotency(c, partnerScope(p), body)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	t, err := s.deps.Transactions.Reverse(c, p, idem, id, req.Points, req.Reason, req.ExternalRef)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	replayed(c, t.Replayed)
+	c.JSON(http.StatusCreated, transactionOut(t))
+}
+
+func (s *Server) getTransaction(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	t, err := s.deps.Transactions.Get(c, principal(c), id)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	c.JSON(http.StatusOK, transactionOut(t))
+}
+
+// listTransactions pages through the partner's transactions, newest first.
+// Filters: member_id, type (repeatable), from, to (RFC 3339), cursor, limit.
+func (s *Server) listTransactions(c *gin.Context) {
+	var v validation.Error
+	f := ledger.Filter{Cursor: c.Query("cursor")}
+	if raw := c.Query("member_id"); raw != "" {
+		id, err := strconv.ParseInt(raw, 10, 64)
+		v.Check(err == nil && id > 0, "member_id", "must be a positive integer")
+		f.MemberID = id
+	}
+	for _, t := range c.QueryArray("type") {
+		switch ledger.TxType(t) {
+		case ledger.TypeEarn, ledger.TypeBurn, ledger.TypeCapture, ledger.TypeReversal:
+			f.Types = append(f.Types, ledger.TxType(t))
+		default:
+			v.Add("type", "must be earn, burn, capture or reversal")
+		}
+	}
+	f.From = queryTime(c, "from", &v)
+	f.To = queryTime(c, "to", &v)
+	f.Limit = queryLimit(c, 50, 500, &v)
+	if err := v.Err(); err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	list, next, err := s.deps.Transactions.List(c, principal(c), f)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	out := make([]transactionJSON, len(list))
+	for i, t := range list {
+		out[i] = transactionOut(t)
+	}
+	c.JSON(http.StatusOK, gin.H{"data": out, "next_cursor": next})
+}
+
+// principal is the authenticated partner of a request behind partnerAuth.
+func principal(c *gin.Context) partners.Principal {
+	p, _ := partnerPrincipal(c)
+	return p
+}
