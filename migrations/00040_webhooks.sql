@@ -19,7 +19,7 @@ CREATE TABLE webhook_events (
     id          uuid        PRIMARY KEY,
     partner_id  bigint      NOT NULL,
     type        text        NOT NULL CHECK (type ~ '^[a-z_]+\.[a-z_]+$'),
-    payload     jsonb       NOT NULL,
+    payload     text        NOT NULL, -- the exact bytes delivered and signed
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 

@@ -49,7 +49,33 @@ type Transactions struct {
 	HoldTTL time.Duration
 	// DefaultExpiry is the lifetime of earned points when the programme sets
 	// one (issue 8 makes it a programme setting); 0 = points never expire.
+	// Ignored when Programme is set.
 	DefaultExpiry time.Duration
+	// Programme, when set, supplies the member's tier to the earn rules and
+	// the expiry of earned points, and is told of every posted earn and
+	// reversal inside its database transaction (qualifying credits, dual
+	// accrual). Package programme implements it.
+	Programme Programme
+}
+
+// Programme is what the points API needs from the programme rules. Declared
+// here, by its consumer, so that partners does not import programme.
+type Programme interface {
+	// MemberTier returns the member's tier code ("" for none).
+	MemberTier(ctx context.Context, memberID int64) (string, error)
+	// EarnExpiry returns when points earned at occurred expire (nil = no expiry of their own).
+	EarnExpiry(ctx context.Context, occurred time.Time) (*time.Time, error)
+	// Earned is called once per newly posted earn, inside its transaction.
+	Earned(ctx context.Context, tx *gorm.DB, e PostedEarn) error
+	// Reversed is called once per newly posted reversal, inside its transaction.
+	Reversed(ctx context.Context, tx *gorm.DB, reversal ledger.Transaction) error
+}
+
+// PostedEarn is an earn the points API just posted, with the purchase it paid for.
+type PostedEarn struct {
+	PartnerID   int64
+	Input       EarnInput
+	Transaction ledger.Transaction
 }
 
 // NewTransactions wires the points API.
@@ -148,8 +174,15 @@ func (t *Transactions) QuoteEarn(ctx context.Context, p Principal, in EarnInput)
 }
 
 func (t *Transactions) quote(ctx context.Context, partnerID int64, in EarnInput) (Quote, error) {
+	var tier string
+	if t.Programme != nil {
+		var err error
+		if tier, err = t.Programme.MemberTier(ctx, in.MemberID); err != nil {
+			return Quote{}, err
+		}
+	}
 	return t.rules.Quote(ctx, Purchase{PartnerID: partnerID, OccurredAt: in.OccurredAt, Amount: in.Amount,
-		Lines: in.Lines, Activity: in.Activity, EventCode: in.EventCode, PromoCodes: in.PromoCodes})
+		Lines: in.Lines, Activity: in.Activity, EventCode: in.EventCode, PromoCodes: in.PromoCodes, MemberTier: tier})
 }
 
 // capQuote applies the contract's per-transaction cap to partner-funded points.
@@ -230,7 +263,11 @@ func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempo
 			at := in.OccurredAt.AddDate(0, 0, c.PendingDays)
 			req.AvailableAt = &at
 		}
-		if t.DefaultExpiry > 0 {
+		if t.Programme != nil {
+			if req.ExpiresAt, err = t.Programme.EarnExpiry(ctx, in.OccurredAt); err != nil {
+				return err
+			}
+		} else if t.DefaultExpiry > 0 {
 			at := in.OccurredAt.Add(t.DefaultExpiry)
 			req.ExpiresAt = &at
 		}
@@ -248,7 +285,12 @@ func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempo
 				return err
 			}
 		}
-		_, err = Publish(tx, t.now(), p.PartnerID, EventTransactionPosted, tr)
+		if t.Programme != nil {
+			if err := t.Programme.Earned(ctx, tx, PostedEarn{PartnerID: p.PartnerID, Input: in, Transaction: tr}); err != nil {
+				return err
+			}
+		}
+		_, err = Publish(tx, t.now(), p.PartnerID, EventTransactionPosted, ViewOf(tr))
 		return err
 	})
 	if err != nil {
@@ -273,6 +315,54 @@ func (t *Transactions) earnedToday(tx *gorm.DB, partnerID, memberID int64, c Con
 	err := tx.Raw(`SELECT COALESCE(sum(points), 0) FROM ledger_transactions
 		WHERE type = 'earn' AND partner_id = ? AND member_id = ? AND posted_at >= ?`, partnerID, memberID, start).Scan(&sum).Error
 	return sum, err
+}
+
+// TransactionView is a ledger transaction as its partner sees it, in API
+// responses and webhooks: no account ids and no lot attributions (those name
+// other partners).
+type TransactionView struct {
+	ID           int64           `json:"id"`
+	Type         string          `json:"type"`
+	MemberID     int64           `json:"member_id"`
+	Points       int64           `json:"points"`
+	OccurredAt   time.Time       `json:"occurred_at"`
+	PostedAt     time.Time       `json:"posted_at"`
+	ExternalRef  string          `json:"external_ref,omitempty"`
+	ReversesID   int64           `json:"reverses_id,omitempty"`
+	Reason       string          `json:"reason,omitempty"`
+	BalanceAfter int64           `json:"balance_after"`
+	Details      json.RawMessage `json:"details,omitempty"`
+}
+
+// ViewOf renders t for its partner.
+func ViewOf(t ledger.Transaction) TransactionView {
+	return TransactionView{ID: t.ID, Type: string(t.Type), MemberID: t.MemberID, Points: int64(t.Points),
+		OccurredAt: t.OccurredAt.UTC(), PostedAt: t.PostedAt.UTC(), ExternalRef: t.ExternalRef,
+		ReversesID: t.ReversesID, Reason: t.Reason, BalanceAfter: int64(t.BalanceAfter), Details: t.Details}
+}
+
+// BurnView is a burn as its partner sees it.
+type BurnView struct {
+	ID             int64            `json:"id"`
+	Status         string           `json:"status"`
+	MemberID       int64            `json:"member_id"`
+	Points         int64            `json:"points"`
+	CapturedPoints int64            `json:"captured_points"`
+	ExpiresAt      time.Time        `json:"expires_at"`
+	ExternalRef    string           `json:"external_ref,omitempty"`
+	CreatedAt      time.Time        `json:"created_at"`
+	Transaction    *TransactionView `json:"transaction,omitempty"`
+}
+
+// View renders b for its partner.
+func (b Burn) View() BurnView {
+	v := BurnView{ID: b.ID, Status: b.Status, MemberID: b.MemberID, Points: b.Points, CapturedPoints: b.CapturedPoints,
+		ExpiresAt: b.ExpiresAt.UTC(), ExternalRef: b.ExternalRef, CreatedAt: b.CreatedAt.UTC()}
+	if b.Transaction != nil {
+		t := ViewOf(*b.Transaction)
+		v.Transaction = &t
+	}
+	return v
 }
 
 // BurnInput is a burn as a partner sends it. Capture false authorises only
@@ -372,7 +462,7 @@ func (t *Transactions) Burn(ctx context.Context, p Principal, idem ledger.Idempo
 			return err
 		}
 		out = burnOf(h, &tr)
-		_, err = Publish(tx, t.now(), p.PartnerID, EventBurnCaptured, out)
+		_, err = Publish(tx, t.now(), p.PartnerID, EventBurnCaptured, out.View())
 		return err
 	})
 	if err != nil {
@@ -437,7 +527,7 @@ func (t *Transactions) Capture(ctx context.Context, p Principal, idem ledger.Ide
 		if tr.Replayed {
 			return nil
 		}
-		_, err = Publish(tx, t.now(), p.PartnerID, EventBurnCaptured, out)
+		_, err = Publish(tx, t.now(), p.PartnerID, EventBurnCaptured, out.View())
 		return err
 	})
 	if err != nil {
@@ -488,7 +578,12 @@ func (t *Transactions) Reverse(ctx context.Context, p Principal, idem ledger.Ide
 		if tr.Replayed {
 			return nil
 		}
-		_, err = Publish(tx, t.now(), p.PartnerID, EventTransactionReversed, tr)
+		if t.Programme != nil {
+			if err := t.Programme.Reversed(ctx, tx, tr); err != nil {
+				return err
+			}
+		}
+		_, err = Publish(tx, t.now(), p.PartnerID, EventTransactionReversed, ViewOf(tr))
 		return err
 	})
 	if err != nil {

@@ -25,12 +25,12 @@ func (s *Server) memberAuth() gin.HandlerFunc {
 			unauthorized(c, false, "a member bearer token is required")
 			return
 		}
-		id, err := s.deps.Partners.VerifyMemberToken(c, raw)
+		id, err := s.deps.Partners.VerifyMemberToken(c.Request.Context(), raw)
 		if err != nil {
 			unauthorized(c, true, "the token is invalid or expired")
 			return
 		}
-		m, err := s.deps.Members.Get(c, id)
+		m, err := s.deps.Members.Get(c.Request.Context(), id)
 		if err != nil || members.CanTransact(m) != nil {
 			unauthorized(c, true, "the member account is not active")
 			return
@@ -68,12 +68,12 @@ func (s *Server) memberLogin(c *gin.Context) {
 		tooManyRequests(c, wait)
 		return
 	}
-	m, err := s.deps.Members.Authenticate(c, req.Email, req.Password)
+	m, err := s.deps.Members.Authenticate(c.Request.Context(), req.Email, req.Password)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	tok, err := s.deps.Partners.IssueMemberToken(c, m.ID)
+	tok, err := s.deps.Partners.IssueMemberToken(c.Request.Context(), m.ID)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -94,12 +94,12 @@ type meJSON struct {
 }
 
 func (s *Server) meProfile(c *gin.Context) {
-	m, err := s.deps.Members.Get(c, me(c))
+	m, err := s.deps.Members.Get(c.Request.Context(), me(c))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	bal, err := s.deps.Ledger.Balance(c, m.ID)
+	bal, err := s.deps.Ledger.Balance(c.Request.Context(), m.ID)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -113,7 +113,7 @@ func (s *Server) meProfile(c *gin.Context) {
 }
 
 func (s *Server) meBalance(c *gin.Context) {
-	bal, err := s.deps.Ledger.Balance(c, me(c))
+	bal, err := s.deps.Ledger.Balance(c.Request.Context(), me(c))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -149,7 +149,7 @@ func (s *Server) meTransactions(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	list, next, err := s.deps.Ledger.List(c, f)
+	list, next, err := s.deps.Ledger.List(c.Request.Context(), f)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -173,7 +173,7 @@ const timeFormat = "2006-01-02T15:04:05Z07:00"
 
 // meRedemptionCode issues a one-time code to show at a partner's till.
 func (s *Server) meRedemptionCode(c *gin.Context) {
-	rc, err := s.deps.Consent.IssueCode(c, me(c))
+	rc, err := s.deps.Consent.IssueCode(c.Request.Context(), me(c))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -190,7 +190,7 @@ func (s *Server) meSetPIN(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	if err := s.deps.Consent.SetPIN(c, me(c), req.PIN); err != nil {
+	if err := s.deps.Consent.SetPIN(c.Request.Context(), me(c), req.PIN); err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}

@@ -41,7 +41,7 @@ func balanceOut(b ledger.Balance) balanceJSON {
 }
 
 func (s *Server) partnerMember(c *gin.Context, p partners.Principal, m members.Member) (partnerMemberJSON, error) {
-	bal, err := s.deps.Ledger.Balance(c, m.ID)
+	bal, err := s.deps.Ledger.Balance(c.Request.Context(), m.ID)
 	if err != nil {
 		return partnerMemberJSON{}, err
 	}
@@ -85,7 +85,7 @@ func (s *Server) enrolMember(c *gin.Context) {
 	if ident.Type == members.IdentifierPartnerRef {
 		ident.PartnerID = p.PartnerID
 	}
-	m, created, err := s.deps.Members.Enrol(c, members.EnrolRequest{Identifier: ident, Profile: req.Profile,
+	m, created, err := s.deps.Members.Enrol(c.Request.Context(), members.EnrolRequest{Identifier: ident, Profile: req.Profile,
 		Consent:         members.Consent{Marketing: req.MarketingConsent, Source: partnerScope(p)},
 		SourcePartnerID: p.PartnerID, Actor: partnerScope(p)})
 	if err != nil {
@@ -127,7 +127,7 @@ func (s *Server) canSee(c *gin.Context, p partners.Principal, memberID int64, by
 	if by != nil && (by.Type != members.IdentifierPartnerRef || by.PartnerID == p.PartnerID) {
 		return true, nil
 	}
-	return s.deps.Transactions.Visible(c, p.PartnerID, memberID)
+	return s.deps.Transactions.Visible(c.Request.Context(), p.PartnerID, memberID)
 }
 
 func (s *Server) getMember(c *gin.Context) {
@@ -146,7 +146,7 @@ func (s *Server) getMember(c *gin.Context) {
 		fail(c, s.deps.Log, errMemberNotFound)
 		return
 	}
-	m, err := s.deps.Members.Get(c, id)
+	m, err := s.deps.Members.Get(c.Request.Context(), id)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -178,7 +178,7 @@ func (s *Server) lookupMember(c *gin.Context) {
 		fail(c, s.deps.Log, prefixValidation(err, "identifier"))
 		return
 	}
-	m, err := s.deps.Members.Lookup(c, ident)
+	m, err := s.deps.Members.Lookup(c.Request.Context(), ident)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return

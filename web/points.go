@@ -47,27 +47,10 @@ func (r earnRequest) input(now time.Time) partners.EarnInput {
 	return in
 }
 
-// transactionJSON is a ledger transaction as its partner sees it: no account
-// ids, no lot attributions (they name other partners).
-type transactionJSON struct {
-	ID           int64           `json:"id"`
-	Type         string          `json:"type"`
-	MemberID     int64           `json:"member_id"`
-	Points       int64           `json:"points"`
-	OccurredAt   time.Time       `json:"occurred_at"`
-	PostedAt     time.Time       `json:"posted_at"`
-	ExternalRef  string          `json:"external_ref,omitempty"`
-	ReversesID   int64           `json:"reverses_id,omitempty"`
-	Reason       string          `json:"reason,omitempty"`
-	BalanceAfter int64           `json:"balance_after"`
-	Details      json.RawMessage `json:"details,omitempty"`
-}
+// transactionJSON is a ledger transaction as its partner sees it.
+type transactionJSON = partners.TransactionView
 
-func transactionOut(t ledger.Transaction) transactionJSON {
-	return transactionJSON{ID: t.ID, Type: string(t.Type), MemberID: t.MemberID, Points: int64(t.Points),
-		OccurredAt: t.OccurredAt.UTC(), PostedAt: t.PostedAt.UTC(), ExternalRef: t.ExternalRef,
-		ReversesID: t.ReversesID, Reason: t.Reason, BalanceAfter: int64(t.BalanceAfter), Details: t.Details}
-}
+func transactionOut(t ledger.Transaction) transactionJSON { return partners.ViewOf(t) }
 
 type quoteJSON struct {
 	Points            int64                `json:"points"`
@@ -85,7 +68,7 @@ func (s *Server) quoteEarn(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	q, err := s.deps.Transactions.QuoteEarn(c, principal(c), req.input(time.Now()))
+	q, err := s.deps.Transactions.QuoteEarn(c.Request.Context(), principal(c), req.input(time.Now()))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -116,7 +99,7 @@ func (s *Server) earn(c *gin.Context) {
 	}
 	// occurred_at defaults to the time of the first attempt; the body hash,
 	// not the defaulted value, identifies a replay.
-	t, err := s.deps.Transactions.Earn(c, p, idem, req.input(time.Now()))
+	t, err := s.deps.Transactions.Earn(c.Request.Context(), p, idem, req.input(time.Now()))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -177,11 +160,11 @@ func (s *Server) batchEarnItem(c *gin.Context, p partners.Principal, i int, raw 
 	}
 	h := hashOf("POST /v1/earn\n", canonicalJSON(raw))
 	idem := ledger.Idempotency{Scope: partnerScope(p), Key: item.IdempotencyKey, RequestHash: h}
-	t, err := s.deps.Transactions.Earn(c, p, idem, item.earnRequest.input(now))
+	t, err := s.deps.Transactions.Earn(c.Request.Context(), p, idem, item.earnRequest.input(now))
 	if err != nil {
 		res := itemProblem(i, prefixFields(err, fmt.Sprintf("items[%d].", i)))
 		if res.Status == http.StatusInternalServerError {
-			s.deps.Log.ErrorContext(c, "batch earn item failed", "err", err, "index", i, "request_id", requestID(c))
+			s.deps.Log.ErrorContext(c.Request.Context(), "batch earn item failed", "err", err, "index", i, "request_id", requestID(c))
 		}
 		return res
 	}
@@ -218,28 +201,9 @@ type burnRequest struct {
 	Outlet         string     `json:"outlet"`
 }
 
-type burnJSON struct {
-	ID             int64            `json:"id"`
-	Status         string           `json:"status"`
-	MemberID       int64            `json:"member_id"`
-	Points         int64            `json:"points"`
-	CapturedPoints int64            `json:"captured_points"`
-	ExpiresAt      time.Time        `json:"expires_at"`
-	ExternalRef    string           `json:"external_ref,omitempty"`
-	CreatedAt      time.Time        `json:"created_at"`
-	Transaction    *transactionJSON `json:"transaction,omitempty"`
-}
+type burnJSON = partners.BurnView
 
-func burnOut(b partners.Burn) burnJSON {
-	out := burnJSON{ID: b.ID, Status: b.Status, MemberID: b.MemberID, Points: b.Points,
-		CapturedPoints: b.CapturedPoints, ExpiresAt: b.ExpiresAt.UTC(), ExternalRef: b.ExternalRef,
-		CreatedAt: b.CreatedAt.UTC()}
-	if b.Transaction != nil {
-		t := transactionOut(*b.Transaction)
-		out.Transaction = &t
-	}
-	return out
-}
+func burnOut(b partners.Burn) burnJSON { return b.View() }
 
 // burn spends points in one step (capture defaults to true) or authorises a
 // hold to capture or void later.
@@ -261,7 +225,7 @@ func (s *Server) burn(c *gin.Context) {
 	if req.ExpiresAt != nil {
 		in.ExpiresAt = *req.ExpiresAt
 	}
-	b, err := s.deps.Transactions.Burn(c, p, idem, in)
+	b, err := s.deps.Transactions.Burn(c.Request.Context(), p, idem, in)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -276,7 +240,7 @@ func (s *Server) getBurn(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	b, err := s.deps.Transactions.GetBurn(c, principal(c), id)
+	b, err := s.deps.Transactions.GetBurn(c.Request.Context(), principal(c), id)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -306,7 +270,7 @@ func (s *Server) captureBurn(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	b, err := s.deps.Transactions.Capture(c, p, idem, id, req.Points)
+	b, err := s.deps.Transactions.Capture(c.Request.Context(), p, idem, id, req.Points)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -327,7 +291,7 @@ func (s *Server) voidBurn(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	b, err := s.deps.Transactions.Void(c, p, idem, id)
+	b, err := s.deps.Transactions.Void(c.Request.Context(), p, idem, id)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -358,7 +322,7 @@ func (s *Server) reverse(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	t, err := s.deps.Transactions.Reverse(c, p, idem, id, req.Points, req.Reason, req.ExternalRef)
+	t, err := s.deps.Transactions.Reverse(c.Request.Context(), p, idem, id, req.Points, req.Reason, req.ExternalRef)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -373,7 +337,7 @@ func (s *Server) getTransaction(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	t, err := s.deps.Transactions.Get(c, principal(c), id)
+	t, err := s.deps.Transactions.Get(c.Request.Context(), principal(c), id)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -406,7 +370,7 @@ func (s *Server) listTransactions(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	list, next, err := s.deps.Transactions.List(c, principal(c), f)
+	list, next, err := s.deps.Transactions.List(c.Request.Context(), principal(c), f)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return

@@ -35,6 +35,7 @@ type Deps struct {
 	Partners *partners.Service
 	// The partner points API and what it reads.
 	Transactions *partners.Transactions
+	Rules        *partners.Rules
 	Webhooks     *partners.Webhooks
 	Members      *members.Service
 	Ledger       *ledger.Service
@@ -134,6 +135,12 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/staff", adm, s.adminListStaff)
 	a.POST("/staff", adm, s.adminCreateStaff)
 	a.POST("/staff/:id/status", adm, s.adminSetStaffStatus)
+	// Earn rules and promotions (web/admin_rules.go).
+	a.GET("/partners/:id/earn-rules", all, s.adminListRules)
+	a.POST("/partners/:id/earn-rules", fin, s.adminPublishRule)
+	a.GET("/partners/:id/promotions", all, s.adminListPromotions)
+	a.POST("/partners/:id/promotions", fin, s.adminCreatePromotion)
+	a.POST("/promotions/:id/end", fin, s.adminEndPromotion)
 
 	// Partner API (web/members_api.go, web/points.go, web/webhooks.go):
 	// bearer token from /oauth/token, one scope per capability.

@@ -21,7 +21,7 @@ func (s *Server) createWebhook(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	ep, secret, err := s.deps.Webhooks.CreateEndpoint(c, principal(c).PartnerID, req.URL, req.Events)
+	ep, secret, err := s.deps.Webhooks.CreateEndpoint(c.Request.Context(), principal(c).PartnerID, req.URL, req.Events)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -31,7 +31,7 @@ func (s *Server) createWebhook(c *gin.Context) {
 }
 
 func (s *Server) listWebhooks(c *gin.Context) {
-	list, err := s.deps.Webhooks.ListEndpoints(c, principal(c).PartnerID)
+	list, err := s.deps.Webhooks.ListEndpoints(c.Request.Context(), principal(c).PartnerID)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -45,7 +45,7 @@ func (s *Server) disableWebhook(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	if err := s.deps.Webhooks.DisableEndpoint(c, principal(c).PartnerID, id); err != nil {
+	if err := s.deps.Webhooks.DisableEndpoint(c.Request.Context(), principal(c).PartnerID, id); err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
@@ -58,7 +58,7 @@ func (s *Server) rotateWebhookSecret(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	secret, err := s.deps.Webhooks.RotateEndpointSecret(c, principal(c).PartnerID, id)
+	secret, err := s.deps.Webhooks.RotateEndpointSecret(c.Request.Context(), principal(c).PartnerID, id)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -81,7 +81,7 @@ func (s *Server) listDeliveries(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	list, err := s.deps.Webhooks.Deliveries(c, principal(c).PartnerID, before, limit)
+	list, err := s.deps.Webhooks.Deliveries(c.Request.Context(), principal(c).PartnerID, before, limit)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +37,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// testSecretsKey seals secrets in test hubs (base64 of 32 bytes; tests only).
+var testSecretsKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 
 // hubProc is a running hub process.
 type hubProc struct {
@@ -70,7 +75,8 @@ func startHub(t *testing.T, env []string, args ...string) *hubProc {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
-	cmd.Env = append(append(os.Environ(), "HUB_RUN_AS_HUB=1", "HUB_HTTP_ADDR="+addr, "HUB_SHUTDOWN_TIMEOUT=5s"), env...)
+	cmd.Env = append(append(os.Environ(), "HUB_RUN_AS_HUB=1", "HUB_HTTP_ADDR="+addr, "HUB_SHUTDOWN_TIMEOUT=5s",
+		"HUB_SIGNING_KEY_DIR="+t.TempDir(), "HUB_SECRETS_KEY="+testSecretsKey), env...)
 	p := &hubProc{t: t, cmd: cmd, URL: "http://" + addr, done: make(chan error, 1)}
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

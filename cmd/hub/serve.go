@@ -59,6 +59,7 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 		Version:      version,
 		Partners:     svc.partners,
 		Transactions: svc.transactions,
+		Rules:        svc.rules,
 		Webhooks:     svc.webhooks,
 		Members:      svc.members,
 		Ledger:       svc.ledger,
