@@ -8,6 +8,7 @@
 #      with their data under .data/ (git-ignored), on the standard port when it
 #      is free and on another one when it is taken.
 # Running it again is safe: it reuses whatever already runs.
+# HUB_PRIVATE_SERVICES=1 skips step 2 (always use private servers under .data/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -64,7 +65,7 @@ pg_accepts() { # port -> can user postgres connect without a password?
 
 ensure_postgres() {
 	if [ -n "${HUB_DATABASE_URL:-}" ]; then PG_URL_BASE=${HUB_DATABASE_URL%/*}; PG_DB=${HUB_DATABASE_URL##*/}; return; fi
-	if port_open 5432 && pg_accepts 5432; then
+	if [ -z "${HUB_PRIVATE_SERVICES:-}" ] && port_open 5432 && pg_accepts 5432; then
 		say "PostgreSQL: using the server on 127.0.0.1:5432"
 		PG_PORT=5432
 	else
@@ -98,7 +99,7 @@ ensure_postgres() {
 
 ensure_redis() {
 	if [ -n "${HUB_REDIS_URL:-}" ]; then REDIS_URL_BASE=${HUB_REDIS_URL%/*}; return; fi
-	if redis_pong 6379; then
+	if [ -z "${HUB_PRIVATE_SERVICES:-}" ] && redis_pong 6379; then
 		say "Redis: using the server on 127.0.0.1:6379"
 		REDIS_PORT=6379
 	elif [ -f "$DATA/redis.port" ] && redis_pong "$(cat "$DATA/redis.port")"; then
