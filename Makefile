@@ -10,9 +10,8 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
 
 ## run: install/start PostgreSQL and Redis if needed, migrate, seed the demo coalition, serve
 run: check-go services build
-	@. $(ENV) && ./$(BIN) migrate up
-	@. $(ENV) && ./$(BIN) seed
-	@. $(ENV) && exec ./$(BIN) all
+	@go build -o bin/partnersim ./cmd/partnersim
+	@bash scripts/run.sh
 
 ## test: the same services, then gofmt, go vet and the whole suite with the race detector
 test: check-go services lint

@@ -17,10 +17,13 @@ const (
 	SectorRetail     Sector = "retail"
 	SectorFuel       Sector = "fuel"
 	SectorTelecom    Sector = "telecom"
+	// SectorCharity partners receive members' point donations from the
+	// catalog (migration 00101); a donation is a redemption at the charity.
+	SectorCharity Sector = "charity"
 )
 
 // Sectors lists every valid sector.
-var Sectors = []Sector{SectorAirline, SectorHotel, SectorBank, SectorRestaurant, SectorRetail, SectorFuel, SectorTelecom}
+var Sectors = []Sector{SectorAirline, SectorHotel, SectorBank, SectorRestaurant, SectorRetail, SectorFuel, SectorTelecom, SectorCharity}
 
 // Status is a partner's lifecycle state. Onboarding and active partners can
 // obtain tokens (onboarding is the sandbox phase); suspended and terminated

@@ -121,7 +121,7 @@ func (s *Service) CreatePartner(ctx context.Context, in NewPartner) (Partner, er
 	in.Name = strings.TrimSpace(in.Name)
 	var ve validation.Error
 	ve.Check(len(in.Name) >= 1 && len(in.Name) <= 200, "name", "must be 1 to 200 characters")
-	ve.Check(validSector(in.Sector), "sector", "must be one of airline, hotel, bank, restaurant, retail, fuel, telecom")
+	ve.Check(validSector(in.Sector), "sector", "must be one of airline, hotel, bank, restaurant, retail, fuel, telecom, charity")
 	ve.Check(currencyRE.MatchString(in.SettlementCurrency), "settlement_currency", "must be an ISO 4217 code such as EUR")
 	ve.Check(validTimeZone(in.TimeZone), "time_zone", "must be an IANA time zone such as Europe/Berlin")
 	if err := ve.Err(); err != nil {

@@ -7,10 +7,14 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/settlement"
 )
 
 // Problem is an RFC 9457 problem document. Code is the stable, machine-readable
@@ -105,9 +109,49 @@ var domainErrors = []errorKind{
 	{ledger.ErrInvalidCursor, http.StatusBadRequest, "invalid_cursor", "Invalid cursor"},
 
 	// [catalog] errors
+	{catalog.ErrRewardNotFound, http.StatusNotFound, "reward_not_found", "Reward not found"},
+	{catalog.ErrRewardUnavailable, http.StatusConflict, "reward_unavailable", "Reward cannot be ordered now"},
+	{catalog.ErrOutOfStock, http.StatusConflict, "out_of_stock", "Reward is out of stock"},
+	{catalog.ErrOrderLimit, http.StatusConflict, "order_limit_reached", "Per-member order limit reached"},
+	{catalog.ErrOrderNotFound, http.StatusNotFound, "order_not_found", "Order not found"},
+	{catalog.ErrOrderNotPending, http.StatusConflict, "order_not_pending", "Order is no longer pending"},
+	{catalog.ErrDeadlinePassed, http.StatusConflict, "order_deadline_passed", "Fulfilment deadline has passed"},
+	{catalog.ErrNotCharity, http.StatusUnprocessableEntity, "not_charity", "Charity donations need a charity partner"},
 	// [settlement] errors
+	{settlement.ErrPeriodNotFound, http.StatusNotFound, "period_not_found", "Settlement period not found"},
+	{settlement.ErrPeriodNotEnded, http.StatusConflict, "period_not_ended", "The settlement period has not ended yet"},
+	{settlement.ErrPeriodClosed, http.StatusConflict, "period_closed", "The settlement period is closed"},
+	{settlement.ErrPeriodNotClosed, http.StatusConflict, "period_not_closed", "The settlement period is not closed yet"},
+	{settlement.ErrEarlierPeriodOpen, http.StatusConflict, "earlier_period_open", "An earlier settlement period is not closed"},
+	{settlement.ErrMissingRate, http.StatusUnprocessableEntity, "exchange_rate_missing", "An exchange rate for the period is missing"},
+	{settlement.ErrNoContract, http.StatusUnprocessableEntity, "contract_missing", "A settled transaction has no contract in force"},
+	{settlement.ErrStatementNotFound, http.StatusNotFound, "statement_not_found", "Statement not found"},
+	{settlement.ErrStatementState, http.StatusConflict, "statement_state", "The statement is not in the state this action needs"},
+	{settlement.ErrLineNotFound, http.StatusUnprocessableEntity, "statement_line_not_found", "The statement line to correct does not exist"},
+	{settlement.ErrReconciliationNotFound, http.StatusNotFound, "reconciliation_not_found", "Reconciliation not found"},
+	{settlement.ErrReconLineNotFound, http.StatusNotFound, "reconciliation_line_not_found", "Reconciliation line not found"},
+	{settlement.ErrAlreadyResolved, http.StatusConflict, "already_resolved", "The reconciliation line is already resolved"},
+	{settlement.ErrNothingToResolve, http.StatusConflict, "nothing_to_resolve", "A matched line needs no resolution"},
 	// [exchange] errors
+	{exchange.ErrProgrammeNotFound, http.StatusNotFound, "exchange_programme_not_found", "Exchange programme not found"},
+	{exchange.ErrProgrammeExists, http.StatusConflict, "exchange_programme_exists", "An exchange programme with this code exists"},
+	{exchange.ErrDirectionClosed, http.StatusUnprocessableEntity, "exchange_direction_closed", "The programme does not exchange in this direction"},
+	{exchange.ErrLinkRejected, http.StatusUnprocessableEntity, "exchange_link_rejected", "The partner programme rejected the account"},
+	{exchange.ErrNotLinked, http.StatusConflict, "exchange_not_linked", "Link a programme account first"},
+	{exchange.ErrQuoteNotFound, http.StatusNotFound, "exchange_quote_not_found", "Exchange quote not found"},
+	{exchange.ErrQuoteExpired, http.StatusConflict, "exchange_quote_expired", "The exchange quote expired"},
+	{exchange.ErrMonthlyLimit, http.StatusUnprocessableEntity, "exchange_monthly_limit", "Monthly exchange limit reached"},
+	{exchange.ErrExchangeNotFound, http.StatusNotFound, "exchange_not_found", "Exchange not found"},
+	{exchange.ErrNotReversible, http.StatusConflict, "exchange_not_reversible", "The exchange cannot be reversed"},
+	{exchange.ErrPartnerUnavailable, http.StatusServiceUnavailable, "exchange_partner_unavailable", "The partner programme is unavailable"},
+	{exchange.ErrDuplicateReference, http.StatusConflict, "exchange_duplicate_reference", "Partner transaction id already used with different content"},
 	// [programme] errors
+	{programme.ErrTransfersDisabled, http.StatusUnprocessableEntity, "transfers_disabled", "Transfers are disabled"},
+	{programme.ErrNotDesignated, http.StatusForbidden, "not_designated", "Not a designated employee of a company"},
+	{programme.ErrCompanyNotFound, http.StatusNotFound, "company_not_found", "Company not found"},
+	{programme.ErrTierNotFound, http.StatusNotFound, "tier_not_found", "Tier not found"},
+	{programme.ErrAlreadyEmployee, http.StatusConflict, "already_employee", "The member belongs to a company already"},
+	{programme.ErrCompanyLevelNotFound, http.StatusUnprocessableEntity, "company_level_missing", "Define company levels first"},
 }
 
 var (

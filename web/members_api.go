@@ -11,6 +11,7 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/programme"
 )
 
 // Members as a partner sees them: the basic profile, balance and tier, and
@@ -26,7 +27,10 @@ type partnerMemberJSON struct {
 	Locale      string      `json:"locale,omitempty"`
 	Balance     balanceJSON `json:"balance"`
 	PartnerRefs []string    `json:"partner_refs"`
-	Created     bool        `json:"created,omitempty"`
+	// Tier and its named entitlements (e.g. late_checkout = 16:00), for the
+	// partner to honour at the desk.
+	Tier         string                  `json:"tier,omitempty"`
+	Entitlements []programme.Entitlement `json:"entitlements"`
 }
 
 type balanceJSON struct {
@@ -47,7 +51,17 @@ func (s *Server) partnerMember(c *gin.Context, p partners.Principal, m members.M
 	}
 	out := partnerMemberJSON{ID: m.ID, Status: string(m.Status), CardNumber: m.CardNumber,
 		GivenName: m.Profile.GivenName, FamilyName: m.Profile.FamilyName, Locale: m.Profile.Locale,
-		Balance: balanceOut(bal), PartnerRefs: []string{}}
+		Balance: balanceOut(bal), PartnerRefs: []string{}, Entitlements: []programme.Entitlement{}}
+	if s.deps.Programme != nil {
+		st, err := s.deps.Programme.Status(c.Request.Context(), m.ID)
+		if err != nil {
+			return partnerMemberJSON{}, err
+		}
+		out.Tier = st.Tier
+		if st.Entitlements != nil {
+			out.Entitlements = st.Entitlements
+		}
+	}
 	for _, id := range m.Identifiers {
 		if id.Type == members.IdentifierPartnerRef && id.PartnerID == p.PartnerID {
 			out.PartnerRefs = append(out.PartnerRefs, id.Value)

@@ -16,9 +16,13 @@ import (
 	"golang.org/x/time/rate"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/settlement"
 )
 
 // Deps is everything the HTTP layer needs. cmd/hub builds it; tests build it
@@ -41,9 +45,15 @@ type Deps struct {
 	Ledger       *ledger.Service
 	Consent      *members.BurnConsent
 	// [catalog] deps
+	// Catalog: rewards, orders, vouchers (web/catalog.go).
+	Catalog *catalog.Service
 	// [settlement] deps
+	// Settlement: periods, statements, reconciliation (web/settlement.go).
+	Settlement *settlement.Service
 	// [exchange] deps
+	Exchange *exchange.Service
 	// [programme] deps
+	Programme *programme.Service
 
 	// ClientRate and ClientBurst are each API client's token bucket
 	// (requests per second, burst); defaults 20 and 40. LoginRate and
@@ -175,9 +185,72 @@ func (s *Server) Handler() http.Handler {
 	me.PUT("/pin", s.meSetPIN)
 
 	// [catalog] routes
+	// Catalog (web/catalog.go): partners publish rewards and fulfil orders,
+	// the operator moderates, members browse and order.
+	v1.POST("/catalog/rewards", scope(partners.ScopeCatalogManage), s.createReward)
+	v1.GET("/catalog/rewards", scope(partners.ScopeCatalogManage), s.listRewards)
+	v1.GET("/catalog/rewards/:id", scope(partners.ScopeCatalogManage), s.getReward)
+	v1.PUT("/catalog/rewards/:id", scope(partners.ScopeCatalogManage), s.updateReward)
+	v1.POST("/catalog/rewards/:id/vouchers", scope(partners.ScopeCatalogManage), s.uploadVouchers)
+	v1.GET("/orders", scope(partners.ScopeOrdersFulfil), s.listOrders)
+	v1.GET("/orders/:id", scope(partners.ScopeOrdersFulfil), s.getOrder)
+	v1.POST("/orders/:id/fulfil", scope(partners.ScopeOrdersFulfil), s.fulfilOrder)
+	v1.POST("/orders/:id/reject", scope(partners.ScopeOrdersFulfil), s.rejectOrder)
+	a.GET("/catalog/rewards", all, s.adminListRewards)
+	a.POST("/catalog/rewards/:id/moderation", adm, s.adminModerateReward)
+	me.GET("/catalog", s.meCatalog)
+	me.GET("/catalog/:id", s.meCatalogReward)
+	me.POST("/orders", s.mePlaceOrder)
+	me.GET("/orders", s.meListOrders)
+	me.GET("/orders/:id", s.meGetOrder)
+	me.POST("/orders/:id/cancel", s.meCancelOrder)
 	// [settlement] routes
+	// Settlement (web/settlement.go): partners read statements and upload
+	// reconciliation files ({id} of the upload is the period, YYYY-MM);
+	// finance closes periods and moves statements through their life cycle.
+	v1.GET("/statements", scope(partners.ScopeSettlementRead), s.listStatements)
+	v1.GET("/statements/:id", scope(partners.ScopeSettlementRead), s.getStatement)
+	v1.POST("/statements/:id/reconciliation", scope(partners.ScopeSettlementRead), s.uploadReconciliation)
+	v1.GET("/reconciliations/:id", scope(partners.ScopeSettlementRead), s.getReconciliation)
+	a.GET("/settlement/periods", all, s.adminListPeriods)
+	a.GET("/settlement/periods/:month", all, s.adminGetPeriod)
+	a.POST("/settlement/periods/:month/close", fin, s.adminClosePeriod)
+	a.GET("/settlement/periods/:month/report", all, s.adminPeriodReport)
+	a.GET("/settlement/periods/:month/rates", all, s.adminListRates)
+	a.PUT("/settlement/periods/:month/rates", fin, s.adminSetRate)
+	a.POST("/settlement/periods/:month/reconciliations", fin, s.adminUploadReconciliation)
+	a.GET("/settlement/statements", all, s.adminListStatements)
+	a.GET("/settlement/statements/:id", all, s.adminGetStatement)
+	a.POST("/settlement/statements/:id/approve", fin, s.adminApproveStatement)
+	a.POST("/settlement/statements/:id/send", fin, s.adminSendStatement)
+	a.POST("/settlement/statements/:id/paid", fin, s.adminPayStatement)
+	a.POST("/settlement/adjustments", fin, s.adminCreateAdjustment)
+	a.GET("/settlement/reconciliations/:id", all, s.adminGetReconciliation)
+	a.GET("/settlement/reconciliations/:id/lines", all, s.adminReconciliationLines)
+	a.GET("/settlement/reconciliations/:id/errors", all, s.adminReconciliationErrors)
+	a.POST("/settlement/reconciliation-lines/:id/resolve", fin, s.adminResolveReconLine)
 	// [exchange] routes
+	// Exchange to and from partner programmes (web/exchange.go).
+	me.GET("/exchange-programmes", s.meExchangeProgrammes)
+	me.GET("/exchange-links", s.meExchangeLinks)
+	me.PUT("/exchange-links/:id", s.meLinkExchangeAccount)
+	me.POST("/exchange-quotes", s.meExchangeQuote)
+	me.POST("/exchanges", s.meConfirmExchange)
+	me.GET("/exchanges", s.meExchanges)
+	me.GET("/exchanges/:id", s.meExchange)
+	v1.POST("/exchanges", scope(partners.ScopeExchange), s.inboundExchange)
+	v1.GET("/exchanges/:id", scope(partners.ScopeExchange), s.partnerExchange)
+	v1.POST("/outbound-exchanges/:public_id/status", scope(partners.ScopeExchange), s.outboundStatus)
+	v1.POST("/outbound-exchanges/:public_id/reversal", scope(partners.ScopeExchange), s.outboundReversal)
+	a.GET("/exchanges", all, s.adminExchanges)
+	a.GET("/exchanges/:id", all, s.adminExchange)
+	a.GET("/exchange-programmes", all, s.adminExchangeProgrammes)
+	a.POST("/exchange-programmes", adm, s.adminCreateExchangeProgramme)
 	// [programme] routes
+	// Programme rules (web/programme.go): transfers, tier standing, company codes.
+	me.POST("/transfers", s.meTransfer)
+	me.GET("/programme", s.meProgramme)
+	me.POST("/company/redemption-codes", s.meCompanyCode)
 
 	return r
 }

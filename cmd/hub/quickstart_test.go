@@ -145,7 +145,7 @@ func TestPartnerQuickstart(t *testing.T) {
 	if _, err := ps.CreateStaff(ctx, "ops@coalition.example", "correct horse battery", partners.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
-	op := &apiClient{t: t, base: hub.URL, http: &http.Client{}}
+	op := &apiClient{t: t, base: hub.URL, http: httpc}
 	var login struct {
 		AccessToken string `json:"access_token"`
 	}

@@ -65,9 +65,13 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 		Ledger:       svc.ledger,
 		Consent:      svc.consent,
 		// [catalog] deps
+		Catalog: svc.catalog,
 		// [settlement] deps
+		Settlement: svc.settlement,
 		// [exchange] deps
+		Exchange: svc.exchange,
 		// [programme] deps
+		Programme: svc.programme,
 
 		ClientRate:  a.cfg.ClientRate,
 		ClientBurst: a.cfg.ClientBurst,

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"time"
 
+	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/settlement"
 )
 
 // services are the domain services of one process, all on one clock.
@@ -21,9 +26,13 @@ type services struct {
 	transactions *partners.Transactions
 	webhooks     *partners.Webhooks
 	// [catalog] fields
+	catalog *catalog.Service
 	// [settlement] fields
+	settlement *settlement.Service
 	// [exchange] fields
+	exchange *exchange.Service
 	// [programme] fields
+	programme *programme.Service
 }
 
 // buildServices wires the domains. now is time.Now in production; the seed
@@ -43,9 +52,20 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 		webhooks:     partners.NewWebhooks(a.db, ps.SecretBox(), &http.Client{Timeout: 10 * time.Second}, now),
 	}
 	// [catalog] services
+	svc.catalog = catalog.NewService(a.db, l, m, ps, now)
+	svc.catalog.TierOf = func(ctx context.Context, memberID int64) (string, error) {
+		if svc.programme == nil { // built below
+			return "", nil
+		}
+		return svc.programme.MemberTier(ctx, memberID)
+	}
 	// [settlement] services
+	svc.settlement = settlement.NewService(a.db, settlement.Options{Location: a.cfg.Location(), BaseCurrency: "EUR", Now: now})
 	// [exchange] services
+	svc.exchange = exchange.NewService(a.db, l, m, ps, exchange.NewHTTPPartner(15*time.Second), now)
 	// [programme] services
+	svc.programme = programme.NewService(a.db, l, m, c, now)
+	svc.transactions.Programme = svc.programme
 	return svc, nil
 }
 

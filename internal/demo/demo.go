@@ -28,9 +28,11 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/programme"
 )
 
 // Clock is the simulated clock the seed moves through history. Services
@@ -58,6 +60,8 @@ type Services struct {
 	Consent      *members.BurnConsent
 	Ledger       *ledger.Service
 	Transactions *partners.Transactions
+	Programme    *programme.Service
+	Exchange     *exchange.Service
 }
 
 // Options tune the seed.
@@ -66,6 +70,8 @@ type Options struct {
 	Months        int       // months of history (default 6)
 	Workers       int       // concurrent earns (default 8)
 	AdminPassword string    // password of the demo staff accounts; generated when empty
+	PartnerSimURL string    // the simulated airline programme (cmd/partnersim); none when empty
+	PartnerSimKey string    // the API key partnersim expects
 	Out           io.Writer // progress and credentials
 	Real          time.Time // the real now; history ends here
 }
@@ -219,6 +225,9 @@ func Seed(ctx context.Context, s Services, clock *Clock, o Options) (Credentials
 		}
 	}
 
+	if err := programmeRules(ctx, s); err != nil {
+		return creds, err
+	}
 	demo := coalition()
 	fresh := false // a partner created now means a database that has never been seeded
 	for _, p := range demo {
@@ -235,6 +244,11 @@ func Seed(ctx context.Context, s Services, clock *Clock, o Options) (Credentials
 		creds.Clients = append(creds.Clients, cred)
 	}
 
+	if o.PartnerSimURL != "" && s.Exchange != nil {
+		if err := ensureExchange(ctx, s, demo[0].id, o); err != nil {
+			return creds, err
+		}
+	}
 	var done string
 	if err := s.DB.WithContext(ctx).Raw(`SELECT value FROM hub_meta WHERE key = 'demo.history'`).Scan(&done).Error; err != nil {
 		return creds, err
@@ -253,6 +267,60 @@ func Seed(ctx context.Context, s Services, clock *Clock, o Options) (Credentials
 	err := s.DB.WithContext(ctx).Exec(`INSERT INTO hub_meta (key, value) VALUES ('demo.history', ?)
 		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`, mark).Error
 	return creds, err
+}
+
+// programmeRules sets the coalition's tiers, expiry, transfers and birthday
+// bonus (DOMAIN-NOTES: OR thresholds, 24-month lifetime, one level down at the
+// yearly review). Setting them again is harmless.
+func programmeRules(ctx context.Context, s Services) error {
+	if s.Programme == nil {
+		return nil
+	}
+	if _, err := s.Programme.SetPolicy(ctx, programme.Policy{Currency: "EUR", ExpiryMode: programme.ExpiryFixedLifetime,
+		ExpiryMonths: 24, NoticeDays: 30, TransfersEnabled: true, TransferMin: 100, TransferPerTransfer: 20000,
+		TransferDaily: 20000, TransferMonthly: 50000, TransferFeeRate: d("0.02"), BirthdayPoints: 500,
+		TierWindow: programme.WindowRolling12Months, TierDowngrade: programme.DowngradeOneLevel}); err != nil {
+		return fmt.Errorf("seed programme policy: %w", err)
+	}
+	tiers := []programme.Tier{
+		{Code: "blue", Name: "Blue", Rank: 0},
+		{Code: "silver", Name: "Silver", Rank: 1, Thresholds: map[programme.Metric]int64{
+			programme.MetricPoints: 5000, programme.MetricNights: 10},
+			Entitlements: []programme.Entitlement{{Code: "late_checkout", Value: "14:00"}, {Code: "earn_bonus", Value: "50%"}}},
+		{Code: "gold", Name: "Gold", Rank: 2, Thresholds: map[programme.Metric]int64{
+			programme.MetricPoints: 15000, programme.MetricNights: 30, programme.MetricFlights: 20},
+			Entitlements: []programme.Entitlement{{Code: "late_checkout", Value: "16:00"}, {Code: "lounge_access"}, {Code: "earn_bonus", Value: "100%"}}},
+		{Code: "platinum", Name: "Platinum", Rank: 3, InvitationOnly: true,
+			Entitlements: []programme.Entitlement{{Code: "late_checkout", Value: "18:00"}, {Code: "lounge_access"}, {Code: "suite_upgrade"}}},
+	}
+	for _, t := range tiers {
+		if _, err := s.Programme.PutTier(ctx, t); err != nil {
+			return fmt.Errorf("seed tier %s: %w", t.Code, err)
+		}
+	}
+	return nil
+}
+
+// ensureExchange registers the airline's miles programme at the simulator.
+func ensureExchange(ctx context.Context, s Services, airlineID int64, o Options) error {
+	list, err := s.Exchange.Programmes(ctx, airlineID)
+	if err != nil {
+		return err
+	}
+	for _, p := range list {
+		if p.Code == "skymiles" {
+			return nil
+		}
+	}
+	_, err = s.Exchange.CreateProgramme(ctx, exchange.NewProgramme{PartnerID: airlineID, Code: "skymiles",
+		Name: "SkyWays SkyMiles", Unit: "miles", Out: &exchange.Ratio{From: 1000, To: 700}, In: &exchange.Ratio{From: 1000, To: 800},
+		Increment: 1000, MinPoints: 1000, MaxPoints: 200000, MonthlyMax: 500000, FeePoints: 0,
+		BonusBands:  []exchange.BonusBand{{FromPoints: 60000, Percent: d("25")}},
+		EndpointURL: o.PartnerSimURL, APIKey: o.PartnerSimKey})
+	if err != nil {
+		return fmt.Errorf("seed exchange programme: %w", err)
+	}
+	return nil
 }
 
 func randomSecret() string {

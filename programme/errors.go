@@ -1,0 +1,19 @@
+package programme
+
+import "errors"
+
+// Domain errors of the programme.
+var (
+	// ErrTierNotFound: no tier with that code.
+	ErrTierNotFound = errors.New("tier not found")
+	// ErrTransfersDisabled: the programme does not allow member-to-member transfers.
+	ErrTransfersDisabled = errors.New("transfers are disabled")
+	// ErrCompanyNotFound: no such company.
+	ErrCompanyNotFound = errors.New("company not found")
+	// ErrNotDesignated: the member may not spend the company's points.
+	ErrNotDesignated = errors.New("member is not a designated employee of the company")
+	// ErrAlreadyEmployee: the member is linked to a company already.
+	ErrAlreadyEmployee = errors.New("member already belongs to a company")
+	// ErrCompanyLevelNotFound: no company level is defined for the spend.
+	ErrCompanyLevelNotFound = errors.New("no company level defined")
+)

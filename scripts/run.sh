@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make run`: migrate, start the simulated airline programme (partnersim),
+# seed the demo coalition and run the hub (API, console, portal and worker)
+# until Ctrl-C. Expects scripts/services.sh to have written .data/services.env
+# and bin/hub and bin/partnersim to be built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. .data/services.env
+mkdir -p .data
+KEYFILE=.data/partnersim.key
+[ -s "$KEYFILE" ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$KEYFILE"
+SIM_ADDR=${HUB_PARTNERSIM_ADDR:-127.0.0.1:8091}
+export HUB_DEMO_PARTNERSIM_URL="http://$SIM_ADDR"
+export HUB_DEMO_PARTNERSIM_KEY="$(cat "$KEYFILE")"
+
+./bin/hub migrate up
+./bin/partnersim -addr "$SIM_ADDR" -key "$HUB_DEMO_PARTNERSIM_KEY" -pending-polls 1 >.data/partnersim.log 2>&1 &
+SIM_PID=$!
+trap 'kill $SIM_PID 2>/dev/null || true' EXIT
+./bin/hub seed
+echo "partner simulator (SkyWays SkyMiles) on $HUB_DEMO_PARTNERSIM_URL, log in .data/partnersim.log"
+./bin/hub all

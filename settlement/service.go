@@ -1,0 +1,831 @@
+package settlement
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/internal/money"
+	"github.com/coalitionhub/hub/internal/validation"
+	"github.com/coalitionhub/hub/partners"
+)
+
+// Options configure a Service. Location is the operator's time zone (periods
+// are its calendar months); BaseCurrency is the currency of the period report
+// (matrix and outstanding liability), default EUR.
+type Options struct {
+	Location     *time.Location
+	BaseCurrency string
+	Now          func() time.Time
+}
+
+// Service runs settlement: periods, close, statements and their life cycle,
+// adjustments and reconciliation. Safe for concurrent use.
+type Service struct {
+	db   *gorm.DB
+	loc  *time.Location
+	base string
+	now  func() time.Time
+}
+
+// NewService builds a settlement service over db.
+func NewService(db *gorm.DB, opts Options) *Service {
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	if opts.BaseCurrency == "" {
+		opts.BaseCurrency = "EUR"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{db: db, loc: opts.Location, base: opts.BaseCurrency, now: opts.Now}
+}
+
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// ---- periods
+
+// Period returns the period of month ("YYYY-MM"), creating it as open if it
+// does not exist yet. Errors: *validation.Error.
+func (s *Service) Period(ctx context.Context, monthStr string) (Period, error) {
+	m, err := parseMonth(monthStr, "period", s.loc)
+	if err != nil {
+		return Period{}, err
+	}
+	p, err := ensurePeriod(s.db.WithContext(ctx), m, s.clock(), false)
+	if err != nil {
+		return Period{}, err
+	}
+	return p.period(), nil
+}
+
+// Periods lists known periods, newest first.
+func (s *Service) Periods(ctx context.Context, limit int) ([]Period, error) {
+	if limit <= 0 || limit > 120 {
+		limit = 24
+	}
+	var rows []periodRow
+	if err := s.db.WithContext(ctx).Raw(`SELECT `+periodColumns+` FROM settlement_periods ORDER BY month DESC LIMIT ?`, limit).
+		Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make([]Period, len(rows))
+	for i, r := range rows {
+		out[i] = r.period()
+	}
+	return out, nil
+}
+
+// SetRate stores (or replaces) the exchange rate from→to of a period that is
+// not closed yet. Errors: *validation.Error, ErrPeriodClosed.
+func (s *Service) SetRate(ctx context.Context, monthStr string, r Rate, actor string) (Rate, error) {
+	m, err := parseMonth(monthStr, "period", s.loc)
+	if err != nil {
+		return Rate{}, err
+	}
+	var v validation.Error
+	v.Check(currencyOK(r.From), "from", "must be an ISO 4217 code")
+	v.Check(currencyOK(r.To), "to", "must be an ISO 4217 code")
+	v.Check(r.From != r.To, "to", "must differ from from")
+	v.Check(r.Rate.IsPositive(), "rate", "must be positive")
+	v.Check(r.Rate.Equal(r.Rate.Truncate(12)) && r.Rate.LessThan(decimal.New(1, 12)), "rate", "must have at most 12 decimal places and 12 integer digits")
+	v.Check(len(r.Source) >= 1 && len(r.Source) <= 200, "source", "is required (at most 200 characters)")
+	if err := v.Err(); err != nil {
+		return Rate{}, err
+	}
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now := s.clock()
+		p, err := ensurePeriod(tx, m, now, true)
+		if err != nil {
+			return err
+		}
+		if p.Status == string(PeriodClosed) {
+			return fmt.Errorf("set rate of %s: %w", m, ErrPeriodClosed)
+		}
+		return tx.Exec(`INSERT INTO settlement_exchange_rates (period_id, from_currency, to_currency, rate, source, created_at, created_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (period_id, from_currency, to_currency)
+			DO UPDATE SET rate = EXCLUDED.rate, source = EXCLUDED.source, created_at = EXCLUDED.created_at, created_by = EXCLUDED.created_by`,
+			p.ID, r.From, r.To, r.Rate, r.Source, now, actor).Error
+	})
+	return r, err
+}
+
+// Rates lists the exchange rates of a period. Errors: ErrPeriodNotFound.
+func (s *Service) Rates(ctx context.Context, monthStr string) ([]Rate, error) {
+	p, err := selectPeriod(s.db.WithContext(ctx), monthStr, false)
+	if err != nil {
+		return nil, err
+	}
+	return selectRates(s.db.WithContext(ctx), p.ID)
+}
+
+// ClosePrevious closes the month before the current one (operator time zone):
+// the scheduled job.
+func (s *Service) ClosePrevious(ctx context.Context) (Period, error) {
+	return s.Close(ctx, monthOf(s.clock(), s.loc).previous().String(), "system")
+}
+
+// Close settles a period: it records which ledger transactions the period
+// settles (every one posted before its end and not settled earlier), takes
+// pending adjustments, builds one statement per partner with activity and the
+// period report, stores each as canonical JSON with its SHA-256, and marks the
+// period closed. Closing a closed period returns it unchanged (same hashes).
+// Concurrent closers serialise on the period row; the first does the work.
+// Errors: *validation.Error, ErrPeriodNotEnded, ErrEarlierPeriodOpen,
+// ErrMissingRate, ErrNoContract (the period then stays "closing").
+func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, error) {
+	m, err := parseMonth(monthStr, "period", s.loc)
+	if err != nil {
+		return Period{}, err
+	}
+	if actor == "" {
+		actor = "system"
+	}
+	db := s.db.WithContext(ctx)
+	if now := s.clock(); now.Before(m.end()) {
+		return Period{}, fmt.Errorf("close %s: %w", m, ErrPeriodNotEnded)
+	}
+	// Phase 1: the visible open → closing transition.
+	if err := db.Transaction(func(tx *gorm.DB) error {
+		p, err := ensurePeriod(tx, m, s.clock(), true)
+		if err != nil {
+			return err
+		}
+		return tx.Exec(`UPDATE settlement_periods SET status = 'closing', closing_since = ? WHERE id = ? AND status = 'open'`,
+			s.clock(), p.ID).Error
+	}); err != nil {
+		return Period{}, fmt.Errorf("close %s: %w", m, err)
+	}
+	// Phase 2: the work, under the period row's lock.
+	var out periodRow
+	err = db.Transaction(func(tx *gorm.DB) error {
+		p, err := selectPeriod(tx, m.String(), true)
+		if err != nil {
+			return err
+		}
+		if p.Status == string(PeriodClosed) {
+			out = p
+			return nil
+		}
+		var earlier struct {
+			Open     int64
+			ScanFrom *time.Time
+		}
+		if err := tx.Raw(`SELECT count(*) FILTER (WHERE status <> 'closed') AS open,
+			max(starts_at) FILTER (WHERE status = 'closed') AS scan_from
+			FROM settlement_periods WHERE month < ?::date`, m.date()).Scan(&earlier).Error; err != nil {
+			return err
+		}
+		if earlier.Open > 0 {
+			return ErrEarlierPeriodOpen
+		}
+		scanFrom := time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+		if earlier.ScanFrom != nil {
+			scanFrom = *earlier.ScanFrom
+		}
+		if _, err := assignTransactions(tx, p, scanFrom); err != nil {
+			return fmt.Errorf("assign transactions: %w", err)
+		}
+		if _, err := claimAdjustments(tx, p); err != nil {
+			return fmt.Errorf("claim adjustments: %w", err)
+		}
+		docs, report, err := s.compute(tx, p)
+		if err != nil {
+			return err
+		}
+		now := s.clock()
+		for _, d := range docs {
+			if err := insertStatement(tx, p.ID, d, now); err != nil {
+				return err
+			}
+		}
+		raw, sum := canonical(report)
+		if err := tx.Exec(`UPDATE settlement_periods SET status = 'closed', closed_at = ?, closed_by = ?,
+			report = ?::text::json, report_sha256 = ? WHERE id = ?`, now, actor, string(raw), sum[:], p.ID).Error; err != nil {
+			return err
+		}
+		out, err = selectPeriod(tx, m.String(), false)
+		return err
+	})
+	if err != nil {
+		return Period{}, fmt.Errorf("close %s: %w", m, err)
+	}
+	return out.period(), nil
+}
+
+// Verify recomputes the statements and report of a closed period from the
+// recorded transactions, adjustments and rates and reports whether every
+// document hashes to what was stored at close. Errors: ErrPeriodNotFound,
+// ErrPeriodNotClosed.
+func (s *Service) Verify(ctx context.Context, monthStr string) (bool, error) {
+	ok := true
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p, err := selectPeriod(tx, monthStr, false)
+		if err != nil {
+			return err
+		}
+		if p.Status != string(PeriodClosed) {
+			return ErrPeriodNotClosed
+		}
+		docs, report, err := s.compute(tx, p)
+		if err != nil {
+			return err
+		}
+		if _, sum := canonical(report); string(sum[:]) != string(p.ReportSHA256) {
+			ok = false
+		}
+		stored, err := selectStatements(tx, "s.period_id = ?", p.ID)
+		if err != nil {
+			return err
+		}
+		if len(stored) != len(docs) {
+			ok = false
+		}
+		byPartner := map[int64][]byte{}
+		for _, st := range stored {
+			byPartner[st.PartnerID] = st.SHA256
+		}
+		for _, d := range docs {
+			if _, sum := canonical(d); string(sum[:]) != string(byPartner[d.PartnerID]) {
+				ok = false
+			}
+		}
+		return nil
+	})
+	return ok, err
+}
+
+// Report returns the stored report of a closed period. Errors:
+// ErrPeriodNotFound, ErrPeriodNotClosed.
+func (s *Service) Report(ctx context.Context, monthStr string) (Report, error) {
+	var row struct {
+		Status string
+		Report *string
+	}
+	if err := s.db.WithContext(ctx).Raw(`SELECT status, report::text AS report FROM settlement_periods
+		WHERE month = to_date(?, 'YYYY-MM')`, monthStr).Scan(&row).Error; err != nil {
+		return Report{}, err
+	}
+	if row.Status == "" {
+		return Report{}, fmt.Errorf("period %s: %w", monthStr, ErrPeriodNotFound)
+	}
+	if row.Report == nil {
+		return Report{}, fmt.Errorf("report of %s: %w", monthStr, ErrPeriodNotClosed)
+	}
+	var r Report
+	err := json.Unmarshal([]byte(*row.Report), &r)
+	return r, err
+}
+
+// compute builds every statement document and the report of p from what is
+// recorded as settled in p.
+func (s *Service) compute(tx *gorm.DB, p periodRow) ([]Document, Report, error) {
+	legs, err := selectLegs(tx, p)
+	if err != nil {
+		return nil, Report{}, fmt.Errorf("statement legs: %w", err)
+	}
+	prepaid, err := selectPrepaid(tx, p)
+	if err != nil {
+		return nil, Report{}, fmt.Errorf("prepaid movements: %w", err)
+	}
+	var adjs []adjustmentRow
+	if err := tx.Raw(`SELECT `+adjustmentColumns+` FROM settlement_adjustments WHERE period_id = ? ORDER BY id`, p.ID).
+		Scan(&adjs).Error; err != nil {
+		return nil, Report{}, err
+	}
+	currencies, err := selectPartners(tx)
+	if err != nil {
+		return nil, Report{}, err
+	}
+	rates, err := selectRates(tx, p.ID)
+	if err != nil {
+		return nil, Report{}, err
+	}
+	docs, err := buildDocuments(p.period(), legs, prepaid, adjs, currencies, rates)
+	if err != nil {
+		return nil, Report{}, err
+	}
+	matrix, err := selectMatrix(tx, p)
+	if err != nil {
+		return nil, Report{}, fmt.Errorf("liability matrix: %w", err)
+	}
+	outstanding, err := selectOutstanding(tx, p)
+	if err != nil {
+		return nil, Report{}, fmt.Errorf("outstanding liability: %w", err)
+	}
+	report, err := buildReport(p.period(), s.base, matrix, outstanding, currencies, rates)
+	return docs, report, err
+}
+
+// canonical is the stored byte form of a document and its SHA-256. Documents
+// are structs (fixed field order) with UTC times and sorted slices, so the
+// same inputs give the same bytes.
+func canonical(v any) ([]byte, [32]byte) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("settlement: marshal %T: %v", v, err)) // plain structs: cannot fail
+	}
+	return raw, sha256.Sum256(raw)
+}
+
+func insertStatement(tx *gorm.DB, periodID int64, d Document, now time.Time) error {
+	raw, sum := canonical(d)
+	var id int64
+	if err := tx.Raw(`INSERT INTO settlement_statements (period_id, partner_id, currency, net_minor, document, sha256, created_at)
+		VALUES (?, ?, ?, ?, ?::text::json, ?, ?) RETURNING id`, periodID, d.PartnerID, d.Currency, d.Net.Minor,
+		string(raw), sum[:], now).Scan(&id).Error; err != nil {
+		return fmt.Errorf("insert statement of partner %d: %w", d.PartnerID, err)
+	}
+	for _, l := range d.Lines {
+		var txID *int64
+		if l.TransactionID != 0 {
+			txID = &l.TransactionID
+		}
+		if err := tx.Exec(`INSERT INTO settlement_statement_lines (statement_id, line_no, kind, points, amount_minor, late, transaction_id, occurred_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, id, l.No, string(l.Kind), l.Points, l.Amount.Minor, l.Late, txID, l.OccurredAt).Error; err != nil {
+			return fmt.Errorf("insert statement line: %w", err)
+		}
+	}
+	return nil
+}
+
+// ---- pure arithmetic
+
+var kindOrder = map[LineKind]int{LineIssued: 1, LineRedeemed: 2, LineOperatorFee: 3, LineExchangeIn: 4,
+	LineExchangeOut: 5, LineBreakage: 6, LinePrepaidDrawDown: 7, LinePrepaidTopUp: 8, LineAdjustment: 9}
+
+// convert turns minor units of from into minor units of to at the period's
+// rate, rounded half-even. Errors: ErrMissingRate.
+func convert(minor int64, from, to string, rates []Rate) (int64, *Rate, error) {
+	if from == to {
+		return minor, nil, nil
+	}
+	for i, r := range rates {
+		if r.From == from && r.To == to {
+			amount := decimal.New(minor, -money.Exponent(from)).Mul(r.Rate)
+			return money.MinorHalfEven(amount, to), &rates[i], nil
+		}
+	}
+	return 0, nil, fmt.Errorf("%s→%s: %w", from, to, ErrMissingRate)
+}
+
+// buildDocuments turns the period's aggregated rows into one statement per
+// partner with at least one line. Each line is rounded half-even on its own;
+// the net is the sum of the lines.
+func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjustmentRow,
+	currencies map[int64]string, rates []Rate) ([]Document, error) {
+	docs := map[int64]*Document{}
+	doc := func(partnerID int64) (*Document, error) {
+		if d, ok := docs[partnerID]; ok {
+			return d, nil
+		}
+		cur, ok := currencies[partnerID]
+		if !ok {
+			return nil, fmt.Errorf("partner %d has no settlement currency", partnerID)
+		}
+		d := &Document{Period: p.Month, TimeZone: p.TimeZone, PeriodStart: p.StartsAt, PeriodEnd: p.EndsAt,
+			PartnerID: partnerID, Currency: cur, Lines: []Line{}}
+		docs[partnerID] = d
+		return d, nil
+	}
+	for _, r := range legs {
+		d, err := doc(r.PartnerID)
+		if err != nil {
+			return nil, err
+		}
+		if r.Version == nil {
+			return nil, fmt.Errorf("partner %d, %s: %w", r.PartnerID, r.Kind, ErrNoContract)
+		}
+		base := Line{ContractVersion: *r.Version, Late: r.Late}
+		if r.Late {
+			base.TransactionID = deref(r.TransactionID)
+			t := r.OccurredAt.UTC()
+			base.OccurredAt = &t
+		}
+		value := func(points int64, price decimal.Decimal, factor decimal.Decimal) int64 {
+			return money.MinorHalfEven(decimal.NewFromInt(points).Mul(price).Mul(factor), d.Currency)
+		}
+		one := decimal.NewFromInt(1)
+		var lines []Line
+		switch r.Kind {
+		case "partner_issued":
+			l := base
+			l.Kind, l.Points, l.UnitPrice = LineIssued, -r.Amount, r.IssuePrice.Decimal.String()
+			l.Amount = Money{-value(l.Points, r.IssuePrice.Decimal, one), d.Currency}
+			l.Description = fmt.Sprintf("Points issued, contract v%d at %s %s/point", *r.Version, l.UnitPrice, d.Currency)
+			lines = append(lines, l)
+		case "partner_redeemed":
+			l := base
+			l.Kind, l.Points, l.UnitPrice = LineRedeemed, r.Amount, r.RedemptionRate.Decimal.String()
+			l.Amount = Money{value(l.Points, r.RedemptionRate.Decimal, one), d.Currency}
+			l.Description = fmt.Sprintf("Points redeemed, contract v%d at %s %s/point", *r.Version, l.UnitPrice, d.Currency)
+			lines = append(lines, l)
+			if r.FeeRate.Valid && r.FeeRate.Decimal.IsPositive() {
+				f := base
+				f.Kind, f.Points, f.UnitPrice, f.Factor = LineOperatorFee, r.Amount, l.UnitPrice, r.FeeRate.Decimal.String()
+				f.Amount = Money{-value(f.Points, r.RedemptionRate.Decimal, r.FeeRate.Decimal), d.Currency}
+				f.Description = fmt.Sprintf("Operator fee %s of redemptions, contract v%d", f.Factor, *r.Version)
+				lines = append(lines, f)
+			}
+		case "partner_exchange_in":
+			l := base
+			l.Kind, l.Points, l.UnitPrice = LineExchangeIn, -r.Amount, r.IssuePrice.Decimal.String()
+			l.Amount = Money{-value(l.Points, r.IssuePrice.Decimal, one), d.Currency}
+			l.Description = fmt.Sprintf("Points credited by exchange from the partner programme at %s %s/point", l.UnitPrice, d.Currency)
+			lines = append(lines, l)
+		case "partner_exchange_out":
+			l := base
+			l.Kind, l.Points, l.UnitPrice = LineExchangeOut, r.Amount, r.RedemptionRate.Decimal.String()
+			l.Amount = Money{value(l.Points, r.RedemptionRate.Decimal, one), d.Currency}
+			l.Description = fmt.Sprintf("Points exchanged to the partner programme at %s %s/point", l.UnitPrice, d.Currency)
+			lines = append(lines, l)
+		case "breakage":
+			l := base
+			l.Kind, l.Points, l.UnitPrice, l.Factor = LineBreakage, r.Amount, r.IssuePrice.Decimal.String(), r.BreakageShare.Decimal.String()
+			l.Amount = Money{value(l.Points, r.IssuePrice.Decimal, r.BreakageShare.Decimal), d.Currency}
+			l.Description = fmt.Sprintf("Breakage share %s of expired points issued under contract v%d", l.Factor, *r.Version)
+			lines = append(lines, l)
+		default:
+			return nil, fmt.Errorf("unknown leg kind %q", r.Kind)
+		}
+		for i := range lines {
+			if lines[i].Late {
+				lines[i].Description = "Late: " + lines[i].Description
+			}
+		}
+		d.Lines = append(d.Lines, lines...)
+	}
+	for _, r := range prepaid {
+		d, err := doc(r.PartnerID)
+		if err != nil {
+			return nil, err
+		}
+		switch r.Kind {
+		case "draw_down":
+			d.Lines = append(d.Lines, Line{Kind: LinePrepaidDrawDown, Amount: Money{-r.Minor, r.Currency},
+				Description: "Prepaid balance drawn for issued points"})
+		case "top_up":
+			d.Lines = append(d.Lines, Line{Kind: LinePrepaidTopUp, Amount: Money{r.Minor, r.Currency}, Informational: true,
+				Description: "Prepaid top-ups received (already paid; not part of the net)"})
+		}
+	}
+	used := map[int64]map[string]Rate{}
+	for _, a := range adjs {
+		d, err := doc(a.PartnerID)
+		if err != nil {
+			return nil, err
+		}
+		minor, rate, err := convert(a.AmountMinor, a.Currency, d.Currency, rates)
+		if err != nil {
+			return nil, fmt.Errorf("adjustment %d: %w", a.ID, err)
+		}
+		l := Line{Kind: LineAdjustment, Amount: Money{minor, d.Currency}, AdjustmentID: a.ID, Description: a.Reason}
+		if a.Currency != d.Currency {
+			l.Description += fmt.Sprintf(" (%s converted at %s)", money.Format(a.AmountMinor, a.Currency), rate.Rate)
+			if used[a.PartnerID] == nil {
+				used[a.PartnerID] = map[string]Rate{}
+			}
+			used[a.PartnerID][rate.From+rate.To] = *rate
+		}
+		if a.CorrectsStatementID != nil {
+			l.Corrects = &LineRef{StatementID: *a.CorrectsStatementID, LineNo: deref(a.CorrectsLineNo)}
+		}
+		d.Lines = append(d.Lines, l)
+	}
+	out := make([]Document, 0, len(docs))
+	for _, d := range docs {
+		sort.SliceStable(d.Lines, func(i, j int) bool {
+			a, b := d.Lines[i], d.Lines[j]
+			switch {
+			case kindOrder[a.Kind] != kindOrder[b.Kind]:
+				return kindOrder[a.Kind] < kindOrder[b.Kind]
+			case a.Late != b.Late:
+				return !a.Late
+			case a.ContractVersion != b.ContractVersion:
+				return a.ContractVersion < b.ContractVersion
+			case a.TransactionID != b.TransactionID:
+				return a.TransactionID < b.TransactionID
+			}
+			return a.AdjustmentID < b.AdjustmentID
+		})
+		d.Charges, d.Credits, d.Net = Money{0, d.Currency}, Money{0, d.Currency}, Money{0, d.Currency}
+		for i := range d.Lines {
+			d.Lines[i].No = i + 1
+			if d.Lines[i].Informational {
+				continue
+			}
+			m := d.Lines[i].Amount.Minor
+			d.Net.Minor += m
+			if m < 0 {
+				d.Charges.Minor += m
+			} else {
+				d.Credits.Minor += m
+			}
+		}
+		switch {
+		case d.Net.Minor > 0:
+			d.Direction = "to_partner"
+		case d.Net.Minor < 0:
+			d.Direction = "from_partner"
+		default:
+			d.Direction = "none"
+		}
+		for _, r := range used[d.PartnerID] {
+			d.Rates = append(d.Rates, r)
+		}
+		sort.Slice(d.Rates, func(i, j int) bool { return d.Rates[i].From+d.Rates[i].To < d.Rates[j].From+d.Rates[j].To })
+		out = append(out, *d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PartnerID < out[j].PartnerID })
+	return out, nil
+}
+
+// buildReport values the matrix and outstanding liability: each cell's value
+// is the sum of its per-price values in the partner's currency (each rounded
+// half-even), converted once to the base currency.
+func buildReport(p Period, base string, matrix []matrixRow, outstanding []liabilityRow,
+	currencies map[int64]string, rates []Rate) (Report, error) {
+	rep := Report{Period: p.Month, BaseCurrency: base, Matrix: []MatrixCell{}, Outstanding: []Liability{}}
+	used := map[string]Rate{}
+	toBase := func(minor int64, cur string) (int64, error) {
+		v, r, err := convert(minor, cur, base, rates)
+		if r != nil {
+			used[r.From+r.To] = *r
+		}
+		return v, err
+	}
+	type cellKey struct{ issuer, redeemer int64 }
+	cells := map[cellKey]*MatrixCell{}
+	local := map[cellKey]int64{}
+	for _, r := range matrix {
+		k := cellKey{r.IssuerPartnerID, r.RedeemerPartnerID}
+		if cells[k] == nil {
+			cells[k] = &MatrixCell{IssuerPartnerID: k.issuer, RedeemerPartnerID: k.redeemer}
+		}
+		cells[k].Points += r.Points
+		if !r.RedemptionRate.Valid {
+			return Report{}, fmt.Errorf("redemptions at partner %d: %w", r.RedeemerPartnerID, ErrNoContract)
+		}
+		local[k] += money.PointsValue(r.Points, r.RedemptionRate.Decimal, currencies[r.RedeemerPartnerID])
+	}
+	for k, c := range cells {
+		v, err := toBase(local[k], currencies[k.redeemer])
+		if err != nil {
+			return Report{}, fmt.Errorf("matrix value at partner %d: %w", k.redeemer, err)
+		}
+		c.Value = Money{v, base}
+		rep.Matrix = append(rep.Matrix, *c)
+	}
+	sort.Slice(rep.Matrix, func(i, j int) bool {
+		a, b := rep.Matrix[i], rep.Matrix[j]
+		return a.IssuerPartnerID < b.IssuerPartnerID || (a.IssuerPartnerID == b.IssuerPartnerID && a.RedeemerPartnerID < b.RedeemerPartnerID)
+	})
+	liab := map[int64]*Liability{}
+	liabLocal := map[int64]int64{}
+	for _, r := range outstanding {
+		if liab[r.IssuerPartnerID] == nil {
+			liab[r.IssuerPartnerID] = &Liability{IssuerPartnerID: r.IssuerPartnerID}
+		}
+		liab[r.IssuerPartnerID].Points += r.Points
+		if r.IssuerPartnerID != 0 {
+			if !r.IssuePrice.Valid {
+				return Report{}, fmt.Errorf("points issued by partner %d: %w", r.IssuerPartnerID, ErrNoContract)
+			}
+			liabLocal[r.IssuerPartnerID] += money.PointsValue(r.Points, r.IssuePrice.Decimal, currencies[r.IssuerPartnerID])
+		}
+	}
+	for id, l := range liab {
+		l.Value = Money{0, base}
+		if id != 0 {
+			v, err := toBase(liabLocal[id], currencies[id])
+			if err != nil {
+				return Report{}, fmt.Errorf("liability of partner %d: %w", id, err)
+			}
+			l.Value.Minor = v
+		}
+		rep.Outstanding = append(rep.Outstanding, *l)
+	}
+	sort.Slice(rep.Outstanding, func(i, j int) bool { return rep.Outstanding[i].IssuerPartnerID < rep.Outstanding[j].IssuerPartnerID })
+	for _, r := range used {
+		rep.Rates = append(rep.Rates, r)
+	}
+	sort.Slice(rep.Rates, func(i, j int) bool { return rep.Rates[i].From+rep.Rates[i].To < rep.Rates[j].From+rep.Rates[j].To })
+	return rep, nil
+}
+
+func currencyOK(c string) bool {
+	if len(c) != 3 {
+		return false
+	}
+	for _, r := range c {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// ---- statements
+
+func (r statementRow) statement() (Statement, error) {
+	st := Statement{ID: r.ID, PeriodID: r.PeriodID, Period: r.Month, PartnerID: r.PartnerID, Status: StatementStatus(r.Status),
+		Net: Money{r.NetMinor, r.Currency}, SHA256: fmt.Sprintf("%x", r.SHA256), CreatedAt: r.CreatedAt.UTC(),
+		ApprovedAt: utcPtr(r.ApprovedAt), ApprovedBy: deref(r.ApprovedBy), SentAt: utcPtr(r.SentAt), PaidAt: utcPtr(r.PaidAt),
+		PaymentRef: deref(r.PaymentRef), Raw: json.RawMessage(r.Document)}
+	if err := json.Unmarshal([]byte(r.Document), &st.Document); err != nil {
+		return Statement{}, fmt.Errorf("statement %d document: %w", r.ID, err)
+	}
+	return st, nil
+}
+
+// StatementFilter selects statements. PartnerID 0 is every partner (staff);
+// Sent restricts to statements sent to the partner (its API view).
+type StatementFilter struct {
+	PartnerID int64
+	Period    string
+	Sent      bool
+	After     int64 // id cursor: statements with a smaller id (newest first)
+	Limit     int
+}
+
+// Statements lists statements newest first.
+func (s *Service) Statements(ctx context.Context, f StatementFilter) ([]Statement, error) {
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = 50
+	}
+	where, args := "true", []any{}
+	if f.PartnerID != 0 {
+		where += " AND s.partner_id = ?"
+		args = append(args, f.PartnerID)
+	}
+	if f.Period != "" {
+		where += " AND p.month = to_date(?, 'YYYY-MM')"
+		args = append(args, f.Period)
+	}
+	if f.Sent {
+		where += " AND s.status IN ('sent', 'paid')"
+	}
+	if f.After > 0 {
+		where += " AND s.id < ?"
+		args = append(args, f.After)
+	}
+	rows, err := selectStatements(s.db.WithContext(ctx), where+" ORDER BY s.id DESC LIMIT ?", append(args, f.Limit)...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Statement, len(rows))
+	for i, r := range rows {
+		if out[i], err = r.statement(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Statement returns one statement. Errors: ErrStatementNotFound.
+func (s *Service) Statement(ctx context.Context, id int64) (Statement, error) {
+	return getStatement(s.db.WithContext(ctx), id, false)
+}
+
+func getStatement(tx *gorm.DB, id int64, lock bool) (Statement, error) {
+	q := "s.id = ?"
+	if lock {
+		q += " FOR UPDATE OF s"
+	}
+	rows, err := selectStatements(tx, q, id)
+	if err != nil {
+		return Statement{}, err
+	}
+	if len(rows) == 0 {
+		return Statement{}, fmt.Errorf("statement %d: %w", id, ErrStatementNotFound)
+	}
+	return rows[0].statement()
+}
+
+// transition moves a statement from one state to the next with a conditional
+// UPDATE under the row lock; then runs after (in the same transaction).
+func (s *Service) transition(ctx context.Context, id int64, from StatementStatus, set string, args []any,
+	after func(tx *gorm.DB, st Statement) error) (Statement, error) {
+	var out Statement
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		st, err := getStatement(tx, id, true)
+		if err != nil {
+			return err
+		}
+		if st.Status != from {
+			return fmt.Errorf("statement %d is %s, not %s: %w", id, st.Status, from, ErrStatementState)
+		}
+		if err := tx.Exec(`UPDATE settlement_statements SET `+set+` WHERE id = ?`, append(args, id)...).Error; err != nil {
+			return err
+		}
+		if out, err = getStatement(tx, id, false); err != nil {
+			return err
+		}
+		if after != nil {
+			return after(tx, out)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Approve moves a draft statement to approved (finance). Errors:
+// ErrStatementNotFound, ErrStatementState.
+func (s *Service) Approve(ctx context.Context, id int64, actor string) (Statement, error) {
+	return s.transition(ctx, id, StatementDraft, "status = 'approved', approved_at = ?, approved_by = ?",
+		[]any{s.clock(), actor}, nil)
+}
+
+// StatementReady is the data of the statement.ready webhook.
+type StatementReady struct {
+	StatementID int64  `json:"statement_id"`
+	Period      string `json:"period"`
+	Net         Money  `json:"net"`
+	Direction   string `json:"direction"`
+	SHA256      string `json:"sha256"`
+}
+
+// Send moves an approved statement to sent and publishes statement.ready to
+// the partner's webhooks in the same transaction. Errors:
+// ErrStatementNotFound, ErrStatementState.
+func (s *Service) Send(ctx context.Context, id int64) (Statement, error) {
+	now := s.clock()
+	return s.transition(ctx, id, StatementApproved, "status = 'sent', sent_at = ?", []any{now},
+		func(tx *gorm.DB, st Statement) error {
+			_, err := partners.Publish(tx, now, st.PartnerID, partners.EventStatementReady, StatementReady{
+				StatementID: st.ID, Period: st.Period, Net: st.Net, Direction: st.Document.Direction, SHA256: st.SHA256})
+			return err
+		})
+}
+
+// MarkPaid records the payment of a sent statement with its reference.
+// Errors: *validation.Error, ErrStatementNotFound, ErrStatementState.
+func (s *Service) MarkPaid(ctx context.Context, id int64, ref string) (Statement, error) {
+	var v validation.Error
+	v.Check(len(ref) >= 1 && len(ref) <= 200, "payment_ref", "is required (at most 200 characters)")
+	if err := v.Err(); err != nil {
+		return Statement{}, err
+	}
+	return s.transition(ctx, id, StatementSent, "status = 'paid', paid_at = ?, payment_ref = ?", []any{s.clock(), ref}, nil)
+}
+
+// Adjust records a money correction for a partner, settled as a line of the
+// next period that closes; Corrects links it to the disputed line. Errors:
+// *validation.Error, ErrLineNotFound.
+func (s *Service) Adjust(ctx context.Context, in AdjustmentInput) (Adjustment, error) {
+	var out Adjustment
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		out, err = s.adjust(tx, in, nil)
+		return err
+	})
+	return out, err
+}
+
+func (s *Service) adjust(tx *gorm.DB, in AdjustmentInput, reconLine *int64) (Adjustment, error) {
+	var v validation.Error
+	v.Check(in.PartnerID > 0, "partner_id", "is required")
+	v.Check(in.Amount.Minor != 0, "amount.minor", "must not be zero")
+	v.Check(currencyOK(in.Amount.Currency), "amount.currency", "must be an ISO 4217 code")
+	v.Check(len(in.Reason) >= 1 && len(in.Reason) <= 500, "reason", "is required (at most 500 characters)")
+	if err := v.Err(); err != nil {
+		return Adjustment{}, err
+	}
+	var stID *int64
+	var lineNo *int
+	if in.Corrects != nil {
+		var n int64
+		if err := tx.Raw(`SELECT count(*) FROM settlement_statement_lines l JOIN settlement_statements s ON s.id = l.statement_id
+			WHERE l.statement_id = ? AND l.line_no = ? AND s.partner_id = ?`, in.Corrects.StatementID, in.Corrects.LineNo, in.PartnerID).
+			Scan(&n).Error; err != nil {
+			return Adjustment{}, err
+		}
+		if n == 0 {
+			return Adjustment{}, fmt.Errorf("statement %d line %d: %w", in.Corrects.StatementID, in.Corrects.LineNo, ErrLineNotFound)
+		}
+		stID, lineNo = &in.Corrects.StatementID, &in.Corrects.LineNo
+	}
+	actor := in.Actor
+	if actor == "" {
+		actor = "system"
+	}
+	var row adjustmentRow
+	err := tx.Raw(`INSERT INTO settlement_adjustments (partner_id, amount_minor, currency, reason, corrects_statement_id,
+		corrects_line_no, reconciliation_line_id, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		RETURNING `+adjustmentColumns, in.PartnerID, in.Amount.Minor, in.Amount.Currency, in.Reason, stID, lineNo, reconLine,
+		s.clock(), actor).Scan(&row).Error
+	if err != nil {
+		if pgCode(err) == "23503" {
+			return Adjustment{}, fmt.Errorf("adjust partner %d: %w", in.PartnerID, ErrLineNotFound)
+		}
+		return Adjustment{}, err
+	}
+	return row.adjustment(), nil
+}
