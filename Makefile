@@ -17,6 +17,11 @@ run: check-go services build
 test: check-go services lint
 	@. $(ENV) && go test $(GO_TEST_FLAGS) ./...
 
+## chaos: kill the hub, its worker, a private PostgreSQL and a private Redis under load (docs/reliability.md)
+.PHONY: chaos
+chaos: check-go services
+	@. $(ENV) && go test -tags chaos -count=1 -timeout 10m -run '^TestChaos' -v ./cmd/hub/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+chaos_test)' ; exit $${PIPESTATUS[0]}
+
 ## services: make sure PostgreSQL and Redis are reachable (writes .data/services.env)
 services:
 	@bash scripts/services.sh
@@ -41,6 +46,14 @@ seed: migrate
 
 audit: services build
 	@. $(ENV) && ./$(BIN) audit
+
+## bench: a few-minute run of every benchmark (HTTP load against a real hub in its own
+## database hub_bench, settlement close of a generated month); prints a table and writes
+## bench-results/*.json. Not part of `make test`. Full scale: BENCH_ARGS="-duration 60s
+## -settle-tx 5000000 -settle-members 1000000" (see docs/performance.md).
+bench: check-go services build
+	@go build -o bin/hubbench ./cmd/hubbench
+	@. $(ENV) && ./bin/hubbench -quick -hub $(BIN) $(BENCH_ARGS)
 
 check-go:
 	@command -v go >/dev/null || { echo "Go is not installed: get Go $$(sed -n 's/^go //p' go.mod) or newer (https://go.dev/dl) and run again"; exit 1; }

@@ -1,4 +1,78 @@
 // Package settlement owns settlement periods, partner statements, the
-// cross-partner liability matrix, breakage, exchange to partner programmes and
-// reconciliation (issues 6 and 7).
+// cross-partner liability matrix, breakage and reconciliation (issue 6).
+// Exchange to partner programmes lives in package exchange; its postings
+// settle here like any other ledger transaction.
+//
+// # Periods
+//
+// A period is a calendar month in the operator's time zone, [starts_at,
+// ends_at), with states open → closing → closed. Periods close in order. A
+// ledger transaction is settled in exactly one period, recorded at close in
+// settlement_period_transactions (ledger rows are append-only and are never
+// updated): closing P takes every transaction posted before P's end that no
+// earlier close took. A transaction that occurred (or was posted, racing an
+// earlier close) before P started is a late line of P, shown with its
+// original occurred_at. The first period ever closed takes all earlier
+// history.
+//
+// Close runs in two database transactions: a conditional UPDATE marks the
+// period closing (visible to the console), then the work runs under the
+// period row's FOR UPDATE lock, so concurrent closers (several workers, a
+// person and the scheduler) serialise and the later ones find it closed. The
+// work is set-based SQL (INSERT ... SELECT for the period mapping; aggregates
+// for statements, matrix and liability), never the month in memory.
+//
+// # Statements
+//
+// One statement per partner with activity, in its settlement currency.
+// Amounts are signed from the partner's side (positive: the operator owes
+// the partner). Lines, each rounded half-even to the minor unit:
+//
+//   - issued: points on the partner's partner_issued account (earns minus
+//     earn reversals, exchange-in earns included) × the issue price of the
+//     contract version in force when the earn occurred (a reversal is priced
+//     at its earn's contract); one line per contract version;
+//   - redeemed: points into partner_redeemed (burns, captures of POS and
+//     catalog holds, minus their reversals) × the redemption rate in force
+//     at the burn; operator_fee: the same × the operator fee rate, charged;
+//   - exchange_out: points captured into partner_exchange_out × redemption
+//     rate; exchange_in: points debited from partner_exchange_in × issue
+//     price (no ledger posting uses that account yet);
+//   - breakage: points expired or forfeited in the period from lots the
+//     partner issued × the issue price in force when they were earned × the
+//     breakage share of that contract, credited to the partner;
+//   - prepaid_draw_down: prepaid money drawn in the period for issued points
+//     (credited, since it was already paid); prepaid_top_up: informational,
+//     not part of the net;
+//   - adjustment: corrections made before the period's end and not settled
+//     yet, converted at the period's rates when in another currency, linked
+//     to the line they correct.
+//
+// The net is the sum of the non-informational lines. Each statement is
+// stored as canonical JSON (a struct with fixed field order, UTC times,
+// sorted lines) with its SHA-256; Verify recomputes every document from the
+// recorded mapping and compares hashes. Life cycle: draft → approved
+// (finance) → sent (statement.ready webhook, in the same transaction) → paid
+// (payment reference), each a conditional transition under the row lock.
+//
+// # Report
+//
+// Per closed period: the liability matrix (points issued by A, 0 for the
+// operator, and redeemed at B: lot consumptions of the period's burns and
+// captures into partner_redeemed minus the lots their reversals recreated),
+// valued at B's redemption rate and converted to the base currency; and the
+// outstanding liability per issuer at period end (lot points created minus
+// consumed by every transaction settled so far) at the issue price in force
+// when earned. Exchange rates are data per period with their source; a
+// missing rate fails the close (ErrMissingRate) and leaves it closing.
+//
+// # Reconciliation
+//
+// A partner uploads a CSV (external_ref, type earn|burn, points) for a
+// closed period; it is streamed into settlement_reconciliation_rows in
+// batches, malformed lines are recorded by line number. The
+// settlement:reconcile job matches file and hub per (external_ref, kind)
+// with one FULL OUTER JOIN: matched, missing_in_hub, missing_in_file,
+// amount_mismatch. Finance accepts a line (an adjustment for the next
+// period) or disputes it with a note.
 package settlement

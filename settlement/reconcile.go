@@ -187,8 +187,11 @@ func readFile(tx *gorm.DB, id int64, file io.Reader) (lines, malformed int64, er
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		lines++
+		var line int
+		if err == nil { // FieldPos panics when the read failed (no fields)
+			line, _ = r.FieldPos(0)
+		}
 		var pe *csv.ParseError
 		switch {
 		case errors.As(err, &pe):

@@ -48,7 +48,7 @@ func amount(m Money) string {
 	return strings.TrimSuffix(s, " "+m.Currency)
 }
 
-// WritePDF renders the statement as a plain PDF 1.4 document (Helvetica,
+// WritePDF renders the statement as a plain PDF 1.4 document (Courier,
 // A4, as many pages as the lines need). Hand-written: a statement is text.
 func (st Statement) WritePDF(w io.Writer) error {
 	d := st.Document

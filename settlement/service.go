@@ -174,17 +174,23 @@ func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, er
 			out = p
 			return nil
 		}
+		// Periods close in order: every earlier period is closed and, once
+		// any period has closed, so is the month just before this one.
 		var earlier struct {
-			Open     int64
-			ScanFrom *time.Time
+			Open       int64
+			Closed     int64
+			PrevClosed bool
+			ScanFrom   *time.Time
 		}
 		if err := tx.Raw(`SELECT count(*) FILTER (WHERE status <> 'closed') AS open,
+			count(*) FILTER (WHERE status = 'closed') AS closed,
+			coalesce(bool_or(month = ?::date AND status = 'closed'), false) AS prev_closed,
 			max(starts_at) FILTER (WHERE status = 'closed') AS scan_from
-			FROM settlement_periods WHERE month < ?::date`, m.date()).Scan(&earlier).Error; err != nil {
+			FROM settlement_periods WHERE month < ?::date`, m.previous().date(), m.date()).Scan(&earlier).Error; err != nil {
 			return err
 		}
-		if earlier.Open > 0 {
-			return ErrEarlierPeriodOpen
+		if earlier.Open > 0 || (earlier.Closed > 0 && !earlier.PrevClosed) {
+			return fmt.Errorf("close after %s: %w", m.previous(), ErrEarlierPeriodOpen)
 		}
 		scanFrom := time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 		if earlier.ScanFrom != nil {
@@ -192,6 +198,11 @@ func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, er
 		}
 		if _, err := assignTransactions(tx, p, scanFrom); err != nil {
 			return fmt.Errorf("assign transactions: %w", err)
+		}
+		// Fresh statistics (ANALYZE counts this transaction's own rows) so the
+		// month's joins are planned for its real size.
+		if err := tx.Exec(`ANALYZE settlement_period_transactions`).Error; err != nil {
+			return fmt.Errorf("analyze: %w", err)
 		}
 		if _, err := claimAdjustments(tx, p); err != nil {
 			return fmt.Errorf("claim adjustments: %w", err)

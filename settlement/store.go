@@ -86,12 +86,14 @@ func selectRates(tx *gorm.DB, periodID int64) ([]Rate, error) {
 // period's end and not settled in an earlier period as settled in p. The scan
 // starts at the previous period's start (the BRIN index on posted_at prunes
 // the rest): a transaction posted just before an earlier close but committed
-// after it is still picked up, as a late line.
+// after it is still picked up, as a late line. ON CONFLICT skips those settled
+// already (an index probe per row; a NOT EXISTS on the table being filled
+// would rescan its new pages for every row).
 func assignTransactions(tx *gorm.DB, p periodRow, scanFrom time.Time) (int64, error) {
 	res := tx.Exec(`INSERT INTO settlement_period_transactions (transaction_id, period_id)
 		SELECT lt.id, ? FROM ledger_transactions lt
 		WHERE lt.posted_at < ? AND lt.posted_at >= ?
-		  AND NOT EXISTS (SELECT 1 FROM settlement_period_transactions s WHERE s.transaction_id = lt.id)`,
+		ON CONFLICT (transaction_id) DO NOTHING`,
 		p.ID, p.EndsAt, scanFrom)
 	return res.RowsAffected, res.Error
 }

@@ -1,11 +1,18 @@
 package web
 
 import (
+	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
+	"syscall"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
@@ -174,8 +181,34 @@ func problemFor(err error) (Problem, bool) {
 			return Problem{Status: k.status, Code: k.code, Title: k.title, Detail: detailOf(err, k.err)}, true
 		}
 	}
+	if backendUnavailable(err) { // fail fast with a retryable answer; the pool reconnects by itself
+		return Problem{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: "Service unavailable",
+			Detail: "The database is unreachable; retry with the same Idempotency-Key."}, false
+	}
 	return Problem{Status: http.StatusInternalServerError, Code: "internal_error",
 		Title: "Internal error", Detail: "The error was logged; quote the request id when you report it."}, false
+}
+
+// backendUnavailable reports whether err says the database connection was
+// lost or could not be made (refused, reset, shut down, timed out), as
+// opposed to a query the database refused: those become 503 so a client
+// retries instead of treating them as a bug.
+func backendUnavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	var pe *pgconn.PgError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce), errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone), errors.Is(err, pgconn.ErrConnClosed),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.ErrUnexpectedEOF), pgconn.Timeout(err):
+		return true
+	case errors.As(err, &pe):
+		// Class 08: connection exception; 57P01-57P03: shutdown, crash, starting up.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	case errors.As(err, &ne):
+		return true
+	}
+	return false
 }
 
 // detailOf returns a human detail only when the domain wrapped the sentinel
@@ -201,7 +234,7 @@ func writeProblem(c *gin.Context, p Problem) {
 	p.Type = "https://docs.coalitionhub.example/problems/" + p.Code
 	p.Instance = c.Request.URL.Path
 	p.RequestID = requestID(c)
-	if p.Status == http.StatusTooManyRequests && c.Writer.Header().Get("Retry-After") == "" {
+	if (p.Status == http.StatusTooManyRequests || p.Status == http.StatusServiceUnavailable) && c.Writer.Header().Get("Retry-After") == "" {
 		c.Header("Retry-After", "1")
 	}
 	c.Header("Content-Type", "application/problem+json")

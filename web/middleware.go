@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -86,15 +87,24 @@ func recoverProblem(log *slog.Logger) gin.HandlerFunc {
 	})
 }
 
-// limitBody refuses bodies larger than max bytes.
+// limitBody refuses bodies larger than max bytes. Reconciliation uploads are
+// the exception: a month's file streams into the database line by line
+// (settlement.Upload) and may hold millions of lines, so they may carry up to
+// uploadMax.
 func limitBody(max int64) gin.HandlerFunc {
+	const uploadMax = 1 << 30
 	return func(c *gin.Context) {
-		if c.Request.ContentLength > max {
+		limit := max
+		if c.Request.Method == http.MethodPost && (strings.HasSuffix(c.Request.URL.Path, "/reconciliation") ||
+			strings.HasSuffix(c.Request.URL.Path, "/reconciliations")) {
+			limit = uploadMax
+		}
+		if c.Request.ContentLength > limit {
 			writeProblem(c, Problem{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
-				Title: "Request body too large", Detail: "the limit is " + strconv.FormatInt(max, 10) + " bytes"})
+				Title: "Request body too large", Detail: "the limit is " + strconv.FormatInt(limit, 10) + " bytes"})
 			return
 		}
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, max)
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 		c.Next()
 	}
 }

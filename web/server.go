@@ -54,6 +54,11 @@ type Deps struct {
 	Exchange *exchange.Service
 	// [programme] deps
 	Programme *programme.Service
+	// [ui] deps
+	// Jobs lets the console show queues and failed tasks (web/ui_jobs.go);
+	// nil shows a notice. Now is the console's clock (nil: time.Now).
+	Jobs Jobs
+	Now  Clock
 
 	// ClientRate and ClientBurst are each API client's token bucket
 	// (requests per second, burst); defaults 20 and 40. LoginRate and
@@ -183,6 +188,71 @@ func (s *Server) Handler() http.Handler {
 	me.GET("/transactions", s.meTransactions)
 	me.POST("/redemption-codes", s.meRedemptionCode)
 	me.PUT("/pin", s.meSetPIN)
+
+	// [ui] routes
+	// Member portal and operator console: server-rendered pages with
+	// cookie sessions and CSRF checks (web/ui_portal.go, web/ui_console.go).
+	pg := r.Group("/portal", uiHeaders())
+	pg.GET("/static/*file", serveStatic)
+	pg.GET("/login", s.portalLoginPage)
+	pg.POST("/login", s.portalLogin)
+	pm := pg.Group("", s.portalSession(), s.requireCSRF("portal"))
+	pm.POST("/logout", s.portalLogout)
+	pm.GET("", s.portalHome)
+	pm.GET("/history", s.portalHistory)
+	pm.GET("/catalog", s.portalCatalog)
+	pm.POST("/orders", s.portalOrder)
+	pm.POST("/orders/:id/cancel", s.portalCancelOrder)
+	pm.GET("/redeem", s.portalRedeemPage)
+	pm.POST("/redeem", s.portalRedeem)
+	pm.GET("/exchange", s.portalExchange)
+	pm.POST("/exchange/link", s.portalLink)
+	pm.POST("/exchange/quote", s.portalQuote)
+	pm.POST("/exchange/confirm", s.portalConfirm)
+	pm.GET("/transfers", s.portalTransfers)
+	pm.POST("/transfers", s.portalTransfer)
+	pm.GET("/accounts", s.portalAccounts)
+	pm.GET("/consent", s.portalConsent)
+	pm.POST("/consent", s.portalSetConsent)
+	pm.GET("/export", s.portalExport)
+	cg := r.Group("/console", uiHeaders())
+	cg.GET("/static/*file", serveStatic)
+	cg.GET("/login", s.consoleLoginPage)
+	cg.POST("/login", s.consoleLogin)
+	cs := cg.Group("", s.consoleSession(), s.requireCSRF("console"))
+	cAll := s.consoleRole(partners.RoleAdmin, partners.RoleFinance, partners.RoleSupport)
+	cFin := s.consoleRole(partners.RoleAdmin, partners.RoleFinance)
+	cAdm := s.consoleRole(partners.RoleAdmin)
+	cs.POST("/logout", s.consoleLogout)
+	cs.GET("", cAll, s.consoleDashboard)
+	cs.GET("/partners", cAll, s.consolePartners)
+	cs.POST("/partners", cAdm, s.consoleCreatePartner)
+	cs.GET("/partners/:id", cAll, s.consolePartner)
+	cs.POST("/partners/:id/status", cAdm, s.consolePartnerStatus)
+	cs.POST("/partners/:id/contracts", cFin, s.consolePublishContract)
+	cs.POST("/partners/:id/clients", cAdm, s.consoleCreateClient)
+	cs.POST("/clients/:client_id/secret", cAdm, s.consoleRotateSecret)
+	cs.POST("/clients/:client_id/revoke", cAdm, s.consoleRevokeClient)
+	cs.GET("/members", cAll, s.consoleMembers)
+	cs.GET("/members/:id", cAll, s.consoleMember)
+	cs.POST("/members/:id/adjustments", cFin, s.consoleAdjust)
+	cs.POST("/members/:id/status", cAdm, s.consoleMemberStatus)
+	cs.POST("/members/:id/merge", cAdm, s.consoleMerge)
+	cs.GET("/catalog", cAll, s.consoleCatalog)
+	cs.POST("/catalog/:id/moderation", cAdm, s.consoleModerate)
+	cs.GET("/settlement", cAll, s.consoleSettlement)
+	cs.GET("/settlement/:month", cAll, s.consolePeriod)
+	cs.POST("/settlement/:month/close", cFin, s.consoleClosePeriod)
+	cs.GET("/statements/:id", cAll, s.consoleStatement)
+	cs.GET("/statements/:id/file/:format", cAll, s.consoleStatementFile)
+	cs.POST("/statements/:id/:action", cFin, s.consoleStatementAction)
+	cs.GET("/reconciliation", cAll, s.consoleReconciliation)
+	cs.POST("/reconciliation", cFin, s.consoleUploadReconciliation)
+	cs.GET("/reconciliations/:id", cAll, s.consoleReconciliationDetail)
+	cs.POST("/reconciliation-lines/:id/resolve", cFin, s.consoleResolve)
+	cs.GET("/jobs", cAll, s.consoleJobs)
+	cs.POST("/jobs/retry", cAdm, s.consoleRetryJob)
+	cs.GET("/audit", cAdm, s.consoleAudit)
 
 	// [catalog] routes
 	// Catalog (web/catalog.go): partners publish rewards and fulfil orders,

@@ -72,6 +72,8 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 		Exchange: svc.exchange,
 		// [programme] deps
 		Programme: svc.programme,
+		// [ui] deps
+		Jobs: web.NewAsynqJobs(a.redisOpt),
 
 		ClientRate:  a.cfg.ClientRate,
 		ClientBurst: a.cfg.ClientBurst,

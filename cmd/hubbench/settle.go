@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/settlement"
+)
+
+// SettleResult is the settlement benchmark's numbers.
+type SettleResult struct {
+	Month            string  `json:"month"`
+	Transactions     int64   `json:"transactions"`
+	Members          int     `json:"members"`
+	Partners         int     `json:"partners"`
+	GenerateSeconds  float64 `json:"generate_seconds"`
+	GenerateRowsSec  float64 `json:"generate_rows_per_sec"`
+	CloseSeconds     float64 `json:"close_seconds"`
+	CloseRowsPerSec  float64 `json:"close_rows_per_sec"`
+	PeakRSSMB        float64 `json:"close_peak_rss_mb"`
+	PeakHeapMB       float64 `json:"close_peak_heap_mb"`
+	Statements       int64   `json:"statements"`
+	IssuedPoints     int64   `json:"issued_points"`
+	IssuedPointsWant int64   `json:"issued_points_want"`
+}
+
+// runSettle generates a month of transactions in its own database
+// (<bench db>_settle), closes it in a child process and reports rows per
+// second and that process's peak memory.
+func runSettle(ctx context.Context, o options) (SettleResult, Machine, error) {
+	dbURL := withDatabase(o.dbURL, dbName(o.dbURL)+"_settle")
+	fmt.Fprintf(os.Stderr, "settlement: reset %s and migrate\n", redact(dbURL))
+	if err := resetDatabase(ctx, o, dbURL); err != nil {
+		return SettleResult{}, Machine{}, err
+	}
+	db, err := openDB(ctx, dbURL)
+	if err != nil {
+		return SettleResult{}, Machine{}, err
+	}
+	defer func() {
+		if sqlDB, err := db.DB(); err == nil {
+			sqlDB.Close()
+		}
+	}()
+	mach := machineInfo(ctx, db)
+	loc, _ := time.LoadLocation("Europe/Berlin")
+	now := time.Now().In(loc)
+	monthStart := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, loc).AddDate(0, -1, 0)
+	r := SettleResult{Month: monthStart.Format("2006-01"), Members: o.settleMembers, Partners: o.settlePartner}
+	t0 := time.Now()
+	ids, err := settlePartners(ctx, db, o.settlePartner, monthStart.AddDate(0, 0, -1))
+	if err != nil {
+		return r, mach, err
+	}
+	earns := (int64(o.settleTx)*2 + 2) / 3
+	if err := generateMonth(ctx, db, dbURL, ids, o.settleMembers, earns, monthStart); err != nil {
+		return r, mach, err
+	}
+	if err := db.WithContext(ctx).Raw(`SELECT count(*) FROM ledger_transactions`).Scan(&r.Transactions).Error; err != nil {
+		return r, mach, err
+	}
+	r.GenerateSeconds = time.Since(t0).Seconds()
+	r.GenerateRowsSec = float64(r.Transactions) / r.GenerateSeconds
+	r.IssuedPointsWant = earns * 100
+	fmt.Fprintf(os.Stderr, "settlement: generated %d transactions in %.1fs; closing %s\n", r.Transactions, r.GenerateSeconds, r.Month)
+
+	self, err := os.Executable()
+	if err != nil {
+		return r, mach, err
+	}
+	cmd := exec.CommandContext(ctx, self, "close-period", "-db", dbURL, "-month", r.Month)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return r, mach, fmt.Errorf("close period: %w", err)
+	}
+	var child closeReport
+	if err := json.Unmarshal(out.Bytes(), &child); err != nil {
+		return r, mach, fmt.Errorf("close period answered %q: %w", out.String(), err)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.PeakRSSMB = float64(ru.Maxrss) / 1024 // kilobytes on Linux
+	}
+	r.CloseSeconds, r.PeakHeapMB = child.Seconds, child.PeakHeapMB
+	r.CloseRowsPerSec = float64(r.Transactions) / r.CloseSeconds
+	db.WithContext(ctx).Raw(`SELECT count(*) FROM settlement_statements`).Scan(&r.Statements)
+	db.WithContext(ctx).Raw(`SELECT COALESCE(sum(points), 0) FROM ledger_transactions WHERE type = 'earn'`).Scan(&r.IssuedPoints)
+	if !o.keep {
+		dropDatabase(ctx, dbURL)
+	}
+	return r, mach, nil
+}
+
+func dbName(raw string) string {
+	i := strings.LastIndex(raw, "/")
+	name := raw[i+1:]
+	if j := strings.Index(name, "?"); j >= 0 {
+		name = name[:j]
+	}
+	return name
+}
+
+func dropDatabase(ctx context.Context, dbURL string) {
+	admin, err := pgx.Connect(ctx, withDatabase(dbURL, "postgres"))
+	if err != nil {
+		return
+	}
+	defer admin.Close(ctx)
+	_, _ = admin.Exec(ctx, `DROP DATABASE IF EXISTS `+pgx.Identifier{dbName(dbURL)}.Sanitize()+` WITH (FORCE)`)
+}
+
+// settlePartners creates n active earn-and-burn partners with contracts in
+// force from `from` (the partners service runs on a clock just before it).
+func settlePartners(ctx context.Context, db *gorm.DB, n int, from time.Time) ([]int64, error) {
+	clock := func() time.Time { return from.Add(-time.Hour) }
+	ps, err := partners.NewService(db, partners.Options{Issuer: "http://bench", SecretsKey: bytes.Repeat([]byte{1}, 32), Now: clock})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, n)
+	for i := range ids {
+		p, err := ps.CreatePartner(ctx, partners.NewPartner{Name: fmt.Sprintf("Month Partner %02d", i+1),
+			Sector: partners.SectorRetail, SettlementCurrency: "EUR", TimeZone: "Europe/Berlin"})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := ps.SetPartnerStatus(ctx, p.ID, partners.StatusActive); err != nil {
+			return nil, err
+		}
+		if _, err := ps.PublishContract(ctx, p.ID, partners.NewContract{EffectiveFrom: from, Earn: true, Burn: true,
+			IssuePrice: decimal.RequireFromString("0.01"), RedemptionRate: decimal.RequireFromString("0.005"),
+			Currency: "EUR", Billing: partners.BillingPostpaid, OperatorFeeRate: decimal.RequireFromString("0.1")}, "bench"); err != nil {
+			return nil, err
+		}
+		ids[i] = p.ID
+	}
+	return ids, nil
+}
+
+// generateMonth loads members with COPY and writes `earns` earns of 100
+// points spread over the month and partners, plus a burn of 50 points at
+// another partner for every second earn (1.5 transactions per earn), with
+// their entries, lots and lot consumptions, by set-based SQL (INSERT ...
+// SELECT generate_series): the rows are made inside PostgreSQL, which is
+// faster than streaming them through COPY. Member balances are not rolled
+// up: this database is for the close, not for the ledger audit.
+func generateMonth(ctx context.Context, db *gorm.DB, dbURL string, partnerIDs []int64, members int, earns int64, month time.Time) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	created := time.Now().UTC()
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"members"}, []string{"given_name", "family_name", "created_at", "updated_at"},
+		pgx.CopyFromSlice(members, func(i int) ([]any, error) {
+			return []any{"Month", fmt.Sprintf("Member %d", i+1), created, created}, nil
+		})); err != nil {
+		return fmt.Errorf("copy members: %w", err)
+	}
+	start := month.UTC()
+	span := month.AddDate(0, 1, 0).UTC().Sub(start) - time.Minute
+	step := span.Microseconds() / (earns + 1)
+	args := map[string]any{"n": earns, "start": start, "step": step, "parts": pgIntArray(partnerIDs)}
+	stmts := []string{
+		`INSERT INTO ledger_accounts (kind, owner_id) SELECT 'member', id FROM members`,
+		`INSERT INTO ledger_accounts (kind, owner_id) SELECT k, p FROM unnest(CAST(@parts AS bigint[])) p,
+		 (VALUES ('partner_issued'), ('partner_redeemed')) v(k)`,
+		`CREATE TEMP TABLE gen_member AS SELECT row_number() OVER (ORDER BY id) - 1 AS i, id FROM members`,
+		`CREATE TEMP TABLE gen_acct AS SELECT owner_id AS member_id, id FROM ledger_accounts WHERE kind = 'member'`,
+		`ALTER TABLE gen_member ADD PRIMARY KEY (i)`,
+		`ALTER TABLE gen_acct ADD PRIMARY KEY (member_id)`,
+		`INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after, external_ref)
+		 SELECT 'earn', m.id, (CAST(@parts AS bigint[]))[1 + g % NP], 100,
+		        CAST(@start AS timestamptz) + g * CAST(@step AS bigint) * interval '1 microsecond',
+		        CAST(@start AS timestamptz) + g * CAST(@step AS bigint) * interval '1 microsecond', 100, 'E' || g
+		 FROM generate_series(1, @n) g JOIN gen_member m ON m.i = g % NMEMBERS`,
+		`CREATE TEMP TABLE gen_earn AS SELECT t.id, t.member_id, t.partner_id, t.posted_at, a.id AS account_id
+		 FROM ledger_transactions t JOIN gen_acct a ON a.member_id = t.member_id WHERE t.type = 'earn'`,
+		`INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
+		 SELECT id, account_id, 100, posted_at FROM gen_earn
+		 UNION ALL
+		 SELECT e.id, a.id, -100, e.posted_at FROM gen_earn e JOIN ledger_accounts a ON a.kind = 'partner_issued' AND a.owner_id = e.partner_id`,
+		`INSERT INTO ledger_lots (account_id, transaction_id, issuer_partner_id, amount, remaining, earned_at, available_at)
+		 SELECT account_id, id, partner_id, 100, CASE WHEN id % 2 = 0 THEN 50 ELSE 100 END, posted_at, posted_at FROM gen_earn`,
+		`INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after, external_ref)
+		 SELECT 'burn', member_id, (CAST(@parts AS bigint[]))[1 + (id + 7) % NP], 50, posted_at + interval '1 microsecond',
+		        posted_at + interval '1 microsecond', 50, 'L' || id
+		 FROM gen_earn WHERE id % 2 = 0`,
+		`CREATE TEMP TABLE gen_burn AS SELECT t.id, t.partner_id, t.posted_at, substr(t.external_ref, 2)::bigint AS earn_id, e.account_id, e.partner_id AS issuer
+		 FROM ledger_transactions t JOIN gen_earn e ON e.id = substr(t.external_ref, 2)::bigint WHERE t.type = 'burn'`,
+		`INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
+		 SELECT id, account_id, -50, posted_at FROM gen_burn
+		 UNION ALL
+		 SELECT b.id, a.id, 50, b.posted_at FROM gen_burn b JOIN ledger_accounts a ON a.kind = 'partner_redeemed' AND a.owner_id = b.partner_id`,
+		`INSERT INTO ledger_lot_consumptions (lot_id, transaction_id, issuer_partner_id, points, posted_at)
+		 SELECT l.id, b.id, b.issuer, 50, b.posted_at FROM gen_burn b JOIN ledger_lots l ON l.transaction_id = b.earn_id`,
+	}
+	err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, q := range stmts {
+			q = strings.NewReplacer("NP", strconv.Itoa(len(partnerIDs)), "NMEMBERS", strconv.Itoa(members)).Replace(q)
+			var params []any
+			if strings.Contains(q, "@") {
+				params = []any{args}
+			}
+			if err := tx.Exec(q, params...).Error; err != nil {
+				return fmt.Errorf("%w\n%s", err, q)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("generate month: %w", err)
+	}
+	return db.WithContext(ctx).Exec(`VACUUM ANALYZE ledger_transactions, ledger_entries, ledger_lots, ledger_lot_consumptions, ledger_accounts, members`).Error
+}
+
+// closeReport is what the close-period child prints.
+type closeReport struct {
+	Seconds    float64 `json:"seconds"`
+	PeakHeapMB float64 `json:"peak_heap_mb"`
+}
+
+// closePeriodChild closes one period with the settlement service, sampling
+// the Go heap while it runs, and prints a closeReport.
+func closePeriodChild(args []string) error {
+	fs := flag.NewFlagSet("close-period", flag.ContinueOnError)
+	dbURL := fs.String("db", "", "database URL")
+	month := fs.String("month", "", "YYYY-MM")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	loc, _ := time.LoadLocation("Europe/Berlin")
+	svc := settlement.NewService(db, settlement.Options{Location: loc, BaseCurrency: "EUR", Now: time.Now})
+	var peak uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse+ms.StackInuse)
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	t := time.Now()
+	if _, err := svc.Close(ctx, *month, "bench"); err != nil {
+		return err
+	}
+	secs := time.Since(t).Seconds()
+	close(stop)
+	<-sampled
+	return json.NewEncoder(os.Stdout).Encode(closeReport{Seconds: secs, PeakHeapMB: float64(peak) / (1 << 20)})
+}

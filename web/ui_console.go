@@ -1,0 +1,771 @@
+package web
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/shopspring/decimal"
+
+	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/internal/validation"
+	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/members"
+	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/settlement"
+)
+
+// The operator console: staff sign in with their role (admin, finance,
+// support) and manage partners, contracts, API clients, members, catalog
+// moderation, settlement, reconciliation and jobs. Every POST is checked
+// for CSRF and its role, and recorded in the audit log (ui_audit.go).
+
+// consoleSession authenticates a console request by its session cookie (a
+// staff token); otherwise it redirects to the sign-in page.
+func (s *Server) consoleSession() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		raw, err := c.Cookie(consoleCookie)
+		if err != nil || raw == "" {
+			c.Redirect(http.StatusSeeOther, "/console/login")
+			c.Abort()
+			return
+		}
+		p, err := s.deps.Partners.VerifyStaffToken(c.Request.Context(), raw)
+		if err != nil {
+			clearCookie(c, consoleCookie, "/console")
+			setFlash(c, "err", "Your session ended. Please sign in again.")
+			c.Redirect(http.StatusSeeOther, "/console/login")
+			c.Abort()
+			return
+		}
+		c.Set(ctxStaffPrincipal, p)
+		c.Set("ui.csrf", csrfToken(raw))
+		c.Set("ui.user", p.Email)
+		c.Set("ui.role", string(p.Role))
+		c.Next()
+	}
+}
+
+// consoleRole refuses (403 page) a staff member whose role is not in roles.
+func (s *Server) consoleRole(roles ...partners.Role) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if p, ok := staffPrincipal(c); ok {
+			for _, r := range roles {
+				if p.Role == r {
+					c.Next()
+					return
+				}
+			}
+		}
+		s.renderStatus(c, http.StatusForbidden, "error", uiPage{Title: "Not allowed", Area: "console",
+			Error: "Your role may not open this page or do this. Ask an administrator if you need it."})
+		c.Abort()
+	}
+}
+
+func consolePage(nav, title string, data gin.H) uiPage {
+	return uiPage{Title: title, Area: "console", Nav: nav, Data: data}
+}
+
+func staff(c *gin.Context) partners.StaffPrincipal {
+	p, _ := staffPrincipal(c)
+	return p
+}
+
+func (s *Server) now() time.Time {
+	if s.deps.Now != nil {
+		return s.deps.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) consoleLoginPage(c *gin.Context) {
+	if raw, err := c.Cookie(consoleCookie); err == nil && raw != "" {
+		if _, err := s.deps.Partners.VerifyStaffToken(c.Request.Context(), raw); err == nil {
+			c.Redirect(http.StatusSeeOther, "/console")
+			return
+		}
+	}
+	p := consolePage("login", "Staff sign in", gin.H{"Email": ""})
+	p.CSRF = loginCSRF(c, "/console")
+	s.render(c, "console_login", p)
+}
+
+func (s *Server) consoleLogin(c *gin.Context) {
+	email := strings.TrimSpace(c.PostForm("email"))
+	refuse := func(status int, msg string) {
+		p := consolePage("login", "Staff sign in", gin.H{"Email": email})
+		p.CSRF = loginCSRF(c, "/console")
+		p.Error = msg
+		s.renderStatus(c, status, "console_login", p)
+	}
+	if !checkLoginCSRF(c) {
+		refuse(http.StatusForbidden, "The sign-in form expired. Please try again.")
+		return
+	}
+	if _, ok := s.loginLimits.allow(c.ClientIP()); !ok {
+		refuse(http.StatusTooManyRequests, "Too many sign-in attempts. Please wait a minute and try again.")
+		return
+	}
+	tok, _, err := s.deps.Partners.StaffLogin(c.Request.Context(), email, c.PostForm("password"))
+	if err != nil {
+		p, _ := problemFor(err)
+		refuse(max(p.Status, 400), s.friendly(c, err))
+		return
+	}
+	setCookie(c, consoleCookie, tok.AccessToken, "/console", tok.ExpiresIn)
+	clearCookie(c, loginCSRFCookie, "/console")
+	c.Redirect(http.StatusSeeOther, "/console")
+}
+
+func (s *Server) consoleLogout(c *gin.Context) {
+	clearCookie(c, consoleCookie, "/console")
+	okBack(c, "/console/login", "You are signed out.")
+}
+
+// ---- dashboard
+
+func (s *Server) consoleDashboard(c *gin.Context) {
+	st, err := loadDashboard(c.Request.Context(), s.deps.DB, s.now())
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	names := s.partnerNames(c)
+	issued := make([]chartBar, len(st.Issued))
+	for i, x := range st.Issued {
+		issued[i] = chartBar{Label: names[x.PartnerID], Value: x.Points}
+	}
+	redeemed := make([]chartBar, len(st.Redeemed))
+	for i, x := range st.Redeemed {
+		redeemed[i] = chartBar{Label: names[x.PartnerID], Value: x.Points}
+	}
+	labels := make([]string, len(st.Trend))
+	earned, spent := make([]int64, len(st.Trend)), make([]int64, len(st.Trend))
+	for i, m := range st.Trend {
+		labels[i], earned[i], spent[i] = m.Month.Format("Jan 06"), m.Issued, m.Redeemed
+	}
+	month := st.MonthStart.Format("January 2006")
+	s.render(c, "console_dashboard", consolePage("dashboard", "Dashboard", gin.H{"Stats": st, "Month": month,
+		"IssuedChart":   svgBars("Points issued per partner, "+month, issued),
+		"RedeemedChart": svgBars("Points redeemed per partner, "+month, redeemed),
+		"TrendChart": svgLine("Points issued and redeemed, last 12 months", labels, []chartSeries{
+			{Name: "Issued", Values: earned, Class: "series-a"}, {Name: "Redeemed", Values: spent, Class: "series-b"}}),
+	}))
+}
+
+// ---- partners, contracts, API clients
+
+var consoleSectors = []partners.Sector{partners.SectorAirline, partners.SectorHotel, partners.SectorBank, partners.SectorRestaurant,
+	partners.SectorRetail, partners.SectorFuel, partners.SectorTelecom, partners.SectorCharity}
+
+var consoleScopes = []partners.Scope{partners.ScopeMembersRead, partners.ScopeMembersWrite, partners.ScopePointsEarn,
+	partners.ScopePointsBurn, partners.ScopePointsReverse, partners.ScopeCatalogManage, partners.ScopeOrdersFulfil,
+	partners.ScopeExchange, partners.ScopeSettlementRead}
+
+func (s *Server) consolePartners(c *gin.Context) {
+	list, err := s.deps.Partners.Partners(c.Request.Context(), partners.Page{Limit: 200})
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	s.render(c, "console_partners", consolePage("partners", "Partners", gin.H{"Partners": list, "Sectors": consoleSectors}))
+}
+
+func (s *Server) consoleCreatePartner(c *gin.Context) {
+	p, err := s.deps.Partners.CreatePartner(c.Request.Context(), partners.NewPartner{Name: strings.TrimSpace(c.PostForm("name")),
+		Sector: partners.Sector(c.PostForm("sector")), SettlementCurrency: strings.ToUpper(strings.TrimSpace(c.PostForm("currency"))),
+		TimeZone: strings.TrimSpace(c.PostForm("time_zone"))})
+	s.audit(c, "partner.create", "partner:"+strconv.FormatInt(p.ID, 10), c.PostForm("name"), err)
+	if err != nil {
+		s.failBack(c, "/console/partners", err)
+		return
+	}
+	okBack(c, fmt.Sprintf("/console/partners/%d", p.ID), "Partner "+p.Name+" created.")
+}
+
+func (s *Server) consolePartner(c *gin.Context) {
+	ctx := c.Request.Context()
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	p, err := s.deps.Partners.Partner(ctx, id)
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	contracts, err := s.deps.Partners.Contracts(ctx, id, partners.Page{Limit: 100})
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	clients, err := s.deps.Partners.Clients(ctx, id, partners.Page{Limit: 100})
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	s.render(c, "console_partner", consolePage("partners", p.Name, gin.H{"Partner": p, "Contracts": contracts,
+		"Clients": clients, "Scopes": consoleScopes, "Today": s.now().UTC().Format("2006-01-02"),
+		"Statuses": []partners.Status{"onboarding", "active", "suspended", "terminated"}}))
+}
+
+func (s *Server) consolePartnerStatus(c *gin.Context) {
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	back := fmt.Sprintf("/console/partners/%d", id)
+	_, err := s.deps.Partners.SetPartnerStatus(c.Request.Context(), id, partners.Status(c.PostForm("status")))
+	s.audit(c, "partner.status", "partner:"+c.Param("id"), c.PostForm("status"), err)
+	if err != nil {
+		s.failBack(c, back, err)
+		return
+	}
+	okBack(c, back, "Status changed to "+c.PostForm("status")+".")
+}
+
+func formDecimal(s, field string, v *validation.Error) decimal.Decimal {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return decimal.Zero
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		v.Add(field, "must be a decimal number like 0.0075")
+	}
+	return d
+}
+
+func (s *Server) consolePublishContract(c *gin.Context) {
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	back := fmt.Sprintf("/console/partners/%d", id)
+	var v validation.Error
+	from := formDate(c.PostForm("effective_from"), "effective_from", &v)
+	in := partners.NewContract{EffectiveFrom: from, Earn: c.PostForm("earn") == "on", Burn: c.PostForm("burn") == "on",
+		IssuePrice: formDecimal(c.PostForm("issue_price"), "issue_price", &v), RedemptionRate: formDecimal(c.PostForm("redemption_rate"), "redemption_rate", &v),
+		Billing: partners.Billing(c.PostForm("billing")), BreakageShare: formDecimal(c.PostForm("breakage_share"), "breakage_share", &v),
+		OperatorFeeRate: formDecimal(c.PostForm("operator_fee_rate"), "operator_fee_rate", &v), Notes: strings.TrimSpace(c.PostForm("notes"))}
+	in.PendingDays, _ = strconv.Atoi(strings.TrimSpace(c.PostForm("pending_days")))
+	var err error
+	if err = v.Err(); err == nil {
+		_, err = s.deps.Partners.PublishContract(c.Request.Context(), id, in, staffActor(staff(c)))
+	}
+	s.audit(c, "contract.publish", "partner:"+c.Param("id"), "effective "+c.PostForm("effective_from"), err)
+	if err != nil {
+		s.failBack(c, back, err)
+		return
+	}
+	okBack(c, back, "Contract published.")
+}
+
+// consoleCreateClient creates an API client and shows its secret once, on
+// this response only.
+func (s *Server) consoleCreateClient(c *gin.Context) {
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	var scopes []partners.Scope
+	for _, sc := range c.PostFormArray("scope") {
+		scopes = append(scopes, partners.Scope(sc))
+	}
+	cs, err := s.deps.Partners.CreateClient(c.Request.Context(), id, partners.NewClient{Name: strings.TrimSpace(c.PostForm("name")), Scopes: scopes})
+	s.audit(c, "client.create", "partner:"+c.Param("id"), cs.Client.ClientID, err)
+	if err != nil {
+		s.failBack(c, fmt.Sprintf("/console/partners/%d", id), err)
+		return
+	}
+	s.render(c, "console_secret", consolePage("partners", "API client created", gin.H{"Secret": cs, "PartnerID": id}))
+}
+
+func (s *Server) consoleRotateSecret(c *gin.Context) {
+	clientID := c.Param("client_id")
+	cs, err := s.deps.Partners.RotateClientSecret(c.Request.Context(), clientID)
+	s.audit(c, "client.rotate_secret", "client:"+clientID, "", err)
+	if err != nil {
+		back := "/console/partners"
+		if cs.Client.PartnerID > 0 {
+			back = fmt.Sprintf("/console/partners/%d", cs.Client.PartnerID)
+		}
+		s.failBack(c, back, err)
+		return
+	}
+	s.render(c, "console_secret", consolePage("partners", "Client secret rotated", gin.H{"Secret": cs, "PartnerID": cs.Client.PartnerID}))
+}
+
+func (s *Server) consoleRevokeClient(c *gin.Context) {
+	clientID := c.Param("client_id")
+	cl, err := s.deps.Partners.RevokeClient(c.Request.Context(), clientID)
+	s.audit(c, "client.revoke", "client:"+clientID, "", err)
+	if err != nil {
+		s.failBack(c, "/console/partners", err)
+		return
+	}
+	okBack(c, fmt.Sprintf("/console/partners/%d", cl.PartnerID), "Client "+clientID+" revoked.")
+}
+
+// ---- members
+
+func (s *Server) consoleMembers(c *gin.Context) {
+	q := strings.TrimSpace(c.Query("q"))
+	data := gin.H{"Q": q, "Status": c.Query("status")}
+	p := consolePage("members", "Members", data)
+	list, next, err := s.deps.Members.Search(c.Request.Context(), members.Query{Text: q, Status: members.Status(c.Query("status")),
+		Cursor: c.Query("cursor"), Limit: 50})
+	if err != nil {
+		p.Error = s.friendly(c, err)
+		s.renderStatus(c, http.StatusBadRequest, "console_members", p)
+		return
+	}
+	data["Members"] = list
+	if next != "" {
+		data["Next"] = "/console/members?q=" + q + "&cursor=" + next
+	}
+	s.render(c, "console_members", p)
+}
+
+func (s *Server) consoleMember(c *gin.Context) {
+	ctx := c.Request.Context()
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	m, err := s.deps.Members.Get(ctx, id)
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	bal, err := s.deps.Ledger.Balance(ctx, id)
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	list, next, err := s.deps.Ledger.List(ctx, ledger.Filter{MemberID: id, Cursor: c.Query("cursor"), Limit: 50})
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	names := s.partnerNames(c)
+	rows := make([]historyRow, len(list))
+	for i, t := range list {
+		points := int64(t.Points)
+		for _, e := range t.Entries {
+			if e.Kind == ledger.KindMember && e.OwnerID == id {
+				points = int64(e.Points)
+			}
+		}
+		rows[i] = historyRow{ID: t.ID, When: t.PostedAt, Type: string(t.Type), Partner: names[t.PartnerID], Points: points,
+			Balance: int64(t.BalanceAfter), Reason: t.Reason}
+	}
+	data := gin.H{"Member": m, "Balance": bal, "Rows": rows, "Partners": names, "Key": randomString(16), "Name": memberName(m)}
+	if next != "" {
+		data["Next"] = fmt.Sprintf("/console/members/%d?cursor=%s", id, next)
+	}
+	s.render(c, "console_member", consolePage("members", "Member "+strconv.FormatInt(id, 10), data))
+}
+
+func (s *Server) consoleAdjust(c *gin.Context) {
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	back := fmt.Sprintf("/console/members/%d", id)
+	pts, perr := strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(c.PostForm("points")), ",", ""), 10, 64)
+	reason := strings.TrimSpace(c.PostForm("reason"))
+	p := staff(c)
+	var err error
+	if perr != nil {
+		err = validation.New("points", "must be a whole number, negative to deduct")
+	} else {
+		key := c.PostForm("key")
+		if key == "" {
+			key = randomString(16)
+		}
+		h := sha256.Sum256([]byte(fmt.Sprintf("console adjust\n%d\n%d\n%s", id, pts, reason)))
+		_, err = s.deps.Ledger.Adjust(c.Request.Context(), ledger.AdjustRequest{
+			Idem:     ledger.Idempotency{Scope: "console:staff:" + strconv.FormatInt(p.StaffID, 10), Key: "adjust-" + key, RequestHash: h[:]},
+			MemberID: id, Points: ledger.Points(pts), Reason: reason, Actor: staffActor(p)})
+	}
+	s.audit(c, "member.adjust", "member:"+c.Param("id"), fmt.Sprintf("%s points: %s", c.PostForm("points"), reason), err)
+	if err != nil {
+		s.failBack(c, back, err)
+		return
+	}
+	okBack(c, back, fmt.Sprintf("Adjusted by %s points.", formatPoints(pts)))
+}
+
+func (s *Server) consoleMemberStatus(c *gin.Context) {
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	back := fmt.Sprintf("/console/members/%d", id)
+	ctx := c.Request.Context()
+	actor := staffActor(staff(c))
+	reason := strings.TrimSpace(c.PostForm("reason"))
+	var err error
+	action := c.PostForm("action")
+	switch action {
+	case "suspend":
+		_, err = s.deps.Members.Suspend(ctx, id, reason, actor)
+	case "reactivate":
+		_, err = s.deps.Members.Reactivate(ctx, id, actor)
+	default:
+		err = validation.New("action", "must be suspend or reactivate")
+		action = "invalid"
+	}
+	s.audit(c, "member."+action, "member:"+c.Param("id"), reason, err)
+	if err != nil {
+		s.failBack(c, back, err)
+		return
+	}
+	okBack(c, back, "Member "+action+"d.")
+}
+
+func (s *Server) consoleMerge(c *gin.Context) {
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	back := fmt.Sprintf("/console/members/%d", id)
+	dup, _ := strconv.ParseInt(strings.TrimSpace(c.PostForm("duplicate_id")), 10, 64)
+	_, err := s.deps.Members.Merge(c.Request.Context(), members.MergeRequest{SurvivorID: id, DuplicateID: dup,
+		Actor: staffActor(staff(c)), Reason: strings.TrimSpace(c.PostForm("reason"))})
+	s.audit(c, "member.merge", "member:"+c.Param("id"), "duplicate "+c.PostForm("duplicate_id"), err)
+	if err != nil {
+		s.failBack(c, back, err)
+		return
+	}
+	okBack(c, back, fmt.Sprintf("Member %d merged into this one.", dup))
+}
+
+// ---- catalog moderation
+
+func (s *Server) consoleCatalog(c *gin.Context) {
+	list, next, err := s.deps.Catalog.Rewards(c.Request.Context(), catalog.RewardQuery{Cursor: c.Query("cursor"), Limit: 100})
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	data := gin.H{"Rewards": list, "Partners": s.partnerNames(c),
+		"Visibilities": []catalog.Visibility{catalog.VisibilityVisible, catalog.VisibilityHidden, catalog.VisibilitySuspended}}
+	if next != "" {
+		data["Next"] = "/console/catalog?cursor=" + next
+	}
+	s.render(c, "console_catalog", consolePage("catalog", "Catalog moderation", data))
+}
+
+func (s *Server) consoleModerate(c *gin.Context) {
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	vis := catalog.Visibility(c.PostForm("visibility"))
+	featured := c.PostForm("featured") == "on"
+	_, err := s.deps.Catalog.Moderate(c.Request.Context(), id, catalog.Moderation{Visibility: &vis, Featured: &featured})
+	s.audit(c, "reward.moderate", "reward:"+c.Param("id"), fmt.Sprintf("visibility %s, featured %t", vis, featured), err)
+	if err != nil {
+		s.failBack(c, "/console/catalog", err)
+		return
+	}
+	okBack(c, "/console/catalog", fmt.Sprintf("Reward %d is %s.", id, vis))
+}
+
+// ---- settlement
+
+var monthPattern = regexp.MustCompile(`^[0-9]{4}-(0[1-9]|1[0-2])$`)
+
+// consoleSettlement lists the periods. The previous month is always listed
+// (Period creates it open if no transaction did yet), so it can be closed;
+// ?month= jumps to any month.
+func (s *Server) consoleSettlement(c *gin.Context) {
+	if m := strings.TrimSpace(c.Query("month")); monthPattern.MatchString(m) {
+		c.Redirect(http.StatusSeeOther, "/console/settlement/"+m)
+		return
+	}
+	now := s.now().UTC()
+	prev := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -1, 0)
+	if _, err := s.deps.Settlement.Period(c.Request.Context(), prev.Format("2006-01")); err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	list, err := s.deps.Settlement.Periods(c.Request.Context(), 24)
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	s.render(c, "console_settlement", consolePage("settlement", "Settlement periods", gin.H{"Periods": list}))
+}
+
+func (s *Server) consoleClosePeriod(c *gin.Context) {
+	month := c.Param("month")
+	_, err := s.deps.Settlement.Close(c.Request.Context(), month, staffActor(staff(c)))
+	s.audit(c, "period.close", "period:"+month, "", err)
+	if err != nil {
+		s.failBack(c, "/console/settlement", err)
+		return
+	}
+	okBack(c, "/console/settlement/"+month, "Period "+month+" is closed and its statements are drafted.")
+}
+
+func (s *Server) consolePeriod(c *gin.Context) {
+	ctx := c.Request.Context()
+	month := c.Param("month")
+	per, err := s.deps.Settlement.Period(ctx, month)
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	sts, err := s.deps.Settlement.Statements(ctx, settlement.StatementFilter{Period: month, Limit: 200})
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	names := s.partnerNames(c)
+	data := gin.H{"Period": per, "Statements": sts, "Partners": names}
+	if per.Status == settlement.PeriodClosed {
+		rep, err := s.deps.Settlement.Report(ctx, month)
+		if err != nil {
+			s.pageError(c, "console", err)
+			return
+		}
+		rows, cols, cells := matrixGrid(rep.Matrix, names)
+		data["Report"] = rep
+		data["Heatmap"] = svgHeatmap("Cross-partner liability, "+month+" (points)", rows, cols, cells)
+	}
+	s.render(c, "console_period", consolePage("settlement", "Settlement "+month, data))
+}
+
+// matrixGrid lays matrix cells out as issuer rows × redeemer columns, in
+// partner id order, for the heatmap.
+func matrixGrid(m []settlement.MatrixCell, names map[int64]string) ([]string, []string, [][]int64) {
+	var issuers, redeemers []int64
+	seenI, seenR := map[int64]int{}, map[int64]int{}
+	for _, c := range m {
+		if _, ok := seenI[c.IssuerPartnerID]; !ok {
+			seenI[c.IssuerPartnerID] = 0
+			issuers = append(issuers, c.IssuerPartnerID)
+		}
+		if _, ok := seenR[c.RedeemerPartnerID]; !ok {
+			seenR[c.RedeemerPartnerID] = 0
+			redeemers = append(redeemers, c.RedeemerPartnerID)
+		}
+	}
+	sortInt64(issuers)
+	sortInt64(redeemers)
+	rows, cols := make([]string, len(issuers)), make([]string, len(redeemers))
+	for i, id := range issuers {
+		seenI[id], rows[i] = i, partnerLabel(names, id)
+	}
+	for j, id := range redeemers {
+		seenR[id], cols[j] = j, partnerLabel(names, id)
+	}
+	cells := make([][]int64, len(rows))
+	for i := range cells {
+		cells[i] = make([]int64, len(cols))
+	}
+	for _, c := range m {
+		cells[seenI[c.IssuerPartnerID]][seenR[c.RedeemerPartnerID]] += c.Points
+	}
+	return rows, cols, cells
+}
+
+func partnerLabel(names map[int64]string, id int64) string {
+	if n, ok := names[id]; ok && n != "" {
+		return n
+	}
+	return "Partner " + strconv.FormatInt(id, 10)
+}
+
+func sortInt64(a []int64) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
+
+func (s *Server) consoleStatement(c *gin.Context) {
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	st, err := s.deps.Settlement.Statement(c.Request.Context(), id)
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	names := s.partnerNames(c)
+	s.render(c, "console_statement", consolePage("settlement", fmt.Sprintf("Statement %d · %s · %s", st.ID, st.Period, partnerLabel(names, st.PartnerID)),
+		gin.H{"Statement": st, "Partner": partnerLabel(names, st.PartnerID)}))
+}
+
+// consoleStatementFile downloads a statement as CSV or PDF.
+func (s *Server) consoleStatementFile(c *gin.Context) {
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	st, err := s.deps.Settlement.Statement(c.Request.Context(), id)
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	format := c.Param("format")
+	var buf strings.Builder
+	var ctype string
+	switch format {
+	case "csv":
+		ctype, err = "text/csv; charset=utf-8", st.WriteCSV(&buf)
+	case "pdf":
+		ctype, err = "application/pdf", st.WritePDF(&buf)
+	default:
+		s.pageError(c, "console", errNotFound)
+		return
+	}
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="statement-%s-%d-%d.%s"`, st.Period, st.PartnerID, st.ID, format))
+	c.Data(http.StatusOK, ctype, []byte(buf.String()))
+}
+
+func (s *Server) consoleStatementAction(c *gin.Context) {
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	back := fmt.Sprintf("/console/statements/%d", id)
+	ctx := c.Request.Context()
+	action := c.Param("action")
+	var err error
+	switch action {
+	case "approve":
+		_, err = s.deps.Settlement.Approve(ctx, id, staffActor(staff(c)))
+	case "send":
+		_, err = s.deps.Settlement.Send(ctx, id)
+	case "paid":
+		_, err = s.deps.Settlement.MarkPaid(ctx, id, strings.TrimSpace(c.PostForm("payment_ref")))
+	default:
+		s.pageError(c, "console", errNotFound)
+		return
+	}
+	s.audit(c, "statement."+action, "statement:"+c.Param("id"), c.PostForm("payment_ref"), err)
+	if err != nil {
+		s.failBack(c, back, err)
+		return
+	}
+	msg := map[string]string{"approve": "Statement approved.", "send": "Statement sent to the partner.", "paid": "Statement marked paid."}[action]
+	okBack(c, back, msg)
+}
+
+// ---- reconciliation
+
+func (s *Server) consoleReconciliation(c *gin.Context) {
+	ctx := c.Request.Context()
+	ids, err := recentReconciliations(ctx, s.deps.DB, 30)
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	recs := make([]settlement.Reconciliation, 0, len(ids))
+	for _, id := range ids {
+		r, err := s.deps.Settlement.Reconciliation(ctx, id)
+		if err != nil {
+			s.pageError(c, "console", err)
+			return
+		}
+		recs = append(recs, r)
+	}
+	list, err := s.deps.Partners.Partners(ctx, partners.Page{Limit: 200})
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	s.render(c, "console_reconciliation", consolePage("reconciliation", "Reconciliation", gin.H{"Recs": recs,
+		"PartnerList": list, "Partners": s.partnerNames(c)}))
+}
+
+func (s *Server) consoleUploadReconciliation(c *gin.Context) {
+	pid, _ := strconv.ParseInt(c.PostForm("partner_id"), 10, 64)
+	month := strings.TrimSpace(c.PostForm("period"))
+	fh, err := c.FormFile("file")
+	if err != nil {
+		s.audit(c, "reconciliation.upload", "partner:"+c.PostForm("partner_id"), month, err)
+		s.failBack(c, "/console/reconciliation", validation.New("file", "choose the partner's CSV file"))
+		return
+	}
+	f, err := fh.Open()
+	if err != nil {
+		s.failBack(c, "/console/reconciliation", err)
+		return
+	}
+	defer f.Close()
+	r, err := s.deps.Settlement.Upload(c.Request.Context(), pid, month, f)
+	s.audit(c, "reconciliation.upload", "partner:"+c.PostForm("partner_id"), month+" "+fh.Filename, err)
+	if err != nil {
+		s.failBack(c, "/console/reconciliation", err)
+		return
+	}
+	okBack(c, fmt.Sprintf("/console/reconciliations/%d", r.ID), "File received; matching runs in the background. Refresh to see the outcome.")
+}
+
+func (s *Server) consoleReconciliationDetail(c *gin.Context) {
+	ctx := c.Request.Context()
+	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	r, err := s.deps.Settlement.Reconciliation(ctx, id)
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	lines, err := s.deps.Settlement.ReconLines(ctx, id, c.Query("outcome"), 0, 200)
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	names := s.partnerNames(c)
+	s.render(c, "console_recon", consolePage("reconciliation", fmt.Sprintf("Reconciliation %d · %s · %s", r.ID, r.Period, partnerLabel(names, r.PartnerID)),
+		gin.H{"Rec": r, "Lines": lines}))
+}
+
+func (s *Server) consoleResolve(c *gin.Context) {
+	lineID, _ := strconv.ParseInt(c.Param("id"), 10, 64)
+	back := "/console/reconciliations/" + c.PostForm("reconciliation_id")
+	accept := c.PostForm("decision") == "accept"
+	l, err := s.deps.Settlement.Resolve(c.Request.Context(), lineID, settlement.Resolution{Accept: accept,
+		Note: strings.TrimSpace(c.PostForm("note")), Actor: staffActor(staff(c))})
+	s.audit(c, "reconciliation.resolve", "recon_line:"+c.Param("id"), c.PostForm("decision")+" "+c.PostForm("note"), err)
+	if err != nil {
+		s.failBack(c, back, err)
+		return
+	}
+	okBack(c, fmt.Sprintf("/console/reconciliations/%d", l.ReconciliationID), "Line "+l.ExternalRef+" resolved: "+l.Resolution+".")
+}
+
+// ---- jobs and audit
+
+func (s *Server) consoleJobs(c *gin.Context) {
+	data := gin.H{"Configured": s.deps.Jobs != nil}
+	if s.deps.Jobs != nil {
+		ctx := c.Request.Context()
+		qs, err := s.deps.Jobs.Queues(ctx)
+		if err != nil {
+			s.pageError(c, "console", fmt.Errorf("%w: job queue: %v", errUnavailable, err))
+			return
+		}
+		var failed []FailedTask
+		for _, q := range qs {
+			f, err := s.deps.Jobs.FailedTasks(ctx, q.Queue, 50)
+			if err != nil {
+				s.pageError(c, "console", fmt.Errorf("%w: job queue: %v", errUnavailable, err))
+				return
+			}
+			failed = append(failed, f...)
+		}
+		data["Queues"], data["Failed"] = qs, failed
+	}
+	s.render(c, "console_jobs", consolePage("jobs", "Jobs", data))
+}
+
+func (s *Server) consoleRetryJob(c *gin.Context) {
+	if s.deps.Jobs == nil {
+		s.failBack(c, "/console/jobs", errUnavailable)
+		return
+	}
+	q, id := c.PostForm("queue"), c.PostForm("task_id")
+	err := s.deps.Jobs.RetryTask(c.Request.Context(), q, id)
+	s.audit(c, "job.retry", "task:"+q+"/"+id, "", err)
+	if err != nil {
+		s.failBack(c, "/console/jobs", fmt.Errorf("%w: %v", errUnavailable, err))
+		return
+	}
+	okBack(c, "/console/jobs", "Task "+id+" queued to run again.")
+}
+
+func (s *Server) consoleAudit(c *gin.Context) {
+	before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
+	list, err := auditEntries(c.Request.Context(), s.deps.DB, before, 100)
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	data := gin.H{"Entries": list}
+	if len(list) == 100 {
+		data["Next"] = fmt.Sprintf("/console/audit?before=%d", list[len(list)-1].ID)
+	}
+	s.render(c, "console_audit", consolePage("audit", "Audit log", data))
+}
