@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -28,13 +29,49 @@ type Service struct {
 	members *members.Service
 	consent *members.BurnConsent
 	now     func() time.Time
+
+	// cfg caches the policy and the tier definitions: every earn needs both
+	// and they change a few times a year. Writes through this service drop
+	// the cache at once; another process sees a change within ConfigTTL.
+	cfgMu     sync.Mutex
+	cfgAt     time.Time
+	cfgTiers  []Tier
+	cfgPolicy Policy
+	// ConfigTTL bounds how stale the cached configuration may be (5s).
+	ConfigTTL time.Duration
+}
+
+// config returns the policy and tiers, from the cache when it is fresh.
+func (s *Service) config(db *gorm.DB) ([]Tier, Policy, error) {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	now := time.Now()
+	if !s.cfgAt.IsZero() && now.Sub(s.cfgAt) < s.ConfigTTL {
+		return s.cfgTiers, s.cfgPolicy, nil
+	}
+	tiers, err := loadTiers(db)
+	if err != nil {
+		return nil, Policy{}, err
+	}
+	p, err := loadPolicy(db)
+	if err != nil {
+		return nil, Policy{}, err
+	}
+	s.cfgAt, s.cfgTiers, s.cfgPolicy = now, tiers, p
+	return tiers, p, nil
+}
+
+func (s *Service) dropConfig() {
+	s.cfgMu.Lock()
+	s.cfgAt = time.Time{}
+	s.cfgMu.Unlock()
 }
 
 var _ partners.Programme = (*Service)(nil)
 
 // NewService returns the programme service.
 func NewService(db *gorm.DB, l *ledger.Service, m *members.Service, c *members.BurnConsent, now func() time.Time) *Service {
-	return &Service{db: db, ledger: l, members: m, consent: c, now: now}
+	return &Service{db: db, ledger: l, members: m, consent: c, now: now, ConfigTTL: 5 * time.Second}
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -43,7 +80,8 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 
 // Policy returns the programme policy.
 func (s *Service) Policy(ctx context.Context) (Policy, error) {
-	return loadPolicy(s.db.WithContext(ctx))
+	_, p, err := s.config(s.db.WithContext(ctx))
+	return p, err
 }
 
 // SetPolicy replaces the programme policy. Bad values are a *validation.Error
@@ -53,6 +91,7 @@ func (s *Service) SetPolicy(ctx context.Context, p Policy) (Policy, error) {
 		return Policy{}, err
 	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return savePolicy(tx, p, s.clock()) })
+	s.dropConfig()
 	if err != nil {
 		return Policy{}, fmt.Errorf("set programme policy: %w", err)
 	}
@@ -121,31 +160,49 @@ func (s *Service) PutTier(ctx context.Context, t Tier) (Tier, error) {
 	if t.Thresholds == nil {
 		t.Thresholds = map[Metric]int64{}
 	}
-	if err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return saveTier(tx, t) }); err != nil {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return saveTier(tx, t) })
+	s.dropConfig()
+	if err != nil {
 		return Tier{}, err
 	}
 	return t, nil
 }
 
 // Tiers returns the tier definitions by rank.
-func (s *Service) Tiers(ctx context.Context) ([]Tier, error) { return loadTiers(s.db.WithContext(ctx)) }
+func (s *Service) Tiers(ctx context.Context) ([]Tier, error) {
+	tiers, _, err := s.config(s.db.WithContext(ctx))
+	return tiers, err
+}
 
 // MemberTier returns the member's tier code: the stored tier, or the base
 // tier's code when the member has none ("" when no tiers are defined).
+// It reads only the member's tier row (the definitions are cached): it runs
+// on every earn.
 func (s *Service) MemberTier(ctx context.Context, memberID int64) (string, error) {
-	st, err := s.Status(ctx, memberID)
-	return st.Tier, err
+	db := s.db.WithContext(ctx)
+	tiers, _, err := s.config(db)
+	if err != nil || len(tiers) == 0 {
+		return "", err
+	}
+	cur, err := currentTier(db, memberID, false)
+	if err != nil {
+		return "", err
+	}
+	if cur != nil {
+		for _, t := range tiers {
+			if t.Code == cur.TierCode {
+				return t.Code, nil
+			}
+		}
+	}
+	return sortTiers(tiers)[0].Code, nil
 }
 
 // Status returns the member's tier with its benefits and the qualifying
 // credits of the current window.
 func (s *Service) Status(ctx context.Context, memberID int64) (Status, error) {
 	db := s.db.WithContext(ctx)
-	tiers, err := loadTiers(db)
-	if err != nil {
-		return Status{}, err
-	}
-	p, err := loadPolicy(db)
+	tiers, p, err := s.config(db)
 	if err != nil {
 		return Status{}, err
 	}
@@ -229,12 +286,8 @@ func (s *Service) GrantTier(ctx context.Context, g Grant) (Grant, error) {
 // evaluate re-decides one member's tier inside tx (locking its tier row) and
 // stores a change with its history row. review marks the yearly review.
 func (s *Service) evaluate(tx *gorm.DB, memberID int64, at time.Time, review bool) (Decision, error) {
-	tiers, err := loadTiers(tx)
+	tiers, p, err := s.config(tx)
 	if err != nil || len(tiers) == 0 {
-		return Decision{}, err
-	}
-	p, err := loadPolicy(tx)
-	if err != nil {
 		return Decision{}, err
 	}
 	// Serialise evaluations of one member: create the row lazily, then lock it.
@@ -350,7 +403,7 @@ func activityMetrics(acts []partners.Activity) (nights, stays, flights int64) {
 // partner-funded points (operator-funded bonuses do not qualify); spend counts
 // only in the policy currency.
 func (s *Service) Earned(ctx context.Context, tx *gorm.DB, e partners.PostedEarn) error {
-	p, err := loadPolicy(tx)
+	_, p, err := s.config(tx)
 	if err != nil {
 		return err
 	}
