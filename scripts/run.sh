@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 mkdir -p .data
 KEYFILE=.data/partnersim.key
 [ -s "$KEYFILE" ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$KEYFILE"
+# A stable demo password for staff and the demo member, kept across runs.
+[ -s .data/demo-password ] || echo "demo-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')" >.data/demo-password
+export HUB_DEMO_PASSWORD="${HUB_DEMO_PASSWORD:-$(cat .data/demo-password)}"
 SIM_ADDR=${HUB_PARTNERSIM_ADDR:-127.0.0.1:8091}
 export HUB_DEMO_PARTNERSIM_URL="http://$SIM_ADDR"
 export HUB_DEMO_PARTNERSIM_KEY="$(cat "$KEYFILE")"

@@ -16,7 +16,7 @@ import (
 // document: operations endpoints, the document itself, and HTML pages.
 func openapiUndocumented(path string) bool {
 	switch path {
-	case "/metrics", "/healthz", "/readyz", "/openapi.json", "/docs":
+	case "/", "/metrics", "/healthz", "/readyz", "/openapi.json", "/docs":
 		return true
 	}
 	for _, prefix := range []string{"/console", "/portal"} {

@@ -190,6 +190,7 @@ func (s *Server) Handler() http.Handler {
 	me.PUT("/pin", s.meSetPIN)
 
 	// [ui] routes
+	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/portal") })
 	// Member portal and operator console: server-rendered pages with
 	// cookie sessions and CSRF checks (web/ui_portal.go, web/ui_console.go).
 	pg := r.Group("/portal", uiHeaders())

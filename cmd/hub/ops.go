@@ -62,11 +62,16 @@ func (a *app) seed(ctx context.Context, args []string) error {
 	for _, e := range []string{"admin@demo.coalition.example", "finance@demo.coalition.example", "support@demo.coalition.example"} {
 		fmt.Fprintf(w, "\t%s\t%s\n", e, creds.Staff[e])
 	}
+	if creds.MemberEmail != "" {
+		fmt.Fprintf(w, "\nmember portal\t%s\t%s\n", creds.MemberEmail, creds.MemberPassword)
+	}
 	fmt.Fprintf(w, "\npartner API clients\tclient_id\tsecret (new on every seed)\n")
 	for _, c := range creds.Clients {
 		fmt.Fprintf(w, "%s\t%s\t%s\n", c.Partner, c.ClientID, c.Secret)
 	}
-	fmt.Fprintf(w, "\nAPI reference\t%s/docs\n", a.cfg.PublicURL)
+	fmt.Fprintf(w, "\nmember portal\t%s/portal\n", a.cfg.PublicURL)
+	fmt.Fprintf(w, "operator console\t%s/console\n", a.cfg.PublicURL)
+	fmt.Fprintf(w, "API reference\t%s/docs\n", a.cfg.PublicURL)
 	fmt.Fprintf(w, "token endpoint\t%s/oauth/token\n", a.cfg.PublicURL)
 	return w.Flush()
 }

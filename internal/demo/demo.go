@@ -78,8 +78,10 @@ type Options struct {
 
 // Credentials are what a person needs to try the demo.
 type Credentials struct {
-	Staff   map[string]string // email -> password (only when created by this run)
-	Clients []ClientCredential
+	Staff map[string]string // email -> password (only when created by this run)
+	// Member is a demo member who can sign in to the portal.
+	MemberEmail, MemberPassword string
+	Clients                     []ClientCredential
 }
 
 // ClientCredential is one demo partner's API client.
@@ -218,6 +220,8 @@ func Seed(ctx context.Context, s Services, clock *Clock, o Options) (Credentials
 		switch {
 		case err == nil:
 			creds.Staff[st.email] = pw
+		case errors.Is(err, partners.ErrStaffExists) && o.AdminPassword != "":
+			creds.Staff[st.email] = o.AdminPassword // the same stable demo password as the first seed
 		case errors.Is(err, partners.ErrStaffExists):
 			creds.Staff[st.email] = "(unchanged from the first seed)"
 		default:
@@ -263,6 +267,9 @@ func Seed(ctx context.Context, s Services, clock *Clock, o Options) (Credentials
 		return creds, err
 	}
 	clock.Set(o.Real)
+	if err := demoMember(ctx, s, pw, &creds); err != nil {
+		return creds, err
+	}
 	mark := fmt.Sprintf("%d members, %d months, completed %s", o.Members, o.Months, o.Real.UTC().Format(time.RFC3339))
 	err := s.DB.WithContext(ctx).Exec(`INSERT INTO hub_meta (key, value) VALUES ('demo.history', ?)
 		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`, mark).Error
@@ -320,6 +327,27 @@ func ensureExchange(ctx context.Context, s Services, airlineID int64, o Options)
 	if err != nil {
 		return fmt.Errorf("seed exchange programme: %w", err)
 	}
+	return nil
+}
+
+// demoMember gives the longest-standing demo member a portal password.
+func demoMember(ctx context.Context, s Services, pw string, creds *Credentials) error {
+	var m struct {
+		ID    int64
+		Email string
+	}
+	if err := s.DB.WithContext(ctx).Raw(`SELECT m.id, i.value AS email FROM members m
+		JOIN member_identifiers i ON i.member_id = m.id AND i.type = 'email'
+		WHERE i.value LIKE '%@demo.members.example' ORDER BY m.id LIMIT 1`).Scan(&m).Error; err != nil {
+		return err
+	}
+	if m.ID == 0 {
+		return nil
+	}
+	if err := s.Members.SetPassword(ctx, m.ID, pw); err != nil {
+		return fmt.Errorf("demo member password: %w", err)
+	}
+	creds.MemberEmail, creds.MemberPassword = m.Email, pw
 	return nil
 }
 
