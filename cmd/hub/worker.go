@@ -129,7 +129,9 @@ func (a *app) worker(ctx context.Context) error {
 	client := asynq.NewClient(a.redisOpt)
 	relay := outbox.NewRelay(a.db, client, a.log, func(typ string) []asynq.Option { return optsByType[typ] })
 	relayDone := make(chan struct{})
-	go func() { _ = relay.Run(ctx); close(relayDone) }()
+	inspector := asynq.NewInspector(a.redisOpt)
+	defer inspector.Close()
+	go func() { _ = relay.Run(ctx, inspector); close(relayDone) }()
 
 	a.log.Info("worker running", "concurrency", a.cfg.WorkerConc, "task_types", len(table))
 	<-ctx.Done()

@@ -38,6 +38,7 @@ type row struct {
 	CreatedAt time.Time
 	ProcessAt time.Time
 	SentAt    *time.Time
+	DoneAt    *time.Time
 	Attempts  int
 	LastError *string
 }
@@ -70,7 +71,7 @@ func Write(tx *gorm.DB, msgs ...Message) error {
 		}
 		rows = append(rows, row{TaskType: m.TaskType, Queue: q, Payload: b, CreatedAt: now, ProcessAt: at.UTC()})
 	}
-	if err := tx.Omit("ID", "SentAt", "LastError").Create(&rows).Error; err != nil {
+	if err := tx.Omit("ID", "SentAt", "DoneAt", "LastError").Create(&rows).Error; err != nil {
 		return fmt.Errorf("outbox: write: %w", err)
 	}
 	return nil
@@ -83,14 +84,16 @@ type Enqueuer interface {
 
 // Relay moves committed outbox rows to asynq.
 type Relay struct {
-	db       *gorm.DB
-	q        Enqueuer
-	log      *slog.Logger
-	opts     func(taskType string) []asynq.Option
-	Batch    int           // rows per transaction
-	Idle     time.Duration // poll interval when there is nothing to send
-	MaxWait  time.Duration // longest backoff while Redis is unreachable
-	retained time.Duration
+	db      *gorm.DB
+	q       Enqueuer
+	log     *slog.Logger
+	opts    func(taskType string) []asynq.Option
+	Batch   int           // rows per transaction
+	Idle    time.Duration // poll interval when there is nothing to send
+	MaxWait time.Duration // longest backoff while Redis is unreachable
+	// VerifyEvery is how often Run checks sent rows against Redis (Verify).
+	VerifyEvery time.Duration
+	retained    time.Duration
 }
 
 // NewRelay builds a relay. opts supplies per-task-type asynq options (retries,
@@ -100,7 +103,7 @@ func NewRelay(db *gorm.DB, q Enqueuer, log *slog.Logger, opts func(string) []asy
 		opts = func(string) []asynq.Option { return nil }
 	}
 	return &Relay{db: db, q: q, log: log, opts: opts, Batch: 200, Idle: 200 * time.Millisecond,
-		MaxWait: 30 * time.Second, retained: 24 * time.Hour}
+		MaxWait: 30 * time.Second, VerifyEvery: 30 * time.Second, retained: 24 * time.Hour}
 }
 
 // TaskID is the asynq task id of an outbox row: stable across relay restarts,
@@ -159,10 +162,18 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 }
 
 // Run relays until ctx is cancelled, backing off exponentially (up to MaxWait)
-// while enqueueing fails, e.g. when Redis is down.
-func (r *Relay) Run(ctx context.Context) error {
+// while enqueueing fails, e.g. when Redis is down. With a lookup it also
+// runs Verify every VerifyEvery.
+func (r *Relay) Run(ctx context.Context, lookup TaskLookup) error {
 	wait := r.Idle
+	lastVerify := time.Now()
 	for {
+		if lookup != nil && time.Since(lastVerify) >= r.VerifyEvery {
+			lastVerify = time.Now()
+			if _, err := r.Verify(ctx, lookup); err != nil && ctx.Err() == nil {
+				r.log.Warn("outbox verify: will retry", "err", err)
+			}
+		}
 		n, err := r.RelayOnce(ctx)
 		switch {
 		case ctx.Err() != nil:
@@ -184,6 +195,66 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// TaskLookup is the part of asynq.Inspector the verifier needs.
+type TaskLookup interface {
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+}
+
+// Verify checks rows that were sent but not yet seen finished against
+// asynq. A finished task (completed, or archived after its last retry) marks
+// its row done. A task Redis no longer knows was lost after it was accepted
+// (Redis restarted without persistence, or was flushed): the row is enqueued
+// again under the same task id. Tasks are kept 24 hours after completion
+// (Retention), so "not found" within that window means lost, not finished;
+// rows older than the window are marked done without a look. It returns how
+// many rows it re-enqueued.
+func (r *Relay) Verify(ctx context.Context, lookup TaskLookup) (int, error) {
+	var rows []row
+	if err := r.db.WithContext(ctx).Raw(`SELECT * FROM outbox WHERE sent_at IS NOT NULL AND done_at IS NULL
+		ORDER BY id LIMIT ?`, r.Batch*5).Scan(&rows).Error; err != nil {
+		return 0, err
+	}
+	var done []int64
+	redone := 0
+	horizon := time.Now().Add(-r.retained + time.Hour)
+	for _, m := range rows {
+		if m.SentAt.Before(horizon) {
+			done = append(done, m.ID)
+			continue
+		}
+		info, err := lookup.GetTaskInfo(m.Queue, TaskID(m.ID, m.CreatedAt))
+		switch {
+		case err == nil && (info.State == asynq.TaskStateCompleted || info.State == asynq.TaskStateArchived):
+			done = append(done, m.ID)
+		case err == nil:
+			// pending, scheduled, active, retry, aggregating: still in flight.
+		case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+			opts := append([]asynq.Option{asynq.TaskID(TaskID(m.ID, m.CreatedAt)), asynq.Queue(m.Queue),
+				asynq.Retention(r.retained)}, r.opts(m.TaskType)...)
+			// "Queue not found" can also mean only that Redis lost its list of
+			// queue names (a client registers a queue once per process), so
+			// the enqueue itself decides: a conflict means the task is there.
+			_, err := r.q.EnqueueContext(ctx, asynq.NewTask(m.TaskType, m.Payload), opts...)
+			switch {
+			case err == nil:
+				r.log.Warn("outbox task was lost by Redis: enqueued again", "outbox_id", m.ID, "type", m.TaskType)
+				redone++
+			case errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask):
+			default:
+				return redone, fmt.Errorf("re-enqueue outbox %d (%s): %w", m.ID, m.TaskType, err)
+			}
+		default:
+			return redone, fmt.Errorf("look up outbox %d: %w", m.ID, err)
+		}
+	}
+	if len(done) > 0 {
+		if err := r.db.WithContext(ctx).Exec(`UPDATE outbox SET done_at = now() WHERE id IN ?`, done).Error; err != nil {
+			return redone, err
+		}
+	}
+	return redone, nil
 }
 
 // Pending counts rows not yet sent; the console and /metrics show it.

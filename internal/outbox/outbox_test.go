@@ -2,9 +2,11 @@ package outbox_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,7 +95,7 @@ func TestRowsWaitWhileRedisIsDownThenDeliverOnce(t *testing.T) {
 	writeCommitted(t, db, 5) // the domain keeps committing while Redis is down
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	_ = relay.Run(ctx) // fails and backs off the whole time
+	_ = relay.Run(ctx, nil) // fails and backs off the whole time
 	cancel()
 	pending, err := outbox.Pending(context.Background(), db)
 	if err != nil || pending != 5 {
@@ -159,3 +161,113 @@ func TestWriteRejectsMessageWithoutType(t *testing.T) {
 		t.Fatal("want an error for a message without task type")
 	}
 }
+
+// Redis restarted without persistence after accepting tasks: Verify finds
+// them gone and enqueues them again, once, under the same ids. Tasks seen
+// finished mark their rows done.
+func TestVerifyReenqueuesTasksRedisLost(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	srv := testredis.StartServer(t)
+	opt, _ := asynq.ParseRedisURI(srv.URL())
+	client := asynq.NewClient(opt)
+	t.Cleanup(func() { client.Close() })
+	inspector := asynq.NewInspector(opt)
+	t.Cleanup(func() { inspector.Close() })
+	relay := outbox.NewRelay(db, client, quiet, nil)
+	ctx := context.Background()
+
+	var mu sync.Mutex
+	seen := map[int]int{}
+	startWorker := func() *asynq.Server {
+		w := asynq.NewServer(opt, asynq.Config{Concurrency: 2, Logger: nopLogger{}})
+		mux := asynq.NewServeMux()
+		mux.HandleFunc("test:greet", func(ctx context.Context, tk *asynq.Task) error {
+			var g greeting
+			_ = json.Unmarshal(tk.Payload(), &g)
+			mu.Lock()
+			seen[g.N]++
+			mu.Unlock()
+			return nil
+		})
+		if err := w.Start(mux); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	waitSeen := func(n int) {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			got := len(seen)
+			mu.Unlock()
+			if got >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("processed %d distinct tasks, want %d", got, n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	// Normal life: tasks finish and their rows are marked done.
+	writeCommitted(t, db, 2) // payloads N = 0, 1
+	if n, err := relay.RelayOnce(ctx); err != nil || n != 2 {
+		t.Fatalf("relay: %d, %v", n, err)
+	}
+	w := startWorker()
+	waitSeen(2)
+	w.Shutdown()
+	if n, err := relay.Verify(ctx, inspector); err != nil || n != 0 {
+		t.Fatalf("verify after completion: re-enqueued %d (err %v), want 0", n, err)
+	}
+	var open int64
+	db.Raw(`SELECT count(*) FROM outbox WHERE done_at IS NULL`).Scan(&open)
+	if open != 0 {
+		t.Fatalf("%d finished rows not marked done", open)
+	}
+
+	// Redis accepts three more tasks and then loses its memory.
+	err := db.Transaction(func(tx *gorm.DB) error {
+		for i := 10; i < 13; i++ {
+			if err := outbox.Write(tx, outbox.Message{TaskType: "test:greet", Payload: greeting{N: i}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := relay.RelayOnce(ctx); err != nil || n != 3 {
+		t.Fatalf("relay: %d, %v", n, err)
+	}
+	srv.Stop()
+	srv.Start()
+	if n, err := relay.Verify(ctx, inspector); err != nil || n != 3 {
+		t.Fatalf("verify after the loss: re-enqueued %d (err %v), want 3", n, err)
+	}
+	if n, err := relay.Verify(ctx, inspector); err != nil || n != 0 {
+		t.Fatalf("second verify: re-enqueued %d (err %v), want 0 (the tasks are back)", n, err)
+	}
+	w = startWorker()
+	t.Cleanup(w.Shutdown)
+	waitSeen(5)
+	time.Sleep(200 * time.Millisecond) // a duplicate would show up by now
+	mu.Lock()
+	defer mu.Unlock()
+	for _, n := range []int{0, 1, 10, 11, 12} {
+		if seen[n] != 1 {
+			t.Fatalf("task %d ran %d times, want exactly once (all: %v)", n, seen[n], seen)
+		}
+	}
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Debug(...any) {}
+func (nopLogger) Info(...any)  {}
+func (nopLogger) Warn(...any)  {}
+func (nopLogger) Error(...any) {}
+func (nopLogger) Fatal(...any) {}
