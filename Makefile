@@ -13,9 +13,20 @@ run: check-go services build
 	@go build -o bin/partnersim ./cmd/partnersim
 	@bash scripts/run.sh
 
-## test: the same services, then gofmt, go vet and the whole suite with the race detector
-test: check-go services lint
+## test: the same services, then gofmt, go vet, the whole suite with the race detector, and a
+## short run of every fuzz target (FUZZTIME, default 3s each)
+test: check-go services lint browser-deps
 	@. $(ENV) && go test $(GO_TEST_FLAGS) ./...
+	@. $(ENV) && bash scripts/fuzz.sh
+
+## browser-deps: Debian's Chromium for the browser tests (cmd/hub/browser_test.go), installed when absent
+.PHONY: browser-deps
+browser-deps:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "the browser tests need Chromium: install it by hand"; exit 1; }; \
+	  SUDO=""; if [ "$$(id -u)" != 0 ]; then SUDO=$$(command -v sudo || true); fi; \
+	  echo "installing chromium (apt-get)"; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 ## chaos: kill the hub, its worker, a private PostgreSQL and a private Redis under load (docs/reliability.md)
 .PHONY: chaos

@@ -132,7 +132,7 @@ func (s *Service) Earn(ctx context.Context, r EarnRequest) (Transaction, error) 
 		var after []account
 		if err := tx.Raw(`UPDATE ledger_accounts SET balance = balance + ? WHERE id = ? RETURNING id, balance, held`,
 			total, ids[memberKey]).Scan(&after).Error; err != nil || len(after) != 1 {
-			return Transaction{}, fmt.Errorf("earn: credit member %d: %v", r.MemberID, err)
+			return Transaction{}, fmt.Errorf("earn: credit member %d: %w", r.MemberID, err) // %w: callers tell a lost connection (503) from a bug
 		}
 		debt := max(0, -(after[0].Balance - total))
 		occurred := orNow(r.OccurredAt, now)

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -37,15 +39,169 @@ func decodeJSON(c *gin.Context, dst any) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return body, jsonFieldError(err)
+		return body, locateFieldError(jsonFieldError(err), err, body, dst)
 	}
 	if dec.More() {
 		return body, validation.New("body", "has data after the JSON object")
 	}
+	if bytes.Contains(body, []byte(`\u0000`)) {
+		if err := nulField(body); err != nil {
+			return body, err
+		}
+	}
 	return body, nil
 }
 
+// nulField refuses a string holding U+0000, naming its field: PostgreSQL
+// text cannot store it, so it would otherwise fail as a 500 at the insert.
+func nulField(body []byte) error {
+	var doc any
+	if json.Unmarshal(body, &doc) != nil {
+		return nil
+	}
+	var found string
+	walkJSON(doc, "", func(path, key string, v any) bool {
+		if s, ok := v.(string); ok && strings.ContainsRune(s, 0) {
+			found = path
+		} else if strings.ContainsRune(key, 0) {
+			found = "body"
+		}
+		return found == ""
+	})
+	if found == "" {
+		return nil
+	}
+	return validation.New(found, "must not contain the NUL character (U+0000)")
+}
+
 var unknownField = regexp.MustCompile(`^json: unknown field "(.+)"$`)
+
+// locateFieldError names the JSON path of errors encoding/json cannot place:
+// an unknown field below the top level (json names only the key) and a time
+// that is not RFC 3339 (time.Time's decoder knows no field). It walks the
+// body for the first such path; when none is found ve is returned as is.
+func locateFieldError(ve error, err error, body []byte, dst any) error {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if dec.Decode(&doc) != nil {
+		return ve
+	}
+	var found string
+	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+		walkJSON(doc, "", func(path, key string, _ any) bool {
+			if key == m[1] && found == "" && typeAtPath(reflect.TypeOf(dst), path) == nil {
+				found = path
+			}
+			return found == ""
+		})
+		if found != "" {
+			return validation.New(found, "is not a known field")
+		}
+		return ve
+	}
+	var vf *validation.Error
+	if !errors.As(ve, &vf) || len(vf.Fields) != 1 || vf.Fields[0].Field != "body" {
+		return ve
+	}
+	timeType := reflect.TypeFor[time.Time]()
+	walkJSON(doc, "", func(path, _ string, v any) bool {
+		if t := typeAtPath(reflect.TypeOf(dst), path); t == timeType {
+			raw, _ := json.Marshal(v)
+			var tm time.Time
+			if json.Unmarshal(raw, &tm) != nil {
+				found = path
+			}
+		}
+		return found == ""
+	})
+	if found != "" {
+		return validation.New(found, "must be an RFC 3339 time (e.g. 2026-11-22T10:00:00Z)")
+	}
+	return ve
+}
+
+// walkJSON visits every value of a decoded JSON document depth first, keys
+// in sorted order, with its path (a.b, items[0].c) and key; visit returns
+// false to stop.
+func walkJSON(v any, path string, visit func(path, key string, v any) bool) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if !visit(p, k, x[k]) || !walkJSON(x[k], p, visit) {
+				return false
+			}
+		}
+	case []any:
+		for i, e := range x {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if !visit(p, "", e) || !walkJSON(e, p, visit) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+var pathPart = regexp.MustCompile(`[^.\[\]]+|\[\d+\]`)
+
+// typeAtPath resolves a JSON path against the Go type that decodes it (json
+// tags, embedded structs, pointers, slices); nil when the path leads nowhere.
+func typeAtPath(t reflect.Type, path string) reflect.Type {
+	for _, part := range pathPart.FindAllString(path, -1) {
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t == nil {
+			return nil
+		}
+		if strings.HasPrefix(part, "[") {
+			if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+				return nil
+			}
+			t = t.Elem()
+			continue
+		}
+		t = fieldType(t, part)
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+func fieldType(t reflect.Type, name string) reflect.Type {
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && tag == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if got := fieldType(ft, name); got != nil {
+				return got
+			}
+			continue
+		}
+		if tag == name || (tag == "" && strings.EqualFold(f.Name, name)) {
+			return f.Type
+		}
+	}
+	return nil
+}
 
 func jsonFieldError(err error) error {
 	var te *json.UnmarshalTypeError

@@ -35,7 +35,7 @@ import (
 // it) over a fresh database: what the reliability, isolation and abuse
 // tests drive.
 type hubEnv struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	db    *gorm.DB
 	clock *testClock
@@ -50,7 +50,7 @@ type hubEnv struct {
 	keys  atomic.Int64
 }
 
-func newHubEnv(t *testing.T, tune func(*Deps)) *hubEnv {
+func newHubEnv(t testing.TB, tune func(*Deps)) *hubEnv {
 	t.Helper()
 	db := testdb.New(t)
 	clk := &testClock{t: time.Now().UTC().Truncate(time.Second)}

@@ -153,7 +153,7 @@ func (s *Server) batchEarnItem(c *gin.Context, p partners.Principal, i int, raw 
 	dec := json.NewDecoder(bytesReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&item); err != nil {
-		return itemProblem(i, prefixFields(jsonFieldError(err), fmt.Sprintf("items[%d].", i)))
+		return itemProblem(i, prefixFields(locateFieldError(jsonFieldError(err), err, raw, &item), fmt.Sprintf("items[%d].", i)))
 	}
 	if !idempotencyKeyPattern.MatchString(item.IdempotencyKey) {
 		return itemProblem(i, validation.New(fmt.Sprintf("items[%d].idempotency_key", i), "is required: 1 to 200 printable ASCII characters"))

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -316,7 +317,7 @@ func (s *Server) consoleMembers(c *gin.Context) {
 	}
 	data["Members"] = list
 	if next != "" {
-		data["Next"] = "/console/members?q=" + q + "&cursor=" + next
+		data["Next"] = "/console/members?" + url.Values{"q": {q}, "status": {c.Query("status")}, "cursor": {next}}.Encode()
 	}
 	s.render(c, "console_members", p)
 }

@@ -1,0 +1,404 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/shopspring/decimal"
+	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/internal/testdb"
+	"github.com/coalitionhub/hub/internal/testredis"
+	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/members"
+	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/settlement"
+)
+
+// TestBrowser drives the member portal and the operator console of a real
+// hub process in headless Chromium (issue 9, part 4): a member signs in,
+// orders a reward and sees the balance drop; the operator signs in, closes
+// last month's settlement period, opens a statement and downloads its CSV.
+// Screenshots of the key pages are taken on the way (docs/screenshots/ when
+// HUB_SCREENSHOTS=1, a temporary folder otherwise).
+//
+// One hub and one browser serve both parts, run one after the other: the
+// machine is small and Chromium is the expensive part.
+func TestBrowser(t *testing.T) {
+	t.Parallel()
+	exe := chromiumPath(t)
+	db, dbURL := testdb.NewWithURL(t)
+	ks := testredis.New(t)
+	d := seedBrowserData(t, db)
+	hub := startHub(t, []string{"HUB_DATABASE_URL=" + dbURL, "HUB_REDIS_URL=" + ks.URL, "HUB_OPERATOR_TZ=UTC",
+		"HUB_LOG_LEVEL=warn"}, "serve")
+	b := newBrowser(t, exe, hub.URL)
+
+	t.Run("member orders a reward", func(t *testing.T) { memberOrdersReward(t, b, d) })
+	t.Run("operator closes a period and downloads a statement", func(t *testing.T) { operatorClosesPeriod(t, b, db, d) })
+	b.assertNoConsoleErrors(t)
+
+	rep, err := ledger.Audit(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("ledger audit after the browser tests: %+v", rep)
+	}
+}
+
+func memberOrdersReward(t *testing.T, b *browserSession, d browserData) {
+	ctx := context.Background()
+	b.run(t, "portal sign-in",
+		chromedp.Navigate(b.url("/portal/login")),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+	)
+	b.screenshot(t, "portal-login")
+	b.run(t, "portal sign-in",
+		chromedp.SendKeys(chromedp.CSS("#email"), d.memberEmail),
+		chromedp.SendKeys(chromedp.CSS("#password"), browserPassword),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#balance-available")),
+	)
+	b.expectText(t, "#balance-available", points(d.memberPoints))
+	b.expectText(t, "#balance-held", "0")
+	b.expectText(t, "#current-user", d.memberName)
+	b.assertCleanPage(t, "/portal")
+	b.screenshot(t, "portal-home")
+
+	b.run(t, "open the catalog", chromedp.Click(chromedp.CSS("#nav-catalog")), chromedp.WaitVisible(chromedp.CSS("#offers")))
+	b.expectText(t, "#catalog-available", points(d.memberPoints))
+	b.assertCleanPage(t, "/portal/catalog")
+	order := fmt.Sprintf("#order-%d", d.rewardID)
+	b.run(t, "order the reward", chromedp.Click(chromedp.CSS(order)), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	b.expectContains(t, "#flash", "Ordered "+d.rewardTitle+" for "+points(d.rewardPrice)+" points")
+	after := d.memberPoints - d.rewardPrice
+	b.expectText(t, "#catalog-available", points(after))
+	b.run(t, "the order is listed", chromedp.WaitVisible(chromedp.CSS("#orders")))
+	b.assertCleanPage(t, "/portal/catalog (ordered)")
+	b.screenshot(t, "portal-catalog")
+
+	b.run(t, "back to my points", chromedp.Click(chromedp.CSS("#nav-home")), chromedp.WaitVisible(chromedp.CSS("#balance-available")))
+	b.expectText(t, "#balance-available", points(after))
+	b.expectText(t, "#balance-held", points(d.rewardPrice))
+
+	// What the browser showed is what the ledger holds.
+	orders, _, err := d.catalog.MemberOrders(ctx, d.memberID, catalog.OrderQuery{Limit: 10})
+	if err != nil || len(orders) != 1 || orders[0].RewardID != d.rewardID {
+		t.Fatalf("member orders after one click = %+v (%v), want exactly one order of reward %d", orders, err, d.rewardID)
+	}
+	bal, err := d.ledger.Balance(ctx, d.memberID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(bal.Available) != after || int64(bal.Held) != d.rewardPrice {
+		t.Fatalf("ledger balance after ordering = %+v, want available %d and held %d", bal, after, d.rewardPrice)
+	}
+	// Every page of the navigation opens from its link and renders cleanly.
+	b.visitNav(t, "nav-history", "nav-catalog", "nav-redeem", "nav-exchange", "nav-transfers", "nav-accounts", "nav-consent", "nav-home")
+	b.run(t, "portal sign-out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+}
+
+func operatorClosesPeriod(t *testing.T, b *browserSession, db *gorm.DB, d browserData) {
+	ctx := context.Background()
+	b.run(t, "console sign-in",
+		chromedp.Navigate(b.url("/console/login")),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("#email"), d.staffEmail),
+		chromedp.SendKeys(chromedp.CSS("#password"), browserPassword),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#stat-members")),
+	)
+	b.expectText(t, "#stat-members", strconv.Itoa(d.members))
+	b.expectText(t, "#stat-partners", strconv.Itoa(d.partners))
+	b.run(t, "dashboard charts", chromedp.WaitVisible(chromedp.CSS("#chart-issued")), chromedp.WaitVisible(chromedp.CSS("#chart-trend")))
+	b.assertCleanPage(t, "/console")
+	b.screenshot(t, "console-dashboard")
+
+	b.run(t, "find the member",
+		chromedp.Click(chromedp.CSS("#nav-members")),
+		chromedp.WaitVisible(chromedp.CSS("#q")),
+		chromedp.SendKeys(chromedp.CSS("#q"), d.memberEmail),
+		chromedp.Click(chromedp.CSS("#member-search-submit")),
+		// The list may show the member before the search too: wait for the results page.
+		waitLocation("q="),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf("#member-%d", d.memberID))),
+	)
+	b.assertCleanPage(t, "/console/members?q=")
+	b.screenshot(t, "console-members")
+	b.run(t, "open the member", chromedp.Click(chromedp.CSS(fmt.Sprintf("#member-%d", d.memberID))), chromedp.WaitVisible(chromedp.CSS("#member-ledger")))
+	b.assertCleanPage(t, "/console/members/:id")
+	b.screenshot(t, "console-member")
+
+	// Close last month: the close form asks window.confirm, which the
+	// browser session accepts.
+	b.run(t, "settlement periods", chromedp.Click(chromedp.CSS("#nav-settlement")), chromedp.WaitVisible(chromedp.CSS("#close-"+d.month)))
+	b.assertCleanPage(t, "/console/settlement")
+	b.run(t, "close the period", chromedp.Click(chromedp.CSS("#close-"+d.month)), chromedp.WaitVisible(chromedp.CSS("#heatmap")))
+	if n := b.dialogs.Load(); n < 1 {
+		t.Errorf("closing the period asked for no confirmation (%d dialogs), want one", n)
+	}
+	b.expectText(t, "#period-status", "closed")
+	// Harbour Bank's points spent at Sky Air are a cell of the matrix.
+	b.expectContains(t, "#heatmap", points(d.bankAtAirline))
+	b.run(t, "statements listed", chromedp.WaitVisible(chromedp.CSS("#statements")))
+	b.assertCleanPage(t, "/console/settlement/"+d.month)
+	b.screenshot(t, "console-period")
+
+	ss := settlement.NewService(db, settlement.Options{Location: time.UTC, BaseCurrency: "EUR", Now: time.Now})
+	sts, err := ss.Statements(ctx, settlement.StatementFilter{PartnerID: d.airlineID, Period: d.month, Limit: 10})
+	if err != nil || len(sts) != 1 {
+		t.Fatalf("statements of %s for the airline = %d (%v), want 1 after closing in the browser", d.month, len(sts), err)
+	}
+	st := sts[0]
+	b.run(t, "open the statement", chromedp.Click(chromedp.CSS(fmt.Sprintf("#statement-%d", st.ID))), chromedp.WaitVisible(chromedp.CSS("#statement-lines")))
+	b.expectContains(t, "#statement-status", "draft")
+	b.assertCleanPage(t, fmt.Sprintf("/console/statements/%d", st.ID))
+	b.screenshot(t, "console-statement")
+
+	csv := b.download(t, "#statement-csv")
+	var want bytes.Buffer
+	if err := st.WriteCSV(&want); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(csv, want.Bytes()) {
+		t.Fatalf("downloaded CSV differs from the statement:\n got %q\nwant %q", csv, want.String())
+	}
+	if !bytes.Contains(csv, []byte(",issued,")) || !bytes.Contains(csv, []byte(","+strconv.FormatInt(d.airlineIssued, 10)+",")) {
+		t.Fatalf("CSV lacks the issued line of %d points:\n%s", d.airlineIssued, csv)
+	}
+	b.visitNav(t, "nav-partners", "nav-members", "nav-catalog", "nav-settlement", "nav-reconciliation", "nav-jobs", "nav-audit", "nav-dashboard")
+	b.run(t, "console sign-out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+}
+
+// browserPassword is every test account's password.
+const browserPassword = "correct horse battery staple"
+
+// browserData is what seedBrowserData made, for the assertions.
+type browserData struct {
+	month                         string // the closed period, YYYY-MM (last month, UTC)
+	memberID                      int64
+	memberEmail, memberName       string
+	memberPoints                  int64
+	rewardID                      int64
+	rewardTitle                   string
+	rewardPrice                   int64
+	staffEmail                    string
+	airlineID                     int64
+	airlineIssued                 int64 // points the airline issued last month
+	bankAtAirline                 int64 // bank-issued points redeemed at the airline last month
+	members, partners             int
+	hotelID, bankID, restaurantID int64
+
+	ledger  *ledger.Service  // on the real clock once seeding is done
+	catalog *catalog.Service // on the real clock once seeding is done
+}
+
+// seedBrowserData builds a small coalition through the domain services: four
+// partners with contracts and earn rules, members with points earned last
+// month (and a few this month) and burns at other partners last month (so the
+// liability matrix has cells), catalog rewards, and an admin.
+//
+// Last month's movements are posted by services whose clock is set on the
+// 15th of last month, so their posted_at falls in the period the console
+// closes. The hub process itself runs on the real clock.
+func seedBrowserData(t *testing.T, db *gorm.DB) browserData {
+	t.Helper()
+	ctx := context.Background()
+	wall := time.Now().UTC()
+	lastMonth := time.Date(wall.Year(), wall.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -1, 0)
+	clock := lastMonth.AddDate(0, 0, 14).Add(9 * time.Hour)
+	seeding := true
+	now := func() time.Time {
+		if !seeding {
+			return time.Now()
+		}
+		return clock
+	}
+
+	key, _ := base64.StdEncoding.DecodeString(testSecretsKey)
+	reg, err := partners.NewService(db, partners.Options{Issuer: "http://127.0.0.1", SecretsKey: key, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	led := ledger.NewService(db, now)
+	mem := members.NewService(db, led, now)
+	consent := members.NewBurnConsent(db, now, members.DefaultConsentPolicy)
+	rules := partners.NewRules(db, now)
+	txs := partners.NewTransactions(db, led, mem, consent, reg, rules, now)
+	cat := catalog.NewService(db, led, mem, reg, now)
+
+	partner := func(name string, sector partners.Sector, pointsPerEUR string) int64 {
+		t.Helper()
+		p, err := reg.CreatePartner(ctx, partners.NewPartner{Name: name, Sector: sector, SettlementCurrency: "EUR", TimeZone: "UTC"})
+		if err != nil {
+			t.Fatalf("create partner %s: %v", name, err)
+		}
+		if _, err := reg.SetPartnerStatus(ctx, p.ID, partners.StatusActive); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.PublishContract(ctx, p.ID, partners.NewContract{EffectiveFrom: clock.AddDate(0, 0, -10),
+			Earn: true, Burn: true, IssuePrice: decimal.RequireFromString("0.008"),
+			RedemptionRate: decimal.RequireFromString("0.006"), Billing: partners.BillingPostpaid}, "staff:seed"); err != nil {
+			t.Fatalf("contract of %s: %v", name, err)
+		}
+		if _, err := rules.PublishRule(ctx, p.ID, partners.RuleDefinition{Description: pointsPerEUR + " points per EUR",
+			Earn: []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit, Rate: decimal.RequireFromString(pointsPerEUR),
+				Currency: "EUR", PerMinor: 100}}}, clock, "staff:seed"); err != nil {
+			t.Fatalf("earn rule of %s: %v", name, err)
+		}
+		return p.ID
+	}
+	d := browserData{month: lastMonth.Format("2006-01"), staffEmail: "ops@coalition.example"}
+	d.airlineID = partner("Sky Air", partners.SectorAirline, "2")
+	d.hotelID = partner("Grand Hotels", partners.SectorHotel, "1")
+	d.bankID = partner("Harbour Bank", partners.SectorBank, "1")
+	d.restaurantID = partner("Olive Kitchen", partners.SectorRestaurant, "1")
+	d.partners = 4
+	d.bankAtAirline = 6_500
+
+	enrol := func(email, given, family string) int64 {
+		t.Helper()
+		m, _, err := mem.Enrol(ctx, members.EnrolRequest{Identifier: members.Identifier{Type: members.IdentifierEmail, Value: email},
+			Profile: members.Profile{Email: email, GivenName: given, FamilyName: family}, Actor: "seed"})
+		if err != nil {
+			t.Fatalf("enrol %s: %v", email, err)
+		}
+		if err := mem.SetPassword(ctx, m.ID, browserPassword); err != nil {
+			t.Fatal(err)
+		}
+		d.members++
+		return m.ID
+	}
+	n := 0
+	earn := func(partnerID, memberID, minor int64) int64 {
+		t.Helper()
+		n++
+		tr, err := txs.Earn(ctx, partners.Principal{PartnerID: partnerID}, ledger.Idempotency{Scope: fmt.Sprintf("partner:%d", partnerID),
+			Key: fmt.Sprintf("seed-earn-%d", n)}, partners.EarnInput{MemberID: memberID, Amount: partners.Money{Minor: minor, Currency: "EUR"},
+			OccurredAt: clock, ExternalRef: fmt.Sprintf("receipt-%d", n)})
+		if err != nil {
+			t.Fatalf("earn %d at partner %d: %v", minor, partnerID, err)
+		}
+		return int64(tr.Points)
+	}
+	burn := func(partnerID, memberID, pts int64) {
+		t.Helper()
+		n++
+		code, err := consent.IssueCode(ctx, memberID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := txs.Burn(ctx, partners.Principal{PartnerID: partnerID}, ledger.Idempotency{Scope: fmt.Sprintf("partner:%d", partnerID),
+			Key: fmt.Sprintf("seed-burn-%d", n)}, partners.BurnInput{MemberID: memberID, Points: pts, RedemptionCode: code.Code,
+			Capture: true, OccurredAt: clock, ExternalRef: fmt.Sprintf("till-%d", n)}); err != nil {
+			t.Fatalf("burn %d at partner %d: %v", pts, partnerID, err)
+		}
+	}
+
+	// The member who uses the portal: points from the airline and the bank.
+	d.memberEmail, d.memberName = "ada@example.com", "Ada Lovelace"
+	d.memberID = enrol(d.memberEmail, "Ada", "Lovelace")
+	d.airlineIssued += earn(d.airlineID, d.memberID, 612_000) // 12,240 points
+	d.memberPoints = d.airlineIssued + earn(d.bankID, d.memberID, 31_000)
+
+	// Other members earn at one partner and spend at another.
+	others := []struct {
+		email, given, family string
+		earnAt, minor        int64
+		burnAt, burn         int64
+	}{
+		{"grace@example.com", "Grace", "Hopper", d.airlineID, 415_000, d.hotelID, 5_000},
+		{"alan@example.com", "Alan", "Turing", d.bankID, 980_000, d.airlineID, d.bankAtAirline},
+		{"katherine@example.com", "Katherine", "Johnson", d.hotelID, 240_000, d.restaurantID, 1_200},
+		{"edsger@example.com", "Edsger", "Dijkstra", d.airlineID, 150_000, d.restaurantID, 2_000},
+		{"barbara@example.com", "Barbara", "Liskov", d.restaurantID, 88_000, d.hotelID, 400},
+	}
+	var otherIDs []int64
+	for _, o := range others {
+		id := enrol(o.email, o.given, o.family)
+		otherIDs = append(otherIDs, id)
+		pts := earn(o.earnAt, id, o.minor)
+		if o.earnAt == d.airlineID {
+			d.airlineIssued += pts
+		}
+		burn(o.burnAt, id, o.burn)
+	}
+
+	// Rewards at partners other than the ones Ada earned at.
+	night, err := cat.CreateReward(ctx, d.hotelID, catalog.RewardInput{Title: "Weekend night in Lisbon", Description: "One night for two with breakfast at any Grand Hotels property.",
+		Category: catalog.CategoryHotelNight, PricePoints: 8_000, Value: partners.Money{Minor: 14_000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync})
+	if err != nil {
+		t.Fatalf("create reward: %v", err)
+	}
+	d.rewardID, d.rewardTitle, d.rewardPrice = night.ID, night.Title, 8_000
+	for _, r := range []catalog.RewardInput{
+		{Title: "Dinner for two", Description: "A three-course dinner at Olive Kitchen.", Category: catalog.CategoryDining,
+			PricePoints: 5_000, Value: partners.Money{Minor: 8_000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync},
+		{Title: "Business class upgrade", Description: "Upgrade one Sky Air flight in Europe.", Category: catalog.CategoryFlight,
+			PricePoints: 40_000, Value: partners.Money{Minor: 30_000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync},
+	} {
+		partnerID := d.restaurantID
+		if r.Category == catalog.CategoryFlight {
+			partnerID = d.airlineID
+		}
+		if _, err := cat.CreateReward(ctx, partnerID, r); err != nil {
+			t.Fatalf("create reward %s: %v", r.Title, err)
+		}
+	}
+
+	// A little activity this month, so the dashboard's monthly charts have bars.
+	clock = wall
+	earn(d.hotelID, otherIDs[0], 120_000)
+	earn(d.bankID, otherIDs[1], 64_000)
+	earn(d.airlineID, otherIDs[2], 210_000)
+
+	if _, err := reg.CreateStaff(ctx, d.staffEmail, browserPassword, partners.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	// From here on the services read on the real clock, like the hub.
+	seeding = false
+	d.ledger, d.catalog = led, cat
+	return d
+}
+
+// points formats n the way the pages do (thousands separated by commas).
+func points(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}
+
+// screenshotDir is docs/screenshots when HUB_SCREENSHOTS=1 (to refresh the
+// README's pictures), else a temporary folder: a plain test run leaves the
+// work tree as it was.
+func screenshotDir(t *testing.T) string {
+	if os.Getenv("HUB_SCREENSHOTS") == "1" {
+		dir, err := filepath.Abs(filepath.Join("..", "..", "docs", "screenshots"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	return t.TempDir()
+}
