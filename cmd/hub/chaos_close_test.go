@@ -294,7 +294,9 @@ func TestChaosWorkerKilledMidPeriodClose(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("orphaned close rolled back %s after the kill", time.Since(killedAt).Round(time.Millisecond))
-	if s := readCloseState(t, db, month); s != (closeState{Status: "closing"}) {
+	if s := readCloseState(t, db, month); s.Status == "closed" {
+		t.Fatalf("the close committed before the kill landed: make the month bigger than %d earns", closeChaosEarns)
+	} else if s != (closeState{Status: "closing"}) {
 		t.Fatalf("after kill -9 mid close: %+v; want status closing with no statements, lines, settled transactions or report", s)
 	}
 	// asynq still holds the killed worker's task: it is recovered after its
@@ -351,6 +353,9 @@ func TestChaosWorkerKilledMidPeriodClose(t *testing.T) {
 		t.Fatalf("closing again: %+v %v; want the closed period unchanged (report hash %s)", p, err, before[0])
 	}
 	after := storedHashes(t, db, month)
+	if len(before) != 3 {
+		t.Fatalf("stored hashes %v; want two statements and the report", before)
+	}
 	if len(after) != len(before) {
 		t.Fatalf("closing again changed the statements: %d before, %d after", len(before), len(after))
 	}
