@@ -16,4 +16,6 @@ var (
 	ErrAlreadyEmployee = errors.New("member already belongs to a company")
 	// ErrCompanyLevelNotFound: no company level is defined for the spend.
 	ErrCompanyLevelNotFound = errors.New("no company level defined")
+	// ErrUnknownCompanyLevel: no company level has that code.
+	ErrUnknownCompanyLevel = errors.New("company level not found")
 )

@@ -636,10 +636,16 @@ func (s *Service) CreateCompany(ctx context.Context, name, email string) (Compan
 	if !ok {
 		return Company{}, fmt.Errorf("create company: %w", ErrCompanyLevelNotFound)
 	}
-	m, _, err := s.members.Enrol(ctx, members.EnrolRequest{Identifier: members.Identifier{Type: members.IdentifierEmail, Value: email},
+	m, created, err := s.members.Enrol(ctx, members.EnrolRequest{Identifier: members.Identifier{Type: members.IdentifierEmail, Value: email},
 		Profile: members.Profile{FamilyName: name, Email: email}, Actor: "operator:companies"})
 	if err != nil {
 		return Company{}, fmt.Errorf("create company %q: %w", name, err)
+	}
+	if !created {
+		// Enrolment is idempotent by identifier: an email that already
+		// belongs to a member would hand that member's account to the
+		// company. The company needs an address of its own.
+		return Company{}, fmt.Errorf("create company %q: email %s: %w", name, email, members.ErrIdentifierTaken)
 	}
 	now := s.clock()
 	c := Company{Name: name, AccountMemberID: m.ID, Level: lvl.Code, LevelSince: now, CreatedAt: now}
@@ -648,6 +654,19 @@ func (s *Service) CreateCompany(ctx context.Context, name, email string) (Compan
 		return Company{}, fmt.Errorf("create company %q: %w", name, err)
 	}
 	return c, nil
+}
+
+// CompanyLevel returns one company level. Errors: ErrUnknownCompanyLevel.
+func (s *Service) CompanyLevel(ctx context.Context, code string) (CompanyLevel, error) {
+	var ls []CompanyLevel
+	if err := s.db.WithContext(ctx).Raw(`SELECT code, name, min_spend_minor, rate FROM programme_company_levels WHERE code = ?`,
+		code).Scan(&ls).Error; err != nil {
+		return CompanyLevel{}, err
+	}
+	if len(ls) == 0 {
+		return CompanyLevel{}, fmt.Errorf("company level %q: %w", code, ErrUnknownCompanyLevel)
+	}
+	return ls[0], nil
 }
 
 // Company returns a company. Errors: ErrCompanyNotFound.

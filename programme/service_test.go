@@ -417,3 +417,27 @@ func TestDualAccrualAndTiers(t *testing.T) {
 	}
 	e.audit()
 }
+
+// A company's email that already belongs to a member must not hand that
+// member's account to the company (enrolment is idempotent by identifier).
+func TestCreateCompanyRefusesAMembersEmail(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	if _, err := env.prog.PutCompanyLevel(ctx, programme.CompanyLevel{Code: "base", Name: "Base", Rate: decimal.RequireFromString("0.05")}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := env.members.Enrol(ctx, members.EnrolRequest{Identifier: members.Identifier{Type: members.IdentifierEmail, Value: "ana@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.prog.CreateCompany(ctx, "Acme", "ana@example.com"); !errors.Is(err, members.ErrIdentifierTaken) {
+		t.Fatalf("company with a member's email: got %v, want ErrIdentifierTaken", err)
+	}
+	if _, err := env.prog.CreateCompany(ctx, "Acme", "travel@acme.example"); err != nil {
+		t.Fatalf("company with its own email: %v", err)
+	}
+	if _, err := env.prog.CompanyLevel(ctx, "nope"); !errors.Is(err, programme.ErrUnknownCompanyLevel) {
+		t.Fatalf("unknown level: got %v", err)
+	}
+}

@@ -153,6 +153,7 @@ var domainErrors = []errorKind{
 	{exchange.ErrPartnerUnavailable, http.StatusServiceUnavailable, "exchange_partner_unavailable", "The partner programme is unavailable"},
 	{exchange.ErrDuplicateReference, http.StatusConflict, "exchange_duplicate_reference", "Partner transaction id already used with different content"},
 	// [programme] errors
+	{programme.ErrUnknownCompanyLevel, http.StatusNotFound, "company_level_not_found", "Company level not found"},
 	{programme.ErrTransfersDisabled, http.StatusUnprocessableEntity, "transfers_disabled", "Transfers are disabled"},
 	{programme.ErrNotDesignated, http.StatusForbidden, "not_designated", "Not a designated employee of a company"},
 	{programme.ErrCompanyNotFound, http.StatusNotFound, "company_not_found", "Company not found"},

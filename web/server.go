@@ -318,6 +318,18 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/exchange-programmes", all, s.adminExchangeProgrammes)
 	a.POST("/exchange-programmes", adm, s.adminCreateExchangeProgramme)
 	// [programme] routes
+	// Operator programme API (web/admin_programme.go).
+	a.GET("/programme/policy", all, s.adminProgrammePolicy)
+	a.PUT("/programme/policy", adm, s.adminSetProgrammePolicy)
+	a.GET("/programme/tiers", all, s.adminProgrammeTiers)
+	a.PUT("/programme/tiers/:code", adm, s.adminPutProgrammeTier)
+	a.POST("/programme/grants", fin, s.adminGrantTier)
+	a.GET("/members/:id/tier", all, s.adminMemberTier)
+	a.GET("/programme/company-levels/:code", all, s.adminCompanyLevel)
+	a.PUT("/programme/company-levels/:code", adm, s.adminPutCompanyLevel)
+	a.POST("/programme/companies", adm, s.adminCreateCompany)
+	a.POST("/programme/companies/:id/employees", adm, s.adminAddEmployee)
+	a.POST("/programme/corporate-partners", adm, s.adminAddCorporatePartner)
 	// Programme rules (web/programme.go): transfers, tier standing, company codes.
 	me.POST("/transfers", s.meTransfer)
 	me.GET("/programme", s.meProgramme)
