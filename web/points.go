@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -85,27 +86,12 @@ func partnerScope(p partners.Principal) string {
 }
 
 func (s *Server) earn(c *gin.Context) {
-	var req earnRequest
-	body, err := decodeJSON(c, &req)
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	p := principal(c)
-	idem, err := idempotency(c, partnerScope(p), body)
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
 	// occurred_at defaults to the time of the first attempt; the body hash,
 	// not the defaulted value, identifies a replay.
-	t, err := s.deps.Transactions.Earn(c.Request.Context(), p, idem, req.input(time.Now()))
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	replayed(c, t.Replayed)
-	c.JSON(http.StatusCreated, transactionOut(t))
+	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req earnRequest) (any, bool, error) {
+		t, err := s.deps.Transactions.Earn(ctx, p, idem, req.input(time.Now()))
+		return transactionOut(t), t.Replayed, err
+	})
 }
 
 // MaxBatch is the largest earn batch.
@@ -208,30 +194,15 @@ func burnOut(b partners.Burn) burnJSON { return b.View() }
 // burn spends points in one step (capture defaults to true) or authorises a
 // hold to capture or void later.
 func (s *Server) burn(c *gin.Context) {
-	var req burnRequest
-	body, err := decodeJSON(c, &req)
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	p := principal(c)
-	idem, err := idempotency(c, partnerScope(p), body)
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	in := partners.BurnInput{MemberID: req.MemberID, Points: req.Points, RedemptionCode: req.RedemptionCode,
-		PIN: req.PIN, Capture: req.Capture == nil || *req.Capture, ExternalRef: req.ExternalRef, Outlet: req.Outlet}
-	if req.ExpiresAt != nil {
-		in.ExpiresAt = *req.ExpiresAt
-	}
-	b, err := s.deps.Transactions.Burn(c.Request.Context(), p, idem, in)
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	replayed(c, b.Replayed)
-	c.JSON(http.StatusCreated, burnOut(b))
+	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req burnRequest) (any, bool, error) {
+		in := partners.BurnInput{MemberID: req.MemberID, Points: req.Points, RedemptionCode: req.RedemptionCode,
+			PIN: req.PIN, Capture: req.Capture == nil || *req.Capture, ExternalRef: req.ExternalRef, Outlet: req.Outlet}
+		if req.ExpiresAt != nil {
+			in.ExpiresAt = *req.ExpiresAt
+		}
+		b, err := s.deps.Transactions.Burn(ctx, p, idem, in)
+		return burnOut(b), b.Replayed, err
+	})
 }
 
 func (s *Server) getBurn(c *gin.Context) {
@@ -254,29 +225,13 @@ func (s *Server) captureBurn(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	var req struct {
+	type captureRequest struct {
 		Points int64 `json:"points"`
 	}
-	body := []byte("{}")
-	if c.Request.ContentLength != 0 {
-		if body, err = decodeJSON(c, &req); err != nil {
-			fail(c, s.deps.Log, err)
-			return
-		}
-	}
-	p := principal(c)
-	idem, err := idempotency(c, partnerScope(p), body)
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	b, err := s.deps.Transactions.Capture(c.Request.Context(), p, idem, id, req.Points)
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	replayed(c, b.Replayed)
-	c.JSON(http.StatusOK, burnOut(b))
+	pointMove(s, c, http.StatusOK, optionalBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req captureRequest) (any, bool, error) {
+		b, err := s.deps.Transactions.Capture(ctx, p, idem, id, req.Points)
+		return burnOut(b), b.Replayed, err
+	})
 }
 
 func (s *Server) voidBurn(c *gin.Context) {
@@ -285,19 +240,10 @@ func (s *Server) voidBurn(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	p := principal(c)
-	idem, err := idempotency(c, partnerScope(p), []byte("{}"))
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	b, err := s.deps.Transactions.Void(c.Request.Context(), p, idem, id)
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	replayed(c, b.Replayed)
-	c.JSON(http.StatusOK, burnOut(b))
+	pointMove(s, c, http.StatusOK, noBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, _ struct{}) (any, bool, error) {
+		b, err := s.deps.Transactions.Void(ctx, p, idem, id)
+		return burnOut(b), b.Replayed, err
+	})
 }
 
 func (s *Server) reverse(c *gin.Context) {
@@ -306,29 +252,15 @@ func (s *Server) reverse(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	var req struct {
+	type reverseRequest struct {
 		Points      int64  `json:"points"`
 		Reason      string `json:"reason"`
 		ExternalRef string `json:"external_ref"`
 	}
-	body, err := decodeJSON(c, &req)
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	p := principal(c)
-	idem, err := idempotency(c, partnerScope(p), body)
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	t, err := s.deps.Transactions.Reverse(c.Request.Context(), p, idem, id, req.Points, req.Reason, req.ExternalRef)
-	if err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	replayed(c, t.Replayed)
-	c.JSON(http.StatusCreated, transactionOut(t))
+	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req reverseRequest) (any, bool, error) {
+		t, err := s.deps.Transactions.Reverse(ctx, p, idem, id, req.Points, req.Reason, req.ExternalRef)
+		return transactionOut(t), t.Replayed, err
+	})
 }
 
 func (s *Server) getTransaction(c *gin.Context) {
@@ -380,6 +312,45 @@ func (s *Server) listTransactions(c *gin.Context) {
 		out[i] = transactionOut(t)
 	}
 	c.JSON(http.StatusOK, gin.H{"data": out, "next_cursor": next})
+}
+
+// bodyRule says whether a point-moving request carries a JSON body.
+type bodyRule int
+
+const (
+	requireBody  bodyRule = iota // a JSON object is required
+	optionalBody                 // an empty body means {}
+	noBody                       // the body is ignored; the key covers the route alone
+)
+
+// pointMove is the one shape of every point-moving partner call: decode the
+// body, derive the caller's idempotency from the Idempotency-Key header and a
+// hash of the raw body, run op, and answer status, marking replays. op
+// returns the response document and whether it replays an earlier answer.
+func pointMove[Req any](s *Server, c *gin.Context, status int, rule bodyRule,
+	op func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req Req) (any, bool, error)) {
+	var req Req
+	body := []byte("{}")
+	if rule == requireBody || (rule == optionalBody && c.Request.ContentLength != 0) {
+		var err error
+		if body, err = decodeJSON(c, &req); err != nil {
+			fail(c, s.deps.Log, err)
+			return
+		}
+	}
+	p := principal(c)
+	idem, err := idempotency(c, partnerScope(p), body)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	out, wasReplay, err := op(c.Request.Context(), p, idem, req)
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	replayed(c, wasReplay)
+	c.JSON(status, out)
 }
 
 // principal is the authenticated partner of a request behind partnerAuth.
