@@ -441,7 +441,7 @@ func (s *Server) adminContractAt(c *gin.Context) {
 		err = v.Err()
 	}
 	if at.IsZero() {
-		at = time.Now()
+		at = s.now()
 	}
 	if err == nil {
 		var ct partners.Contract

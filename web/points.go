@@ -69,7 +69,7 @@ func (s *Server) quoteEarn(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	q, err := s.deps.Transactions.QuoteEarn(c.Request.Context(), principal(c), req.input(time.Now()))
+	q, err := s.deps.Transactions.QuoteEarn(c.Request.Context(), principal(c), req.input(s.now()))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -89,7 +89,7 @@ func (s *Server) earn(c *gin.Context) {
 	// occurred_at defaults to the time of the first attempt; the body hash,
 	// not the defaulted value, identifies a replay.
 	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req earnRequest) (any, bool, error) {
-		t, err := s.deps.Transactions.Earn(ctx, p, idem, req.input(time.Now()))
+		t, err := s.deps.Transactions.Earn(ctx, p, idem, req.input(s.now()))
 		return transactionOut(t), t.Replayed, err
 	})
 }
@@ -126,7 +126,7 @@ func (s *Server) earnBatch(c *gin.Context) {
 		return
 	}
 	p := principal(c)
-	now := time.Now()
+	now := s.now()
 	results := make([]batchResult, len(req.Items))
 	for i, raw := range req.Items {
 		results[i] = s.batchEarnItem(c, p, i, raw, now)

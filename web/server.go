@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,6 +98,14 @@ func New(deps Deps) *Server {
 	return &Server{deps: deps, metrics: newHTTPMetrics(deps.Registry),
 		clientLimits: newKeyedLimiter(rate.Limit(deps.ClientRate), deps.ClientBurst),
 		loginLimits:  newKeyedLimiter(rate.Limit(deps.LoginRate), deps.LoginBurst)}
+}
+
+// now is the clock of the handlers (Deps.Now, or the wall clock).
+func (s *Server) now() time.Time {
+	if s.deps.Now != nil {
+		return s.deps.Now()
+	}
+	return time.Now()
 }
 
 // Handler returns the router: the whole HTTP surface in one table.

@@ -78,13 +78,6 @@ func staff(c *gin.Context) partners.StaffPrincipal {
 	return p
 }
 
-func (s *Server) now() time.Time {
-	if s.deps.Now != nil {
-		return s.deps.Now()
-	}
-	return time.Now()
-}
-
 func (s *Server) consoleLoginPage(c *gin.Context) {
 	if raw, err := c.Cookie(consoleCookie); err == nil && raw != "" {
 		if _, err := s.deps.Partners.VerifyStaffToken(c.Request.Context(), raw); err == nil {
