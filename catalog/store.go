@@ -2,12 +2,10 @@ package catalog
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
@@ -287,9 +285,4 @@ func parseCursor(c string) (int64, error) {
 		return 0, validation.New("cursor", "is not a cursor returned by this list")
 	}
 	return id, nil
-}
-
-func isUniqueViolation(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
 }

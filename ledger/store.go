@@ -108,18 +108,6 @@ func saveAccount(tx *gorm.DB, a *account) error {
 	return nil
 }
 
-// memberAccountID returns the account id of a member, or 0 when it has none.
-func memberAccountID(tx *gorm.DB, memberID int64) (int64, error) {
-	var ids []int64
-	if err := tx.Raw(`SELECT id FROM ledger_accounts WHERE kind = 'member' AND owner_id = ?`, memberID).Scan(&ids).Error; err != nil {
-		return 0, err
-	}
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	return ids[0], nil
-}
-
 // ---- idempotency
 
 type idemRecord struct {

@@ -159,5 +159,3 @@ func (e *env) statementOf(month string, partnerID int64) Statement {
 	}
 	return sts[0]
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -1,6 +1,11 @@
 package web
 
 import (
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,6 +33,24 @@ func TestHandlersPassRequestContextToServices(t *testing.T) {
 			if bad.MatchString(line) {
 				t.Errorf("%s:%d passes the gin context to a service; use c.Request.Context(): %s", f, i+1, strings.TrimSpace(line))
 			}
+		}
+	}
+}
+
+// Every route that may carry a large upload is a real route of the table, so
+// a renamed route cannot silently fall back to the 1 MiB limit.
+func TestUploadRoutesExist(t *testing.T) {
+	t.Parallel()
+	s := New(Deps{Registry: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	found := map[string]bool{}
+	for _, r := range s.engine().Routes() {
+		if r.Method == http.MethodPost {
+			found[r.Path] = true
+		}
+	}
+	for path := range uploadRoutes {
+		if !found[path] {
+			t.Errorf("upload route %s is not in the route table", path)
 		}
 	}
 }

@@ -254,10 +254,16 @@ func idempotency(c *gin.Context, scope string, body []byte) (ledger.Idempotency,
 	if !idempotencyKeyPattern.MatchString(key) {
 		return ledger.Idempotency{}, validation.New("Idempotency-Key", "header is required: 1 to 200 printable ASCII characters, unique per request")
 	}
+	return ledger.Idempotency{Scope: scope, Key: key, RequestHash: requestHash(c.Request.Method, c.Request.URL.Path, body)}, nil
+}
+
+// requestHash identifies a request for idempotency: method, route and the
+// canonical form of its JSON body.
+func requestHash(method, path string, body []byte) []byte {
 	h := sha256.New()
-	h.Write([]byte(c.Request.Method + " " + c.Request.URL.Path + "\n"))
+	h.Write([]byte(method + " " + path + "\n"))
 	h.Write(canonicalJSON(body))
-	return ledger.Idempotency{Scope: scope, Key: key, RequestHash: h.Sum(nil)}, nil
+	return h.Sum(nil)
 }
 
 // canonicalJSON re-encodes a JSON document with sorted keys and no
@@ -315,15 +321,4 @@ func queryLimit(c *gin.Context, def, max int, v *validation.Error) int {
 		return def
 	}
 	return n
-}
-
-func trimLower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
-
-func hashOf(prefix string, body []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte(prefix))
-	h.Write(body)
-	return h.Sum(nil)
 }

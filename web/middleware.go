@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -87,16 +86,22 @@ func recoverProblem(log *slog.Logger) gin.HandlerFunc {
 	})
 }
 
-// limitBody refuses bodies larger than max bytes. Reconciliation uploads are
-// the exception: a month's file streams into the database line by line
-// (settlement.Upload) and may hold millions of lines, so they may carry up to
-// uploadMax.
+// uploadRoutes are the routes whose bodies stream into the database line by
+// line (reconciliation files: settlement.Upload) and may hold millions of
+// lines; they may carry up to uploadMax bytes instead of the usual limit.
+var uploadRoutes = map[string]bool{
+	"/v1/statements/:id/reconciliation":                   true,
+	"/v1/admin/settlement/periods/:month/reconciliations": true,
+	"/console/reconciliation":                             true,
+}
+
+const uploadMax = 1 << 30
+
+// limitBody refuses bodies larger than max bytes (uploadMax on uploadRoutes).
 func limitBody(max int64) gin.HandlerFunc {
-	const uploadMax = 1 << 30
 	return func(c *gin.Context) {
 		limit := max
-		if c.Request.Method == http.MethodPost && (strings.HasSuffix(c.Request.URL.Path, "/reconciliation") ||
-			strings.HasSuffix(c.Request.URL.Path, "/reconciliations")) {
+		if c.Request.Method == http.MethodPost && uploadRoutes[c.FullPath()] {
 			limit = uploadMax
 		}
 		if c.Request.ContentLength > limit {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -136,7 +137,7 @@ func (s *Server) earnBatch(c *gin.Context) {
 
 func (s *Server) batchEarnItem(c *gin.Context, p partners.Principal, i int, raw json.RawMessage, now time.Time) batchResult {
 	var item batchItem
-	dec := json.NewDecoder(bytesReader(raw))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&item); err != nil {
 		return itemProblem(i, prefixFields(locateFieldError(jsonFieldError(err), err, raw, &item), fmt.Sprintf("items[%d].", i)))
@@ -144,7 +145,7 @@ func (s *Server) batchEarnItem(c *gin.Context, p partners.Principal, i int, raw 
 	if !idempotencyKeyPattern.MatchString(item.IdempotencyKey) {
 		return itemProblem(i, validation.New(fmt.Sprintf("items[%d].idempotency_key", i), "is required: 1 to 200 printable ASCII characters"))
 	}
-	h := hashOf("POST /v1/earn\n", canonicalJSON(raw))
+	h := requestHash(http.MethodPost, "/v1/earn", raw)
 	idem := ledger.Idempotency{Scope: partnerScope(p), Key: item.IdempotencyKey, RequestHash: h}
 	t, err := s.deps.Transactions.Earn(c.Request.Context(), p, idem, item.earnRequest.input(now))
 	if err != nil {
