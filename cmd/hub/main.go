@@ -75,6 +75,9 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return err
 	}
 	defer app.Close()
+	if cmd == "serve" || cmd == "worker" || cmd == "all" {
+		app.servePprof(ctx)
+	}
 	switch cmd {
 	case "serve":
 		return app.serve(ctx)

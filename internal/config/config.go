@@ -8,6 +8,7 @@ package config
 import (
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -32,6 +33,10 @@ type Config struct {
 	SecretsKey  string
 	ClientRate  float64 // HUB_CLIENT_RATE: partner API requests per second per client
 	ClientBurst int     // HUB_CLIENT_BURST: burst of that token bucket
+	// PprofAddr (HUB_PPROF_ADDR) serves net/http/pprof on a separate
+	// listener when set; it must be a loopback address (profiles reveal
+	// internals and must never face the network). Empty: off.
+	PprofAddr string
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map
@@ -52,6 +57,7 @@ func Load(getenv func(string) string) (Config, error) {
 		OperatorTZ:    get("HUB_OPERATOR_TZ", "Europe/Berlin"),
 		SigningKeyDir: get("HUB_SIGNING_KEY_DIR", ".data/keys"),
 		SecretsKey:    get("HUB_SECRETS_KEY", ""),
+		PprofAddr:     get("HUB_PPROF_ADDR", ""),
 	}
 	var err error
 	if c.DBMaxConns, err = intVar(get, "HUB_DB_MAX_CONNS", 20); err != nil {
@@ -74,6 +80,9 @@ func Load(getenv func(string) string) (Config, error) {
 		if k, err := base64.StdEncoding.DecodeString(c.SecretsKey); err != nil || len(k) != 32 {
 			return c, fmt.Errorf("HUB_SECRETS_KEY must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`)")
 		}
+	}
+	if c.PprofAddr != "" && !loopback(c.PprofAddr) {
+		return c, fmt.Errorf("HUB_PPROF_ADDR must be a loopback address such as 127.0.0.1:6060, got %q", c.PprofAddr)
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.HTTPAddr
@@ -132,3 +141,16 @@ func redactURL(raw string) string {
 
 // RedactURL is redactURL for other packages' error messages.
 func RedactURL(raw string) string { return redactURL(raw) }
+
+// loopback reports whether addr (host:port) names a loopback host.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

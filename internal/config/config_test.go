@@ -29,6 +29,7 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		"HUB_SHUTDOWN_TIMEOUT": {"HUB_SHUTDOWN_TIMEOUT": "soon"},
 		"HUB_OPERATOR_TZ":      {"HUB_OPERATOR_TZ": "Mars/Olympus"},
 		"HUB_LOG_LEVEL":        {"HUB_LOG_LEVEL": "loud"},
+		"HUB_PPROF_ADDR":       {"HUB_PPROF_ADDR": "0.0.0.0:6060"},
 	}
 	for name, e := range cases {
 		_, err := Load(env(e))
@@ -47,6 +48,21 @@ func TestRedactedHidesPassword(t *testing.T) {
 	for _, v := range c.Redacted() {
 		if s, ok := v.(string); ok && strings.Contains(s, "s3cret") {
 			t.Fatalf("Redacted leaked the password: %q", s)
+		}
+	}
+}
+
+func TestPprofAddrLoopbackOnly(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"127.0.0.1:6060", "localhost:6060", "[::1]:6060"} {
+		c, err := Load(env(map[string]string{"HUB_PPROF_ADDR": ok}))
+		if err != nil || c.PprofAddr != ok {
+			t.Errorf("%s: got %q, %v", ok, c.PprofAddr, err)
+		}
+	}
+	for _, bad := range []string{":6060", "10.0.0.1:6060", "example.com:6060", "6060"} {
+		if _, err := Load(env(map[string]string{"HUB_PPROF_ADDR": bad})); err == nil {
+			t.Errorf("%s: accepted", bad)
 		}
 	}
 }
