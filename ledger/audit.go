@@ -88,7 +88,7 @@ var auditQueries = []struct{ name, query string }{
 		SELECT format('key %s/%s: used by a transaction but not recorded', t.idempotency_scope, t.idempotency_key)
 		FROM ledger_transactions t LEFT JOIN ledger_idempotency i
 		  ON i.scope = t.idempotency_scope AND i.key = t.idempotency_key
-		WHERE t.idempotency_key IS NOT NULL AND i.result IS NULL`},
+		WHERE t.idempotency_key IS NOT NULL AND i.result IS NULL AND i.transaction_id IS DISTINCT FROM t.id`},
 }
 
 // maxDetails caps the violation lines kept per check; Violations counts all.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -19,6 +20,9 @@ import (
 type Service struct {
 	db  *gorm.DB
 	now func() time.Time
+	// nested: db is a caller's transaction (In); joined: and operations run
+	// in it directly, without a savepoint (Joined).
+	nested, joined bool
 }
 
 // NewService returns a ledger service on db with the clock now.
@@ -34,7 +38,24 @@ func NewService(db *gorm.DB, now func() time.Time) *Service {
 // changes nothing), so another domain can compose a ledger operation with its
 // own writes atomically. Nothing is committed until the caller commits tx.
 func (s *Service) In(tx *gorm.DB) *Service {
-	return &Service{db: tx, now: s.now}
+	return &Service{db: tx, now: s.now, nested: true}
+}
+
+// Joined is In without the savepoints: operations run directly in the
+// caller's transaction tx, one round trip fewer each. A failed operation may
+// leave tx aborted, so it is for callers that roll tx back on any ledger
+// error (the partner points API does).
+func (s *Service) Joined(tx *gorm.DB) *Service {
+	return &Service{db: tx, now: s.now, nested: true, joined: true}
+}
+
+// within runs fn in the service's transaction scope: a new transaction, a
+// savepoint of the caller's (In), or the caller's transaction itself (Joined).
+func (s *Service) within(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if s.joined {
+		return fn(s.db.WithContext(ctx))
+	}
+	return s.db.WithContext(ctx).Transaction(fn)
 }
 
 // clock returns now at the database's precision, so a first answer and its
@@ -61,26 +82,15 @@ func run[T any](ctx context.Context, s *Service, idem Idempotency, op string, re
 		}
 		hash = h
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.within(ctx, func(tx *gorm.DB) error {
 		now := s.clock()
 		rec, claimed, err := claimIdempotency(tx, idem, op, hash, now)
 		if err != nil {
 			return err
 		}
 		if !claimed {
-			if rec.Operation != op || !bytes.Equal(rec.RequestHash, hash) {
-				return fmt.Errorf("%s with key %q: %w", op, idem.Key, ErrIdempotencyMismatch)
-			}
-			if rec.Result == nil {
-				return fmt.Errorf("%s with key %q: stored record has no result", op, idem.Key)
-			}
-			if err := json.Unmarshal([]byte(*rec.Result), &out); err != nil {
-				return fmt.Errorf("%s with key %q: decode stored result: %w", op, idem.Key, err)
-			}
-			if r, ok := any(&out).(replayable); ok {
-				r.markReplayed()
-			}
-			return nil
+			out, err = replay[T](tx, rec, idem, op, hash)
+			return err
 		}
 		res, err := fn(tx, now)
 		if err != nil {
@@ -103,67 +113,113 @@ func run[T any](ctx context.Context, s *Service, idem Idempotency, op string, re
 	return out, nil
 }
 
+// replay returns the stored answer of rec, the record of an earlier request
+// under idem's key: ErrIdempotencyMismatch when that request was another
+// operation or had another body. The answer is the stored result, or, for a
+// record that points at its transaction (earns), that transaction loaded
+// again (transactions are immutable).
+func replay[T any](tx *gorm.DB, rec idemRecord, idem Idempotency, op string, hash []byte) (T, error) {
+	var out T
+	if rec.Operation != op || !bytes.Equal(rec.RequestHash, hash) {
+		return out, fmt.Errorf("%s with key %q: %w", op, idem.Key, ErrIdempotencyMismatch)
+	}
+	switch {
+	case rec.Result != nil:
+		if err := json.Unmarshal([]byte(*rec.Result), &out); err != nil {
+			return out, fmt.Errorf("%s with key %q: decode stored result: %w", op, idem.Key, err)
+		}
+	case rec.TransactionID != nil:
+		ts, err := loadTransactions(tx, []int64{*rec.TransactionID})
+		if err != nil {
+			return out, err
+		}
+		t, ok := any(&out).(*Transaction)
+		if len(ts) != 1 || !ok {
+			return out, fmt.Errorf("%s with key %q: stored transaction %d not found", op, idem.Key, *rec.TransactionID)
+		}
+		*t = ts[0]
+	default:
+		return out, fmt.Errorf("%s with key %q: stored record has no result", op, idem.Key)
+	}
+	if r, ok := any(&out).(replayable); ok {
+		r.markReplayed()
+	}
+	return out, nil
+}
+
 // ---- earn
 
 // Earn credits a member with a new lot per funding source (partner-funded
 // Points, operator-funded OperatorFunded). If the member owes clawback debt,
 // the new points repay it first. Errors: *validation.Error,
 // ErrIdempotencyMismatch.
+//
+// The hot path of the hub: when the accounts exist (every earn but a
+// member's or partner's first), the whole posting — idempotency record,
+// balance, transaction, entries, lots and any debt repayment — is one SQL
+// statement (earnStatement), atomic on its own, so a Service outside any
+// transaction needs no BEGIN/COMMIT either.
 func (s *Service) Earn(ctx context.Context, r EarnRequest) (Transaction, error) {
 	if err := r.validate(); err != nil {
 		return Transaction{}, err
 	}
-	return run(ctx, s, r.Idem, "earn", r, func(tx *gorm.DB, now time.Time) (Transaction, error) {
-		memberKey := accountKey{KindMember, r.MemberID}
-		issuedKey := accountKey{KindPartnerIssued, r.PartnerID}
-		promoKey := accountKey{KindOperatorPromotions, 0}
-		keys := []accountKey{memberKey}
-		if r.Points > 0 {
-			keys = append(keys, issuedKey)
-		}
-		if r.OperatorFunded > 0 {
-			keys = append(keys, promoKey)
-		}
-		ids, err := ensureAccounts(tx, keys...)
+	hash := r.Idem.RequestHash
+	if len(hash) == 0 {
+		h, err := hashRequest(r)
 		if err != nil {
-			return Transaction{}, err
+			return Transaction{}, fmt.Errorf("earn: hash request: %w", err)
 		}
-		total := int64(r.Points + r.OperatorFunded)
-		var after []account
-		if err := tx.Raw(`UPDATE ledger_accounts SET balance = balance + ? WHERE id = ? RETURNING id, balance, held`,
-			total, ids[memberKey]).Scan(&after).Error; err != nil || len(after) != 1 {
-			return Transaction{}, fmt.Errorf("earn: credit member %d: %w", r.MemberID, err) // %w: callers tell a lost connection (503) from a bug
+		hash = h
+	}
+	post := func(tx *gorm.DB) (Transaction, error) {
+		now := s.clock()
+		for attempt := 0; attempt < 3; attempt++ {
+			res, err := earnStatement(tx, r, hash, now)
+			if err != nil {
+				return Transaction{}, err
+			}
+			switch {
+			case res.posted:
+				return res.t, nil
+			case res.accountsMissing:
+				// A first earn: create the accounts (before any lock is taken,
+				// see ensureAccounts) and post again.
+				if _, err := ensureAccounts(tx, r.accountKeys()...); err != nil {
+					return Transaction{}, err
+				}
+			default:
+				rec, err := readIdempotency(tx, r.Idem)
+				if err != nil {
+					return Transaction{}, err
+				}
+				return replay[Transaction](tx, rec, r.Idem, "earn", hash)
+			}
 		}
-		debt := max(0, -(after[0].Balance - total))
-		occurred := orNow(r.OccurredAt, now)
-		entries := []Entry{{AccountID: ids[memberKey], Kind: KindMember, OwnerID: r.MemberID, Points: Points(total)}}
-		available := now
-		if r.AvailableAt != nil {
-			available = r.AvailableAt.UTC().Truncate(time.Microsecond)
-		}
-		expires := truncPtr(r.ExpiresAt)
-		var specs []lotSpec
-		if r.Points > 0 {
-			entries = append(entries, Entry{AccountID: ids[issuedKey], Kind: KindPartnerIssued, OwnerID: r.PartnerID, Points: -r.Points})
-			specs = append(specs, lotSpec{Amount: int64(r.Points), IssuerPartnerID: r.PartnerID, EarnedAt: occurred, AvailableAt: available, ExpiresAt: expires})
-		}
-		if r.OperatorFunded > 0 {
-			entries = append(entries, Entry{AccountID: ids[promoKey], Kind: KindOperatorPromotions, Points: -r.OperatorFunded})
-			specs = append(specs, lotSpec{Amount: int64(r.OperatorFunded), EarnedAt: occurred, AvailableAt: available, ExpiresAt: expires})
-		}
-		t, err := insertTransaction(tx, posting{Type: TypeEarn, MemberID: r.MemberID, PartnerID: r.PartnerID,
-			Points: Points(total), OccurredAt: occurred, ExternalRef: r.ExternalRef, Details: r.Details,
-			BalanceAfter: Points(after[0].Balance), Idem: &r.Idem, Entries: entries}, now)
-		if err != nil {
-			return Transaction{}, err
-		}
-		_, repaid, err := createLots(tx, ids[memberKey], r.MemberID, t.ID, specs, debt, now)
-		if err != nil {
-			return Transaction{}, err
-		}
-		t.Consumptions = repaid
-		return t, nil
+		return Transaction{}, errors.New("earn: accounts not visible after retries")
+	}
+	if !s.nested {
+		// Not in anyone's transaction: each statement commits on its own,
+		// and the posting is one statement.
+		return post(s.db.WithContext(ctx))
+	}
+	var out Transaction
+	err := s.within(ctx, func(tx *gorm.DB) error {
+		var err error
+		out, err = post(tx)
+		return err
 	})
+	return out, err
+}
+
+func (r EarnRequest) accountKeys() []accountKey {
+	keys := []accountKey{{KindMember, r.MemberID}}
+	if r.Points > 0 {
+		keys = append(keys, accountKey{KindPartnerIssued, r.PartnerID})
+	}
+	if r.OperatorFunded > 0 {
+		keys = append(keys, accountKey{KindOperatorPromotions, 0})
+	}
+	return keys
 }
 
 // ---- burn

@@ -111,9 +111,10 @@ func saveAccount(tx *gorm.DB, a *account) error {
 // ---- idempotency
 
 type idemRecord struct {
-	Operation   string
-	RequestHash []byte
-	Result      *string
+	Operation     string
+	RequestHash   []byte
+	Result        *string
+	TransactionID *int64
 }
 
 // claimIdempotency inserts the key. claimed is false when the key exists: a
@@ -128,15 +129,21 @@ func claimIdempotency(tx *gorm.DB, idem Idempotency, op string, hash []byte, now
 	if res.RowsAffected == 1 {
 		return rec, true, nil
 	}
+	rec, err = readIdempotency(tx, idem)
+	return rec, false, err
+}
+
+// readIdempotency reads the record of a key known to exist.
+func readIdempotency(tx *gorm.DB, idem Idempotency) (idemRecord, error) {
 	var rows []idemRecord
-	if err := tx.Raw(`SELECT operation, request_hash, result::text AS result FROM ledger_idempotency WHERE scope = ? AND key = ?`,
-		idem.Scope, idem.Key).Scan(&rows).Error; err != nil {
-		return rec, false, fmt.Errorf("read idempotency key: %w", err)
+	if err := tx.Raw(`SELECT operation, request_hash, result::text AS result, transaction_id FROM ledger_idempotency
+		WHERE scope = ? AND key = ?`, idem.Scope, idem.Key).Scan(&rows).Error; err != nil {
+		return idemRecord{}, fmt.Errorf("read idempotency key: %w", err)
 	}
 	if len(rows) == 0 {
-		return rec, false, errors.New("idempotency key vanished")
+		return idemRecord{}, errors.New("idempotency key vanished")
 	}
-	return rows[0], false, nil
+	return rows[0], nil
 }
 
 func completeIdempotency(tx *gorm.DB, idem Idempotency, result []byte) error {

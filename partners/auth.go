@@ -496,23 +496,81 @@ func (s *Service) IssueToken(ctx context.Context, c Client, scope string) (Token
 // parse verifies a hub-signed token: algorithm pinned to EdDSA, kid required
 // and known (retired keys only until their verify_until), exp required, iss
 // and aud checked, nbf and iat honoured with Leeway.
+//
+// A partner sends the same token on every request for its lifetime, and the
+// signature check (Ed25519) was a tenth of an earn's CPU. A token whose
+// signature verified is remembered (tokenCache): a signature over the same
+// bytes stays valid, so a repeat checks everything else again — the key
+// still usable, the time claims, issuer and audience — without the curve
+// arithmetic.
 func (s *Service) parse(ctx context.Context, raw, audience string) (tokenClaims, error) {
+	if v, ok := s.tokens.get(audience, raw); ok {
+		if _, err := s.verificationKey(ctx, v.kid); err != nil {
+			return tokenClaims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		}
+		if err := s.validator(audience).Validate(v.claims); err != nil {
+			return tokenClaims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		}
+		return v.claims, nil
+	}
 	var claims tokenClaims
+	var kid string
 	_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
+		kid, _ = t.Header["kid"].(string)
 		if kid == "" {
 			return nil, errors.New("token has no kid")
 		}
 		return s.verificationKey(ctx, kid)
-	}, jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithIssuer(s.opts.Issuer), jwt.WithAudience(audience),
-		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(s.opts.Leeway), jwt.WithTimeFunc(s.now))
+	}, s.parserOptions(audience)...)
 	if err != nil {
 		return tokenClaims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
 	if claims.ID == "" || claims.Subject == "" {
 		return tokenClaims{}, fmt.Errorf("%w: jti and sub are required", ErrInvalidToken)
 	}
+	s.tokens.put(audience, raw, verifiedToken{kid: kid, claims: claims})
 	return claims, nil
+}
+
+func (s *Service) parserOptions(audience string) []jwt.ParserOption {
+	return []jwt.ParserOption{jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithIssuer(s.opts.Issuer), jwt.WithAudience(audience),
+		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(s.opts.Leeway), jwt.WithTimeFunc(s.now)}
+}
+
+// validator checks the claims of a remembered token as parse would.
+func (s *Service) validator(audience string) *jwt.Validator {
+	return jwt.NewValidator(jwt.WithIssuer(s.opts.Issuer), jwt.WithAudience(audience), jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), jwt.WithLeeway(s.opts.Leeway), jwt.WithTimeFunc(s.now))
+}
+
+// tokenCache remembers tokens whose signature verified, by audience and the
+// token's exact bytes. Bounded: it is emptied when full.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	kid    string
+	claims tokenClaims
+}
+
+const tokenCacheSize = 20000
+
+func (c *tokenCache) get(audience, raw string) (verifiedToken, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[audience+" "+raw]
+	return v, ok
+}
+
+func (c *tokenCache) put(audience, raw string, v verifiedToken) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= tokenCacheSize {
+		c.m = make(map[string]verifiedToken)
+	}
+	c.m[audience+" "+raw] = v
 }
 
 // VerifyAccessToken checks a partner access token and returns its principal.

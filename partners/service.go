@@ -57,6 +57,7 @@ type Service struct {
 	keys    keyring
 	clients clientCache
 	staff   clientCache
+	tokens  tokenCache
 	mu      sync.Mutex // guards bootstrap of the first signing key
 }
 

@@ -56,6 +56,8 @@ type Transactions struct {
 	// reversal inside its database transaction (qualifying credits, dual
 	// accrual). Package programme implements it.
 	Programme Programme
+
+	configs configCache
 }
 
 // Programme is what the points API needs from the programme rules. Declared
@@ -169,30 +171,51 @@ func (t *Transactions) QuoteEarn(ctx context.Context, p Principal, in EarnInput)
 	if err := in.validate(t.now()); err != nil {
 		return Quote{}, err
 	}
-	if err := t.member(ctx, in.MemberID); err != nil {
-		return Quote{}, err
-	}
-	c, err := t.contract(ctx, p.PartnerID, in.OccurredAt, true)
-	if err != nil {
-		return Quote{}, err
-	}
-	q, err := t.quote(ctx, p.PartnerID, in)
+	_, c, q, err := t.price(ctx, p.PartnerID, in)
 	if err != nil {
 		return Quote{}, err
 	}
 	return capQuote(q, c), nil
 }
 
-func (t *Transactions) quote(ctx context.Context, partnerID int64, in EarnInput) (Quote, error) {
+// price checks the member and prices the earn in with the configuration in
+// force: two round trips when the partner's configuration is cached (the
+// member check with the configuration stamp, the member's tier).
+func (t *Transactions) price(ctx context.Context, partnerID int64, in EarnInput) (*partnerConfig, Contract, Quote, error) {
+	stamp, err := t.checkMember(ctx, in.MemberID, partnerID)
+	if err != nil {
+		return nil, Contract{}, Quote{}, err
+	}
+	cfg, err := t.config(ctx, partnerID, stamp)
+	if err != nil {
+		return nil, Contract{}, Quote{}, err
+	}
+	c, err := cfg.contractAt(partnerID, in.OccurredAt)
+	if err != nil {
+		return nil, Contract{}, Quote{}, err
+	}
+	if !c.Earn {
+		return nil, Contract{}, Quote{}, fmt.Errorf("earn at partner %d: %w", partnerID, ErrRoleNotInContract)
+	}
 	var tier string
 	if t.Programme != nil {
-		var err error
 		if tier, err = t.Programme.MemberTier(ctx, in.MemberID); err != nil {
-			return Quote{}, err
+			return nil, Contract{}, Quote{}, err
 		}
 	}
-	return t.rules.Quote(ctx, Purchase{PartnerID: partnerID, OccurredAt: in.OccurredAt, Amount: in.Amount,
+	q, err := cfg.quote(Purchase{PartnerID: partnerID, OccurredAt: in.OccurredAt, Amount: in.Amount,
 		Lines: in.Lines, Activity: in.Activity, EventCode: in.EventCode, PromoCodes: in.PromoCodes, MemberTier: tier})
+	return cfg, c, q, err
+}
+
+// publish is Publish for a partner whose configuration says whether it has
+// any active endpoint: none (the common case) costs no round trip.
+func publish(tx *gorm.DB, cfg *partnerConfig, now time.Time, partnerID int64, eventType string, data any) error {
+	if !cfg.endpoints {
+		return nil
+	}
+	_, err := Publish(tx, now, partnerID, eventType, data)
+	return err
 }
 
 // capQuote applies the contract's per-transaction cap to partner-funded points.
@@ -228,14 +251,7 @@ func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempo
 	if err := in.validate(t.now()); err != nil {
 		return ledger.Transaction{}, err
 	}
-	if err := t.member(ctx, in.MemberID); err != nil {
-		return ledger.Transaction{}, err
-	}
-	c, err := t.contract(ctx, p.PartnerID, in.OccurredAt, true)
-	if err != nil {
-		return ledger.Transaction{}, err
-	}
-	q, err := t.quote(ctx, p.PartnerID, in)
+	cfg, c, q, err := t.price(ctx, p.PartnerID, in)
 	if err != nil {
 		return ledger.Transaction{}, err
 	}
@@ -281,7 +297,7 @@ func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempo
 			at := in.OccurredAt.Add(t.DefaultExpiry)
 			req.ExpiresAt = &at
 		}
-		tr, err := t.ledger.In(tx).Earn(ctx, req)
+		tr, err := t.ledger.Joined(tx).Earn(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -300,8 +316,7 @@ func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempo
 				return err
 			}
 		}
-		_, err = Publish(tx, t.now(), p.PartnerID, EventTransactionPosted, ViewOf(tr))
-		return err
+		return publish(tx, cfg, t.now(), p.PartnerID, EventTransactionPosted, ViewOf(tr))
 	})
 	if err != nil {
 		return ledger.Transaction{}, fmt.Errorf("earn for member %d: %w", in.MemberID, err)

@@ -1,0 +1,177 @@
+package partners
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/members"
+)
+
+// The points API prices every earn with the partner's contract, earn rule and
+// promotions, and publishes to its webhook endpoints. Reading those on every
+// request cost five round trips of the earn's sixteen. They change rarely, so
+// Transactions keeps each partner's configuration in memory, stamped with the
+// partner's row of partner_config_versions (bumped by a trigger on every
+// write to the tables, migration 00191), and reads the stamp in the member
+// check the request sends anyway. A configuration is used only while its
+// stamp is current: a change committed by any process is seen by the next
+// request, with no TTL to wait for.
+
+// configStamp is a version of one partner's configuration: its own counter
+// and the coalition-wide one (promotions for every partner).
+type configStamp struct {
+	Partner int64
+	Global  int64
+}
+
+// partnerConfig is a partner's pricing configuration as of stamp.
+type partnerConfig struct {
+	stamp     configStamp
+	contracts []Contract  // every version, latest effective_from first
+	rules     []Rule      // every version, latest effective_from (then version) first
+	promos    []Promotion // the partner's and coalition-wide, not over before the earn horizon; by id
+	endpoints bool        // the partner has an active webhook endpoint
+}
+
+// promoHorizon bounds the promotions kept: an earn may have occurred up to 14
+// months ago (EarnInput.validate), so one that ended earlier cannot apply.
+const promoHorizon = 15 * 31 * 24 * time.Hour
+
+type configCache struct {
+	mu sync.Mutex
+	m  map[int64]*partnerConfig
+}
+
+func (c *configCache) get(partnerID int64, stamp configStamp) *partnerConfig {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cfg := c.m[partnerID]; cfg != nil && cfg.stamp == stamp {
+		return cfg
+	}
+	return nil
+}
+
+func (c *configCache) put(partnerID int64, cfg *partnerConfig) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[int64]*partnerConfig{}
+	}
+	c.m[partnerID] = cfg
+}
+
+// checkMember checks that the member exists and may transact, and returns
+// the partner's configuration stamp, in one round trip. A partner may
+// transact with any member it can name (the member presented a card or id);
+// Visible only limits what it may read back. Errors: members.ErrNotFound,
+// members.ErrMemberInactive.
+func (t *Transactions) checkMember(ctx context.Context, memberID, partnerID int64) (configStamp, error) {
+	var rows []struct {
+		Status         string
+		MergedIntoID   *int64
+		PartnerVersion int64
+		GlobalVersion  int64
+	}
+	if err := t.db.WithContext(ctx).Raw(`SELECT m.status, m.merged_into_id,
+		coalesce((SELECT version FROM partner_config_versions WHERE partner_id = ?), 0) AS partner_version,
+		coalesce((SELECT version FROM partner_config_versions WHERE partner_id = 0), 0) AS global_version
+		FROM members m WHERE m.id = ?`, partnerID, memberID).Scan(&rows).Error; err != nil {
+		return configStamp{}, fmt.Errorf("get member %d: %w", memberID, err)
+	}
+	if len(rows) == 0 {
+		return configStamp{}, fmt.Errorf("get member %d: %w", memberID, members.ErrNotFound)
+	}
+	m := members.Member{ID: memberID, Status: members.Status(rows[0].Status)}
+	if rows[0].MergedIntoID != nil {
+		m.MergedIntoID = *rows[0].MergedIntoID
+	}
+	return configStamp{Partner: rows[0].PartnerVersion, Global: rows[0].GlobalVersion}, members.CanTransact(m)
+}
+
+// config returns the partner's configuration as of stamp, from memory when
+// it is current, else read in one read-only snapshot and kept.
+func (t *Transactions) config(ctx context.Context, partnerID int64, stamp configStamp) (*partnerConfig, error) {
+	if cfg := t.configs.get(partnerID, stamp); cfg != nil {
+		return cfg, nil
+	}
+	cfg := &partnerConfig{stamp: stamp}
+	horizon := t.now().Add(-promoHorizon)
+	err := t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var contracts []contractRow
+		if err := tx.Raw(`SELECT `+contractCols+` FROM partner_contracts WHERE partner_id = ?
+			ORDER BY effective_from DESC, version DESC`, partnerID).Scan(&contracts).Error; err != nil {
+			return err
+		}
+		for _, r := range contracts {
+			cfg.contracts = append(cfg.contracts, r.contract())
+		}
+		var rules []earnRuleRow
+		if err := tx.Raw(`SELECT `+earnRuleCols+` FROM earn_rules WHERE partner_id = ?
+			ORDER BY effective_from DESC, version DESC`, partnerID).Scan(&rules).Error; err != nil {
+			return err
+		}
+		for _, r := range rules {
+			rule, err := r.rule()
+			if err != nil {
+				return err
+			}
+			cfg.rules = append(cfg.rules, rule)
+		}
+		var promos []promotionRow
+		if err := tx.Raw(`SELECT `+promotionCols+` FROM promotions WHERE (partner_id = ? OR partner_id IS NULL)
+			AND ends_at > ? AND (ended_at IS NULL OR ended_at > ?) ORDER BY id`, partnerID, horizon, horizon).Scan(&promos).Error; err != nil {
+			return err
+		}
+		var err error
+		if cfg.promos, err = promotionsFrom(promos); err != nil {
+			return err
+		}
+		return tx.Raw(`SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE partner_id = ? AND status = 'active')`,
+			partnerID).Scan(&cfg.endpoints).Error
+	}, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("configuration of partner %d: %w", partnerID, err)
+	}
+	t.configs.put(partnerID, cfg)
+	return cfg, nil
+}
+
+// contractAt is the contract version in force at at (ContractAt's answer).
+func (cfg *partnerConfig) contractAt(partnerID int64, at time.Time) (Contract, error) {
+	for _, c := range cfg.contracts {
+		if !c.EffectiveFrom.After(at) {
+			return c, nil
+		}
+	}
+	return Contract{}, fmt.Errorf("contract of partner %d at %s: %w", partnerID, at.UTC().Format(time.RFC3339), ErrNoContract)
+}
+
+// quote prices p as Rules.Quote does, from the configuration.
+func (cfg *partnerConfig) quote(p Purchase) (Quote, error) {
+	var rule *Rule
+	for i := range cfg.rules {
+		if !cfg.rules[i].EffectiveFrom.After(p.OccurredAt) {
+			rule = &cfg.rules[i]
+			break
+		}
+	}
+	if rule == nil {
+		return Quote{}, fmt.Errorf("quote earn: partner %d at %s: %w", p.PartnerID, p.OccurredAt.UTC().Format(time.RFC3339), ErrNoRule)
+	}
+	var promos []Promotion
+	for _, pr := range cfg.promos {
+		if !pr.StartsAt.After(p.OccurredAt) && p.OccurredAt.Before(pr.EndsAt) && (pr.EndedAt == nil || p.OccurredAt.Before(*pr.EndedAt)) {
+			promos = append(promos, pr)
+		}
+	}
+	q, err := Evaluate(rule.Set(), promos, p)
+	if err != nil {
+		return Quote{}, fmt.Errorf("quote earn: %w", err)
+	}
+	return q, nil
+}
