@@ -73,7 +73,10 @@ SELECT acct.member, acct.issued, acct.promo, (SELECT count(*) FROM ok) AS accoun
        (SELECT json_agg(json_build_array(id, issuer_partner_id, repaid) ORDER BY id) FROM l WHERE repaid > 0) AS repaid
 FROM acct LEFT JOIN bal ON true`
 
-// earnStatement runs earnSQL for r.
+// earnStatement runs earnSQL for r. It reads with Find, not Scan: gorm's
+// Scan renders every statement with its arguments through a regular
+// expression for its trace logger, which cost the hub a tenth of its CPU per
+// earn.
 func earnStatement(tx *gorm.DB, r EarnRequest, hash []byte, now time.Time) (earnResult, error) {
 	occurred := orNow(r.OccurredAt, now)
 	available := now
@@ -97,7 +100,7 @@ func earnStatement(tx *gorm.DB, r EarnRequest, hash []byte, now time.Time) (earn
 		"member": r.MemberID, "partner": nullID(r.PartnerID), "points": int64(r.Points), "opfunded": int64(r.OperatorFunded),
 		"total": total, "scope": r.Idem.Scope, "key": r.Idem.Key, "hash": hex.EncodeToString(hash), "now": now, "occurred": occurred,
 		"ref": r.ExternalRef, "details": details, "available": available, "expires": truncPtr(r.ExpiresAt),
-	}).Scan(&rows).Error
+	}).Find(&rows).Error
 	if err != nil {
 		return earnResult{}, fmt.Errorf("post earn: %w", translate(err))
 	}

@@ -36,6 +36,9 @@ type partnerConfig struct {
 	rules     []Rule      // every version, latest effective_from (then version) first
 	promos    []Promotion // the partner's and coalition-wide, not over before the earn horizon; by id
 	endpoints bool        // the partner has an active webhook endpoint
+	// tiers: a rule version or promotion depends on the member's tier (tier
+	// multipliers, tier conditions); when none does, pricing needs no tier read.
+	tiers bool
 }
 
 // promoHorizon bounds the promotions kept: an earn may have occurred up to 14
@@ -80,7 +83,7 @@ func (t *Transactions) checkMember(ctx context.Context, memberID, partnerID int6
 	if err := t.db.WithContext(ctx).Raw(`SELECT m.status, m.merged_into_id,
 		coalesce((SELECT version FROM partner_config_versions WHERE partner_id = ?), 0) AS partner_version,
 		coalesce((SELECT version FROM partner_config_versions WHERE partner_id = 0), 0) AS global_version
-		FROM members m WHERE m.id = ?`, partnerID, memberID).Scan(&rows).Error; err != nil {
+		FROM members m WHERE m.id = ?`, partnerID, memberID).Find(&rows).Error; err != nil {
 		return configStamp{}, fmt.Errorf("get member %d: %w", memberID, err)
 	}
 	if len(rows) == 0 {
@@ -130,6 +133,12 @@ func (t *Transactions) config(ctx context.Context, partnerID int64, stamp config
 		var err error
 		if cfg.promos, err = promotionsFrom(promos); err != nil {
 			return err
+		}
+		for _, r := range cfg.rules {
+			cfg.tiers = cfg.tiers || len(r.Definition.Multipliers.Tier) > 0
+		}
+		for _, pr := range cfg.promos {
+			cfg.tiers = cfg.tiers || len(pr.Conditions.Tiers) > 0
 		}
 		return tx.Raw(`SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE partner_id = ? AND status = 'active')`,
 			partnerID).Scan(&cfg.endpoints).Error

@@ -198,7 +198,7 @@ func (t *Transactions) price(ctx context.Context, partnerID int64, in EarnInput)
 		return nil, Contract{}, Quote{}, fmt.Errorf("earn at partner %d: %w", partnerID, ErrRoleNotInContract)
 	}
 	var tier string
-	if t.Programme != nil {
+	if t.Programme != nil && cfg.tiers {
 		if tier, err = t.Programme.MemberTier(ctx, in.MemberID); err != nil {
 			return nil, Contract{}, Quote{}, err
 		}

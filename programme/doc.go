@@ -18,6 +18,11 @@
 //     earn so it leaves the same window. Reversals take back metrics in
 //     proportion to the points reversed, cumulatively, so a full reversal
 //     takes back exactly what was credited.
+//   - Running totals (programme_member_windows, per member, UTC month and
+//     partner) change in the same statement as every qualifying credit, so
+//     they always equal the credits' sums; an earn reads them, not the
+//     credits, to see whether the member may move up, and only then decides
+//     on the exact window. SyncWindows (daily) rebuilds them from the credits.
 //   - Tiers: thresholds combine with OR; an upgrade applies as soon as a
 //     threshold is crossed; a downgrade happens only at the yearly review (to
 //     the qualified level, or one level at a time); active grants (with an end

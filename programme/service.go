@@ -30,13 +30,15 @@ type Service struct {
 	consent *members.BurnConsent
 	now     func() time.Time
 
-	// cfg caches the policy and the tier definitions: every earn needs both
-	// and they change a few times a year. Writes through this service drop
-	// the cache at once; another process sees a change within ConfigTTL.
-	cfgMu     sync.Mutex
-	cfgAt     time.Time
-	cfgTiers  []Tier
-	cfgPolicy Policy
+	// cfg caches the policy, the tier definitions (by rank) and the set of
+	// corporate partners: every earn needs them and they change a few times a
+	// year. Writes through this service drop the cache at once; another
+	// process sees a change within ConfigTTL.
+	cfgMu        sync.Mutex
+	cfgAt        time.Time
+	cfgTiers     []Tier
+	cfgPolicy    Policy
+	cfgCorporate map[int64]bool
 	// ConfigTTL bounds how stale the cached configuration may be (5s).
 	ConfigTTL time.Duration
 }
@@ -57,8 +59,23 @@ func (s *Service) config(db *gorm.DB) ([]Tier, Policy, error) {
 	if err != nil {
 		return nil, Policy{}, err
 	}
-	s.cfgAt, s.cfgTiers, s.cfgPolicy = now, tiers, p
-	return tiers, p, nil
+	corporate, err := loadCorporatePartners(db)
+	if err != nil {
+		return nil, Policy{}, err
+	}
+	s.cfgAt, s.cfgTiers, s.cfgPolicy, s.cfgCorporate = now, sortTiers(tiers), p, corporate
+	return s.cfgTiers, p, nil
+}
+
+// corporate reports whether purchases at the partner credit the buyer's
+// company (from the cached configuration).
+func (s *Service) corporate(db *gorm.DB, partnerID int64) (bool, error) {
+	if _, _, err := s.config(db); err != nil {
+		return false, err
+	}
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	return s.cfgCorporate[partnerID], nil
 }
 
 func (s *Service) dropConfig() {
@@ -176,26 +193,27 @@ func (s *Service) Tiers(ctx context.Context) ([]Tier, error) {
 
 // MemberTier returns the member's tier code: the stored tier, or the base
 // tier's code when the member has none ("" when no tiers are defined).
-// It reads only the member's tier row (the definitions are cached): it runs
-// on every earn.
+// It runs on every earn: one primary-key read of the member's tier code
+// (the definitions are cached), none when no tiers are defined.
 func (s *Service) MemberTier(ctx context.Context, memberID int64) (string, error) {
 	db := s.db.WithContext(ctx)
 	tiers, _, err := s.config(db)
 	if err != nil || len(tiers) == 0 {
 		return "", err
 	}
-	cur, err := currentTier(db, memberID, false)
-	if err != nil {
-		return "", err
+	var codes []string
+	if err := db.Raw(`SELECT tier_code FROM programme_member_tiers WHERE member_id = ?`, memberID).
+		Scan(&codes).Error; err != nil {
+		return "", fmt.Errorf("tier of member %d: %w", memberID, err)
 	}
-	if cur != nil {
+	if len(codes) > 0 {
 		for _, t := range tiers {
-			if t.Code == cur.TierCode {
+			if t.Code == codes[0] {
 				return t.Code, nil
 			}
 		}
 	}
-	return sortTiers(tiers)[0].Code, nil
+	return tiers[0].Code, nil
 }
 
 // Status returns the member's tier with its benefits and the qualifying
@@ -402,8 +420,17 @@ func activityMetrics(acts []partners.Activity) (nights, stays, flights int64) {
 // the partner is a corporate partner (dual accrual). Qualifying points are the
 // partner-funded points (operator-funded bonuses do not qualify); spend counts
 // only in the policy currency.
+//
+// The common case is one statement: it inserts the credit, adds it to the
+// member's running totals and returns those totals from the first month of
+// the window on, the member's tier and its grants in force. Whole months
+// count at least everything the window counts (a rolling window starts
+// mid-month; every earn's net credit, reversals included, is non-negative),
+// and Evaluate only goes up with more credits, so when these totals move the
+// member nowhere, the exact window cannot either. When they would, evaluate
+// decides on the exact window under the tier row's lock, as before.
 func (s *Service) Earned(ctx context.Context, tx *gorm.DB, e partners.PostedEarn) error {
-	_, p, err := s.config(tx)
+	tiers, p, err := s.config(tx)
 	if err != nil {
 		return err
 	}
@@ -420,14 +447,29 @@ func (s *Service) Earned(ctx context.Context, tx *gorm.DB, e partners.PostedEarn
 	}
 	nights, stays, flights := activityMetrics(e.Input.Activity)
 	now := s.clock()
-	if err := tx.Exec(`INSERT INTO programme_qualifying_credits (member_id, transaction_id, partner_id, occurred_at,
-		qualifying_points, spend_minor, nights, stays, flights, posted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (transaction_id) DO NOTHING`,
-		tr.MemberID, tr.ID, e.PartnerID, tr.OccurredAt, qp, spend, nights, stays, flights, now).Error; err != nil {
-		return fmt.Errorf("qualifying credits of transaction %d: %w", tr.ID, err)
+	var base string
+	if len(tiers) > 0 {
+		base = tiers[0].Code
 	}
-	if _, err := s.evaluate(tx, tr.MemberID, now, false); err != nil {
-		return fmt.Errorf("tier of member %d: %w", tr.MemberID, err)
+	st, err := recordEarned(tx, credit{MemberID: tr.MemberID, TransactionID: tr.ID, PartnerID: e.PartnerID,
+		OccurredAt: tr.OccurredAt, PostedAt: now, Points: qp, Spend: spend, Nights: nights, Stays: stays,
+		Flights: flights}, base, totalsFrom(p.TierWindow, now))
+	if err != nil {
+		return err
+	}
+	if len(tiers) > 0 && st.Inserted > 0 {
+		d := Evaluate(tiers, EvalInput{Current: st.tier(), Credits: st.credits(), Grants: st.grants(), At: now})
+		if d.Changed {
+			if _, err := s.evaluate(tx, tr.MemberID, now, false); err != nil {
+				return fmt.Errorf("tier of member %d: %w", tr.MemberID, err)
+			}
+		}
+	}
+	if spend <= 0 {
+		return nil
+	}
+	if ok, err := s.corporate(tx, e.PartnerID); err != nil || !ok {
+		return err
 	}
 	return s.creditCompany(ctx, tx, p, e, spend)
 }
@@ -475,11 +517,11 @@ func (s *Service) Reversed(ctx context.Context, tx *gorm.DB, rev ledger.Transact
 	}
 	o := orig[0]
 	tb := func(v int64) int64 { return -takeBack(v, total, before, after) }
-	if err := tx.Exec(`INSERT INTO programme_qualifying_credits (member_id, transaction_id, reverses_id, partner_id,
-		occurred_at, qualifying_points, spend_minor, nights, stays, flights, posted_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (transaction_id) DO NOTHING`,
-		o.MemberID, rev.ID, o.ID, o.PartnerID, o.OccurredAt, tb(o.QualifyingPoints), tb(o.SpendMinor),
-		tb(o.Nights), tb(o.Stays), tb(o.Flights), s.clock()).Error; err != nil {
+	// Dated at the original earn and of its partner: the same window and
+	// the same running totals lose what the earn added.
+	if err := recordReversal(tx, credit{MemberID: o.MemberID, TransactionID: rev.ID, ReversesID: &o.ID,
+		PartnerID: o.PartnerID, OccurredAt: o.OccurredAt, PostedAt: s.clock(), Points: tb(o.QualifyingPoints),
+		Spend: tb(o.SpendMinor), Nights: tb(o.Nights), Stays: tb(o.Stays), Flights: tb(o.Flights)}); err != nil {
 		return fmt.Errorf("take back qualifying credits of %d: %w", rev.ReversesID, err)
 	}
 	return s.reverseCompanyCredit(ctx, tx, rev, total, before, after)
@@ -699,13 +741,16 @@ func (s *Service) AddEmployee(ctx context.Context, companyID, memberID int64, ca
 	return nil
 }
 
-// AddCorporatePartner makes purchases at a partner credit the buyer's company.
+// AddCorporatePartner makes purchases at a partner credit the buyer's
+// company (at once in this process, within ConfigTTL in others).
 func (s *Service) AddCorporatePartner(ctx context.Context, partnerID int64) error {
 	if partnerID <= 0 {
 		return validation.New("partner_id", "is required")
 	}
-	return s.db.WithContext(ctx).Exec(`INSERT INTO programme_corporate_partners (partner_id, created_at) VALUES (?, ?)
+	err := s.db.WithContext(ctx).Exec(`INSERT INTO programme_corporate_partners (partner_id, created_at) VALUES (?, ?)
 		ON CONFLICT DO NOTHING`, partnerID, s.clock()).Error
+	s.dropConfig()
+	return err
 }
 
 // IssueCompanyCode gives a designated employee a one-time redemption code
@@ -732,10 +777,11 @@ func (s *Service) IssueCompanyCode(ctx context.Context, employeeMemberID int64) 
 	return c, code, err
 }
 
-// creditCompany is the dual accrual of one employee earn: the company gets
-// its level's rate on the eligible spend, funded by the same partner, once
-// (ledger key programme/corporate:<earn id> and a UNIQUE source transaction).
-// The company's points become available with the employee's.
+// creditCompany is the dual accrual of one employee earn at a corporate
+// partner: the company gets its level's rate on the eligible spend, funded
+// by the same partner, once (ledger key programme/corporate:<earn id> and a
+// UNIQUE source transaction). The company's points become available with
+// the employee's.
 func (s *Service) creditCompany(ctx context.Context, tx *gorm.DB, p Policy, e partners.PostedEarn, spend int64) error {
 	if spend <= 0 {
 		return nil
@@ -744,11 +790,14 @@ func (s *Service) creditCompany(ctx context.Context, tx *gorm.DB, p Policy, e pa
 		ID              int64
 		AccountMemberID int64
 		Rate            string
+		AvailableAt     *time.Time
 	}
-	if err := tx.Raw(`SELECT c.id, c.account_member_id, l.rate::text AS rate FROM programme_company_employees e
+	if err := tx.Raw(`SELECT c.id, c.account_member_id, l.rate::text AS rate,
+		(SELECT max(available_at) FROM ledger_lots WHERE transaction_id = ?) AS available_at
+		FROM programme_company_employees e
 		JOIN programme_companies c ON c.id = e.company_id JOIN programme_company_levels l ON l.code = c.level_code
 		WHERE e.member_id = ? AND EXISTS (SELECT 1 FROM programme_corporate_partners cp WHERE cp.partner_id = ?)`,
-		e.Transaction.MemberID, e.PartnerID).Scan(&rows).Error; err != nil {
+		e.Transaction.ID, e.Transaction.MemberID, e.PartnerID).Scan(&rows).Error; err != nil {
 		return fmt.Errorf("company of member %d: %w", e.Transaction.MemberID, err)
 	}
 	if len(rows) == 0 {
@@ -761,9 +810,8 @@ func (s *Service) creditCompany(ctx context.Context, tx *gorm.DB, p Policy, e pa
 		return nil
 	}
 	var avail *time.Time
-	var at time.Time
-	if err := tx.Raw(`SELECT max(available_at) FROM ledger_lots WHERE transaction_id = ?`, e.Transaction.ID).Row().Scan(&at); err == nil && at.After(s.clock()) {
-		avail = &at
+	if c.AvailableAt != nil && c.AvailableAt.After(s.clock()) {
+		avail = c.AvailableAt
 	}
 	details, _ := json.Marshal(map[string]any{"corporate": map[string]any{"company_id": c.ID,
 		"employee_member_id": e.Transaction.MemberID, "source_transaction_id": e.Transaction.ID,

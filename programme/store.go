@@ -168,6 +168,20 @@ func grantsOf(tx *gorm.DB, memberID int64) ([]Grant, error) {
 	return gs, err
 }
 
+// loadCorporatePartners returns the partners whose purchases credit the
+// buyer's company.
+func loadCorporatePartners(tx *gorm.DB) (map[int64]bool, error) {
+	var ids []int64
+	if err := tx.Raw(`SELECT partner_id FROM programme_corporate_partners`).Scan(&ids).Error; err != nil {
+		return nil, fmt.Errorf("load corporate partners: %w", err)
+	}
+	out := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}
+
 func loadLevels(tx *gorm.DB) ([]CompanyLevel, error) {
 	var ls []CompanyLevel
 	err := tx.Raw(`SELECT code, name, min_spend_minor, rate FROM programme_company_levels ORDER BY min_spend_minor`).Scan(&ls).Error

@@ -1,0 +1,151 @@
+package programme_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/programme"
+)
+
+// stmtCounter counts the SQL statements gorm sends on a database while on is
+// set (BEGIN and COMMIT are not gorm statements and are not counted).
+type stmtCounter struct {
+	on atomic.Bool
+	n  atomic.Int64
+}
+
+func countStatements(db *gorm.DB) *stmtCounter {
+	c := &stmtCounter{}
+	inc := func(d *gorm.DB) {
+		if !c.on.Load() {
+			return
+		}
+		c.n.Add(1)
+		if os.Getenv("BENCH_SQL") != "" {
+			fmt.Println("SQL:", strings.Join(strings.Fields(d.Statement.SQL.String()), " "))
+		}
+	}
+	cb := db.Callback()
+	_ = cb.Create().After("gorm:create").Register("programme:count", inc)
+	_ = cb.Query().After("gorm:query").Register("programme:count", inc)
+	_ = cb.Update().After("gorm:update").Register("programme:count", inc)
+	_ = cb.Delete().After("gorm:delete").Register("programme:count", inc)
+	_ = cb.Row().After("gorm:row").Register("programme:count", inc)
+	_ = cb.Raw().After("gorm:raw").Register("programme:count", inc)
+	return c
+}
+
+// countingProgramme counts the statements each partners.Programme method
+// sends, so that the programme's share of an earn is measured apart from the
+// ledger's and the partner registry's.
+type countingProgramme struct {
+	inner *programme.Service
+	c     *stmtCounter
+	calls map[string]int64
+}
+
+func (p *countingProgramme) measure(name string, f func() error) error {
+	p.c.n.Store(0)
+	p.c.on.Store(true)
+	err := f()
+	p.c.on.Store(false)
+	p.calls[name] += p.c.n.Load()
+	return err
+}
+
+func (p *countingProgramme) MemberTier(ctx context.Context, memberID int64) (tier string, err error) {
+	err = p.measure("MemberTier", func() error { tier, err = p.inner.MemberTier(ctx, memberID); return err })
+	return tier, err
+}
+
+func (p *countingProgramme) EarnExpiry(ctx context.Context, occurred time.Time) (at *time.Time, err error) {
+	err = p.measure("EarnExpiry", func() error { at, err = p.inner.EarnExpiry(ctx, occurred); return err })
+	return at, err
+}
+
+func (p *countingProgramme) Earned(ctx context.Context, tx *gorm.DB, e partners.PostedEarn) error {
+	return p.measure("Earned", func() error { return p.inner.Earned(ctx, tx, e) })
+}
+
+func (p *countingProgramme) Reversed(ctx context.Context, tx *gorm.DB, rev ledger.Transaction) error {
+	return p.measure("Reversed", func() error { return p.inner.Reversed(ctx, tx, rev) })
+}
+
+// TestEarnProgrammeStatements pins the SQL statements the programme costs one
+// earn in the common case: tiers configured (thresholds by qualifying
+// points), a member who holds a tier and has ~200 earns in the window, a
+// partner that is not corporate. Before issue 10's running totals it was 8
+// (the tier row, then inside the transaction the credit, the tier row
+// created, locked and updated, the window's sums, the grants and the
+// company); run with -v to see the split, BENCH_SQL=1 to list them.
+func TestEarnProgrammeStatements(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	start := date(2025, 1, 20, 9)
+	e := newEnv(t, start)
+	for _, tier := range []programme.Tier{
+		{Code: "blue", Name: "Blue", Rank: 0},
+		{Code: "silver", Name: "Silver", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 5_000}},
+		{Code: "gold", Name: "Gold", Rank: 2, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 50_000}},
+	} {
+		if _, err := e.prog.PutTier(ctx, tier); err != nil {
+			t.Fatalf("put tier: %v", err)
+		}
+	}
+	hotel := e.partner("Hotel")
+	m := e.member("regular@example.com", "")
+	pr := partners.Principal{PartnerID: hotel.ID}
+	earn := func(i int) ledger.Transaction {
+		t.Helper()
+		ref := fmt.Sprintf("folio-%d", i)
+		tr, err := e.tx.Earn(ctx, pr, ledger.Idempotency{Scope: "partner:" + itoa(hotel.ID), Key: ref, RequestHash: []byte(ref)},
+			partners.EarnInput{MemberID: m.ID, Amount: partners.Money{Minor: 5_000, Currency: "EUR"},
+				Activity: []partners.Activity{{Unit: "night", Quantity: 1}}, OccurredAt: e.clk.Now(), ExternalRef: ref})
+		if err != nil {
+			t.Fatalf("earn %d: %v", i, err)
+		}
+		return tr
+	}
+	// 200 stays of 50 EUR over the last eleven months: 10,000 qualifying points.
+	for i := 0; i < 200; i++ {
+		e.clk.Set(start.Add(time.Duration(i) * 40 * time.Hour))
+		earn(i)
+	}
+	if tier, err := e.prog.MemberTier(ctx, m.ID); err != nil || tier != "silver" {
+		t.Fatalf("after the history: tier %q (%v), want silver", tier, err)
+	}
+
+	cp := &countingProgramme{inner: e.prog, c: countStatements(e.db), calls: map[string]int64{}}
+	e.tx.Programme = cp
+	e.clk.Set(e.clk.Now().Add(time.Hour))
+	earn(200)
+	total := cp.calls["MemberTier"] + cp.calls["EarnExpiry"] + cp.calls["Earned"]
+	t.Logf("programme statements of one earn: %d (MemberTier %d, EarnExpiry %d, Earned %d)",
+		total, cp.calls["MemberTier"], cp.calls["EarnExpiry"], cp.calls["Earned"])
+	// One indexed read of the member's tier before the transaction, one
+	// statement inside it (credit + running totals + standing).
+	const want = 2
+	if total > want {
+		t.Fatalf("the programme sent %d statements for one earn; want at most %d (BENCH_SQL=1 lists them)", total, want)
+	}
+	// For the record: the whole earn (member check, ledger, programme).
+	e.tx.Programme = e.prog
+	cp.c.n.Store(0)
+	cp.c.on.Store(true)
+	earn(201)
+	cp.c.on.Store(false)
+	t.Logf("the whole earn: %d statements", cp.c.n.Load())
+	if st, err := e.prog.Status(ctx, m.ID); err != nil || st.Tier != "silver" || st.Credits[programme.MetricPoints] != 10_100 {
+		t.Fatalf("status = %+v (%v), want silver with 10100 qualifying points", st, err)
+	}
+	e.audit()
+}
