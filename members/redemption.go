@@ -126,34 +126,51 @@ func isDigits(s string) bool {
 // rolls back the code stays usable. A failure is recorded outside tx (it must
 // count even though the burn rolls back) and, after MaxFailures within Window,
 // every check fails with ErrConsentLocked until the window passes.
+//
+// The failure count and the code (or the PIN hash) are one statement; a PIN
+// then costs a bcrypt compare at the cost its hash was made with.
 func (c *BurnConsent) Verify(ctx context.Context, tx *gorm.DB, memberID, partnerID int64, code, pin string) error {
 	if code == "" && pin == "" {
 		return ErrConsentRequired
 	}
 	now := c.now().UTC()
-	var failures int64
-	if err := c.db.WithContext(ctx).Raw(`SELECT count(*) FROM member_consent_failures WHERE member_id = ? AND failed_at > ?`,
-		memberID, now.Add(-c.policy.Window)).Scan(&failures).Error; err != nil {
+	since := now.Add(-c.policy.Window)
+	db := tx.WithContext(ctx)
+	var row struct {
+		Failures int64
+		Used     int64
+		PinHash  *string
+	}
+	var err error
+	useCode := code != "" && isDigits(code) && len(code) == 6
+	switch {
+	case useCode:
+		// The code is taken only while the member is not locked out.
+		err = db.Raw(`WITH f AS (SELECT count(*) AS n FROM member_consent_failures WHERE member_id = ? AND failed_at > ?),
+			u AS (UPDATE member_redemption_codes SET used_at = ?, used_by_partner_id = ?
+			      WHERE member_id = ? AND code_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+			        AND (SELECT n FROM f) < ? RETURNING 1)
+			SELECT (SELECT n FROM f) AS failures, (SELECT count(*) FROM u) AS used`,
+			memberID, since, now, partnerID, memberID, codeHash(memberID, code), now, c.policy.MaxFailures).Scan(&row).Error
+	case pin != "":
+		err = db.Raw(`SELECT (SELECT count(*) FROM member_consent_failures WHERE member_id = ? AND failed_at > ?) AS failures,
+			(SELECT pin_hash FROM member_pins WHERE member_id = ?) AS pin_hash`, memberID, since, memberID).Scan(&row).Error
+	default:
+		err = db.Raw(`SELECT count(*) AS failures FROM member_consent_failures WHERE member_id = ? AND failed_at > ?`,
+			memberID, since).Scan(&row).Error
+	}
+	if err != nil {
 		return err
 	}
-	if failures >= int64(c.policy.MaxFailures) {
+	if row.Failures >= int64(c.policy.MaxFailures) {
 		return fmt.Errorf("member %d: %w", memberID, ErrConsentLocked)
 	}
 	ok := false
-	if code != "" && isDigits(code) && len(code) == 6 {
-		res := tx.WithContext(ctx).Exec(`UPDATE member_redemption_codes SET used_at = ?, used_by_partner_id = ?
-			WHERE member_id = ? AND code_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?`,
-			now, partnerID, memberID, codeHash(memberID, code), now)
-		if res.Error != nil {
-			return res.Error
-		}
-		ok = res.RowsAffected == 1
-	} else if pin != "" {
-		var hash string
-		if err := tx.WithContext(ctx).Raw(`SELECT pin_hash FROM member_pins WHERE member_id = ?`, memberID).Scan(&hash).Error; err != nil {
-			return err
-		}
-		ok = hash != "" && bcrypt.CompareHashAndPassword([]byte(hash), []byte(pin)) == nil
+	switch {
+	case useCode:
+		ok = row.Used == 1
+	case pin != "":
+		ok = row.PinHash != nil && *row.PinHash != "" && bcrypt.CompareHashAndPassword([]byte(*row.PinHash), []byte(pin)) == nil
 	}
 	if ok {
 		return nil

@@ -80,6 +80,9 @@ func burnOf(h ledger.Hold, tr *ledger.Transaction) Burn {
 // Burn authorises (and, with Capture, captures at once) a burn with the
 // member's consent. The idempotency key is claimed before the consent is
 // checked, so a replay does not need the (now used) redemption code again.
+// A one-step burn is one ledger BurnHeld: the hold is written captured, with
+// the records a hold and its capture under idem and subKey(idem, "capture")
+// would leave, so replays read the same either way.
 func (t *Transactions) Burn(ctx context.Context, p Principal, idem ledger.Idempotency, in BurnInput) (Burn, error) {
 	var v validation.Error
 	v.Check(in.MemberID > 0, "member_id", "is required")
@@ -97,22 +100,53 @@ func (t *Transactions) Burn(ctx context.Context, p Principal, idem ledger.Idempo
 	if in.OccurredAt.IsZero() {
 		in.OccurredAt = now
 	}
-	if err := t.member(ctx, in.MemberID); err != nil {
-		return Burn{}, err
-	}
-	c, err := t.contract(ctx, p.PartnerID, in.OccurredAt, false)
+	// One round trip when the partner's configuration is cached: the member
+	// check reads its stamp.
+	stamp, err := t.checkMember(ctx, in.MemberID, p.PartnerID)
 	if err != nil {
 		return Burn{}, err
+	}
+	cfg, err := t.config(ctx, p.PartnerID, stamp)
+	if err != nil {
+		return Burn{}, err
+	}
+	c, err := cfg.contractAt(p.PartnerID, in.OccurredAt)
+	if err != nil {
+		return Burn{}, err
+	}
+	if !c.Burn {
+		return Burn{}, fmt.Errorf("burn at partner %d: %w", p.PartnerID, ErrRoleNotInContract)
 	}
 	details, _ := json.Marshal(map[string]any{"contract": map[string]any{"id": c.ID, "version": c.Version,
 		"redemption_rate": c.RedemptionRate.String(), "currency": c.Currency}, "outlet": in.Outlet,
 		"reimbursement_minor": money.PointsValue(in.Points, c.RedemptionRate, c.Currency)})
+	req := ledger.HoldRequest{Idem: idem, MemberID: in.MemberID, PartnerID: p.PartnerID,
+		Points: ledger.Points(in.Points), ExpiresAt: in.ExpiresAt, Purpose: "pos",
+		ExternalRef: in.ExternalRef, Details: details}
+	consent := func(tx *gorm.DB) error {
+		return t.consent.Verify(ctx, tx, in.MemberID, p.PartnerID, in.RedemptionCode, in.PIN)
+	}
 	var out Burn
+	// The ledger joins this transaction without savepoints: any error rolls
+	// the whole of it back.
 	err = t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		l := t.ledger.In(tx)
-		h, err := l.Hold(ctx, ledger.HoldRequest{Idem: idem, MemberID: in.MemberID, PartnerID: p.PartnerID,
-			Points: ledger.Points(in.Points), ExpiresAt: in.ExpiresAt, Purpose: "pos",
-			ExternalRef: in.ExternalRef, Details: details})
+		l := t.ledger.Joined(tx)
+		if in.Capture {
+			h, tr, err := l.BurnHeld(ctx, req, subKey(idem, "capture"), consent)
+			if err != nil {
+				return err
+			}
+			if h.Replayed {
+				out = burnOf(h, nil)
+				if h.CaptureTransactionID != 0 {
+					out.Transaction = &tr
+				}
+				return nil
+			}
+			out = burnOf(h, &tr)
+			return publish(tx, cfg, t.now(), p.PartnerID, EventBurnCaptured, out.View())
+		}
+		h, err := l.Hold(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -121,24 +155,11 @@ func (t *Transactions) Burn(ctx context.Context, p Principal, idem ledger.Idempo
 			out.Replayed = true
 			return err
 		}
-		if err := t.consent.Verify(ctx, tx, in.MemberID, p.PartnerID, in.RedemptionCode, in.PIN); err != nil {
+		if err := consent(tx); err != nil {
 			return err
 		}
-		if !in.Capture {
-			out = burnOf(h, nil)
-			return nil
-		}
-		tr, err := l.Capture(ctx, ledger.CaptureRequest{Idem: subKey(idem, "capture"), HoldID: h.ID})
-		if err != nil {
-			return err
-		}
-		h, err = l.GetHold(ctx, h.ID)
-		if err != nil {
-			return err
-		}
-		out = burnOf(h, &tr)
-		_, err = Publish(tx, t.now(), p.PartnerID, EventBurnCaptured, out.View())
-		return err
+		out = burnOf(h, nil)
+		return nil
 	})
 	if err != nil {
 		return Burn{}, fmt.Errorf("burn for member %d: %w", in.MemberID, err)

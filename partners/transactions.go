@@ -142,30 +142,6 @@ func (t *Transactions) Visible(ctx context.Context, partnerID, memberID int64) (
 	return ok, err
 }
 
-// member checks that the member exists and may transact. A partner may
-// transact with any member it can name (the member presented a card or id);
-// Visible only limits what it may read back. It reads the status alone, in
-// one round trip (members.Service.Get would also load the identifiers,
-// which the hot earn and burn paths do not need). Errors:
-// members.ErrNotFound, members.ErrMemberInactive.
-func (t *Transactions) member(ctx context.Context, id int64) error {
-	var rows []struct {
-		Status       string
-		MergedIntoID *int64
-	}
-	if err := t.db.WithContext(ctx).Raw(`SELECT status, merged_into_id FROM members WHERE id = ?`, id).Scan(&rows).Error; err != nil {
-		return fmt.Errorf("get member %d: %w", id, err)
-	}
-	if len(rows) == 0 {
-		return fmt.Errorf("get member %d: %w", id, members.ErrNotFound)
-	}
-	m := members.Member{ID: id, Status: members.Status(rows[0].Status)}
-	if rows[0].MergedIntoID != nil {
-		m.MergedIntoID = *rows[0].MergedIntoID
-	}
-	return members.CanTransact(m)
-}
-
 // QuoteEarn prices an earn without posting it.
 func (t *Transactions) QuoteEarn(ctx context.Context, p Principal, in EarnInput) (Quote, error) {
 	if err := in.validate(t.now()); err != nil {
@@ -228,20 +204,6 @@ func capQuote(q Quote, c Contract) Quote {
 		q.Total -= cut
 	}
 	return q
-}
-
-func (t *Transactions) contract(ctx context.Context, partnerID int64, at time.Time, earn bool) (Contract, error) {
-	c, err := t.registry.ContractAt(ctx, partnerID, at)
-	if err != nil {
-		return Contract{}, err
-	}
-	if earn && !c.Earn {
-		return Contract{}, fmt.Errorf("earn at partner %d: %w", partnerID, ErrRoleNotInContract)
-	}
-	if !earn && !c.Burn {
-		return Contract{}, fmt.Errorf("burn at partner %d: %w", partnerID, ErrRoleNotInContract)
-	}
-	return c, nil
 }
 
 // Earn prices and posts an earn. Idempotent under idem: a replay returns the

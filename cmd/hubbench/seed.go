@@ -23,6 +23,7 @@ import (
 
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/programme"
 )
 
 // benchPIN is every burn member's PIN. Its bcrypt hash is made at
@@ -107,9 +108,10 @@ type benchPartner struct {
 	Secret   string
 }
 
-// seed creates partners (active, an earn-and-burn contract, an earn rule of
-// 1 point per EUR, an API client with every scope) through the partners
-// service, and members and PINs with set-based SQL.
+// seed creates the programme (policy, tiers) and partners (active, an
+// earn-and-burn contract, an earn rule of 1 point per EUR with tier
+// multipliers, an API client with every scope) through the services, and
+// members and PINs with set-based SQL.
 func seed(ctx context.Context, o options, db *gorm.DB, key string) (seeded, error) {
 	var s seeded
 	k, err := partners.ParseSecretsKey(key)
@@ -125,6 +127,26 @@ func seed(ctx context.Context, o options, db *gorm.DB, key string) (seeded, erro
 		return s, err
 	}
 	rules := partners.NewRules(db, clock)
+	// The programme of the demo coalition (internal/demo): a rolling 12-month
+	// window, points expiring after 24 months, three earned tiers. Every
+	// partner's rule multiplies by tier, so an earn reads the member's tier,
+	// and members crossing a threshold during the run are upgraded: the
+	// programme costs what it costs in production.
+	prog := programme.NewService(db, nil, nil, nil, clock)
+	if _, err := prog.SetPolicy(ctx, programme.Policy{Currency: "EUR", ExpiryMode: programme.ExpiryFixedLifetime,
+		ExpiryMonths: 24, NoticeDays: 30, TierWindow: programme.WindowRolling12Months,
+		TierDowngrade: programme.DowngradeOneLevel}); err != nil {
+		return s, fmt.Errorf("programme policy: %w", err)
+	}
+	for _, t := range []programme.Tier{
+		{Code: "blue", Name: "Blue", Rank: 0},
+		{Code: "silver", Name: "Silver", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 5000}},
+		{Code: "gold", Name: "Gold", Rank: 2, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 15000}},
+	} {
+		if _, err := prog.PutTier(ctx, t); err != nil {
+			return s, fmt.Errorf("tier %s: %w", t.Code, err)
+		}
+	}
 	for i := 0; i < o.partners; i++ {
 		p, err := ps.CreatePartner(ctx, partners.NewPartner{Name: fmt.Sprintf("Bench Partner %02d", i+1),
 			Sector: partners.SectorRetail, SettlementCurrency: "EUR", TimeZone: "Europe/Berlin"})
@@ -139,9 +161,12 @@ func seed(ctx context.Context, o options, db *gorm.DB, key string) (seeded, erro
 			Currency: "EUR", Billing: partners.BillingPostpaid}, "bench"); err != nil {
 			return s, fmt.Errorf("publish contract: %w", err)
 		}
-		if _, err := rules.PublishRule(ctx, p.ID, partners.RuleDefinition{Description: "1 point per EUR",
+		if _, err := rules.PublishRule(ctx, p.ID, partners.RuleDefinition{Description: "1 point per EUR, tier bonus",
 			Earn: []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit, Rate: decimal.NewFromInt(1),
-				Currency: "EUR", PerMinor: 100}}}, start, "bench"); err != nil {
+				Currency: "EUR", PerMinor: 100}},
+			Multipliers: partners.Multipliers{Tier: []partners.TierMultiplier{
+				{Tier: "silver", Rate: decimal.RequireFromString("1.25")}, {Tier: "gold", Rate: decimal.RequireFromString("1.5")}}},
+		}, start, "bench"); err != nil {
 			return s, fmt.Errorf("publish rule: %w", err)
 		}
 		sec, err := ps.CreateClient(ctx, p.ID, partners.NewClient{Name: "bench", Scopes: []partners.Scope{
