@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -66,6 +67,8 @@ type client struct {
 	run     string
 	seeded  seeded
 	batchSz int
+	clients int // how many clients run the workload
+	burns   int // codes this client has spent
 }
 
 // runHTTP seeds the bench database, starts the hub and runs each workload.
@@ -106,13 +109,23 @@ func runHTTP(ctx context.Context, o options, workloads []string) ([]WorkloadResu
 		}
 		tokens[p.ID] = tok
 	}
-	if err := fund(ctx, hc, hub.URL, tokens, s); err != nil {
+	fmt.Fprintf(os.Stderr, "funding %d burn members\n", s.burnMembers)
+	t0 = time.Now()
+	slow := &http.Client{Timeout: 10 * time.Minute, Transport: hc.Transport}
+	if err := fund(ctx, slow, hub.URL, tokens, s); err != nil {
 		return nil, mach, err
 	}
+	fmt.Fprintf(os.Stderr, "funded in %s\n", time.Since(t0).Round(time.Millisecond))
 	var out []WorkloadResult
-	for _, w := range workloads {
+	for round, w := range workloads {
 		if ctx.Err() != nil {
 			break
+		}
+		s.codeRound = round
+		if w == "burn" || w == "mix" {
+			if err := issueCodes(ctx, db, s, round); err != nil {
+				return nil, mach, fmt.Errorf("issue redemption codes: %w", err)
+			}
 		}
 		r := runWorkload(ctx, o, w, hc, hub.URL, tokens, s)
 		t := time.Now()
@@ -150,30 +163,53 @@ func token(ctx context.Context, hc *http.Client, base string, p benchPartner) (s
 	return body.AccessToken, nil
 }
 
-// fund gives every burn member 100,000 points through the batch earn API.
+// fund gives every burn member 100,000 points through the batch earn API,
+// four batches of 500 at a time.
 func fund(ctx context.Context, hc *http.Client, base string, tokens map[int64]string, s seeded) error {
 	p := s.partners[0].ID
-	for lo := s.minMember; lo < s.minMember+s.burnMembers; lo += 1000 {
+	const size = 500
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		sem      = make(chan struct{}, 4)
+	)
+	for lo := s.minMember; lo < s.minMember+s.burnMembers; lo += size {
 		var items []map[string]any
-		for m := lo; m < min(lo+1000, s.minMember+s.burnMembers); m++ {
+		for m := lo; m < min(lo+size, s.minMember+s.burnMembers); m++ {
 			items = append(items, map[string]any{"idempotency_key": fmt.Sprintf("fund-%d", m), "member_id": m,
 				"amount": map[string]any{"minor": 10_000_000, "currency": "EUR"}, "external_ref": fmt.Sprintf("fund-%d", m)})
 		}
 		body, _ := json.Marshal(map[string]any{"items": items})
-		status, resp, err := post(ctx, hc, base+"/v1/earn/batch", tokens[p], "", body)
-		if err != nil || status != http.StatusOK {
-			return fmt.Errorf("fund burn members: status %d %v %s", status, err, resp)
-		}
-		var out struct {
-			Results []struct {
-				Status int `json:"status"`
-			} `json:"results"`
-		}
-		_ = json.Unmarshal(resp, &out)
-		for _, r := range out.Results {
-			if r.Status != http.StatusCreated {
-				return fmt.Errorf("fund burn members: an item answered %d: %s", r.Status, resp)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fundBatch(ctx, hc, base+"/v1/earn/batch", tokens[p], body); err != nil {
+				mu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				mu.Unlock()
 			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+func fundBatch(ctx context.Context, hc *http.Client, u, tok string, body []byte) error {
+	status, resp, err := post(ctx, hc, u, tok, "", body)
+	if err != nil || status != http.StatusOK {
+		return fmt.Errorf("fund burn members: status %d %v %s", status, err, resp)
+	}
+	var out struct {
+		Results []struct {
+			Status int `json:"status"`
+		} `json:"results"`
+	}
+	_ = json.Unmarshal(resp, &out)
+	for _, r := range out.Results {
+		if r.Status != http.StatusCreated {
+			return fmt.Errorf("fund burn members: an item answered %d: %s", r.Status, resp)
 		}
 	}
 	return nil
@@ -216,7 +252,7 @@ func runWorkload(ctx context.Context, o options, name string, hc *http.Client, b
 	start := time.Now()
 	for i := range clients {
 		c := &client{http: hc, base: base, tokens: tokens, rng: rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano()))),
-			errs: map[string]int{}, kinds: map[string]int{}, id: i, run: runID, seeded: s, batchSz: o.batchSize}
+			errs: map[string]int{}, kinds: map[string]int{}, id: i, run: runID, seeded: s, batchSz: o.batchSize, clients: n}
 		clients[i] = c
 		wg.Add(1)
 		go func() {
@@ -289,7 +325,9 @@ func (c *client) step(ctx context.Context, workload string) int64 {
 	case "earn-hot":
 		return c.earn(ctx, c.seeded.partners[0].ID, false)
 	case "burn":
-		return c.burn(ctx)
+		return c.burn(ctx, false)
+	case "burn-pin":
+		return c.burn(ctx, true)
 	case "mix":
 		switch x := c.rng.IntN(100); {
 		case x < 70:
@@ -297,7 +335,7 @@ func (c *client) step(ctx context.Context, workload string) int64 {
 		case x < 90:
 			return c.earn(ctx, c.randomPartner(), true)
 		default:
-			return c.burn(ctx)
+			return c.burn(ctx, false)
 		}
 	case "batch":
 		return c.batch(ctx)
@@ -373,13 +411,26 @@ func (c *client) earn(ctx context.Context, partner int64, quote bool) int64 {
 	return 1
 }
 
-// burn is a one-step burn (capture: true) of 1 to 5 points with the member's PIN.
-func (c *client) burn(ctx context.Context) int64 {
+// burn is a one-step burn (capture: true) of 1 to 5 points, with the
+// member's single-use redemption code (the next member of this client's
+// share, each once per workload), or with pin, the member's PIN.
+func (c *client) burn(ctx context.Context, pin bool) int64 {
 	ref := c.nextRef("b")
 	partner := c.randomPartner()
-	member := c.seeded.minMember + c.rng.Int64N(c.seeded.burnMembers)
-	body, _ := json.Marshal(map[string]any{"member_id": member, "points": 1 + c.rng.Int64N(5), "pin": benchPIN,
-		"capture": true, "external_ref": ref})
+	req := map[string]any{"points": 1 + c.rng.Int64N(5), "capture": true, "external_ref": ref}
+	if pin {
+		req["member_id"] = c.seeded.minMember + c.rng.Int64N(min(c.seeded.burnMembers, pinMembers))
+		req["pin"] = benchPIN
+	} else {
+		// Client i spends the codes of members i, i+clients, ...; when its
+		// share is used up the next burn is refused (a consent error in the
+		// report): size -burn-members to the run.
+		member := c.seeded.minMember + int64(c.id) + int64(c.burns)*int64(c.clients)
+		c.burns++
+		req["member_id"] = member
+		req["redemption_code"] = redemptionCode(member, c.seeded.codeRound)
+	}
+	body, _ := json.Marshal(req)
 	resp := c.do(ctx, "/v1/burns", partner, ref, body)
 	if resp == nil {
 		return 0

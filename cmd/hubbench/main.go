@@ -52,7 +52,7 @@ type options struct {
 	keep          bool
 }
 
-var allWorkloads = []string{"earn-spread", "earn-hot", "burn", "mix", "batch", "settle"}
+var allWorkloads = []string{"earn-spread", "earn-hot", "burn", "burn-pin", "mix", "batch", "settle"}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "close-period" {
@@ -91,7 +91,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "duration of each HTTP workload")
 	fs.IntVar(&o.partners, "partners", 20, "partners (each with a contract, an earn rule and an API client)")
 	fs.IntVar(&o.members, "members", 100000, "members of the HTTP workloads")
-	fs.IntVar(&o.burnMembers, "burn-members", 2000, "members funded and given a PIN for burns")
+	fs.IntVar(&o.burnMembers, "burn-members", 0, "members funded for burns, each with a redemption code per workload (default: 2,500 per second of -duration, at most -members)")
 	fs.IntVar(&o.batchSize, "batch-size", 200, "earns per batch request")
 	fs.IntVar(&o.batchClients, "batch-clients", 4, "concurrent clients of the batch workload (each sends a whole batch)")
 	fs.IntVar(&o.hubConns, "hub-conns", 32, "HUB_DB_MAX_CONNS of the bench hub")
@@ -127,6 +127,9 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("unknown workload %q (have %s)", w, strings.Join(allWorkloads, ", "))
 		}
 		o.workloads = append(o.workloads, w)
+	}
+	if o.burnMembers == 0 {
+		o.burnMembers = min(o.members, int(2500*o.duration.Seconds()))
 	}
 	if o.clients < 1 || o.partners < 1 || o.members < o.burnMembers || o.burnMembers < 1 || o.batchSize < 1 || o.batchSize > 1000 || o.batchClients < 1 {
 		return o, fmt.Errorf("need clients >= 1, partners >= 1, members >= burn-members >= 1, 1 <= batch-size <= 1000")

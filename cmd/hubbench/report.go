@@ -13,6 +13,7 @@ var targets = map[string]string{
 	"earn-spread": ">= 1500 ops/s at 16 clients, p99 <= 50 ms",
 	"earn-hot":    ">= 90% of earn-spread",
 	"burn":        ">= 1000 ops/s",
+	"burn-pin":    "(PIN consent: bcrypt at cost 4)",
 	"mix":         "(70% earn, 20% quote, 10% burn)",
 	"batch":       ">= 15000 earns/s",
 }

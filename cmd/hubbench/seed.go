@@ -26,6 +26,32 @@ import (
 	"github.com/coalitionhub/hub/programme"
 )
 
+// pinMembers are the first burn members, who also have a PIN (burn-pin).
+const pinMembers = 2000
+
+// redemptionCode is member's code in issue round r: what the member's app
+// would show at the till. issueCodes stores its hash as the members package
+// does (SHA-256 of the member id, big-endian, and the code), with SQL.
+func redemptionCode(member int64, round int) string {
+	return fmt.Sprintf("%06d", (member*7919+int64(round)*104729)%1_000_000)
+}
+
+// issueCodes gives every burn member a fresh single-use redemption code
+// (round r), revoking the live ones, as members.BurnConsent.IssueCode does
+// one member at a time: a burn workload spends each member's code once.
+func issueCodes(ctx context.Context, db *gorm.DB, s seeded, round int) error {
+	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`UPDATE member_redemption_codes SET revoked_at = now()
+			WHERE used_at IS NULL AND revoked_at IS NULL`).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`INSERT INTO member_redemption_codes (member_id, code_hash, created_at, expires_at)
+			SELECT id, sha256(int8send(id) || convert_to(lpad(((id * 7919 + ? * 104729) % 1000000)::text, 6, '0'), 'UTF8')),
+			       now(), now() + interval '1 day'
+			FROM generate_series(?::bigint, ?::bigint) AS id`, round, s.minMember, s.minMember+s.burnMembers-1).Error
+	})
+}
+
 // benchPIN is every burn member's PIN. Its bcrypt hash is made at
 // bcrypt.MinCost: a PIN check then costs ~1 ms of CPU instead of ~60 ms at
 // the default cost, so the burn benchmark measures the ledger, not bcrypt.
@@ -100,6 +126,7 @@ type seeded struct {
 	// PIN) are minMember..minMember+burnMembers-1.
 	minMember, maxMember int64
 	burnMembers          int64
+	codeRound            int // the redemption codes in force (issueCodes)
 }
 
 type benchPartner struct {
@@ -134,7 +161,7 @@ func seed(ctx context.Context, o options, db *gorm.DB, key string) (seeded, erro
 	// programme costs what it costs in production.
 	prog := programme.NewService(db, nil, nil, nil, clock)
 	if _, err := prog.SetPolicy(ctx, programme.Policy{Currency: "EUR", ExpiryMode: programme.ExpiryFixedLifetime,
-		ExpiryMonths: 24, NoticeDays: 30, TierWindow: programme.WindowRolling12Months,
+		ExpiryMonths: 24, NoticeDays: 30, TransferMin: 100, TierWindow: programme.WindowRolling12Months,
 		TierDowngrade: programme.DowngradeOneLevel}); err != nil {
 		return s, fmt.Errorf("programme policy: %w", err)
 	}
@@ -189,7 +216,7 @@ func seed(ctx context.Context, o options, db *gorm.DB, key string) (seeded, erro
 		return s, err
 	}
 	if err := db.WithContext(ctx).Exec(`INSERT INTO member_pins (member_id, pin_hash, updated_at)
-		SELECT id, ?, now() FROM members WHERE id < ?`, string(hash), s.minMember+s.burnMembers).Error; err != nil {
+		SELECT id, ?, now() FROM members WHERE id < ?`, string(hash), s.minMember+min(s.burnMembers, pinMembers)).Error; err != nil {
 		return s, fmt.Errorf("insert PINs: %w", err)
 	}
 	return s, db.WithContext(ctx).Exec(`ANALYZE`).Error
