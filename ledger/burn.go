@@ -152,7 +152,7 @@ const spendableLots = `AND l.available_at <= CAST(@now AS timestamptz) AND (l.ex
 func claimBurn(tx *gorm.DB, r HoldRequest, hash []byte, now time.Time) (burnClaim, error) {
 	var rows []burnClaim
 	if err := tx.Raw(claimBurnSQL, map[string]any{"member": r.MemberID, "dest": string(r.Destination), "partner": r.PartnerID,
-		"scope": r.Idem.Scope, "key": r.Idem.Key, "hash": hex.EncodeToString(hash), "now": now}).Scan(&rows).Error; err != nil {
+		"scope": r.Idem.Scope, "key": r.Idem.Key, "hash": hex.EncodeToString(hash), "now": now}).Find(&rows).Error; err != nil {
 		return burnClaim{}, fmt.Errorf("burn: claim: %w", translate(err))
 	}
 	if len(rows) != 1 {
@@ -298,7 +298,7 @@ func postBurn(tx *gorm.DB, r HoldRequest, capture Idempotency, hash []byte, c bu
 		"expires": h.ExpiresAt, "now": now, "ref": r.ExternalRef, "details": details, "after": after,
 		"scope": r.Idem.Scope, "key": r.Idem.Key, "capkey": capture.Key, "caphash": hex.EncodeToString(capHash),
 		"result": string(result),
-	}).Scan(&rows).Error; err != nil {
+	}).Find(&rows).Error; err != nil {
 		return Hold{}, Transaction{}, fmt.Errorf("burn: post: %w", translate(err))
 	}
 	if len(rows) != 1 {

@@ -151,13 +151,13 @@ func (c *BurnConsent) Verify(ctx context.Context, tx *gorm.DB, memberID, partner
 			      WHERE member_id = ? AND code_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
 			        AND (SELECT n FROM f) < ? RETURNING 1)
 			SELECT (SELECT n FROM f) AS failures, (SELECT count(*) FROM u) AS used`,
-			memberID, since, now, partnerID, memberID, codeHash(memberID, code), now, c.policy.MaxFailures).Scan(&row).Error
+			memberID, since, now, partnerID, memberID, codeHash(memberID, code), now, c.policy.MaxFailures).Find(&row).Error
 	case pin != "":
 		err = db.Raw(`SELECT (SELECT count(*) FROM member_consent_failures WHERE member_id = ? AND failed_at > ?) AS failures,
-			(SELECT pin_hash FROM member_pins WHERE member_id = ?) AS pin_hash`, memberID, since, memberID).Scan(&row).Error
+			(SELECT pin_hash FROM member_pins WHERE member_id = ?) AS pin_hash`, memberID, since, memberID).Find(&row).Error
 	default:
 		err = db.Raw(`SELECT count(*) AS failures FROM member_consent_failures WHERE member_id = ? AND failed_at > ?`,
-			memberID, since).Scan(&row).Error
+			memberID, since).Find(&row).Error
 	}
 	if err != nil {
 		return err

@@ -142,7 +142,7 @@ func recordEarned(tx *gorm.DB, c credit, base string, from time.Time) (standing,
 	args := c.args()
 	args["base"], args["from"] = base, from
 	var st standing
-	if err := tx.Raw(earnedSQL, args).Scan(&st).Error; err != nil {
+	if err := tx.Raw(earnedSQL, args).Find(&st).Error; err != nil {
 		return standing{}, fmt.Errorf("qualifying credits of transaction %d: %w", c.TransactionID, err)
 	}
 	return st, nil
