@@ -10,7 +10,6 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -239,25 +238,9 @@ func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempo
 			}
 			return ErrNothingToEarn
 		}
-		d := earnDetails{Quote: q.Details(), Capped: capped, Outlet: in.Outlet}
-		d.Contract.ID, d.Contract.Version, d.Contract.IssuePrice = c.ID, c.Version, c.IssuePrice.String()
-		d.Contract.Currency, d.Contract.Billing, d.Contract.PendingDays = c.Currency, string(c.Billing), c.PendingDays
-		d.ChargeMinor = money.PointsValue(points, c.IssuePrice, c.Currency)
-		details, _ := json.Marshal(d)
-		req := ledger.EarnRequest{Idem: idem, MemberID: in.MemberID, PartnerID: p.PartnerID,
-			Points: ledger.Points(points), OperatorFunded: ledger.Points(q.OperatorFunded),
-			OccurredAt: in.OccurredAt, ExternalRef: in.ExternalRef, Details: details}
-		if c.PendingDays > 0 {
-			at := in.OccurredAt.AddDate(0, 0, c.PendingDays)
-			req.AvailableAt = &at
-		}
-		if t.Programme != nil {
-			if req.ExpiresAt, err = t.Programme.EarnExpiry(ctx, in.OccurredAt); err != nil {
-				return err
-			}
-		} else if t.DefaultExpiry > 0 {
-			at := in.OccurredAt.Add(t.DefaultExpiry)
-			req.ExpiresAt = &at
+		req, charge, err := t.earnRequest(ctx, p.PartnerID, idem, in, c, q, points, capped)
+		if err != nil {
+			return err
 		}
 		tr, err := t.ledger.Joined(tx).Earn(ctx, req)
 		if err != nil {
@@ -267,9 +250,9 @@ func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempo
 		if tr.Replayed {
 			return nil
 		}
-		if c.Billing == BillingPrepaid && d.ChargeMinor > 0 {
+		if c.Billing == BillingPrepaid && charge > 0 {
 			ref := fmt.Sprintf("earn:%d", tr.ID)
-			if _, err := t.registry.DrawDown(tx, p.PartnerID, Money{Minor: d.ChargeMinor, Currency: c.Currency}, ref); err != nil {
+			if _, err := t.registry.DrawDown(tx, p.PartnerID, Money{Minor: charge, Currency: c.Currency}, ref); err != nil {
 				return err
 			}
 		}

@@ -111,9 +111,14 @@ type batchResult struct {
 	Error       *Problem         `json:"error,omitempty"`
 }
 
-// earnBatch posts up to MaxBatch earns, each under its own idempotency key and
-// in its own database transaction: one bad item does not sink the others.
-// The answer is 200 with a result per item in input order.
+// earnBatch posts up to MaxBatch earns, each under its own idempotency key
+// (its request hash is that of a POST /v1/earn of the item's JSON), priced
+// and posted together in one database transaction
+// (partners.Transactions.EarnBatch).
+// One bad item does not sink the others: the answer is 200 with a result per
+// item in input order. A failure of the whole transaction (the database)
+// answers the request with that error: nothing was posted, and the client
+// retries the batch.
 func (s *Server) earnBatch(c *gin.Context) {
 	var req struct {
 		Items []json.RawMessage `json:"items"`
@@ -129,34 +134,60 @@ func (s *Server) earnBatch(c *gin.Context) {
 	p := principal(c)
 	now := s.now()
 	results := make([]batchResult, len(req.Items))
+	earns := make([]partners.BatchEarn, 0, len(req.Items))
+	idx := make([]int, 0, len(req.Items))
 	for i, raw := range req.Items {
-		results[i] = s.batchEarnItem(c, p, i, raw, now)
+		earn, problem := batchEarnItem(p, i, raw, now)
+		if problem != nil {
+			results[i] = *problem
+			continue
+		}
+		earns = append(earns, earn)
+		idx = append(idx, i)
+	}
+	if len(earns) > 0 {
+		outs, err := s.deps.Transactions.EarnBatch(c.Request.Context(), p, earns)
+		if err != nil {
+			fail(c, s.deps.Log, err)
+			return
+		}
+		for n, o := range outs {
+			results[idx[n]] = s.batchResult(c, idx[n], o)
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"results": results})
 }
 
-func (s *Server) batchEarnItem(c *gin.Context, p partners.Principal, i int, raw json.RawMessage, now time.Time) batchResult {
+// batchEarnItem decodes item i of a batch into an earn, or answers the
+// item's problem (its field errors prefixed with items[i].).
+func batchEarnItem(p partners.Principal, i int, raw json.RawMessage, now time.Time) (partners.BatchEarn, *batchResult) {
 	var item batchItem
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&item); err != nil {
-		return itemProblem(i, prefixFields(locateFieldError(jsonFieldError(err), err, raw, &item), fmt.Sprintf("items[%d].", i)))
+		res := itemProblem(i, prefixFields(locateFieldError(jsonFieldError(err), err, raw, &item), fmt.Sprintf("items[%d].", i)))
+		return partners.BatchEarn{}, &res
 	}
 	if !idempotencyKeyPattern.MatchString(item.IdempotencyKey) {
-		return itemProblem(i, validation.New(fmt.Sprintf("items[%d].idempotency_key", i), "is required: 1 to 200 printable ASCII characters"))
+		res := itemProblem(i, validation.New(fmt.Sprintf("items[%d].idempotency_key", i), "is required: 1 to 200 printable ASCII characters"))
+		return partners.BatchEarn{}, &res
 	}
 	h := requestHash(http.MethodPost, "/v1/earn", raw)
 	idem := ledger.Idempotency{Scope: partnerScope(p), Key: item.IdempotencyKey, RequestHash: h}
-	t, err := s.deps.Transactions.Earn(c.Request.Context(), p, idem, item.earnRequest.input(now))
-	if err != nil {
-		res := itemProblem(i, prefixFields(err, fmt.Sprintf("items[%d].", i)))
+	return partners.BatchEarn{Idem: idem, Input: item.earnRequest.input(now)}, nil
+}
+
+// batchResult renders the outcome of item i.
+func (s *Server) batchResult(c *gin.Context, i int, o partners.BatchOutcome) batchResult {
+	if o.Err != nil {
+		res := itemProblem(i, prefixFields(o.Err, fmt.Sprintf("items[%d].", i)))
 		if res.Status == http.StatusInternalServerError {
-			s.deps.Log.ErrorContext(c.Request.Context(), "batch earn item failed", "err", err, "index", i, "request_id", requestID(c))
+			s.deps.Log.ErrorContext(c.Request.Context(), "batch earn item failed", "err", o.Err, "index", i, "request_id", requestID(c))
 		}
 		return res
 	}
-	out := transactionOut(t)
-	return batchResult{Index: i, Status: http.StatusCreated, Replayed: t.Replayed, Transaction: &out}
+	out := transactionOut(o.Transaction)
+	return batchResult{Index: i, Status: http.StatusCreated, Replayed: o.Transaction.Replayed, Transaction: &out}
 }
 
 func itemProblem(i int, err error) batchResult {

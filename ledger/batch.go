@@ -1,0 +1,558 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// EarnOutcome is what EarnBatch did with one request: Transaction is the
+// posted earn (Replayed when the key had already been used by the same
+// request), or Err says why this request was refused (*validation.Error,
+// ErrIdempotencyMismatch). The other requests of the batch are unaffected.
+type EarnOutcome struct {
+	Transaction Transaction
+	Err         error
+}
+
+// EarnBatch posts earns as Earn would post them one after another in input
+// order, with the same guarantees (one lot per funding source, clawback debt
+// repaid first, partner-funded lot first, idempotency per key), in a handful
+// of statements whatever the number of requests: ensure the accounts, claim
+// every key, lock the member accounts in id order, then write all
+// transactions, entries, lots, debt repayments and balances in one statement.
+//
+// A request under a key used earlier (by a committed request, or by an
+// earlier request of the same batch) replays that request's transaction, or
+// is ErrIdempotencyMismatch when its body differs. Outcomes are in input
+// order. The error is for the batch as a whole (the database failed): then
+// nothing was posted, and the caller's transaction (Joined) is unusable.
+//
+// Lock order: keys are claimed before any member account is locked, and
+// accounts are locked in id order in one statement, as every other ledger
+// operation does, so batches cannot deadlock with each other or with single
+// operations.
+func (s *Service) EarnBatch(ctx context.Context, reqs []EarnRequest) ([]EarnOutcome, error) {
+	out := make([]EarnOutcome, len(reqs))
+	hashes := make([][]byte, len(reqs))
+	var valid []int
+	for i, r := range reqs {
+		if err := r.validate(); err != nil {
+			out[i].Err = err
+			continue
+		}
+		hashes[i] = r.Idem.RequestHash
+		if len(hashes[i]) == 0 {
+			h, err := hashRequest(r)
+			if err != nil {
+				out[i].Err = fmt.Errorf("earn: hash request: %w", err)
+				continue
+			}
+			hashes[i] = h
+		}
+		valid = append(valid, i)
+	}
+	if len(valid) == 0 {
+		return out, nil
+	}
+	err := s.within(ctx, func(tx *gorm.DB) error {
+		return earnBatch(tx, s.clock(), reqs, hashes, valid, out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("earn batch: %w", err)
+	}
+	return out, nil
+}
+
+// idemKey is an idempotency key with its scope.
+type idemKey struct{ Scope, Key string }
+
+func (r EarnRequest) idemKey() idemKey { return idemKey{r.Idem.Scope, r.Idem.Key} }
+
+// batchEarn is a request of the batch that claimed its key: it is posted.
+type batchEarn struct {
+	i                int // index in the batch
+	r                EarnRequest
+	txID             int64
+	member           *account
+	issued, promo    int64 // account ids (0 when the source funds nothing)
+	occurred         time.Time
+	available        time.Time
+	repaid, opRepaid int64 // clawback debt repaid from the partner-funded and operator-funded lots
+	balance          int64 // the member's balance after this earn
+}
+
+func earnBatch(tx *gorm.DB, now time.Time, reqs []EarnRequest, hashes [][]byte, valid []int, out []EarnOutcome) error {
+	// The first valid request under each key claims it; later ones are
+	// answered from the record it leaves, as if sent after it.
+	leaderOf := make(map[idemKey]int, len(valid))
+	var leaders []int
+	for _, i := range valid {
+		k := reqs[i].idemKey()
+		if _, ok := leaderOf[k]; !ok {
+			leaderOf[k] = i
+			leaders = append(leaders, i)
+		}
+	}
+	var keys []accountKey
+	for _, i := range leaders {
+		keys = append(keys, reqs[i].accountKeys()...)
+	}
+	ids, err := ensureAccountsBatch(tx, keys)
+	if err != nil {
+		return err
+	}
+	claimed, err := claimBatch(tx, reqs, hashes, leaders, now)
+	if err != nil {
+		return err
+	}
+	// Records of the keys not claimed: an earlier request's.
+	records := make(map[idemKey]idemRecord, len(leaders))
+	var taken []idemKey
+	for _, i := range leaders {
+		k := reqs[i].idemKey()
+		if txID, ok := claimed[k]; ok {
+			records[k] = idemRecord{Operation: "earn", RequestHash: hashes[i], TransactionID: &txID}
+		} else {
+			taken = append(taken, k)
+		}
+	}
+	if err := readIdempotencyBatch(tx, taken, records); err != nil {
+		return err
+	}
+
+	// Lock the members of the earns to post, then compute every posting
+	// under the locks, in input order.
+	var posts []*batchEarn
+	var accountIDs []int64
+	seen := map[int64]bool{}
+	for _, i := range leaders {
+		txID, ok := claimed[reqs[i].idemKey()]
+		if !ok {
+			continue
+		}
+		r := reqs[i]
+		p := &batchEarn{i: i, r: r, txID: txID, occurred: orNow(r.OccurredAt, now), available: now}
+		if r.AvailableAt != nil {
+			p.available = r.AvailableAt.UTC().Truncate(time.Microsecond)
+		}
+		if r.Points > 0 {
+			p.issued = ids[accountKey{KindPartnerIssued, r.PartnerID}]
+		}
+		if r.OperatorFunded > 0 {
+			p.promo = ids[accountKey{KindOperatorPromotions, 0}]
+		}
+		posts = append(posts, p)
+		id := ids[accountKey{KindMember, r.MemberID}]
+		if !seen[id] {
+			seen[id] = true
+			accountIDs = append(accountIDs, id)
+		}
+	}
+	posted := make(map[int64]*Transaction, len(posts))
+	if len(posts) > 0 {
+		accts, err := lockMembers(tx, accountIDs)
+		if err != nil {
+			return err
+		}
+		for _, p := range posts {
+			p.member = accts[ids[accountKey{KindMember, p.r.MemberID}]]
+			debt := max(0, -p.member.Balance)
+			p.repaid = min(debt, int64(p.r.Points))
+			p.opRepaid = min(debt-p.repaid, int64(p.r.OperatorFunded))
+			p.member.Balance += int64(p.r.Points + p.r.OperatorFunded)
+			p.balance = p.member.Balance
+		}
+		cons, err := writeEarnBatch(tx, posts, accts, now)
+		if err != nil {
+			return err
+		}
+		for _, p := range posts {
+			t := p.transaction(now)
+			t.Consumptions = cons[p.txID]
+			posted[p.txID] = &t
+			out[p.i].Transaction = t
+		}
+	}
+
+	// Everyone else replays a record: load the transactions they point at
+	// that this batch did not post, in one go.
+	isPost := func(i int) bool {
+		k := reqs[i].idemKey()
+		_, ok := claimed[k]
+		return ok && leaderOf[k] == i
+	}
+	var load []int64
+	toLoad := map[int64]bool{}
+	for _, i := range valid {
+		if isPost(i) {
+			continue
+		}
+		if rec := records[reqs[i].idemKey()]; rec.TransactionID != nil && posted[*rec.TransactionID] == nil && !toLoad[*rec.TransactionID] {
+			toLoad[*rec.TransactionID] = true
+			load = append(load, *rec.TransactionID)
+		}
+	}
+	loaded, err := loadTransactions(tx, load)
+	if err != nil {
+		return err
+	}
+	for i := range loaded {
+		posted[loaded[i].ID] = &loaded[i]
+	}
+	for _, i := range valid {
+		if !isPost(i) {
+			out[i].Transaction, out[i].Err = replayBatch(records[reqs[i].idemKey()], reqs[i].Idem, hashes[i], posted)
+		}
+	}
+	return nil
+}
+
+// replayBatch is replay for a batch request, with the transactions of the
+// batch's records already loaded.
+func replayBatch(rec idemRecord, idem Idempotency, hash []byte, txs map[int64]*Transaction) (Transaction, error) {
+	if rec.Operation != "earn" || !bytes.Equal(rec.RequestHash, hash) {
+		return Transaction{}, fmt.Errorf("earn with key %q: %w", idem.Key, ErrIdempotencyMismatch)
+	}
+	if rec.TransactionID == nil {
+		// A record storing its result (earns before migration 00191).
+		return replay[Transaction](nil, rec, idem, "earn", hash)
+	}
+	t := txs[*rec.TransactionID]
+	if t == nil {
+		return Transaction{}, fmt.Errorf("earn with key %q: stored transaction %d not found", idem.Key, *rec.TransactionID)
+	}
+	c := *t
+	c.Entries = append([]Entry(nil), t.Entries...)
+	c.Consumptions = append([]LotConsumption(nil), t.Consumptions...)
+	c.Replayed = true
+	return c, nil
+}
+
+// transaction is the earn p posts, as earnStatement answers it.
+func (p *batchEarn) transaction(now time.Time) Transaction {
+	r := p.r
+	total := r.Points + r.OperatorFunded
+	entries := []Entry{{AccountID: p.member.ID, Kind: KindMember, OwnerID: r.MemberID, Points: total}}
+	if r.Points > 0 {
+		entries = append(entries, Entry{AccountID: p.issued, Kind: KindPartnerIssued, OwnerID: r.PartnerID, Points: -r.Points})
+	}
+	if r.OperatorFunded > 0 {
+		entries = append(entries, Entry{AccountID: p.promo, Kind: KindOperatorPromotions, Points: -r.OperatorFunded})
+	}
+	return Transaction{ID: p.txID, Type: TypeEarn, MemberID: r.MemberID, PartnerID: r.PartnerID, Points: total,
+		OccurredAt: p.occurred.UTC(), PostedAt: now.UTC(), ExternalRef: r.ExternalRef, Details: r.Details,
+		Entries: entries, BalanceAfter: Points(p.balance)}
+}
+
+// ensureAccountsBatch is ensureAccounts for many keys: it reads the accounts
+// that exist and creates only the missing ones (in key order, so concurrent
+// creators cannot deadlock), in one statement. Call it before locking any
+// account.
+func ensureAccountsBatch(tx *gorm.DB, keys []accountKey) (map[accountKey]int64, error) {
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].Kind != keys[j].Kind {
+			return keys[i].Kind < keys[j].Kind
+		}
+		return keys[i].Owner < keys[j].Owner
+	})
+	type keyJSON struct {
+		Kind  AccountKind `json:"kind"`
+		Owner int64       `json:"owner_id"`
+	}
+	var list []keyJSON
+	seen := map[accountKey]bool{}
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			list = append(list, keyJSON{k.Kind, k.Owner})
+		}
+	}
+	doc, err := json.Marshal(list)
+	if err != nil {
+		return nil, fmt.Errorf("ensure accounts: %w", err)
+	}
+	// One index lookup per key (LIMIT keeps the planner from turning the
+	// lookup into a scan of every account), then the missing ones inserted.
+	const q = `WITH k AS (
+		SELECT * FROM json_to_recordset(CAST(@keys AS json)) AS k(kind text, owner_id bigint)
+	), look AS (
+		SELECT k.kind, k.owner_id, a.id FROM k LEFT JOIN LATERAL (SELECT a.id FROM ledger_accounts a
+			WHERE a.kind = k.kind AND a.owner_id = k.owner_id LIMIT 1) a ON true
+	), ins AS (
+		INSERT INTO ledger_accounts (kind, owner_id)
+		SELECT kind, owner_id FROM look WHERE id IS NULL ORDER BY kind, owner_id
+		ON CONFLICT (kind, owner_id) DO NOTHING RETURNING id, kind, owner_id
+	)
+	SELECT id, kind, owner_id FROM look WHERE id IS NOT NULL UNION ALL SELECT id, kind, owner_id FROM ins`
+	for attempt := 0; attempt < 3; attempt++ {
+		var rows []account
+		if err := tx.Raw(q, map[string]any{"keys": string(doc)}).Find(&rows).Error; err != nil {
+			return nil, fmt.Errorf("ensure accounts: %w", err)
+		}
+		out := make(map[accountKey]int64, len(rows))
+		for _, r := range rows {
+			out[accountKey{r.Kind, r.OwnerID}] = r.ID
+		}
+		if len(out) == len(seen) {
+			return out, nil
+		}
+		// A key created by a concurrent transaction after this statement's
+		// snapshot: the next statement sees it.
+	}
+	return nil, errors.New("ensure accounts: accounts not visible after retries")
+}
+
+// lockMembers is lockAccounts (member accounts in id order, the global lock
+// order) read with Find: gorm's Scan renders each statement through a
+// regular expression for its logger, which costs more than the lock.
+func lockMembers(tx *gorm.DB, ids []int64) (map[int64]*account, error) {
+	var rows []account
+	if err := tx.Raw(`SELECT id, kind, owner_id, balance, held FROM ledger_accounts
+		WHERE id = ANY(CAST(? AS bigint[])) ORDER BY id FOR UPDATE`, pgArray(ids)).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("lock accounts: %w", err)
+	}
+	out := make(map[int64]*account, len(rows))
+	for i := range rows {
+		out[rows[i].ID] = &rows[i]
+	}
+	for _, id := range ids {
+		if out[id] == nil {
+			return nil, fmt.Errorf("lock account %d: %w", id, ErrNotFound)
+		}
+	}
+	return out, nil
+}
+
+// claimBatch claims the keys of the given requests (distinct keys) in one
+// statement, in key order (two batches sharing keys wait for each other in
+// the same order, never in a cycle), and draws a transaction id for each key
+// claimed. A key held by a concurrent uncommitted request makes the statement
+// wait for it, as claimIdempotency does. The records are completed with
+// their transaction ids by writeEarnBatch, in the same database transaction.
+func claimBatch(tx *gorm.DB, reqs []EarnRequest, hashes [][]byte, idx []int, now time.Time) (map[idemKey]int64, error) {
+	type claimJSON struct {
+		Scope string `json:"scope"`
+		Key   string `json:"key"`
+		Hash  string `json:"hash"`
+	}
+	list := make([]claimJSON, len(idx))
+	for n, i := range idx {
+		list[n] = claimJSON{reqs[i].Idem.Scope, reqs[i].Idem.Key, hex.EncodeToString(hashes[i])}
+	}
+	doc, err := json.Marshal(list)
+	if err != nil {
+		return nil, fmt.Errorf("claim idempotency keys: %w", err)
+	}
+	var rows []struct {
+		Scope, Key string
+		TxID       int64
+	}
+	if err := tx.Raw(`INSERT INTO ledger_idempotency (scope, key, operation, request_hash, created_at)
+		SELECT k.scope, k.key, 'earn', decode(k.hash, 'hex'), CAST(@now AS timestamptz)
+		FROM json_to_recordset(CAST(@keys AS json)) AS k(scope text, key text, hash text)
+		ORDER BY k.scope, k.key
+		ON CONFLICT (scope, key) DO NOTHING
+		RETURNING scope, key, nextval('ledger_transactions_id_seq') AS tx_id`,
+		map[string]any{"keys": string(doc), "now": now}).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("claim idempotency keys: %w", err)
+	}
+	out := make(map[idemKey]int64, len(rows))
+	for _, r := range rows {
+		out[idemKey{r.Scope, r.Key}] = r.TxID
+	}
+	return out, nil
+}
+
+// readIdempotencyBatch reads the records of keys known to exist into records.
+func readIdempotencyBatch(tx *gorm.DB, keys []idemKey, records map[idemKey]idemRecord) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	type keyJSON struct {
+		Scope string `json:"scope"`
+		Key   string `json:"key"`
+	}
+	list := make([]keyJSON, len(keys))
+	for i, k := range keys {
+		list[i] = keyJSON(k)
+	}
+	doc, err := json.Marshal(list)
+	if err != nil {
+		return fmt.Errorf("read idempotency keys: %w", err)
+	}
+	var rows []struct {
+		Scope, Key    string
+		Operation     string
+		RequestHash   []byte
+		Result        *string
+		TransactionID *int64
+	}
+	if err := tx.Raw(`SELECT g.scope, g.key, g.operation, g.request_hash, g.result::text AS result, g.transaction_id
+		FROM json_to_recordset(CAST(@keys AS json)) AS k(scope text, key text)
+		CROSS JOIN LATERAL (SELECT * FROM ledger_idempotency g WHERE g.scope = k.scope AND g.key = k.key LIMIT 1) g`,
+		map[string]any{"keys": string(doc)}).Find(&rows).Error; err != nil {
+		return fmt.Errorf("read idempotency keys: %w", err)
+	}
+	for _, r := range rows {
+		records[idemKey{r.Scope, r.Key}] = idemRecord{Operation: r.Operation, RequestHash: r.RequestHash,
+			Result: r.Result, TransactionID: r.TransactionID}
+	}
+	for _, k := range keys {
+		if _, ok := records[k]; !ok {
+			return fmt.Errorf("idempotency key %q vanished", k.Key)
+		}
+	}
+	return nil
+}
+
+// earnBatchSQL writes the postings of a batch in one statement: the
+// transactions (ids drawn by claimBatch), their entries, one lot per funding
+// source with the debt repaid taken off, the repayments as consumptions of
+// the new lots, the member balances computed under their locks, and the
+// idempotency records pointing at their transactions. It returns the
+// consumptions. Entries and lots are inserted in input order (member,
+// issued, promotions; partner-funded lot first), so a transaction loaded
+// again lists them as posted.
+const earnBatchSQL = `WITH i AS (
+	SELECT * FROM json_to_recordset(CAST(@items AS json)) AS i(ord int, tx bigint, member bigint, partner bigint,
+	    acct bigint, issued bigint, promo bigint, points bigint, opfunded bigint, occurred timestamptz,
+	    available timestamptz, expires timestamptz, ref text, details text, balance bigint, scope text, key text,
+	    repaid bigint, op_repaid bigint)
+), t AS (
+	INSERT INTO ledger_transactions (id, type, member_id, partner_id, points, occurred_at, posted_at, external_ref,
+	    details, balance_after, idempotency_scope, idempotency_key)
+	OVERRIDING SYSTEM VALUE
+	SELECT i.tx, 'earn', i.member, i.partner, i.points + i.opfunded, i.occurred, CAST(@now AS timestamptz), i.ref,
+	       CAST(i.details AS json), i.balance, i.scope, i.key
+	FROM i ORDER BY i.ord
+), e AS (
+	INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
+	SELECT i.tx, x.account_id, x.amount, CAST(@now AS timestamptz)
+	FROM i, LATERAL (VALUES (1, i.acct, i.points + i.opfunded), (2, i.issued, -i.points), (3, i.promo, -i.opfunded))
+	    AS x(n, account_id, amount)
+	WHERE x.amount <> 0 ORDER BY i.ord, x.n
+), l AS (
+	INSERT INTO ledger_lots (account_id, transaction_id, issuer_partner_id, amount, remaining, earned_at, available_at, expires_at)
+	SELECT i.acct, i.tx, s.issuer, s.amount, s.amount - s.repaid, i.occurred, i.available, i.expires
+	FROM i, LATERAL (VALUES (1, i.partner, i.points, i.repaid), (2, CAST(NULL AS bigint), i.opfunded, i.op_repaid))
+	    AS s(n, issuer, amount, repaid)
+	WHERE s.amount > 0 ORDER BY i.ord, s.n
+	RETURNING id, transaction_id, issuer_partner_id, amount - remaining AS repaid
+), c AS (
+	INSERT INTO ledger_lot_consumptions (lot_id, transaction_id, issuer_partner_id, points, posted_at)
+	SELECT l.id, l.transaction_id, l.issuer_partner_id, l.repaid, CAST(@now AS timestamptz) FROM l WHERE l.repaid > 0
+), b AS (
+	UPDATE ledger_accounts a SET balance = n.balance
+	FROM json_to_recordset(CAST(@balances AS json)) AS n(id bigint, balance bigint)
+	-- = ANY: index lookups, not a hash join over every account.
+	WHERE a.id = n.id AND a.id = ANY(ARRAY(SELECT n.id FROM json_to_recordset(CAST(@balances AS json)) AS n(id bigint)))
+), k AS (
+	UPDATE ledger_idempotency g SET transaction_id = i.tx FROM i
+	WHERE g.scope = i.scope AND g.key = i.key
+)
+SELECT l.id AS lot_id, l.transaction_id, l.issuer_partner_id, l.repaid AS points FROM l WHERE l.repaid > 0 ORDER BY l.id`
+
+// writeEarnBatch runs earnBatchSQL for posts and returns the consumptions
+// (debt repaid) by transaction id.
+func writeEarnBatch(tx *gorm.DB, posts []*batchEarn, accts map[int64]*account, now time.Time) (map[int64][]LotConsumption, error) {
+	type itemJSON struct {
+		Ord       int        `json:"ord"`
+		Tx        int64      `json:"tx"`
+		Member    int64      `json:"member"`
+		Partner   *int64     `json:"partner"`
+		Acct      int64      `json:"acct"`
+		Issued    *int64     `json:"issued"`
+		Promo     *int64     `json:"promo"`
+		Points    int64      `json:"points"`
+		OpFunded  int64      `json:"opfunded"`
+		Occurred  time.Time  `json:"occurred"`
+		Available time.Time  `json:"available"`
+		Expires   *time.Time `json:"expires"`
+		Ref       string     `json:"ref"`
+		Details   *string    `json:"details"`
+		Balance   int64      `json:"balance"`
+		Scope     string     `json:"scope"`
+		Key       string     `json:"key"`
+		Repaid    int64      `json:"repaid"`
+		OpRepaid  int64      `json:"op_repaid"`
+	}
+	items := make([]itemJSON, len(posts))
+	for n, p := range posts {
+		r := p.r
+		it := itemJSON{Ord: n, Tx: p.txID, Member: r.MemberID, Partner: nullID(r.PartnerID), Acct: p.member.ID,
+			Issued: nullID(p.issued), Promo: nullID(p.promo), Points: int64(r.Points), OpFunded: int64(r.OperatorFunded),
+			Occurred: p.occurred, Available: p.available, Expires: truncPtr(r.ExpiresAt), Ref: r.ExternalRef,
+			Balance: p.balance, Scope: r.Idem.Scope, Key: r.Idem.Key, Repaid: p.repaid, OpRepaid: p.opRepaid}
+		if len(r.Details) > 0 {
+			d := string(r.Details)
+			it.Details = &d
+		}
+		items[n] = it
+	}
+	type balanceJSON struct {
+		ID      int64 `json:"id"`
+		Balance int64 `json:"balance"`
+	}
+	balances := make([]balanceJSON, 0, len(accts))
+	for _, a := range accts {
+		balances = append(balances, balanceJSON{a.ID, a.Balance})
+	}
+	sort.Slice(balances, func(i, j int) bool { return balances[i].ID < balances[j].ID })
+	itemsDoc, err := json.Marshal(items)
+	if err != nil {
+		return nil, fmt.Errorf("post earns: %w", err)
+	}
+	balancesDoc, err := json.Marshal(balances)
+	if err != nil {
+		return nil, fmt.Errorf("post earns: %w", err)
+	}
+	var rows []struct {
+		LotID           int64
+		TransactionID   int64
+		IssuerPartnerID *int64
+		Points          int64
+	}
+	if err := tx.Raw(earnBatchSQL, map[string]any{"items": string(itemsDoc), "balances": string(balancesDoc), "now": now}).
+		Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("post earns: %w", translate(err))
+	}
+	out := map[int64][]LotConsumption{}
+	for _, r := range rows {
+		out[r.TransactionID] = append(out[r.TransactionID], LotConsumption{LotID: r.LotID,
+			IssuerPartnerID: deref(r.IssuerPartnerID), Points: Points(r.Points)})
+	}
+	return out, nil
+}
+
+// TakenKeys reports which of keys already have a record in scope: a request
+// under one of them replays that record or is refused as a mismatch. It lets
+// a caller that accumulates limits over a batch (daily earn caps) leave the
+// replays out. One statement.
+func (s *Service) TakenKeys(ctx context.Context, scope string, keys []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	doc, err := json.Marshal(keys)
+	if err != nil {
+		return nil, fmt.Errorf("taken keys: %w", err)
+	}
+	var taken []string
+	if err := s.db.WithContext(ctx).Raw(`SELECT key FROM ledger_idempotency
+		WHERE scope = ? AND key IN (SELECT json_array_elements_text(CAST(? AS json)))`, scope, string(doc)).
+		Scan(&taken).Error; err != nil {
+		return nil, fmt.Errorf("taken keys: %w", err)
+	}
+	for _, k := range taken {
+		out[k] = true
+	}
+	return out, nil
+}

@@ -1,0 +1,202 @@
+package programme
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/partners"
+)
+
+var _ partners.ProgrammeBatch = (*Service)(nil)
+
+// MemberTiers is MemberTier for many members, in one read (none when no
+// tiers are defined).
+func (s *Service) MemberTiers(ctx context.Context, memberIDs []int64) (map[int64]string, error) {
+	db := s.db.WithContext(ctx)
+	tiers, _, err := s.config(db)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]string, len(memberIDs))
+	if len(tiers) == 0 {
+		for _, id := range memberIDs {
+			out[id] = ""
+		}
+		return out, nil
+	}
+	known := map[string]bool{}
+	for _, t := range tiers {
+		known[t.Code] = true
+	}
+	var rows []struct {
+		MemberID int64
+		TierCode string
+	}
+	if err := db.Raw(`SELECT member_id, tier_code FROM programme_member_tiers WHERE member_id = ANY(CAST(? AS bigint[]))`,
+		int64Array(memberIDs)).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("tiers of %d members: %w", len(memberIDs), err)
+	}
+	for _, id := range memberIDs {
+		out[id] = tiers[0].Code
+	}
+	for _, r := range rows {
+		if known[r.TierCode] {
+			out[r.MemberID] = r.TierCode
+		}
+	}
+	return out, nil
+}
+
+// earnedBatchSQL is earnedSQL for the earns of a batch: the credits, their
+// running totals (summed per member, month and partner first: one upsert
+// per row), the base tier rows, and, when tiers are defined (@standing), each
+// member's standing from @from on after all of its credits.
+const earnedBatchSQL = `WITH c AS (
+	SELECT * FROM json_to_recordset(CAST(@credits AS json)) AS c(member_id bigint, transaction_id bigint, partner_id bigint,
+	    occurred_at timestamptz, month date, points bigint, spend bigint, nights bigint, stays bigint, flights bigint)
+), credit AS (
+	INSERT INTO programme_qualifying_credits (member_id, transaction_id, reverses_id, partner_id, occurred_at,
+		qualifying_points, spend_minor, nights, stays, flights, posted_at)
+	SELECT member_id, transaction_id, NULL, partner_id, occurred_at, points, spend, nights, stays, flights, @posted FROM c
+	ON CONFLICT (transaction_id) DO NOTHING
+	RETURNING member_id, transaction_id
+), added AS (
+	SELECT c.member_id, c.month, c.partner_id, sum(c.points) AS points, sum(c.spend) AS spend, sum(c.nights) AS nights,
+		sum(c.stays) AS stays, sum(c.flights) AS flights
+	FROM c JOIN credit USING (transaction_id) GROUP BY 1, 2, 3
+), bucket AS (
+	INSERT INTO programme_member_windows AS w (member_id, month, partner_id, qualifying_points, spend_minor,
+		nights, stays, flights)
+	SELECT * FROM added ORDER BY member_id, month, partner_id
+	ON CONFLICT (member_id, month, partner_id) DO UPDATE SET
+		qualifying_points = w.qualifying_points + EXCLUDED.qualifying_points,
+		spend_minor = w.spend_minor + EXCLUDED.spend_minor, nights = w.nights + EXCLUDED.nights,
+		stays = w.stays + EXCLUDED.stays, flights = w.flights + EXCLUDED.flights
+	RETURNING member_id, month, partner_id, qualifying_points, spend_minor, nights, stays, flights
+), tier_row AS (
+	INSERT INTO programme_member_tiers (member_id, tier_code, since, last_review_at, updated_at)
+	SELECT DISTINCT member_id, CAST(@base AS text), CAST(@posted AS timestamptz), CAST(@posted AS timestamptz),
+		CAST(@posted AS timestamptz) FROM credit WHERE @base <> '' ORDER BY member_id
+	ON CONFLICT (member_id) DO NOTHING
+), m AS (
+	SELECT DISTINCT member_id FROM credit WHERE @standing
+), per_partner AS (
+	SELECT r.member_id, r.partner_id, sum(qualifying_points) AS points, sum(spend_minor) AS spend, sum(nights) AS nights,
+		sum(stays) AS stays, sum(flights) AS flights
+	FROM (SELECT w.member_id, w.partner_id, w.qualifying_points, w.spend_minor, w.nights, w.stays, w.flights
+			FROM programme_member_windows w JOIN m USING (member_id)
+			WHERE w.month >= @from AND NOT EXISTS (SELECT 1 FROM bucket b
+				WHERE b.member_id = w.member_id AND b.month = w.month AND b.partner_id = w.partner_id)
+		UNION ALL
+		SELECT member_id, partner_id, qualifying_points, spend_minor, nights, stays, flights FROM bucket
+			WHERE month >= @from AND @standing) r
+	GROUP BY r.member_id, r.partner_id
+)
+SELECT m.member_id, coalesce(sum(pp.points), 0) AS points, coalesce(sum(pp.spend), 0) AS spend,
+	coalesce(sum(pp.nights), 0) AS nights, coalesce(sum(pp.stays), 0) AS stays, coalesce(sum(pp.flights), 0) AS flights,
+	count(pp.partner_id) FILTER (WHERE pp.points > 0) AS partners,
+	(SELECT tier_code FROM programme_member_tiers t WHERE t.member_id = m.member_id) AS tier,
+	(SELECT string_agg(tier_code, ',') FROM programme_tier_grants g WHERE g.member_id = m.member_id
+		AND g.starts_at <= @posted AND (g.ends_at IS NULL OR g.ends_at > @posted)) AS grants
+FROM m LEFT JOIN per_partner pp USING (member_id) GROUP BY m.member_id ORDER BY m.member_id`
+
+// EarnedBatch is Earned for the new earns of a batch, inside its
+// transaction: one statement records every credit and running total and
+// returns each member's standing; a member whose standing crosses a
+// threshold is evaluated exactly (as Earned does), once, after all of its
+// earns of the batch; company credits as Earned gives them.
+func (s *Service) EarnedBatch(ctx context.Context, tx *gorm.DB, earns []partners.PostedEarn) error {
+	if len(earns) == 0 {
+		return nil
+	}
+	tiers, p, err := s.config(tx)
+	if err != nil {
+		return err
+	}
+	type creditJSON struct {
+		MemberID      int64     `json:"member_id"`
+		TransactionID int64     `json:"transaction_id"`
+		PartnerID     int64     `json:"partner_id"`
+		OccurredAt    time.Time `json:"occurred_at"`
+		Month         string    `json:"month"`
+		Points        int64     `json:"points"`
+		Spend         int64     `json:"spend"`
+		Nights        int64     `json:"nights"`
+		Stays         int64     `json:"stays"`
+		Flights       int64     `json:"flights"`
+	}
+	list := make([]creditJSON, len(earns))
+	spends := make([]int64, len(earns))
+	for i, e := range earns {
+		tr := e.Transaction
+		var qp int64
+		for _, en := range tr.Entries {
+			if en.Kind == ledger.KindPartnerIssued {
+				qp -= int64(en.Points)
+			}
+		}
+		if e.Input.Amount.Currency == p.Currency {
+			spends[i] = e.Input.Amount.Minor
+		}
+		nights, stays, flights := activityMetrics(e.Input.Activity)
+		list[i] = creditJSON{MemberID: tr.MemberID, TransactionID: tr.ID, PartnerID: e.PartnerID, OccurredAt: tr.OccurredAt,
+			Month: monthOf(tr.OccurredAt).Format(time.DateOnly), Points: qp, Spend: spends[i], Nights: nights, Stays: stays,
+			Flights: flights}
+	}
+	doc, err := json.Marshal(list)
+	if err != nil {
+		return err
+	}
+	now := s.clock()
+	var base string
+	if len(tiers) > 0 {
+		base = tiers[0].Code
+	}
+	var rows []struct {
+		MemberID                                        int64
+		Points, Spend, Nights, Stays, Flights, Partners int64
+		Tier, Grants                                    *string
+	}
+	if err := tx.Raw(earnedBatchSQL, map[string]any{"credits": string(doc), "posted": now, "base": base,
+		"from": totalsFrom(p.TierWindow, now), "standing": len(tiers) > 0}).Find(&rows).Error; err != nil {
+		return fmt.Errorf("qualifying credits of %d earns: %w", len(earns), err)
+	}
+	for _, r := range rows {
+		st := standing{Points: r.Points, Spend: r.Spend, Nights: r.Nights, Stays: r.Stays, Flights: r.Flights,
+			Partners: r.Partners, Tier: r.Tier, Grants: r.Grants}
+		d := Evaluate(tiers, EvalInput{Current: st.tier(), Credits: st.credits(), Grants: st.grants(), At: now})
+		if d.Changed {
+			if _, err := s.evaluate(tx, r.MemberID, now, false); err != nil {
+				return fmt.Errorf("tier of member %d: %w", r.MemberID, err)
+			}
+		}
+	}
+	for i, e := range earns {
+		if spends[i] <= 0 {
+			continue
+		}
+		if ok, err := s.corporate(tx, e.PartnerID); err != nil {
+			return err
+		} else if ok {
+			if err := s.creditCompany(ctx, tx, p, e, spends[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func int64Array(ids []int64) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatInt(id, 10)
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
