@@ -19,8 +19,28 @@
 // period closing (visible to the console), then the work runs under the
 // period row's FOR UPDATE lock, so concurrent closers (several workers, a
 // person and the scheduler) serialise and the later ones find it closed. The
-// work is set-based SQL (INSERT ... SELECT for the period mapping; aggregates
-// for statements, matrix and liability), never the month in memory.
+// work is set-based SQL, never the month in memory, in one REPEATABLE READ
+// snapshot (a closer that waited for the lock and meets a serialization
+// failure retries and finds the period closed). It is shaped for months of
+// millions of transactions (issue 10, docs/performance.md):
+//
+//   - the period's transactions are those posted during it plus the
+//     stragglers of the previous period; ledger ids follow posting order, so
+//     the aggregates read the ledger tables by transaction id range less the
+//     few ids of the range that belong elsewhere, instead of joining the
+//     mapping;
+//   - the mapping INSERT and the aggregates (statement legs, matrix,
+//     outstanding liability) run side by side: the aggregates on a second
+//     connection that imports the close's snapshot (pg_export_snapshot), so
+//     a close holds two connections;
+//   - contracts are joined to sums per contract bucket (the intervals between
+//     any two consecutive effective_from), not to each row;
+//   - the outstanding liability starts from the previous period's, recorded
+//     at its close in settlement_period_outstanding, plus this period's lot
+//     movements (the ledger's whole history is read once, after periods
+//     closed before those rows were kept);
+//   - work_mem, parallel query costs and JIT are set for the close's
+//     transactions only (SET LOCAL).
 //
 // # Statements
 //
@@ -51,9 +71,10 @@
 // The net is the sum of the non-informational lines. Each statement is
 // stored as canonical JSON (a struct with fixed field order, UTC times,
 // sorted lines) with its SHA-256; Verify recomputes every document from the
-// recorded mapping and compares hashes. Life cycle: draft → approved
-// (finance) → sent (statement.ready webhook, in the same transaction) → paid
-// (payment reference), each a conditional transition under the row lock.
+// recorded mapping and compares hashes (and the recomputed outstanding
+// liability with the one recorded). Life cycle: draft → approved (finance) →
+// sent (statement.ready webhook, in the same transaction) → paid (payment
+// reference), each a conditional transition under the row lock.
 //
 // # Report
 //

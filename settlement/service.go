@@ -3,9 +3,11 @@ package settlement
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -136,10 +138,12 @@ func (s *Service) ClosePrevious(ctx context.Context) (Period, error) {
 // settles (every one posted before its end and not settled earlier), takes
 // pending adjustments, builds one statement per partner with activity and the
 // period report, stores each as canonical JSON with its SHA-256, and marks the
-// period closed. Closing a closed period returns it unchanged (same hashes).
-// Concurrent closers serialise on the period row; the first does the work.
-// Errors: *validation.Error, ErrPeriodNotEnded, ErrEarlierPeriodOpen,
-// ErrMissingRate, ErrNoContract (the period then stays "closing").
+// period closed, recording its outstanding liability for the next close.
+// Closing a closed period returns it unchanged (same hashes). Concurrent
+// closers serialise on the period row; the first does the work. A close uses
+// two database connections (see doc.go). Errors: *validation.Error,
+// ErrPeriodNotEnded, ErrEarlierPeriodOpen, ErrPeriodClosed (a later period is
+// closed), ErrMissingRate, ErrNoContract (the period then stays "closing").
 func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, error) {
 	m, err := parseMonth(monthStr, "period", s.loc)
 	if err != nil {
@@ -163,72 +167,106 @@ func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, er
 	}); err != nil {
 		return Period{}, fmt.Errorf("close %s: %w", m, err)
 	}
-	// Phase 2: the work, under the period row's lock.
+	// Phase 2: the work, under the period row's lock, in one snapshot. The
+	// aggregates run beside it on a second connection (aux), taken before
+	// the lock so that a close never waits for the pool while holding it.
 	var out periodRow
-	err = db.Transaction(func(tx *gorm.DB) error {
-		p, err := selectPeriod(tx, m.String(), true)
-		if err != nil {
+	err = db.Connection(func(aux *gorm.DB) error {
+		return repeatableRead(db, func(tx *gorm.DB) error {
+			var err error
+			out, err = s.closeLocked(ctx, tx, aux, m, actor)
 			return err
-		}
-		if p.Status == string(PeriodClosed) {
-			out = p
-			return nil
-		}
-		// Periods close in order: every earlier period is closed and, once
-		// any period has closed, so is the month just before this one.
-		var earlier struct {
-			Open       int64
-			Closed     int64
-			PrevClosed bool
-			ScanFrom   *time.Time
-		}
-		if err := tx.Raw(`SELECT count(*) FILTER (WHERE status <> 'closed') AS open,
-			count(*) FILTER (WHERE status = 'closed') AS closed,
-			coalesce(bool_or(month = ?::date AND status = 'closed'), false) AS prev_closed,
-			max(starts_at) FILTER (WHERE status = 'closed') AS scan_from
-			FROM settlement_periods WHERE month < ?::date`, m.previous().date(), m.date()).Scan(&earlier).Error; err != nil {
-			return err
-		}
-		if earlier.Open > 0 || (earlier.Closed > 0 && !earlier.PrevClosed) {
-			return fmt.Errorf("close after %s: %w", m.previous(), ErrEarlierPeriodOpen)
-		}
-		scanFrom := time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
-		if earlier.ScanFrom != nil {
-			scanFrom = *earlier.ScanFrom
-		}
-		if _, err := assignTransactions(tx, p, scanFrom); err != nil {
-			return fmt.Errorf("assign transactions: %w", err)
-		}
-		// Fresh statistics (ANALYZE counts this transaction's own rows) so the
-		// month's joins are planned for its real size.
-		if err := tx.Exec(`ANALYZE settlement_period_transactions`).Error; err != nil {
-			return fmt.Errorf("analyze: %w", err)
-		}
-		if _, err := claimAdjustments(tx, p); err != nil {
-			return fmt.Errorf("claim adjustments: %w", err)
-		}
-		docs, report, err := s.compute(tx, p)
-		if err != nil {
-			return err
-		}
-		now := s.clock()
-		for _, d := range docs {
-			if err := insertStatement(tx, p.ID, d, now); err != nil {
-				return err
-			}
-		}
-		raw, sum := canonical(report)
-		if err := tx.Exec(`UPDATE settlement_periods SET status = 'closed', closed_at = ?, closed_by = ?,
-			report = ?::text::json, report_sha256 = ? WHERE id = ?`, now, actor, string(raw), sum[:], p.ID).Error; err != nil {
-			return err
-		}
-		out, err = selectPeriod(tx, m.String(), false)
-		return err
+		})
 	})
 	if err != nil {
 		return Period{}, fmt.Errorf("close %s: %w", m, err)
 	}
 	return out.period(), nil
+}
+
+// closeLocked is phase 2 of Close, in tx: it locks the period row, checks the
+// order of closes and, unless the period is closed already, settles it.
+func (s *Service) closeLocked(ctx context.Context, tx, aux *gorm.DB, m month, actor string) (periodRow, error) {
+	p, err := selectPeriod(tx, m.String(), true)
+	if err != nil || p.Status == string(PeriodClosed) {
+		return p, err
+	}
+	// Periods close in order: every earlier period is closed and, once any
+	// period has closed, so is the month just before this one.
+	var earlier struct {
+		Open        int64
+		Closed      int64
+		PrevClosed  bool
+		ScanFrom    *time.Time
+		LaterClosed bool
+	}
+	if err := tx.Raw(`SELECT count(*) FILTER (WHERE month < @m AND status <> 'closed') AS open,
+		count(*) FILTER (WHERE month < @m AND status = 'closed') AS closed,
+		coalesce(bool_or(month = @prev AND status = 'closed'), false) AS prev_closed,
+		max(starts_at) FILTER (WHERE month < @m AND status = 'closed') AS scan_from,
+		coalesce(bool_or(month > @m AND status = 'closed'), false) AS later_closed
+		FROM settlement_periods`, map[string]any{"m": m.date(), "prev": m.previous().date()}).Scan(&earlier).Error; err != nil {
+		return periodRow{}, err
+	}
+	if earlier.Open > 0 || (earlier.Closed > 0 && !earlier.PrevClosed) {
+		return periodRow{}, fmt.Errorf("close after %s: %w", m.previous(), ErrEarlierPeriodOpen)
+	}
+	// A later period closed first (as the first close ever) and settled
+	// this month's transactions already.
+	if earlier.LaterClosed {
+		return periodRow{}, fmt.Errorf("close %s: a later period is closed: %w", m, ErrPeriodClosed)
+	}
+	scanFrom := time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	if earlier.ScanFrom != nil {
+		scanFrom = *earlier.ScanFrom
+	}
+	if err := tuneBulk(tx); err != nil {
+		return periodRow{}, err
+	}
+	prev, err := selectPreviousPeriod(tx, p)
+	if err != nil {
+		return periodRow{}, err
+	}
+	set, err := findPeriodSet(tx, p, scanFrom, prev.ID)
+	if err != nil {
+		return periodRow{}, err
+	}
+	// The mapping (writes) and the aggregates (reads of the same snapshot)
+	// each take seconds per million transactions: they run side by side.
+	var recorded int64
+	agg, err := aggregateAlongside(ctx, tx, aux, p, set, prev, func() (err error) {
+		recorded, err = recordTransactions(tx, p, set)
+		return err
+	})
+	if err != nil {
+		return periodRow{}, err
+	}
+	if recorded != agg.count { // one snapshot: cannot happen
+		return periodRow{}, fmt.Errorf("recorded %d transactions, aggregated %d", recorded, agg.count)
+	}
+	if _, err := claimAdjustments(tx, p); err != nil {
+		return periodRow{}, fmt.Errorf("claim adjustments: %w", err)
+	}
+	res, err := s.compute(tx, p, agg)
+	if err != nil {
+		return periodRow{}, err
+	}
+	docs, report := res.docs, res.report
+	if err := insertOutstanding(tx, p.ID, res.outstanding); err != nil {
+		return periodRow{}, err
+	}
+	now := s.clock()
+	for _, d := range docs {
+		if err := insertStatement(tx, p.ID, d, now); err != nil {
+			return periodRow{}, err
+		}
+	}
+	raw, sum := canonical(report)
+	if err := tx.Exec(`UPDATE settlement_periods SET status = 'closed', closed_at = ?, closed_by = ?,
+		report = ?::text::json, report_sha256 = ? WHERE id = ?`, now, actor, string(raw), sum[:], p.ID).Error; err != nil {
+		return periodRow{}, err
+	}
+	return selectPeriod(tx, m.String(), false)
 }
 
 // Verify recomputes the statements and report of a closed period from the
@@ -237,7 +275,8 @@ func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, er
 // ErrPeriodNotClosed.
 func (s *Service) Verify(ctx context.Context, monthStr string) (bool, error) {
 	ok := true
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := repeatableRead(s.db.WithContext(ctx), func(tx *gorm.DB) error {
+		ok = true
 		p, err := selectPeriod(tx, monthStr, false)
 		if err != nil {
 			return err
@@ -245,11 +284,36 @@ func (s *Service) Verify(ctx context.Context, monthStr string) (bool, error) {
 		if p.Status != string(PeriodClosed) {
 			return ErrPeriodNotClosed
 		}
-		docs, report, err := s.compute(tx, p)
+		if err := tuneBulk(tx); err != nil {
+			return err
+		}
+		prev, err := selectPreviousPeriod(tx, p)
 		if err != nil {
 			return err
 		}
+		pt, err := prepareSettled(tx, p)
+		if err != nil {
+			return err
+		}
+		agg, err := aggregate(tx, p, pt, prev)
+		if err != nil {
+			return err
+		}
+		res, err := s.compute(tx, p, agg)
+		if err != nil {
+			return err
+		}
+		docs, report := res.docs, res.report
 		if _, sum := canonical(report); string(sum[:]) != string(p.ReportSHA256) {
+			ok = false
+		}
+		// The outstanding liability the next close starts from (periods
+		// closed before it was recorded have none).
+		recorded, err := selectRecordedOutstanding(tx, p.ID)
+		if err != nil {
+			return err
+		}
+		if len(recorded) > 0 && !sameLiabilities(recorded, res.outstanding) {
 			ok = false
 		}
 		stored, err := selectStatements(tx, "s.period_id = ?", p.ID)
@@ -295,44 +359,178 @@ func (s *Service) Report(ctx context.Context, monthStr string) (Report, error) {
 	return r, err
 }
 
-// compute builds every statement document and the report of p from what is
-// recorded as settled in p.
-func (s *Service) compute(tx *gorm.DB, p periodRow) ([]Document, Report, error) {
-	legs, err := selectLegs(tx, p)
-	if err != nil {
-		return nil, Report{}, fmt.Errorf("statement legs: %w", err)
+// repeatableRead runs fn in a REPEATABLE READ transaction, so that every
+// statement of a close (or Verify) sees the same snapshot: the period's id
+// range, the ids it skips and the ledger rows read by range agree. A
+// serialization failure (another closer committed the period while this one
+// waited for the period row's lock) is retried with a fresh snapshot, which
+// then finds the period closed.
+func repeatableRead(db *gorm.DB, fn func(tx *gorm.DB) error) error {
+	for attempt := 1; ; attempt++ {
+		err := db.Transaction(fn, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+		if err == nil || pgCode(err) != "40001" || attempt == 5 {
+			return err
+		}
 	}
+}
+
+// aggregated is what the close reads of the ledger: the statement legs, the
+// liability matrix and the outstanding liability rows of count transactions.
+type aggregated struct {
+	count       int64
+	legs        []legRow
+	matrix      []matrixRow
+	outstanding []liabilityRow
+}
+
+// aggregate reads the period's aggregates (pt prepared by prepareSet or
+// prepareSettled), starting the outstanding liability from prev's.
+func aggregate(tx *gorm.DB, p periodRow, pt periodTx, prev previousPeriod) (aggregated, error) {
+	agg := aggregated{count: pt.Count}
+	var err error
+	if agg.legs, err = selectLegs(tx, p, pt); err != nil {
+		return aggregated{}, fmt.Errorf("statement legs: %w", err)
+	}
+	if agg.matrix, err = selectMatrix(tx, p, pt); err != nil {
+		return aggregated{}, fmt.Errorf("liability matrix: %w", err)
+	}
+	if agg.outstanding, err = selectOutstanding(tx, p, pt, prev); err != nil {
+		return aggregated{}, fmt.Errorf("outstanding liability: %w", err)
+	}
+	return agg, nil
+}
+
+// aggregateAlongside runs aggregate on the connection aux, in the snapshot of
+// the close's transaction tx (exported before tx writes anything), while
+// write runs in tx; it returns when both are done.
+func aggregateAlongside(ctx context.Context, tx, aux *gorm.DB, p periodRow, set periodSet, prev previousPeriod,
+	write func() error) (aggregated, error) {
+	var snapshot string
+	if err := tx.Raw(`SELECT pg_export_snapshot()`).Scan(&snapshot).Error; err != nil {
+		return aggregated{}, fmt.Errorf("export the close's snapshot: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		agg aggregated
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var agg aggregated
+		err := aux.WithContext(ctx).Transaction(func(rtx *gorm.DB) error {
+			if err := rtx.Exec(`SET TRANSACTION SNAPSHOT '` + strings.ReplaceAll(snapshot, "'", "''") + `'`).Error; err != nil {
+				return fmt.Errorf("import the close's snapshot: %w", err)
+			}
+			if err := tuneBulk(rtx); err != nil {
+				return err
+			}
+			pt, err := prepareSet(rtx, p, set)
+			if err != nil {
+				return err
+			}
+			agg, err = aggregate(rtx, p, pt, prev)
+			return err
+		}, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+		done <- result{agg, err}
+	}()
+	werr := write()
+	if werr != nil {
+		cancel()
+	}
+	r := <-done
+	if werr != nil {
+		return aggregated{}, werr
+	}
+	return r.agg, r.err
+}
+
+// computed is what a close produces: the statements, the period report and
+// the outstanding liability rows the report values.
+type computed struct {
+	docs        []Document
+	report      Report
+	outstanding []liabilityRow
+}
+
+// compute builds every statement document and the report of p from its
+// aggregates, its adjustments and its rates.
+func (s *Service) compute(tx *gorm.DB, p periodRow, agg aggregated) (computed, error) {
 	prepaid, err := selectPrepaid(tx, p)
 	if err != nil {
-		return nil, Report{}, fmt.Errorf("prepaid movements: %w", err)
+		return computed{}, fmt.Errorf("prepaid movements: %w", err)
 	}
 	var adjs []adjustmentRow
 	if err := tx.Raw(`SELECT `+adjustmentColumns+` FROM settlement_adjustments WHERE period_id = ? ORDER BY id`, p.ID).
 		Scan(&adjs).Error; err != nil {
-		return nil, Report{}, err
+		return computed{}, err
 	}
 	currencies, err := selectPartners(tx)
 	if err != nil {
-		return nil, Report{}, err
+		return computed{}, err
 	}
 	rates, err := selectRates(tx, p.ID)
 	if err != nil {
-		return nil, Report{}, err
+		return computed{}, err
 	}
-	docs, err := buildDocuments(p.period(), legs, prepaid, adjs, currencies, rates)
+	docs, err := buildDocuments(p.period(), agg.legs, prepaid, adjs, currencies, rates)
 	if err != nil {
-		return nil, Report{}, err
+		return computed{}, err
 	}
-	matrix, err := selectMatrix(tx, p)
+	report, err := buildReport(p.period(), s.base, agg.matrix, agg.outstanding, currencies, rates)
 	if err != nil {
-		return nil, Report{}, fmt.Errorf("liability matrix: %w", err)
+		return computed{}, err
 	}
-	outstanding, err := selectOutstanding(tx, p)
-	if err != nil {
-		return nil, Report{}, fmt.Errorf("outstanding liability: %w", err)
+	return computed{docs: docs, report: report, outstanding: agg.outstanding}, nil
+}
+
+// tuneBulk sets, for the rest of the database transaction only, what the
+// close's month-sized aggregates need: a cheaper Gather, so that the joins of
+// ledger tables run in parallel workers (the planner otherwise prices moving
+// millions of joined rows to the leader above doing the join alone), and no
+// JIT (compiling these plans costs seconds and saves less). work_mem stays
+// small (16MB): the month's hash joins run in batches through temporary
+// files, which costs little here and keeps the close's PostgreSQL processes
+// (two sessions and their parallel workers) under 300 MB together.
+func tuneBulk(tx *gorm.DB) error {
+	for _, set := range []string{
+		`SET LOCAL work_mem = '16MB'`,
+		`SET LOCAL parallel_setup_cost = 100`,
+		`SET LOCAL parallel_tuple_cost = 0.01`,
+		`SET LOCAL jit = off`,
+	} {
+		if err := tx.Exec(set).Error; err != nil {
+			return err
+		}
 	}
-	report, err := buildReport(p.period(), s.base, matrix, outstanding, currencies, rates)
-	return docs, report, err
+	return nil
+}
+
+// sameLiabilities reports whether two sets of outstanding rows are equal.
+func sameLiabilities(a, b []liabilityRow) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	key := func(r liabilityRow) string {
+		price := "-"
+		if r.IssuePrice.Valid {
+			price = r.IssuePrice.Decimal.String()
+		}
+		return fmt.Sprintf("%d/%s", r.IssuerPartnerID, price)
+	}
+	sums := map[string]int64{}
+	for _, r := range a {
+		sums[key(r)] += r.Points
+	}
+	for _, r := range b {
+		sums[key(r)] -= r.Points
+	}
+	for _, v := range sums {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // canonical is the stored byte form of a document and its SHA-256. Documents

@@ -27,7 +27,7 @@ import (
 
 // closeChaosEarns is the number of generated earns of the month (plus half as
 // many burns): enough that the close's work takes a few seconds.
-const closeChaosEarns = 100000
+const closeChaosEarns = 400000
 
 // startWorker starts `hub worker` with env and waits until it logs that it
 // runs (the worker alone serves no /healthz).
@@ -277,7 +277,7 @@ func TestChaosWorkerKilledMidPeriodClose(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// Let the work run a little, then kill -9.
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
 	if err := worker.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -157,14 +157,24 @@ func settlePartners(ctx context.Context, db *gorm.DB, n int, from time.Time) ([]
 // another partner for every second earn (1.5 transactions per earn), with
 // their entries, lots and lot consumptions, by set-based SQL (INSERT ...
 // SELECT generate_series): the rows are made inside PostgreSQL, which is
-// faster than streaming them through COPY. Member balances are not rolled
-// up: this database is for the close, not for the ledger audit.
+// faster than streaming them through COPY. Every ledger index is there, as in
+// production. The rows are written with the session's triggers off
+// (session_replication_role = replica, when the role may set it): per row,
+// the foreign-key checks and the commit-time balance check of each
+// transaction cost more than the writes. What those triggers check holds by
+// construction and is checked afterwards set-based (checkGenerated). Member
+// balances are not rolled up: this database is for the close, not for the
+// ledger audit. Each step is reported on stderr.
 func generateMonth(ctx context.Context, db *gorm.DB, dbURL string, partnerIDs []int64, members int, earns int64, month time.Time) error {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
+	step := func(name string, t time.Time, rows int64) {
+		fmt.Fprintf(os.Stderr, "settlement: generate: %-32s %10d rows %7.1fs\n", name, rows, time.Since(t).Seconds())
+	}
+	t := time.Now()
 	created := time.Now().UTC()
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"members"}, []string{"given_name", "family_name", "created_at", "updated_at"},
 		pgx.CopyFromSlice(members, func(i int) ([]any, error) {
@@ -172,61 +182,128 @@ func generateMonth(ctx context.Context, db *gorm.DB, dbURL string, partnerIDs []
 		})); err != nil {
 		return fmt.Errorf("copy members: %w", err)
 	}
+	step("members (COPY)", t, int64(members))
 	start := month.UTC()
 	span := month.AddDate(0, 1, 0).UTC().Sub(start) - time.Minute
-	step := span.Microseconds() / (earns + 1)
-	args := map[string]any{"n": earns, "start": start, "step": step, "parts": pgIntArray(partnerIDs)}
-	stmts := []string{
-		`INSERT INTO ledger_accounts (kind, owner_id) SELECT 'member', id FROM members`,
-		`INSERT INTO ledger_accounts (kind, owner_id) SELECT k, p FROM unnest(CAST(@parts AS bigint[])) p,
-		 (VALUES ('partner_issued'), ('partner_redeemed')) v(k)`,
-		`CREATE TEMP TABLE gen_member AS SELECT row_number() OVER (ORDER BY id) - 1 AS i, id FROM members`,
-		`CREATE TEMP TABLE gen_acct AS SELECT owner_id AS member_id, id FROM ledger_accounts WHERE kind = 'member'`,
-		`ALTER TABLE gen_member ADD PRIMARY KEY (i)`,
-		`ALTER TABLE gen_acct ADD PRIMARY KEY (member_id)`,
-		`INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after, external_ref)
+	stepUS := span.Microseconds() / (earns + 1)
+	args := map[string]any{"n": earns, "start": start, "step": stepUS, "parts": pgIntArray(partnerIDs)}
+	stmts := []struct{ name, sql string }{
+		{"member accounts", `INSERT INTO ledger_accounts (kind, owner_id) SELECT 'member', id FROM members`},
+		{"partner accounts", `INSERT INTO ledger_accounts (kind, owner_id) SELECT k, p FROM unnest(CAST(@parts AS bigint[])) p,
+		 (VALUES ('partner_issued'), ('partner_redeemed')) v(k)`},
+		{"", `CREATE TEMP TABLE gen_member AS SELECT row_number() OVER (ORDER BY id) - 1 AS i, id FROM members`},
+		{"", `CREATE TEMP TABLE gen_acct AS SELECT owner_id AS member_id, id FROM ledger_accounts WHERE kind = 'member'`},
+		{"", `ALTER TABLE gen_member ADD PRIMARY KEY (i)`},
+		{"", `ALTER TABLE gen_acct ADD PRIMARY KEY (member_id)`},
+		{"earn transactions", `INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after, external_ref)
 		 SELECT 'earn', m.id, (CAST(@parts AS bigint[]))[1 + g % NP], 100,
 		        CAST(@start AS timestamptz) + g * CAST(@step AS bigint) * interval '1 microsecond',
 		        CAST(@start AS timestamptz) + g * CAST(@step AS bigint) * interval '1 microsecond', 100, 'E' || g
-		 FROM generate_series(1, @n) g JOIN gen_member m ON m.i = g % NMEMBERS`,
-		`CREATE TEMP TABLE gen_earn AS SELECT t.id, t.member_id, t.partner_id, t.posted_at, a.id AS account_id
-		 FROM ledger_transactions t JOIN gen_acct a ON a.member_id = t.member_id WHERE t.type = 'earn'`,
-		`INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
+		 FROM generate_series(1, @n) g JOIN gen_member m ON m.i = g % NMEMBERS`},
+		{"", `CREATE TEMP TABLE gen_earn AS SELECT t.id, t.member_id, t.partner_id, t.posted_at, a.id AS account_id
+		 FROM ledger_transactions t JOIN gen_acct a ON a.member_id = t.member_id WHERE t.type = 'earn'`},
+		{"earn entries", `INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
 		 SELECT id, account_id, 100, posted_at FROM gen_earn
 		 UNION ALL
-		 SELECT e.id, a.id, -100, e.posted_at FROM gen_earn e JOIN ledger_accounts a ON a.kind = 'partner_issued' AND a.owner_id = e.partner_id`,
-		`INSERT INTO ledger_lots (account_id, transaction_id, issuer_partner_id, amount, remaining, earned_at, available_at)
-		 SELECT account_id, id, partner_id, 100, CASE WHEN id % 2 = 0 THEN 50 ELSE 100 END, posted_at, posted_at FROM gen_earn`,
-		`INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after, external_ref)
+		 SELECT e.id, a.id, -100, e.posted_at FROM gen_earn e JOIN ledger_accounts a ON a.kind = 'partner_issued' AND a.owner_id = e.partner_id`},
+		{"lots", `INSERT INTO ledger_lots (account_id, transaction_id, issuer_partner_id, amount, remaining, earned_at, available_at)
+		 SELECT account_id, id, partner_id, 100, CASE WHEN id % 2 = 0 THEN 50 ELSE 100 END, posted_at, posted_at FROM gen_earn`},
+		{"burn transactions", `INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after, external_ref)
 		 SELECT 'burn', member_id, (CAST(@parts AS bigint[]))[1 + (id + 7) % NP], 50, posted_at + interval '1 microsecond',
 		        posted_at + interval '1 microsecond', 50, 'L' || id
-		 FROM gen_earn WHERE id % 2 = 0`,
-		`CREATE TEMP TABLE gen_burn AS SELECT t.id, t.partner_id, t.posted_at, substr(t.external_ref, 2)::bigint AS earn_id, e.account_id, e.partner_id AS issuer
-		 FROM ledger_transactions t JOIN gen_earn e ON e.id = substr(t.external_ref, 2)::bigint WHERE t.type = 'burn'`,
-		`INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
+		 FROM gen_earn WHERE id % 2 = 0`},
+		{"", `CREATE TEMP TABLE gen_burn AS SELECT t.id, t.partner_id, t.posted_at, substr(t.external_ref, 2)::bigint AS earn_id, e.account_id, e.partner_id AS issuer
+		 FROM ledger_transactions t JOIN gen_earn e ON e.id = substr(t.external_ref, 2)::bigint WHERE t.type = 'burn'`},
+		{"burn entries", `INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
 		 SELECT id, account_id, -50, posted_at FROM gen_burn
 		 UNION ALL
-		 SELECT b.id, a.id, 50, b.posted_at FROM gen_burn b JOIN ledger_accounts a ON a.kind = 'partner_redeemed' AND a.owner_id = b.partner_id`,
-		`INSERT INTO ledger_lot_consumptions (lot_id, transaction_id, issuer_partner_id, points, posted_at)
-		 SELECT l.id, b.id, b.issuer, 50, b.posted_at FROM gen_burn b JOIN ledger_lots l ON l.transaction_id = b.earn_id`,
+		 SELECT b.id, a.id, 50, b.posted_at FROM gen_burn b JOIN ledger_accounts a ON a.kind = 'partner_redeemed' AND a.owner_id = b.partner_id`},
+		{"lot consumptions", `INSERT INTO ledger_lot_consumptions (lot_id, transaction_id, issuer_partner_id, points, posted_at)
+		 SELECT l.id, b.id, b.issuer, 50, b.posted_at FROM gen_burn b JOIN ledger_lots l ON l.transaction_id = b.earn_id`},
 	}
 	err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for _, q := range stmts {
-			q = strings.NewReplacer("NP", strconv.Itoa(len(partnerIDs)), "NMEMBERS", strconv.Itoa(members)).Replace(q)
+		var super string
+		if err := tx.Raw(`SELECT current_setting('is_superuser')`).Scan(&super).Error; err != nil {
+			return err
+		}
+		if super == "on" {
+			if err := tx.Exec(`SET LOCAL session_replication_role = replica`).Error; err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintln(os.Stderr, "settlement: generate: not a superuser: triggers stay on (slower)")
+		}
+		for _, st := range stmts {
+			q := strings.NewReplacer("NP", strconv.Itoa(len(partnerIDs)), "NMEMBERS", strconv.Itoa(members)).Replace(st.sql)
 			var params []any
 			if strings.Contains(q, "@") {
 				params = []any{args}
 			}
-			if err := tx.Exec(q, params...).Error; err != nil {
-				return fmt.Errorf("%w\n%s", err, q)
+			t := time.Now()
+			res := tx.Exec(q, params...)
+			if res.Error != nil {
+				return fmt.Errorf("%w\n%s", res.Error, q)
+			}
+			if st.name != "" {
+				step(st.name, t, res.RowsAffected)
 			}
 		}
+		t := time.Now()
+		if err := checkGenerated(tx); err != nil {
+			return err
+		}
+		step("checked (balance, references)", t, 0)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("generate month: %w", err)
 	}
-	return db.WithContext(ctx).Exec(`VACUUM ANALYZE ledger_transactions, ledger_entries, ledger_lots, ledger_lot_consumptions, ledger_accounts, members`).Error
+	t = time.Now()
+	if err := db.WithContext(ctx).Exec(`VACUUM ANALYZE ledger_transactions, ledger_entries, ledger_lots, ledger_lot_consumptions, ledger_accounts, members`).Error; err != nil {
+		return err
+	}
+	step("vacuum analyze", t, 0)
+	return nil
+}
+
+// checkGenerated checks, set-based, what the ledger's triggers check row by
+// row: every transaction has at least two entries summing to zero, every
+// entry, lot and consumption references rows that exist, a consumption names
+// its lot's issuer, and each lot's consumptions add up to what it lost.
+func checkGenerated(tx *gorm.DB) error {
+	checks := []struct{ what, sql string }{
+		{"unbalanced transactions", `SELECT count(*) FROM ledger_transactions t
+		 LEFT JOIN (SELECT transaction_id, count(*) AS n, sum(amount) AS s FROM ledger_entries GROUP BY 1) e ON e.transaction_id = t.id
+		 WHERE e.n IS NULL OR e.n < 2 OR e.s <> 0`},
+		{"entries without their transaction", `SELECT count(*) FROM ledger_entries e
+		 WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = e.transaction_id)`},
+		{"entries without their account", `SELECT count(*) FROM ledger_entries e
+		 WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = e.account_id)`},
+		{"lots without their transaction", `SELECT count(*) FROM ledger_lots l
+		 WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = l.transaction_id)`},
+		{"lots without their account", `SELECT count(*) FROM ledger_lots l
+		 WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = l.account_id)`},
+		{"consumptions without their transaction", `SELECT count(*) FROM ledger_lot_consumptions c
+		 WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = c.transaction_id)`},
+		{"consumptions without their lot or its issuer", `SELECT count(*) FROM ledger_lot_consumptions c
+		 LEFT JOIN ledger_lots l ON l.id = c.lot_id WHERE l.id IS NULL OR c.issuer_partner_id IS DISTINCT FROM l.issuer_partner_id`},
+		{"lots whose consumptions do not add up", `SELECT count(*) FROM ledger_lots l
+		 LEFT JOIN (SELECT lot_id, sum(points) AS s FROM ledger_lot_consumptions GROUP BY 1) c ON c.lot_id = l.id
+		 WHERE coalesce(c.s, 0) <> l.amount - l.remaining`},
+	}
+	if err := tx.Exec(`SET LOCAL work_mem = '256MB'`).Error; err != nil {
+		return err
+	}
+	for _, c := range checks {
+		var n int64
+		if err := tx.Raw(c.sql).Scan(&n).Error; err != nil {
+			return fmt.Errorf("check %s: %w", c.what, err)
+		}
+		if n != 0 {
+			return fmt.Errorf("generated month: %d %s", n, c.what)
+		}
+	}
+	return nil
 }
 
 // closeReport is what the close-period child prints.
