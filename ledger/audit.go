@@ -78,6 +78,11 @@ var auditQueries = []struct{ name, query string }{
 		FROM ledger_lots l LEFT JOIN (SELECT lot_id, sum(points) AS total FROM ledger_lot_consumptions GROUP BY lot_id) c
 		  ON c.lot_id = l.id
 		WHERE l.remaining < 0 OR l.remaining > l.amount OR l.amount - l.remaining <> coalesce(c.total, 0) ORDER BY l.id`},
+	{"consumptions name their lot's issuer", `
+		SELECT format('consumption %s of lot %s: issuer %s, lot issuer %s', c.id, c.lot_id,
+		  coalesce(c.issuer_partner_id::text, 'operator'), coalesce(l.issuer_partner_id::text, 'operator'))
+		FROM ledger_lot_consumptions c JOIN ledger_lots l ON l.id = c.lot_id
+		WHERE c.issuer_partner_id IS DISTINCT FROM l.issuer_partner_id ORDER BY c.id`},
 	{"no idempotency key applied twice", `
 		SELECT format('key %s/%s: %s transactions and holds', scope, key, n) FROM (
 		  SELECT scope, key, count(*) AS n FROM (
@@ -98,7 +103,8 @@ const maxDetails = 20
 // entries summing to zero; each member balance equals the sum of its entries;
 // lots' remaining points equal the (non-negative part of the) balance; held
 // points equal the active holds and are covered by settled lots; no lot is
-// consumed beyond its amount; no idempotency key was applied twice. The error
+// consumed beyond its amount; every consumption names its lot's issuer (the
+// settlement matrix attributes by it); no idempotency key was applied twice. The error
 // is only for failing to run the checks; breaches are in the report.
 func Audit(ctx context.Context, db *gorm.DB) (AuditReport, error) {
 	var rep AuditReport

@@ -39,6 +39,10 @@ func TestAuditDetectsCorruption(t *testing.T) {
 		{"holds within available points", `UPDATE ledger_holds SET points = points + 1 WHERE status = 'active'`},
 		{"no lot consumed beyond its amount", `INSERT INTO ledger_lot_consumptions (lot_id, transaction_id, points, posted_at)
 			SELECT l.id, (SELECT max(id) FROM ledger_transactions WHERE type = 'earn'), 1, now() FROM ledger_lots l ORDER BY l.id LIMIT 1`},
+		// Settlement's liability matrix attributes consumed points by the
+		// consumption's own issuer column.
+		{"consumptions name their lot's issuer", `UPDATE ledger_lot_consumptions SET issuer_partner_id = 999
+			WHERE id = (SELECT min(id) FROM ledger_lot_consumptions)`},
 		{"no idempotency key applied twice", `INSERT INTO ledger_holds (account_id, member_id, partner_id, points, status, purpose, destination,
 			expires_at, created_at, closed_at, idempotency_scope, idempotency_key)
 			SELECT account_id, member_id, partner_id, points, 'voided', purpose, destination, expires_at, created_at, now(), 'test', idempotency_key || '-x'
