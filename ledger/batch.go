@@ -252,10 +252,11 @@ func (p *batchEarn) transaction(now time.Time) Transaction {
 		Entries: entries, BalanceAfter: Points(p.balance)}
 }
 
-// ensureAccountsBatch is ensureAccounts for many keys: it reads the accounts
-// that exist and creates only the missing ones (in key order, so concurrent
-// creators cannot deadlock), in one statement. Call it before locking any
-// account.
+// ensureAccountsBatch creates the accounts of keys that do not exist yet and
+// returns the ids of all of them (ensureAccounts uses it for any number of
+// keys): it reads the accounts that exist and creates only the missing ones
+// (in key order, so concurrent creators cannot deadlock), in one statement.
+// Call it before locking any account.
 func ensureAccountsBatch(tx *gorm.DB, keys []accountKey) (map[accountKey]int64, error) {
 	sort.Slice(keys, func(i, j int) bool {
 		if keys[i].Kind != keys[j].Kind {

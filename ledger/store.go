@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -41,42 +40,7 @@ type account struct {
 // concurrent inserter of the same key to commit, and that one may be waiting
 // for a member lock.
 func ensureAccounts(tx *gorm.DB, keys ...accountKey) (map[accountKey]int64, error) {
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].Kind != keys[j].Kind {
-			return keys[i].Kind < keys[j].Kind
-		}
-		return keys[i].Owner < keys[j].Owner
-	})
-	var vals []string
-	var args []any
-	seen := map[accountKey]bool{}
-	for _, k := range keys {
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		vals = append(vals, "(?::text, ?::bigint)")
-		args = append(args, string(k.Kind), k.Owner)
-	}
-	q := `WITH k(kind, owner_id) AS (VALUES ` + strings.Join(vals, ", ") + `),
-	ins AS (INSERT INTO ledger_accounts (kind, owner_id) SELECT kind, owner_id FROM k ORDER BY kind, owner_id
-	        ON CONFLICT (kind, owner_id) DO NOTHING RETURNING id, kind, owner_id)
-	SELECT id, kind, owner_id FROM ins
-	UNION ALL SELECT a.id, a.kind, a.owner_id FROM ledger_accounts a JOIN k ON a.kind = k.kind AND a.owner_id = k.owner_id`
-	for attempt := 0; attempt < 3; attempt++ {
-		var rows []account
-		if err := tx.Raw(q, args...).Scan(&rows).Error; err != nil {
-			return nil, fmt.Errorf("ensure accounts: %w", err)
-		}
-		out := make(map[accountKey]int64, len(rows))
-		for _, r := range rows {
-			out[accountKey{r.Kind, r.OwnerID}] = r.ID
-		}
-		if len(out) == len(seen) {
-			return out, nil
-		}
-	}
-	return nil, errors.New("ensure accounts: accounts not visible after retries")
+	return ensureAccountsBatch(tx, keys)
 }
 
 // lockAccounts locks the given accounts in id order (the global lock order:
