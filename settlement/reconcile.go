@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
@@ -227,6 +228,10 @@ func parseRow(rec []string, col map[string]int) (fileRow, string) {
 	switch {
 	case ref == "" || len(ref) > 200:
 		return fileRow{}, "external_ref must be 1 to 200 characters"
+	case !utf8.ValidString(ref):
+		// Found by FuzzReconciliationUpload: the database refuses the
+		// bytes, which failed the whole upload with a 500.
+		return fileRow{}, "external_ref is not valid UTF-8"
 	case kind != "earn" && kind != "burn":
 		return fileRow{}, fmt.Sprintf("type %q must be earn or burn", kind)
 	}
