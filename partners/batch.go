@@ -87,12 +87,9 @@ func (t *Transactions) EarnBatch(ctx context.Context, p Principal, items []Batch
 	}
 	contracts := make([]Contract, len(items))
 	live = keep(live, func(i int) error {
-		c, err := cfg.contractAt(p.PartnerID, items[i].Input.OccurredAt)
+		c, err := cfg.contractAt(p.PartnerID, items[i].Input.OccurredAt, true)
 		if err != nil {
 			return err
-		}
-		if !c.Earn {
-			return fmt.Errorf("earn at partner %d: %w", p.PartnerID, ErrRoleNotInContract)
 		}
 		contracts[i] = c
 		return nil
@@ -307,9 +304,9 @@ func (t *Transactions) earnRequest(ctx context.Context, partnerID int64, idem le
 	return req, d.ChargeMinor, nil
 }
 
-// checkMembers is checkMember for many members in one round trip: the
-// partner's configuration stamp, and for each member that may not transact
-// the error checkMember gives (members.ErrNotFound,
+// checkMembers checks many members in one round trip (checkMember is its
+// one-member case): it returns the partner's configuration stamp and, for
+// each member that may not transact, its error (members.ErrNotFound,
 // members.ErrMemberInactive).
 func (t *Transactions) checkMembers(ctx context.Context, ids []int64, partnerID int64) (configStamp, map[int64]error, error) {
 	var rows []struct {

@@ -110,12 +110,9 @@ func (t *Transactions) Burn(ctx context.Context, p Principal, idem ledger.Idempo
 	if err != nil {
 		return Burn{}, err
 	}
-	c, err := cfg.contractAt(p.PartnerID, in.OccurredAt)
+	c, err := cfg.contractAt(p.PartnerID, in.OccurredAt, false)
 	if err != nil {
 		return Burn{}, err
-	}
-	if !c.Burn {
-		return Burn{}, fmt.Errorf("burn at partner %d: %w", p.PartnerID, ErrRoleNotInContract)
 	}
 	details, _ := json.Marshal(map[string]any{"contract": map[string]any{"id": c.ID, "version": c.Version,
 		"redemption_rate": c.RedemptionRate.String(), "currency": c.Currency}, "outlet": in.Outlet,

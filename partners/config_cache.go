@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-
-	"github.com/coalitionhub/hub/members"
 )
 
 // The points API prices every earn with the partner's contract, earn rule and
@@ -69,31 +67,16 @@ func (c *configCache) put(partnerID int64, cfg *partnerConfig) {
 }
 
 // checkMember checks that the member exists and may transact, and returns
-// the partner's configuration stamp, in one round trip. A partner may
-// transact with any member it can name (the member presented a card or id);
-// Visible only limits what it may read back. Errors: members.ErrNotFound,
-// members.ErrMemberInactive.
+// the partner's configuration stamp, in one round trip (checkMembers). A
+// partner may transact with any member it can name (the member presented a
+// card or id); Visible only limits what it may read back. Errors:
+// members.ErrNotFound, members.ErrMemberInactive.
 func (t *Transactions) checkMember(ctx context.Context, memberID, partnerID int64) (configStamp, error) {
-	var rows []struct {
-		Status         string
-		MergedIntoID   *int64
-		PartnerVersion int64
-		GlobalVersion  int64
+	stamp, errs, err := t.checkMembers(ctx, []int64{memberID}, partnerID)
+	if err != nil {
+		return configStamp{}, err
 	}
-	if err := t.db.WithContext(ctx).Raw(`SELECT m.status, m.merged_into_id,
-		coalesce((SELECT version FROM partner_config_versions WHERE partner_id = ?), 0) AS partner_version,
-		coalesce((SELECT version FROM partner_config_versions WHERE partner_id = 0), 0) AS global_version
-		FROM members m WHERE m.id = ?`, partnerID, memberID).Find(&rows).Error; err != nil {
-		return configStamp{}, fmt.Errorf("get member %d: %w", memberID, err)
-	}
-	if len(rows) == 0 {
-		return configStamp{}, fmt.Errorf("get member %d: %w", memberID, members.ErrNotFound)
-	}
-	m := members.Member{ID: memberID, Status: members.Status(rows[0].Status)}
-	if rows[0].MergedIntoID != nil {
-		m.MergedIntoID = *rows[0].MergedIntoID
-	}
-	return configStamp{Partner: rows[0].PartnerVersion, Global: rows[0].GlobalVersion}, members.CanTransact(m)
+	return stamp, errs[memberID]
 }
 
 // config returns the partner's configuration as of stamp, from memory when
@@ -150,12 +133,21 @@ func (t *Transactions) config(ctx context.Context, partnerID int64, stamp config
 	return cfg, nil
 }
 
-// contractAt is the contract version in force at at (ContractAt's answer).
-func (cfg *partnerConfig) contractAt(partnerID int64, at time.Time) (Contract, error) {
+// contractAt is the contract version in force at at (ContractAt's answer)
+// that gives the partner the role: earn, or else burn. Errors: ErrNoContract,
+// ErrRoleNotInContract.
+func (cfg *partnerConfig) contractAt(partnerID int64, at time.Time, earn bool) (Contract, error) {
 	for _, c := range cfg.contracts {
-		if !c.EffectiveFrom.After(at) {
-			return c, nil
+		if c.EffectiveFrom.After(at) {
+			continue
 		}
+		switch {
+		case earn && !c.Earn:
+			return Contract{}, fmt.Errorf("earn at partner %d: %w", partnerID, ErrRoleNotInContract)
+		case !earn && !c.Burn:
+			return Contract{}, fmt.Errorf("burn at partner %d: %w", partnerID, ErrRoleNotInContract)
+		}
+		return c, nil
 	}
 	return Contract{}, fmt.Errorf("contract of partner %d at %s: %w", partnerID, at.UTC().Format(time.RFC3339), ErrNoContract)
 }

@@ -165,12 +165,9 @@ func (t *Transactions) price(ctx context.Context, partnerID int64, in EarnInput)
 	if err != nil {
 		return nil, Contract{}, Quote{}, err
 	}
-	c, err := cfg.contractAt(partnerID, in.OccurredAt)
+	c, err := cfg.contractAt(partnerID, in.OccurredAt, true)
 	if err != nil {
 		return nil, Contract{}, Quote{}, err
-	}
-	if !c.Earn {
-		return nil, Contract{}, Quote{}, fmt.Errorf("earn at partner %d: %w", partnerID, ErrRoleNotInContract)
 	}
 	var tier string
 	if t.Programme != nil && cfg.tiers {
