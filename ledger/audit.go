@@ -45,9 +45,16 @@ func (r AuditReport) Write(w io.Writer) {
 	}
 }
 
-// auditQueries are the invariants. Each query returns one text line per
-// violation; an empty result means the invariant holds.
-var auditQueries = []struct{ name, query string }{
+// AuditQuery is one invariant check: Query returns one text line per
+// violation, so an empty result means the invariant holds. Other modules
+// whose tables refer to the ledger contribute their own (programme.AuditQueries).
+type AuditQuery struct {
+	Name  string
+	Query string
+}
+
+// auditQueries are the ledger's invariants.
+var auditQueries = []AuditQuery{
 	{"transactions balance to zero", `
 		SELECT format('transaction %s: %s entries summing to %s', t.id, count(e.id), coalesce(sum(e.amount), 0))
 		FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id
@@ -94,6 +101,25 @@ var auditQueries = []struct{ name, query string }{
 		FROM ledger_transactions t LEFT JOIN ledger_idempotency i
 		  ON i.scope = t.idempotency_scope AND i.key = t.idempotency_key
 		WHERE t.idempotency_key IS NOT NULL AND i.result IS NULL AND i.transaction_id IS DISTINCT FROM t.id`},
+	// The references of a posting are not foreign keys (migration 00220,
+	// docs/performance.md): the commit-time check proves entries' and lots'
+	// accounts exist, and this proves every reference over all history.
+	{"postings refer to existing rows", `
+		SELECT format('entry %s: transaction %s does not exist', e.id, e.transaction_id) FROM ledger_entries e
+		WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = e.transaction_id)
+		UNION ALL
+		SELECT format('entry %s: account %s does not exist', e.id, e.account_id) FROM ledger_entries e
+		WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = e.account_id)
+		UNION ALL
+		SELECT format('lot %s: transaction %s does not exist', l.id, l.transaction_id) FROM ledger_lots l
+		WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = l.transaction_id)
+		UNION ALL
+		SELECT format('lot %s: account %s does not exist', l.id, l.account_id) FROM ledger_lots l
+		WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = l.account_id)
+		UNION ALL
+		SELECT format('idempotency key %s/%s: transaction %s does not exist', i.scope, i.key, i.transaction_id)
+		FROM ledger_idempotency i
+		WHERE i.transaction_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = i.transaction_id)`},
 }
 
 // maxDetails caps the violation lines kept per check; Violations counts all.
@@ -104,16 +130,18 @@ const maxDetails = 20
 // lots' remaining points equal the (non-negative part of the) balance; held
 // points equal the active holds and are covered by settled lots; no lot is
 // consumed beyond its amount; every consumption names its lot's issuer (the
-// settlement matrix attributes by it); no idempotency key was applied twice. The error
-// is only for failing to run the checks; breaches are in the report.
-func Audit(ctx context.Context, db *gorm.DB) (AuditReport, error) {
+// settlement matrix attributes by it); no idempotency key was applied twice;
+// every entry, lot and idempotency record refers to rows that exist. Then
+// the extra checks of other modules. The error is only for failing to run
+// the checks; breaches are in the report.
+func Audit(ctx context.Context, db *gorm.DB, extra ...AuditQuery) (AuditReport, error) {
 	var rep AuditReport
-	for _, q := range auditQueries {
+	for _, q := range append(auditQueries[:len(auditQueries):len(auditQueries)], extra...) {
 		var lines []string
-		if err := db.WithContext(ctx).Raw(q.query).Scan(&lines).Error; err != nil {
-			return rep, fmt.Errorf("audit %q: %w", q.name, err)
+		if err := db.WithContext(ctx).Raw(q.Query).Scan(&lines).Error; err != nil {
+			return rep, fmt.Errorf("audit %q: %w", q.Name, err)
 		}
-		c := AuditCheck{Name: q.name, OK: len(lines) == 0, Violations: len(lines)}
+		c := AuditCheck{Name: q.Name, OK: len(lines) == 0, Violations: len(lines)}
 		if len(lines) > maxDetails {
 			lines = append(lines[:maxDetails], fmt.Sprintf("... and %d more", len(lines)-maxDetails))
 		}

@@ -49,6 +49,10 @@ func TestAuditDetectsCorruption(t *testing.T) {
 			FROM ledger_holds LIMIT 1;
 			UPDATE ledger_transactions SET idempotency_key = (SELECT idempotency_key || '-x' FROM ledger_holds ORDER BY id LIMIT 1),
 			  idempotency_scope = 'test' WHERE id = (SELECT min(id) FROM ledger_transactions)`},
+		// Entries, lots and idempotency records refer to their rows without
+		// foreign keys (migration 00220).
+		{"postings refer to existing rows", `INSERT INTO ledger_lots (account_id, transaction_id, amount, remaining, earned_at, available_at)
+			VALUES (987654321, (SELECT max(id) FROM ledger_transactions), 1, 0, now(), now())`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.check, func(t *testing.T) {
@@ -118,6 +122,38 @@ func TestDatabaseRefusesUnbalancedAndEditedEntries(t *testing.T) {
 		SELECT t.id, a.id, 5, now() FROM t, ledger_accounts a WHERE a.kind = 'member' AND a.owner_id = 1`).Error
 	if err == nil {
 		t.Fatal("an unbalanced transaction committed")
+	}
+
+	// Entries name their accounts without a foreign key (migration 00220):
+	// the commit-time check refuses a balanced transaction on an account that
+	// does not exist, and accounts can be neither deleted nor re-keyed.
+	err = f.db.Exec(`WITH t AS (INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after)
+		VALUES ('earn', 1, 1, 5, now(), now(), 0) RETURNING id)
+		INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
+		SELECT t.id, x.account_id, x.amount, now() FROM t,
+		  (VALUES ((SELECT id FROM ledger_accounts WHERE kind = 'member' AND owner_id = 1), 5), (987654321, -5)) x(account_id, amount)`).Error
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("a transaction on an unknown account: err = %v, want it refused", err)
+	}
+	err = f.db.Exec(`WITH t AS (INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after)
+		VALUES ('earn', 1, 1, 5, now(), now(), 0) RETURNING id), e AS (
+		INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
+		SELECT t.id, x.account_id, x.amount, now() FROM t,
+		  (VALUES ((SELECT id FROM ledger_accounts WHERE kind = 'member' AND owner_id = 1), 5),
+		          ((SELECT id FROM ledger_accounts WHERE kind = 'partner_issued' AND owner_id = 1), -5)) x(account_id, amount))
+		INSERT INTO ledger_lots (account_id, transaction_id, amount, remaining, earned_at, available_at)
+		SELECT 987654321, t.id, 5, 5, now(), now() FROM t`).Error
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("a lot on an unknown account: err = %v, want it refused", err)
+	}
+	if err := f.db.Exec(`DELETE FROM ledger_accounts WHERE kind = 'member' AND owner_id = 1`).Error; err == nil {
+		t.Fatal("a ledger account was deleted")
+	}
+	if err := f.db.Exec(`UPDATE ledger_accounts SET owner_id = 77 WHERE kind = 'member' AND owner_id = 1`).Error; err == nil {
+		t.Fatal("a ledger account was re-keyed")
+	}
+	if err := f.db.Exec(`UPDATE ledger_accounts SET balance = balance WHERE kind = 'member' AND owner_id = 1`).Error; err != nil {
+		t.Fatalf("a balance update was refused: %v", err)
 	}
 }
 

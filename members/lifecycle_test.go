@@ -367,6 +367,12 @@ func TestEraseRemovesPersonalDataKeepsLedger(t *testing.T) {
 		t.Errorf("balance changed by erasure: %d -> %d", balBefore, b)
 	}
 
+	// Even erased, the row stays: the ledger and the programme refer to it
+	// without foreign keys (migration 00220), so the database refuses a delete.
+	if err := e.db.Exec(`DELETE FROM members WHERE id = ?`, m.ID).Error; err == nil || !strings.Contains(err.Error(), "never deleted") {
+		t.Errorf("deleting an erased member: err = %v, want it refused", err)
+	}
+
 	// Idempotent.
 	if _, err := e.svc.Erase(ctx, m.ID, "operator:dpo"); err != nil {
 		t.Fatalf("second erase: %v", err)

@@ -219,7 +219,7 @@ func TestEarnBatchEqualsSingleEarns(t *testing.T) {
 		t.Log(l)
 	}
 	for _, e := range []*batchEnv{one, two} {
-		rep, err := ledger.Audit(context.Background(), e.db)
+		rep, err := ledger.Audit(context.Background(), e.db, programme.AuditQueries()...)
 		if err != nil || !rep.OK() {
 			t.Fatalf("audit: %v %+v", err, rep)
 		}

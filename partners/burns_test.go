@@ -18,6 +18,7 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/programme"
 )
 
 const burnPIN = "4321"
@@ -101,7 +102,7 @@ func (e *burnEnv) burn(idem ledger.Idempotency, member int64, points int64, pin 
 
 func (e *burnEnv) audit(tb testing.TB) {
 	tb.Helper()
-	rep, err := ledger.Audit(context.Background(), e.db)
+	rep, err := ledger.Audit(context.Background(), e.db, programme.AuditQueries()...)
 	if err != nil || !rep.OK() {
 		var b strings.Builder
 		rep.Write(&b)

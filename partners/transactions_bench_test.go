@@ -104,7 +104,7 @@ func TestEarnStatementCount(t *testing.T) {
 	if got > want || first > want+2 {
 		t.Fatalf("one earn sent %d SQL statements (first %d); want at most %d (run with BENCH_SQL=1 to list them)", got, first, want)
 	}
-	rep, err := ledger.Audit(context.Background(), e.db)
+	rep, err := ledger.Audit(context.Background(), e.db, programme.AuditQueries()...)
 	if err != nil || !rep.OK() {
 		t.Fatalf("audit: %v %+v", err, rep)
 	}

@@ -57,7 +57,7 @@ func newEnv(t *testing.T, start time.Time) *env {
 
 func (e *env) audit() {
 	e.t.Helper()
-	rep, err := ledger.Audit(context.Background(), e.db)
+	rep, err := ledger.Audit(context.Background(), e.db, programme.AuditQueries()...)
 	if err != nil {
 		e.t.Fatalf("audit: %v", err)
 	}

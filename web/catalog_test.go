@@ -24,6 +24,7 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/programme"
 )
 
 // catalogEnv is the hub's HTTP surface over a fresh database, with a client
@@ -297,7 +298,7 @@ func TestCatalogOverHTTP(t *testing.T) {
 	if num(bal["total"]) != 5000 || num(bal["held"]) != 0 {
 		t.Fatalf("final balance %v; want 5000 total, nothing held", bal)
 	}
-	rep, err := ledger.Audit(e.ctx, e.db)
+	rep, err := ledger.Audit(e.ctx, e.db, programme.AuditQueries()...)
 	if err != nil || !rep.OK() {
 		t.Fatalf("ledger audit: %+v, %v", rep, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/programme"
 )
 
 // TestExchangeHTTP drives the member flow (link, quote, confirm, read) and
@@ -116,7 +117,7 @@ func TestExchangeHTTP(t *testing.T) {
 	if b.Total != 8000 {
 		t.Errorf("balance %d after reversal, want 8000", b.Total)
 	}
-	rep, err := ledger.Audit(ctx, e.db)
+	rep, err := ledger.Audit(ctx, e.db, programme.AuditQueries()...)
 	if err != nil || !rep.OK() {
 		t.Fatalf("audit: %v %+v", err, rep)
 	}

@@ -192,7 +192,7 @@ func (e *hubEnv) must(want int, method, path, token string, body any, header ...
 // audit fails the test unless every ledger invariant holds.
 func (e *hubEnv) audit() {
 	e.t.Helper()
-	rep, err := ledger.Audit(e.ctx, e.db)
+	rep, err := ledger.Audit(e.ctx, e.db, programme.AuditQueries()...)
 	if err != nil || !rep.OK() {
 		e.t.Fatalf("ledger audit: %v %+v", err, rep)
 	}

@@ -234,7 +234,7 @@ func cookieNamed(h http.Header, name string) *http.Cookie {
 
 func audit(t *testing.T, db *gorm.DB) {
 	t.Helper()
-	rep, err := ledger.Audit(context.Background(), db)
+	rep, err := ledger.Audit(context.Background(), db, programme.AuditQueries()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/coalitionhub/hub/internal/demo"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/migrations"
+	"github.com/coalitionhub/hub/programme"
 )
 
 func (a *app) migrate(ctx context.Context, args []string) error {
@@ -79,7 +80,7 @@ func (a *app) seed(ctx context.Context, args []string) error {
 // audit checks the ledger invariants, prints one line per check (with the
 // violations of failed ones) and fails, so the process exits 1, on any breach.
 func (a *app) audit(ctx context.Context, args []string) error {
-	rep, err := ledger.Audit(ctx, a.db)
+	rep, err := ledger.Audit(ctx, a.db, programme.AuditQueries()...)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/programme"
 )
 
 // WorkloadResult is one HTTP workload's numbers.
@@ -130,7 +131,7 @@ func runHTTP(ctx context.Context, o options, workloads []string) ([]WorkloadResu
 		r := runWorkload(ctx, o, w, hc, hub.URL, tokens, s)
 		t := time.Now()
 		r.Verify = verify(ctx, db, r.acks)
-		rep, err := ledger.Audit(ctx, db)
+		rep, err := ledger.Audit(ctx, db, programme.AuditQueries()...)
 		r.AuditOK = err == nil && rep.OK()
 		if !r.AuditOK {
 			fmt.Fprintf(os.Stderr, "ledger audit failed: %v %+v\n", err, rep)
