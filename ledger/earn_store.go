@@ -1,13 +1,13 @@
 package ledger
 
 import (
-	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/internal/database"
 )
 
 // earnResult is what earnStatement did: posted the earn (t), found an
@@ -94,7 +94,7 @@ func earnStatement(tx *gorm.DB, r EarnRequest, hash []byte, now time.Time) (earn
 		Balance               *int64
 		Repaid                *string
 	}
-	err := queryRow(tx, earnSQL, []any{r.MemberID, nullID(r.PartnerID), int64(r.Points), int64(r.OperatorFunded), total,
+	err := database.QueryRow(tx, earnSQL, []any{r.MemberID, nullID(r.PartnerID), int64(r.Points), int64(r.OperatorFunded), total,
 		r.Idem.Scope, r.Idem.Key, hash, now, occurred, r.ExternalRef, details, available, truncPtr(r.ExpiresAt)},
 		&row.Member, &row.Issued, &row.Promo, &row.AccountsOK, &row.TxID, &row.Balance, &row.Repaid)
 	if err != nil {
@@ -126,32 +126,4 @@ func earnStatement(tx *gorm.DB, r EarnRequest, hash []byte, now time.Time) (earn
 		}
 	}
 	return earnResult{posted: true, t: t}, nil
-}
-
-// queryRow sends one statement with positional ($n) arguments straight to the
-// connection of tx (the caller's transaction, or the pool) and scans its one
-// row into dest. The hottest statements go this way: gorm would rebuild the
-// statement text byte by byte on every call (its named-argument expansion was
-// a tenth of the hub's CPU per earn), and its Scan renders every statement
-// with its arguments through a regular expression for its trace logger.
-func queryRow(tx *gorm.DB, query string, args []any, dest ...any) error {
-	ctx := tx.Statement.Context
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	rows, err := tx.Statement.ConnPool.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return sql.ErrNoRows
-	}
-	if err := rows.Scan(dest...); err != nil {
-		return err
-	}
-	return rows.Close()
 }

@@ -2,6 +2,7 @@ package programme
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
@@ -201,14 +203,16 @@ func (s *Service) MemberTier(ctx context.Context, memberID int64) (string, error
 	if err != nil || len(tiers) == 0 {
 		return "", err
 	}
-	var codes []string
-	if err := db.Raw(`SELECT tier_code FROM programme_member_tiers WHERE member_id = ?`, memberID).
-		Scan(&codes).Error; err != nil {
+	// Straight to the connection (database.QueryRow): it is read on every
+	// earn whose rule or promotion depends on the tier.
+	var code string
+	err = database.QueryRow(db, `SELECT tier_code FROM programme_member_tiers WHERE member_id = $1`, []any{memberID}, &code)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("tier of member %d: %w", memberID, err)
 	}
-	if len(codes) > 0 {
+	if err == nil {
 		for _, t := range tiers {
-			if t.Code == codes[0] {
+			if t.Code == code {
 				return t.Code, nil
 			}
 		}

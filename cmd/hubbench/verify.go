@@ -53,12 +53,26 @@ func verify(ctx context.Context, db *gorm.DB, acks []ack) VerifyResult {
 			N, Holds int64
 			SameID   bool
 		}
-		if err := tx.Raw(`SELECT
-			(SELECT count(*) FROM ledger_transactions t WHERE t.external_ref = a.external_ref AND t.partner_id = a.partner_id
-			   AND t.type = CASE a.kind WHEN 'earn' THEN 'earn' ELSE 'capture' END) AS n,
-			CASE a.kind WHEN 'burn' THEN (SELECT count(*) FROM ledger_holds h WHERE h.external_ref = a.external_ref AND h.partner_id = a.partner_id) ELSE 1 END AS holds,
-			EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = a.tx_id AND t.external_ref = a.external_ref) AS same_id
-			FROM bench_acks a`).Scan(&rows).Error; err != nil {
+		// Joins over the whole run (hash joins once the acks are analysed):
+		// a lookup per acknowledgement scanned its partner's transactions
+		// each time, minutes for a batch run.
+		if err := tx.Exec(`ANALYZE bench_acks`).Error; err != nil {
+			return err
+		}
+		if err := tx.Raw(`WITH tx AS (
+				SELECT a.external_ref, a.partner_id, count(*) AS n, bool_or(t.id = a.tx_id) AS same_id
+				FROM bench_acks a JOIN ledger_transactions t ON t.external_ref = a.external_ref AND t.partner_id = a.partner_id
+				  AND t.type = CASE a.kind WHEN 'earn' THEN 'earn' ELSE 'capture' END
+				GROUP BY a.external_ref, a.partner_id
+			), holds AS (
+				SELECT a.external_ref, a.partner_id, count(*) AS n
+				FROM bench_acks a JOIN ledger_holds h ON h.external_ref = a.external_ref AND h.partner_id = a.partner_id
+				WHERE a.kind = 'burn'
+				GROUP BY a.external_ref, a.partner_id
+			)
+			SELECT coalesce(tx.n, 0) AS n, CASE a.kind WHEN 'burn' THEN coalesce(holds.n, 0) ELSE 1 END AS holds,
+			       coalesce(tx.same_id, false) AS same_id
+			FROM bench_acks a LEFT JOIN tx USING (external_ref, partner_id) LEFT JOIN holds USING (external_ref, partner_id)`).Scan(&rows).Error; err != nil {
 			return err
 		}
 		for _, r := range rows {
