@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -70,5 +71,18 @@ func TestVerifyFindsMissingDuplicateAndWrongIDs(t *testing.T) {
 	dup := verify(ctx, db, []ack{{Kind: "earn", PartnerID: 7, ExternalRef: "a", TxID: earn2.ID}})
 	if dup.OK || dup.Duplicated != 1 {
 		t.Fatalf("verify: %s; want 1 duplicated", dup.Summary())
+	}
+}
+
+// The CPU accounting reads this process both as "hub" and as itself.
+func TestCPUUseCountsThisProcess(t *testing.T) {
+	a := sampleCPU(os.Getpid())
+	x := 0
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+		x++
+	}
+	u := cpuUse(a, sampleCPU(os.Getpid()), 1000)
+	if u.HubUsPerOp < 100 || u.BenchUsPerOp < 100 || u.MachineUsPerOp < u.HubUsPerOp/2 || u.BusyPct <= 0 {
+		t.Fatalf("cpu use over 0.3 s of spinning (%d loops) = %+v", x, u)
 	}
 }

@@ -40,6 +40,7 @@ type WorkloadResult struct {
 	AuditOK    bool           `json:"audit_ok"`
 	AuditMs    float64        `json:"audit_ms"`
 	HubPeakRSS int64          `json:"hub_peak_rss_mb"`
+	CPU        CPUUse         `json:"cpu"`
 }
 
 // ack is one operation the hub acknowledged with a 2xx: it must exist once.
@@ -128,7 +129,9 @@ func runHTTP(ctx context.Context, o options, workloads []string) ([]WorkloadResu
 				return nil, mach, fmt.Errorf("issue redemption codes: %w", err)
 			}
 		}
+		before := sampleCPU(hub.cmd.Process.Pid)
 		r := runWorkload(ctx, o, w, hc, hub.URL, tokens, s)
+		r.CPU = cpuUse(before, sampleCPU(hub.cmd.Process.Pid), r.Ops)
 		t := time.Now()
 		r.Verify = verify(ctx, db, r.acks)
 		rep, err := ledger.Audit(ctx, db, programme.AuditQueries()...)

@@ -46,6 +46,15 @@ func printTable(w io.Writer, r Result) {
 				x.OpsPerSec, x.ReqPerSec, x.P50ms, x.P95ms, x.P99ms, x.MaxMs, errs, x.Verify.OK, x.AuditOK, tgt)
 		}
 		tw.Flush()
+		fmt.Fprintln(w, "\nCPU per operation (µs of one core; machine = every process and the kernel):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "workload\tmachine\thub\tpostgres\tbench\tbusy %\tsteal %\t")
+		for _, x := range r.Workloads {
+			c := x.CPU
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t\n", x.Name, c.MachineUsPerOp, c.HubUsPerOp,
+				c.PostgresUsPerOp, c.BenchUsPerOp, c.BusyPct, c.StealPct)
+		}
+		tw.Flush()
 		for _, x := range r.Workloads {
 			if len(x.Errors) == 0 {
 				continue
