@@ -309,12 +309,21 @@ func (t *Transactions) earnRequest(ctx context.Context, partnerID int64, idem le
 // each member that may not transact, its error (members.ErrNotFound,
 // members.ErrMemberInactive).
 func (t *Transactions) checkMembers(ctx context.Context, ids []int64, partnerID int64) (configStamp, map[int64]error, error) {
+	stamp, errs, _, err := t.checkMembersTier(ctx, ids, partnerID, "")
+	return stamp, errs, err
+}
+
+// checkMembersTier is checkMembers that also reads tierSQL (a SQL expression
+// over the member row m, "" for none) for each member found: an earn reads
+// the member's stored tier in the same round trip (ProgrammeStoredTier).
+func (t *Transactions) checkMembersTier(ctx context.Context, ids []int64, partnerID int64, tierSQL string) (configStamp, map[int64]error, map[int64]*string, error) {
 	var rows []struct {
 		ID             *int64
 		Status         *string
 		MergedIntoID   *int64
 		PartnerVersion int64
 		GlobalVersion  int64
+		Tier           *string
 	}
 	// One member (every single earn and burn) is compared with "=", not
 	// "= ANY(array)": PostgreSQL cannot know an array parameter's length
@@ -324,22 +333,28 @@ func (t *Transactions) checkMembers(ctx context.Context, ids []int64, partnerID 
 	if len(ids) == 1 {
 		match, arg = "m.id = CAST(? AS bigint)", ids[0]
 	}
-	if err := t.db.WithContext(ctx).Raw(`SELECT m.id, m.status, m.merged_into_id, v.partner_version, v.global_version
+	tier := "CAST(NULL AS text)"
+	if tierSQL != "" {
+		tier = tierSQL
+	}
+	if err := t.db.WithContext(ctx).Raw(`SELECT m.id, m.status, m.merged_into_id, v.partner_version, v.global_version, `+tier+` AS tier
 		FROM (SELECT coalesce((SELECT version FROM partner_config_versions WHERE partner_id = ?), 0) AS partner_version,
 		             coalesce((SELECT version FROM partner_config_versions WHERE partner_id = 0), 0) AS global_version) v
 		LEFT JOIN members m ON `+match, partnerID, arg).Find(&rows).Error; err != nil {
-		return configStamp{}, nil, fmt.Errorf("get members: %w", err)
+		return configStamp{}, nil, nil, fmt.Errorf("get members: %w", err)
 	}
 	if len(rows) == 0 {
-		return configStamp{}, nil, fmt.Errorf("get members: no configuration stamp")
+		return configStamp{}, nil, nil, fmt.Errorf("get members: no configuration stamp")
 	}
 	found := make(map[int64]bool, len(rows))
 	errs := map[int64]error{}
+	tiers := map[int64]*string{}
 	for _, r := range rows {
 		if r.ID == nil {
 			continue
 		}
 		found[*r.ID] = true
+		tiers[*r.ID] = r.Tier
 		m := members.Member{ID: *r.ID, Status: members.Status(*r.Status)}
 		if r.MergedIntoID != nil {
 			m.MergedIntoID = *r.MergedIntoID
@@ -353,7 +368,7 @@ func (t *Transactions) checkMembers(ctx context.Context, ids []int64, partnerID 
 			errs[id] = fmt.Errorf("get member %d: %w", id, members.ErrNotFound)
 		}
 	}
-	return configStamp{Partner: rows[0].PartnerVersion, Global: rows[0].GlobalVersion}, errs, nil
+	return configStamp{Partner: rows[0].PartnerVersion, Global: rows[0].GlobalVersion}, errs, tiers, nil
 }
 
 // memberTiers returns the members' tiers: in one call when the programme

@@ -72,6 +72,17 @@ type Programme interface {
 	Reversed(ctx context.Context, tx *gorm.DB, reversal ledger.Transaction) error
 }
 
+// ProgrammeStoredTier is implemented by a programme whose members' stored
+// tier can be read by SQL in the member check an earn sends anyway, saving
+// the earn the round trip of MemberTier.
+type ProgrammeStoredTier interface {
+	// StoredTierSQL is a SQL expression of the stored tier code (NULL for
+	// none) of the member row aliased m.
+	StoredTierSQL() string
+	// TierFromStored returns what MemberTier would from the stored code.
+	TierFromStored(ctx context.Context, stored *string) (string, error)
+}
+
 // PostedEarn is an earn the points API just posted, with the purchase it paid for.
 type PostedEarn struct {
 	PartnerID   int64
@@ -157,7 +168,7 @@ func (t *Transactions) QuoteEarn(ctx context.Context, p Principal, in EarnInput)
 // force: two round trips when the partner's configuration is cached (the
 // member check with the configuration stamp, the member's tier).
 func (t *Transactions) price(ctx context.Context, partnerID int64, in EarnInput) (*partnerConfig, Contract, Quote, error) {
-	stamp, err := t.checkMember(ctx, in.MemberID, partnerID)
+	stamp, memberTier, err := t.checkEarner(ctx, in.MemberID, partnerID)
 	if err != nil {
 		return nil, Contract{}, Quote{}, err
 	}
@@ -171,7 +182,7 @@ func (t *Transactions) price(ctx context.Context, partnerID int64, in EarnInput)
 	}
 	var tier string
 	if t.Programme != nil && cfg.tiers {
-		if tier, err = t.Programme.MemberTier(ctx, in.MemberID); err != nil {
+		if tier, err = memberTier(); err != nil {
 			return nil, Contract{}, Quote{}, err
 		}
 	}

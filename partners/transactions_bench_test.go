@@ -3,6 +3,7 @@ package partners_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -126,4 +127,50 @@ func BenchmarkEarn(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(e.stmts.Load())/float64(b.N), "stmts/op")
+}
+
+// TestEarnWithTierStatementCount: an earn whose rule depends on the member's
+// tier reads the stored tier in its member check (ProgrammeStoredTier), so it
+// costs no more round trips than one that does not, and is priced with it.
+func TestEarnWithTierStatementCount(t *testing.T) {
+	t.Parallel()
+	e := newEarnEnv(t, 10)
+	ctx := context.Background()
+	prog := e.tx.Programme.(*programme.Service)
+	for _, tier := range []programme.Tier{
+		{Code: "blue", Name: "Blue", Rank: 0},
+		{Code: "gold", Name: "Gold", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 1_000_000}},
+	} {
+		if _, err := prog.PutTier(ctx, tier); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.rules.PublishRule(ctx, e.p.PartnerID, partners.RuleDefinition{
+		Earn:        []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit, Rate: decimal.NewFromInt(1), Currency: "EUR", PerMinor: 100}},
+		Multipliers: partners.Multipliers{Tier: []partners.TierMultiplier{{Tier: "gold", Rate: decimal.NewFromInt(2)}}}},
+		time.Now(), "bench"); err != nil {
+		t.Fatal(err)
+	}
+	gold, blue := e.members[1], e.members[2]
+	if err := e.db.Exec(`INSERT INTO programme_member_tiers (member_id, tier_code, since, last_review_at, updated_at)
+		VALUES (?, 'gold', now(), now(), now())`, gold).Error; err != nil {
+		t.Fatal(err)
+	}
+	e.earn(t, 0) // the partner's accounts
+	e.earn(t, 1) // gold's account
+	e.earn(t, 2) // blue's account
+	e.stmts.Store(0)
+	e.earn(t, 11)
+	if got := e.stmts.Load(); got > 5 {
+		t.Fatalf("an earn priced by tier sent %d SQL statements; want at most 5 (run with BENCH_SQL=1 to list them)", got)
+	}
+	var points []int64
+	if err := e.db.Raw(`SELECT points FROM ledger_transactions WHERE type = 'earn' AND member_id IN (?, ?) ORDER BY member_id, id`,
+		gold, blue).Scan(&points).Error; err != nil {
+		t.Fatal(err)
+	}
+	// 12.34 EUR at 1 point per EUR: 12 points, doubled for gold (two earns).
+	if want := []int64{24, 24, 12}; !slices.Equal(points, want) {
+		t.Fatalf("points of gold's two earns and blue's = %v, want %v", points, want)
+	}
 }

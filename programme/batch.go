@@ -57,7 +57,11 @@ func (s *Service) MemberTiers(ctx context.Context, memberIDs []int64) (map[int64
 // earnedBatchSQL is earnedSQL for the earns of a batch: the credits, their
 // running totals (summed per member, month and partner first: one upsert
 // per row), the base tier rows, and, when tiers are defined (@standing), each
-// member's standing from @from on after all of its credits.
+// member's standing from @from on after all of its credits. The members'
+// running totals are read member by member through the primary key (LATERAL,
+// OFFSET 0 keeps it from being flattened into a join): as a join, statistics
+// that lag a growing table made PostgreSQL hash the whole table for every
+// batch (13 of 21 ms per 200 earns, seen in the bench).
 const earnedBatchSQL = `WITH c AS (
 	SELECT * FROM json_to_recordset(CAST(@credits AS json)) AS c(member_id bigint, transaction_id bigint, partner_id bigint,
 	    occurred_at timestamptz, month date, points bigint, spend bigint, nights bigint, stays bigint, flights bigint)
@@ -91,8 +95,9 @@ const earnedBatchSQL = `WITH c AS (
 	SELECT r.member_id, r.partner_id, sum(qualifying_points) AS points, sum(spend_minor) AS spend, sum(nights) AS nights,
 		sum(stays) AS stays, sum(flights) AS flights
 	FROM (SELECT w.member_id, w.partner_id, w.qualifying_points, w.spend_minor, w.nights, w.stays, w.flights
-			FROM programme_member_windows w JOIN m USING (member_id)
-			WHERE w.month >= @from AND NOT EXISTS (SELECT 1 FROM bucket b
+			FROM m CROSS JOIN LATERAL (SELECT * FROM programme_member_windows w
+				WHERE w.member_id = m.member_id AND w.month >= @from OFFSET 0) w
+			WHERE NOT EXISTS (SELECT 1 FROM bucket b
 				WHERE b.member_id = w.member_id AND b.month = w.month AND b.partner_id = w.partner_id)
 		UNION ALL
 		SELECT member_id, partner_id, qualifying_points, spend_minor, nights, stays, flights FROM bucket

@@ -195,24 +195,40 @@ func (s *Service) Tiers(ctx context.Context) ([]Tier, error) {
 
 // MemberTier returns the member's tier code: the stored tier, or the base
 // tier's code when the member has none ("" when no tiers are defined).
-// It runs on every earn: one primary-key read of the member's tier code
-// (the definitions are cached), none when no tiers are defined.
+// One primary-key read of the member's tier code (the definitions are
+// cached), none when no tiers are defined. An earn reads the code in its
+// member check instead (StoredTierSQL).
 func (s *Service) MemberTier(ctx context.Context, memberID int64) (string, error) {
-	db := s.db.WithContext(ctx)
-	tiers, _, err := s.config(db)
+	tiers, _, err := s.config(s.db.WithContext(ctx))
 	if err != nil || len(tiers) == 0 {
 		return "", err
 	}
-	// Straight to the connection (database.QueryRow): it is read on every
-	// earn whose rule or promotion depends on the tier.
-	var code string
-	err = database.QueryRow(db, `SELECT tier_code FROM programme_member_tiers WHERE member_id = $1`, []any{memberID}, &code)
+	var code *string
+	err = database.QueryRow(s.db.WithContext(ctx), `SELECT tier_code FROM programme_member_tiers WHERE member_id = $1`, []any{memberID}, &code)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("tier of member %d: %w", memberID, err)
 	}
-	if err == nil {
+	return s.TierFromStored(ctx, code)
+}
+
+// StoredTierSQL is the stored tier code of the member row m, for the member
+// check of an earn (partners.ProgrammeStoredTier): the earn then needs no
+// round trip of its own for the tier.
+func (s *Service) StoredTierSQL() string {
+	return `(SELECT tier_code FROM programme_member_tiers WHERE member_id = m.id)`
+}
+
+// TierFromStored returns the member's tier from its stored code (nil: none
+// stored yet): the base tier when the code is not a defined tier, "" when no
+// tiers are defined. The definitions are cached.
+func (s *Service) TierFromStored(ctx context.Context, stored *string) (string, error) {
+	tiers, _, err := s.config(s.db.WithContext(ctx))
+	if err != nil || len(tiers) == 0 {
+		return "", err
+	}
+	if stored != nil {
 		for _, t := range tiers {
-			if t.Code == code {
+			if t.Code == *stored {
 				return t.Code, nil
 			}
 		}
