@@ -335,9 +335,10 @@ func lockMembers(tx *gorm.DB, ids []int64) (map[int64]*account, error) {
 // claimBatch claims the keys of the given requests (distinct keys) in one
 // statement, in key order (two batches sharing keys wait for each other in
 // the same order, never in a cycle), and draws a transaction id for each key
-// claimed. A key held by a concurrent uncommitted request makes the statement
-// wait for it, as claimIdempotency does. The records are completed with
-// their transaction ids by writeEarnBatch, in the same database transaction.
+// claimed, recorded with the claim (every claimed key is posted by
+// writeEarnBatch in the same database transaction, or nothing is). A key
+// held by a concurrent uncommitted request makes the statement wait for it,
+// as claimIdempotency does.
 func claimBatch(tx *gorm.DB, reqs []EarnRequest, hashes [][]byte, idx []int, now time.Time) (map[idemKey]int64, error) {
 	type claimJSON struct {
 		Scope string `json:"scope"`
@@ -356,12 +357,12 @@ func claimBatch(tx *gorm.DB, reqs []EarnRequest, hashes [][]byte, idx []int, now
 		Scope, Key string
 		TxID       int64
 	}
-	if err := tx.Raw(`INSERT INTO ledger_idempotency (scope, key, operation, request_hash, created_at)
-		SELECT k.scope, k.key, 'earn', decode(k.hash, 'hex'), CAST(@now AS timestamptz)
+	if err := tx.Raw(`INSERT INTO ledger_idempotency (scope, key, operation, request_hash, created_at, transaction_id)
+		SELECT k.scope, k.key, 'earn', decode(k.hash, 'hex'), CAST(@now AS timestamptz), nextval('ledger_transactions_id_seq')
 		FROM json_to_recordset(CAST(@keys AS json)) AS k(scope text, key text, hash text)
 		ORDER BY k.scope, k.key
 		ON CONFLICT (scope, key) DO NOTHING
-		RETURNING scope, key, nextval('ledger_transactions_id_seq') AS tx_id`,
+		RETURNING scope, key, transaction_id AS tx_id`,
 		map[string]any{"keys": string(doc), "now": now}).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("claim idempotency keys: %w", err)
 	}
@@ -417,9 +418,9 @@ func readIdempotencyBatch(tx *gorm.DB, keys []idemKey, records map[idemKey]idemR
 // earnBatchSQL writes the postings of a batch in one statement: the
 // transactions (ids drawn by claimBatch), their entries, one lot per funding
 // source with the debt repaid taken off, the repayments as consumptions of
-// the new lots, the member balances computed under their locks, and the
-// idempotency records pointing at their transactions. It returns the
-// consumptions. Entries and lots are inserted in input order (member,
+// the new lots and the member balances computed under their locks (the
+// idempotency records point at the transactions since their claim). It
+// returns the consumptions. Entries and lots are inserted in input order (member,
 // issued, promotions; partner-funded lot first), so a transaction loaded
 // again lists them as posted.
 const earnBatchSQL = `WITH i AS (
@@ -455,9 +456,6 @@ const earnBatchSQL = `WITH i AS (
 	FROM json_to_recordset(CAST(@balances AS json)) AS n(id bigint, balance bigint)
 	-- = ANY: index lookups, not a hash join over every account.
 	WHERE a.id = n.id AND a.id = ANY(ARRAY(SELECT n.id FROM json_to_recordset(CAST(@balances AS json)) AS n(id bigint)))
-), k AS (
-	UPDATE ledger_idempotency g SET transaction_id = i.tx FROM i
-	WHERE g.scope = i.scope AND g.key = i.key
 )
 SELECT l.id AS lot_id, l.transaction_id, l.issuer_partner_id, l.repaid AS points FROM l WHERE l.repaid > 0 ORDER BY l.id`
 
