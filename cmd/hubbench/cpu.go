@@ -28,8 +28,9 @@ type CPUUse struct {
 const clockTick = 100
 
 type cpuSample struct {
-	busy, steal, total   float64 // seconds summed over cores
-	hub, postgres, bench float64 // seconds
+	busy, steal, total float64           // seconds summed over cores
+	hub, bench         float64           // seconds
+	postgres           map[int64]float64 // seconds by process id
 }
 
 func ticks(s string) float64 {
@@ -71,13 +72,15 @@ func sampleCPU(hubPID int) cpuSample {
 		}
 	}
 	c.hub, _ = procCPU(strconv.Itoa(hubPID))
+	c.postgres = map[int64]float64{}
 	if dirs, err := os.ReadDir("/proc"); err == nil {
 		for _, d := range dirs {
-			if _, err := strconv.Atoi(d.Name()); err != nil {
+			pid, err := strconv.ParseInt(d.Name(), 10, 64)
+			if err != nil {
 				continue
 			}
 			if secs, name := procCPU(d.Name()); name == "postgres" {
-				c.postgres += secs
+				c.postgres[pid] = secs
 			}
 		}
 	}
@@ -88,18 +91,23 @@ func sampleCPU(hubPID int) cpuSample {
 	return c
 }
 
-// cpuUse is the CPU between two samples per operation. Processes that ended
-// between them (a PostgreSQL backend closed mid-run) are missing from the
-// second sample; the bench hub keeps its connections, so that is rare.
+// cpuUse is the CPU between two samples per operation. PostgreSQL is summed
+// process by process: a backend started between the samples counts whole, one
+// that ended between them is lost (its last seconds are not in /proc any
+// more), so connections closed mid-run make Postgres an underestimate.
 func cpuUse(a, b cpuSample, ops int64) CPUUse {
 	if ops <= 0 || b.total <= a.total {
 		return CPUUse{}
+	}
+	var pg float64
+	for pid, secs := range b.postgres {
+		pg += secs - a.postgres[pid]
 	}
 	per := func(x float64) float64 { return x / float64(ops) * 1e6 }
 	return CPUUse{
 		MachineUsPerOp:  per(b.busy - a.busy),
 		HubUsPerOp:      per(b.hub - a.hub),
-		PostgresUsPerOp: per(b.postgres - a.postgres),
+		PostgresUsPerOp: per(pg),
 		BenchUsPerOp:    per(b.bench - a.bench),
 		BusyPct:         100 * (b.busy - a.busy) / (b.total - a.total),
 		StealPct:        100 * (b.steal - a.steal) / (b.total - a.total),
