@@ -81,7 +81,8 @@ func (t *Transactions) checkMember(ctx context.Context, memberID, partnerID int6
 
 // checkEarner is checkMember for an earn: when the programme can name the
 // member's stored tier in SQL (ProgrammeStoredTier), the same round trip
-// reads it, and tier returns the tier the earn is priced with.
+// reads it. The function it returns gives the member's tier, called only
+// when the price depends on it.
 func (t *Transactions) checkEarner(ctx context.Context, memberID, partnerID int64) (configStamp, func() (string, error), error) {
 	st, ok := t.Programme.(ProgrammeStoredTier)
 	if !ok {

@@ -165,8 +165,10 @@ func (t *Transactions) QuoteEarn(ctx context.Context, p Principal, in EarnInput)
 }
 
 // price checks the member and prices the earn in with the configuration in
-// force: two round trips when the partner's configuration is cached (the
-// member check with the configuration stamp, the member's tier).
+// force: one round trip when the partner's configuration is cached (the
+// member check with the configuration stamp and, when the programme offers
+// ProgrammeStoredTier, the member's stored tier; else a second for the tier
+// when the rule or a promotion depends on it).
 func (t *Transactions) price(ctx context.Context, partnerID int64, in EarnInput) (*partnerConfig, Contract, Quote, error) {
 	stamp, memberTier, err := t.checkEarner(ctx, in.MemberID, partnerID)
 	if err != nil {
