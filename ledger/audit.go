@@ -33,12 +33,16 @@ func (r AuditReport) OK() bool {
 
 // Write prints one line per check and the details of failed checks.
 func (r AuditReport) Write(w io.Writer) {
+	width := 0
+	for _, c := range r.Checks {
+		width = max(width, len(c.Name))
+	}
 	for _, c := range r.Checks {
 		status := "ok"
 		if !c.OK {
 			status = fmt.Sprintf("FAILED (%d violations)", c.Violations)
 		}
-		fmt.Fprintf(w, "%-40s %s\n", c.Name, status)
+		fmt.Fprintf(w, "%-*s  %s\n", width, c.Name, status)
 		for _, d := range c.Details {
 			fmt.Fprintf(w, "    %s\n", d)
 		}
