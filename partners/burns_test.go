@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
@@ -39,7 +40,7 @@ type burnEnv struct {
 
 func newBurnEnv(tb testing.TB, nMembers int, points ledger.Points) *burnEnv {
 	tb.Helper()
-	db, stmts := roundTripDB(tb)
+	db, stmts := testdb.NewCounting(tb)
 	ctx := context.Background()
 	start := time.Now().UTC()
 	clock := func() time.Time { return start.Add(-time.Minute) }

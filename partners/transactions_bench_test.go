@@ -11,6 +11,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
@@ -31,7 +32,7 @@ type earnEnv struct {
 
 func newEarnEnv(tb testing.TB, nMembers int) *earnEnv {
 	tb.Helper()
-	db, stmts := roundTripDB(tb)
+	db, stmts := testdb.NewCounting(tb)
 	ctx := context.Background()
 	start := time.Now().UTC()
 	clock := func() time.Time { return start.Add(-time.Minute) }

@@ -39,7 +39,12 @@ type env struct {
 
 func newEnv(t *testing.T, start time.Time) *env {
 	t.Helper()
-	db := testdb.New(t)
+	return newEnvOn(t, testdb.New(t), start)
+}
+
+// newEnvOn is newEnv on a database the test opened (testdb.NewCounting).
+func newEnvOn(t *testing.T, db *gorm.DB, start time.Time) *env {
+	t.Helper()
 	clk := &clock{t: start}
 	l := ledger.NewService(db, clk.Now)
 	m := members.NewService(db, l, clk.Now)

@@ -3,62 +3,33 @@ package programme_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
 	"github.com/coalitionhub/hub/programme"
 )
-
-// stmtCounter counts the SQL statements gorm sends on a database while on is
-// set (BEGIN and COMMIT are not gorm statements and are not counted).
-type stmtCounter struct {
-	on atomic.Bool
-	n  atomic.Int64
-}
-
-func countStatements(db *gorm.DB) *stmtCounter {
-	c := &stmtCounter{}
-	inc := func(d *gorm.DB) {
-		if !c.on.Load() {
-			return
-		}
-		c.n.Add(1)
-		if os.Getenv("BENCH_SQL") != "" {
-			fmt.Println("SQL:", strings.Join(strings.Fields(d.Statement.SQL.String()), " "))
-		}
-	}
-	cb := db.Callback()
-	_ = cb.Create().After("gorm:create").Register("programme:count", inc)
-	_ = cb.Query().After("gorm:query").Register("programme:count", inc)
-	_ = cb.Update().After("gorm:update").Register("programme:count", inc)
-	_ = cb.Delete().After("gorm:delete").Register("programme:count", inc)
-	_ = cb.Row().After("gorm:row").Register("programme:count", inc)
-	_ = cb.Raw().After("gorm:raw").Register("programme:count", inc)
-	return c
-}
 
 // countingProgramme counts the statements each partners.Programme method
 // sends, so that the programme's share of an earn is measured apart from the
 // ledger's and the partner registry's.
 type countingProgramme struct {
 	inner *programme.Service
-	c     *stmtCounter
+	n     *atomic.Int64 // every statement on the database (testdb.NewCounting)
 	calls map[string]int64
 }
 
+// measure adds the statements f sends to name's count: the earn is the only
+// thing using the database, one statement at a time.
 func (p *countingProgramme) measure(name string, f func() error) error {
-	p.c.n.Store(0)
-	p.c.on.Store(true)
+	before := p.n.Load()
 	err := f()
-	p.c.on.Store(false)
-	p.calls[name] += p.c.n.Load()
+	p.calls[name] += p.n.Load() - before
 	return err
 }
 
@@ -86,12 +57,15 @@ func (p *countingProgramme) Reversed(ctx context.Context, tx *gorm.DB, rev ledge
 // partner that is not corporate. Before issue 10's running totals it was 8
 // (the tier row, then inside the transaction the credit, the tier row
 // created, locked and updated, the window's sums, the grants and the
-// company); run with -v to see the split, BENCH_SQL=1 to list them.
+// company). Counted at the driver (testdb.NewCounting), so statements that
+// bypass gorm count too; run with -v to see the split, BENCH_SQL=1 to list
+// them.
 func TestEarnProgrammeStatements(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	start := date(2025, 1, 20, 9)
-	e := newEnv(t, start)
+	db, n := testdb.NewCounting(t)
+	e := newEnvOn(t, db, start)
 	for _, tier := range []programme.Tier{
 		{Code: "blue", Name: "Blue", Rank: 0},
 		{Code: "silver", Name: "Silver", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 5_000}},
@@ -124,7 +98,7 @@ func TestEarnProgrammeStatements(t *testing.T) {
 		t.Fatalf("after the history: tier %q (%v), want silver", tier, err)
 	}
 
-	cp := &countingProgramme{inner: e.prog, c: countStatements(e.db), calls: map[string]int64{}}
+	cp := &countingProgramme{inner: e.prog, n: n, calls: map[string]int64{}}
 	e.tx.Programme = cp
 	e.clk.Set(e.clk.Now().Add(time.Hour))
 	earn(200)
@@ -139,11 +113,9 @@ func TestEarnProgrammeStatements(t *testing.T) {
 	}
 	// For the record: the whole earn (member check, ledger, programme).
 	e.tx.Programme = e.prog
-	cp.c.n.Store(0)
-	cp.c.on.Store(true)
+	before := n.Load()
 	earn(201)
-	cp.c.on.Store(false)
-	t.Logf("the whole earn: %d statements", cp.c.n.Load())
+	t.Logf("the whole earn: %d round trips, BEGIN and COMMIT included", n.Load()-before)
 	if st, err := e.prog.Status(ctx, m.ID); err != nil || st.Tier != "silver" || st.Credits[programme.MetricPoints] != 10_100 {
 		t.Fatalf("status = %+v (%v), want silver with 10100 qualifying points", st, err)
 	}
