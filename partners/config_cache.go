@@ -174,7 +174,8 @@ func (cfg *partnerConfig) contractAt(partnerID int64, at time.Time, earn bool) (
 	return Contract{}, fmt.Errorf("contract of partner %d at %s: %w", partnerID, at.UTC().Format(time.RFC3339), ErrNoContract)
 }
 
-// quote prices p as Rules.Quote does, from the configuration.
+// quote prices p with the rule version and the promotions of the
+// configuration in force at p.OccurredAt (Rules.Quote prices through it too).
 func (cfg *partnerConfig) quote(p Purchase) (Quote, error) {
 	var rule *Rule
 	for i := range cfg.rules {

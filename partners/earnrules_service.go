@@ -175,11 +175,8 @@ func (s *Rules) Quote(ctx context.Context, p Purchase) (Quote, error) {
 	if err != nil {
 		return Quote{}, fmt.Errorf("quote earn: %w", err)
 	}
-	q, err := Evaluate(rule.Set(), promos, p)
-	if err != nil {
-		return Quote{}, fmt.Errorf("quote earn: %w", err)
-	}
-	return q, nil
+	// Priced as an earn is: by the configuration's quote.
+	return (&partnerConfig{rules: []Rule{rule}, promos: promos}).quote(p)
 }
 
 // earnFieldErrors returns err's field errors to add more to (empty for nil).
