@@ -71,6 +71,16 @@ func (e *env) audit() {
 	}
 }
 
+// putTiers defines the tiers, in order.
+func (e *env) putTiers(tiers []programme.Tier) {
+	e.t.Helper()
+	for _, tier := range tiers {
+		if _, err := e.prog.PutTier(context.Background(), tier); err != nil {
+			e.t.Fatalf("put tier %s: %v", tier.Code, err)
+		}
+	}
+}
+
 func (e *env) member(email, birth string) members.Member {
 	e.t.Helper()
 	m, _, err := e.members.Enrol(context.Background(), members.EnrolRequest{
@@ -331,15 +341,11 @@ func TestDualAccrualAndTiers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, date(2025, 4, 10, 9))
-	for _, tier := range []programme.Tier{
+	e.putTiers([]programme.Tier{
 		{Code: "blue", Name: "Blue", Rank: 0},
 		{Code: "gold", Name: "Gold", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricFlights: 10, programme.MetricSpend: 500_000},
 			Entitlements: []programme.Entitlement{{Code: "lounge", Value: "unlimited"}}},
-	} {
-		if _, err := e.prog.PutTier(ctx, tier); err != nil {
-			t.Fatalf("put tier: %v", err)
-		}
-	}
+	})
 	for _, l := range []programme.CompanyLevel{
 		{Code: "base", Name: "Up to 3M", MinSpendMinor: 0, Rate: decimal.RequireFromString("0.05")},
 		{Code: "mid", Name: "3M to 5M", MinSpendMinor: 300_000_000, Rate: decimal.RequireFromString("0.06")},

@@ -66,15 +66,11 @@ func TestEarnProgrammeStatements(t *testing.T) {
 	start := date(2025, 1, 20, 9)
 	db, n := testdb.NewCounting(t)
 	e := newEnvOn(t, db, start)
-	for _, tier := range []programme.Tier{
+	e.putTiers([]programme.Tier{
 		{Code: "blue", Name: "Blue", Rank: 0},
 		{Code: "silver", Name: "Silver", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 5_000}},
 		{Code: "gold", Name: "Gold", Rank: 2, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 50_000}},
-	} {
-		if _, err := e.prog.PutTier(ctx, tier); err != nil {
-			t.Fatalf("put tier: %v", err)
-		}
-	}
+	})
 	hotel := e.partner("Hotel")
 	m := e.member("regular@example.com", "")
 	pr := partners.Principal{PartnerID: hotel.ID}

@@ -69,15 +69,11 @@ func TestRunningTotalsUpgradeOnTheExactWindow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, date(2024, 3, 5, 10))
-	for _, tier := range []programme.Tier{
+	e.putTiers([]programme.Tier{
 		{Code: "blue", Name: "Blue", Rank: 0},
 		{Code: "silver", Name: "Silver", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 1000, programme.MetricPartners: 3}},
 		{Code: "gold", Name: "Gold", Rank: 2, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 5000}},
-	} {
-		if _, err := e.prog.PutTier(ctx, tier); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	air, hotel, shop := e.partner("Air"), e.partner("Hotel"), e.partner("Shop")
 	m := e.member("roll@example.com", "")
 	e.earnAt(air, m.ID, 800, "old") // 5 March 2024
@@ -126,16 +122,11 @@ func TestRunningTotalsUpgradeOnTheExactWindow(t *testing.T) {
 // just changed).
 func TestRunningTotalsCountPartners(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	e := newEnv(t, date(2025, 6, 1, 10))
-	for _, tier := range []programme.Tier{
+	e.putTiers([]programme.Tier{
 		{Code: "blue", Name: "Blue", Rank: 0},
 		{Code: "explorer", Name: "Explorer", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricPartners: 3}},
-	} {
-		if _, err := e.prog.PutTier(ctx, tier); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	ps := []partners.Partner{e.partner("A"), e.partner("B"), e.partner("C")}
 	m := e.member("multi@example.com", "")
 	e.earnAt(ps[0], m.ID, 10, "a1")
@@ -161,14 +152,10 @@ func TestRunningTotalsApplyAGrantAtTheNextEarn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, date(2025, 6, 1, 10))
-	for _, tier := range []programme.Tier{
+	e.putTiers([]programme.Tier{
 		{Code: "blue", Name: "Blue", Rank: 0},
 		{Code: "gold", Name: "Gold", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 100_000}},
-	} {
-		if _, err := e.prog.PutTier(ctx, tier); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	p := e.partner("Air")
 	m := e.member("match@example.com", "")
 	e.earnAt(p, m.ID, 10, "first")
@@ -195,14 +182,10 @@ func TestRunningTotalsUnderConcurrentEarns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, date(2025, 6, 1, 10))
-	for _, tier := range []programme.Tier{
+	e.putTiers([]programme.Tier{
 		{Code: "blue", Name: "Blue", Rank: 0},
 		{Code: "silver", Name: "Silver", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 1000}},
-	} {
-		if _, err := e.prog.PutTier(ctx, tier); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	ps := []partners.Partner{e.partner("A"), e.partner("B")}
 	m := e.member("busy@example.com", "")
 	var wg sync.WaitGroup
