@@ -11,11 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopspring/decimal"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
-	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
@@ -40,33 +38,9 @@ type burnEnv struct {
 
 func newBurnEnv(tb testing.TB, nMembers int, points ledger.Points) *burnEnv {
 	tb.Helper()
-	db, stmts := testdb.NewCounting(tb)
+	f := newHotPathFixture(tb, "Till", nMembers)
 	ctx := context.Background()
-	start := time.Now().UTC()
-	clock := func() time.Time { return start.Add(-time.Minute) }
-	reg, err := partners.NewService(db, partners.Options{Issuer: "https://hub.test", SecretsKey: make([]byte, 32), Now: clock})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p, err := reg.CreatePartner(ctx, partners.NewPartner{Name: "Till", Sector: partners.SectorRetail, SettlementCurrency: "EUR", TimeZone: "Europe/Berlin"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := reg.SetPartnerStatus(ctx, p.ID, partners.StatusActive); err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := reg.PublishContract(ctx, p.ID, partners.NewContract{EffectiveFrom: start, Earn: true, Burn: true,
-		IssuePrice: decimal.RequireFromString("0.01"), RedemptionRate: decimal.RequireFromString("0.007"),
-		Currency: "EUR", Billing: partners.BillingPostpaid}, "test"); err != nil {
-		tb.Fatal(err)
-	}
-	if err := db.Exec(`INSERT INTO members (given_name, created_at, updated_at) SELECT 'B', now(), now() FROM generate_series(1, ?)`, nMembers).Error; err != nil {
-		tb.Fatal(err)
-	}
-	var ids []int64
-	if err := db.Raw(`SELECT id FROM members ORDER BY id`).Scan(&ids).Error; err != nil {
-		tb.Fatal(err)
-	}
+	db, p, ids, start := f.db, f.partner, f.members, f.start
 	hash, err := bcrypt.GenerateFromPassword([]byte(burnPIN), bcrypt.MinCost)
 	if err != nil {
 		tb.Fatal(err)
@@ -86,9 +60,9 @@ func newBurnEnv(tb testing.TB, nMembers int, points ledger.Points) *burnEnv {
 	}
 	m := members.NewService(db, l, time.Now)
 	c := members.NewBurnConsent(db, time.Now, members.DefaultConsentPolicy)
-	tx := partners.NewTransactions(db, l, m, c, reg, partners.NewRules(db, time.Now), time.Now)
+	tx := partners.NewTransactions(db, l, m, c, f.reg, partners.NewRules(db, time.Now), time.Now)
 	return &burnEnv{db: db, tx: tx, ledger: l, consent: c, p: partners.Principal{PartnerID: p.ID}, members: ids,
-		stmts: stmts}
+		stmts: f.stmts}
 }
 
 func (e *burnEnv) key() ledger.Idempotency {

@@ -11,7 +11,6 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
-	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
@@ -32,45 +31,20 @@ type earnEnv struct {
 
 func newEarnEnv(tb testing.TB, nMembers int) *earnEnv {
 	tb.Helper()
-	db, stmts := testdb.NewCounting(tb)
-	ctx := context.Background()
-	start := time.Now().UTC()
-	clock := func() time.Time { return start.Add(-time.Minute) }
-	reg, err := partners.NewService(db, partners.Options{Issuer: "https://hub.test", SecretsKey: make([]byte, 32), Now: clock})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	rules := partners.NewRules(db, clock)
-	p, err := reg.CreatePartner(ctx, partners.NewPartner{Name: "Bench", Sector: partners.SectorRetail, SettlementCurrency: "EUR", TimeZone: "Europe/Berlin"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := reg.SetPartnerStatus(ctx, p.ID, partners.StatusActive); err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := reg.PublishContract(ctx, p.ID, partners.NewContract{EffectiveFrom: start, Earn: true, Burn: true,
-		IssuePrice: decimal.RequireFromString("0.01"), RedemptionRate: decimal.RequireFromString("0.007"),
-		Currency: "EUR", Billing: partners.BillingPostpaid}, "bench"); err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := rules.PublishRule(ctx, p.ID, partners.RuleDefinition{Earn: []partners.EarnComponent{{
-		Kind: partners.KindPerCurrencyUnit, Rate: decimal.NewFromInt(1), Currency: "EUR", PerMinor: 100}}}, start, "bench"); err != nil {
-		tb.Fatal(err)
-	}
-	if err := db.Exec(`INSERT INTO members (given_name, created_at, updated_at) SELECT 'B', now(), now() FROM generate_series(1, ?)`, nMembers).Error; err != nil {
-		tb.Fatal(err)
-	}
-	var ids []int64
-	if err := db.Raw(`SELECT id FROM members ORDER BY id`).Scan(&ids).Error; err != nil {
+	f := newHotPathFixture(tb, "Bench", nMembers)
+	db, p := f.db, f.partner
+	rules := partners.NewRules(db, f.clock)
+	if _, err := rules.PublishRule(context.Background(), p.ID, partners.RuleDefinition{Earn: []partners.EarnComponent{{
+		Kind: partners.KindPerCurrencyUnit, Rate: decimal.NewFromInt(1), Currency: "EUR", PerMinor: 100}}}, f.start, "bench"); err != nil {
 		tb.Fatal(err)
 	}
 	l := ledger.NewService(db, time.Now)
 	m := members.NewService(db, l, time.Now)
 	c := members.NewBurnConsent(db, time.Now, members.DefaultConsentPolicy)
-	tx := partners.NewTransactions(db, l, m, c, reg, partners.NewRules(db, time.Now), time.Now)
+	tx := partners.NewTransactions(db, l, m, c, f.reg, partners.NewRules(db, time.Now), time.Now)
 	tx.Programme = programme.NewService(db, l, m, c, time.Now)
-	return &earnEnv{tx: tx, p: partners.Principal{PartnerID: p.ID}, members: ids, stmts: stmts, db: db,
-		reg: reg, rules: rules}
+	return &earnEnv{tx: tx, p: partners.Principal{PartnerID: p.ID}, members: f.members, stmts: f.stmts, db: db,
+		reg: f.reg, rules: rules}
 }
 
 func (e *earnEnv) earn(tb testing.TB, i int) {
