@@ -3,14 +3,17 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/internal/database"
 )
 
 // EarnOutcome is what EarnBatch did with one request: Transaction is the
@@ -264,26 +267,20 @@ func ensureAccountsBatch(tx *gorm.DB, keys []accountKey) (map[accountKey]int64, 
 		}
 		return keys[i].Owner < keys[j].Owner
 	})
-	type keyJSON struct {
-		Kind  AccountKind `json:"kind"`
-		Owner int64       `json:"owner_id"`
-	}
-	var list []keyJSON
+	var kinds []string
+	var owners []int64
 	seen := map[accountKey]bool{}
 	for _, k := range keys {
 		if !seen[k] {
 			seen[k] = true
-			list = append(list, keyJSON{k.Kind, k.Owner})
+			kinds = append(kinds, string(k.Kind))
+			owners = append(owners, k.Owner)
 		}
-	}
-	doc, err := json.Marshal(list)
-	if err != nil {
-		return nil, fmt.Errorf("ensure accounts: %w", err)
 	}
 	// One index lookup per key (LIMIT keeps the planner from turning the
 	// lookup into a scan of every account), then the missing ones inserted.
 	const q = `WITH k AS (
-		SELECT * FROM json_to_recordset(CAST(@keys AS json)) AS k(kind text, owner_id bigint)
+		SELECT * FROM unnest($1::text[], $2::bigint[]) AS k(kind, owner_id)
 	), look AS (
 		SELECT k.kind, k.owner_id, a.id FROM k LEFT JOIN LATERAL (SELECT a.id FROM ledger_accounts a
 			WHERE a.kind = k.kind AND a.owner_id = k.owner_id LIMIT 1) a ON true
@@ -294,13 +291,17 @@ func ensureAccountsBatch(tx *gorm.DB, keys []accountKey) (map[accountKey]int64, 
 	)
 	SELECT id, kind, owner_id FROM look WHERE id IS NOT NULL UNION ALL SELECT id, kind, owner_id FROM ins`
 	for attempt := 0; attempt < 3; attempt++ {
-		var rows []account
-		if err := tx.Raw(q, map[string]any{"keys": string(doc)}).Find(&rows).Error; err != nil {
+		out := make(map[accountKey]int64, len(seen))
+		err := database.Query(tx, q, []any{kinds, owners}, func(rows *sql.Rows) error {
+			var a account
+			if err := rows.Scan(&a.ID, &a.Kind, &a.OwnerID); err != nil {
+				return err
+			}
+			out[accountKey{a.Kind, a.OwnerID}] = a.ID
+			return nil
+		})
+		if err != nil {
 			return nil, fmt.Errorf("ensure accounts: %w", err)
-		}
-		out := make(map[accountKey]int64, len(rows))
-		for _, r := range rows {
-			out[accountKey{r.Kind, r.OwnerID}] = r.ID
 		}
 		if len(out) == len(seen) {
 			return out, nil
@@ -312,17 +313,22 @@ func ensureAccountsBatch(tx *gorm.DB, keys []accountKey) (map[accountKey]int64, 
 }
 
 // lockMembers is lockAccounts (member accounts in id order, the global lock
-// order) read with Find: gorm's Scan renders each statement through a
-// regular expression for its logger, which costs more than the lock.
+// order) straight on the connection: gorm's Scan renders each statement
+// through a regular expression for its logger, which costs more than the
+// lock.
 func lockMembers(tx *gorm.DB, ids []int64) (map[int64]*account, error) {
-	var rows []account
-	if err := tx.Raw(`SELECT id, kind, owner_id, balance, held FROM ledger_accounts
-		WHERE id = ANY(CAST(? AS bigint[])) ORDER BY id FOR UPDATE`, pgArray(ids)).Find(&rows).Error; err != nil {
+	out := make(map[int64]*account, len(ids))
+	err := database.Query(tx, `SELECT id, kind, owner_id, balance, held FROM ledger_accounts
+		WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, []any{ids}, func(rows *sql.Rows) error {
+		a := &account{}
+		if err := rows.Scan(&a.ID, &a.Kind, &a.OwnerID, &a.Balance, &a.Held); err != nil {
+			return err
+		}
+		out[a.ID] = a
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("lock accounts: %w", err)
-	}
-	out := make(map[int64]*account, len(rows))
-	for i := range rows {
-		out[rows[i].ID] = &rows[i]
 	}
 	for _, id := range ids {
 		if out[id] == nil {
@@ -340,35 +346,29 @@ func lockMembers(tx *gorm.DB, ids []int64) (map[int64]*account, error) {
 // held by a concurrent uncommitted request makes the statement wait for it,
 // as claimIdempotency does.
 func claimBatch(tx *gorm.DB, reqs []EarnRequest, hashes [][]byte, idx []int, now time.Time) (map[idemKey]int64, error) {
-	type claimJSON struct {
-		Scope string `json:"scope"`
-		Key   string `json:"key"`
-		Hash  string `json:"hash"`
-	}
-	list := make([]claimJSON, len(idx))
+	scopes := make([]string, len(idx))
+	keys := make([]string, len(idx))
+	hs := make([][]byte, len(idx))
 	for n, i := range idx {
-		list[n] = claimJSON{reqs[i].Idem.Scope, reqs[i].Idem.Key, hex.EncodeToString(hashes[i])}
+		scopes[n], keys[n], hs[n] = reqs[i].Idem.Scope, reqs[i].Idem.Key, hashes[i]
 	}
-	doc, err := json.Marshal(list)
-	if err != nil {
-		return nil, fmt.Errorf("claim idempotency keys: %w", err)
-	}
-	var rows []struct {
-		Scope, Key string
-		TxID       int64
-	}
-	if err := tx.Raw(`INSERT INTO ledger_idempotency (scope, key, operation, request_hash, created_at, transaction_id)
-		SELECT k.scope, k.key, 'earn', decode(k.hash, 'hex'), CAST(@now AS timestamptz), nextval('ledger_transactions_id_seq')
-		FROM json_to_recordset(CAST(@keys AS json)) AS k(scope text, key text, hash text)
+	out := make(map[idemKey]int64, len(idx))
+	err := database.Query(tx, `INSERT INTO ledger_idempotency (scope, key, operation, request_hash, created_at, transaction_id)
+		SELECT k.scope, k.key, 'earn', k.hash, $4::timestamptz, nextval('ledger_transactions_id_seq')
+		FROM unnest($1::text[], $2::text[], $3::bytea[]) AS k(scope, key, hash)
 		ORDER BY k.scope, k.key
 		ON CONFLICT (scope, key) DO NOTHING
-		RETURNING scope, key, transaction_id AS tx_id`,
-		map[string]any{"keys": string(doc), "now": now}).Find(&rows).Error; err != nil {
+		RETURNING scope, key, transaction_id`, []any{scopes, keys, hs, now}, func(rows *sql.Rows) error {
+		var k idemKey
+		var txID int64
+		if err := rows.Scan(&k.Scope, &k.Key, &txID); err != nil {
+			return err
+		}
+		out[k] = txID
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("claim idempotency keys: %w", err)
-	}
-	out := make(map[idemKey]int64, len(rows))
-	for _, r := range rows {
-		out[idemKey{r.Scope, r.Key}] = r.TxID
 	}
 	return out, nil
 }
@@ -378,34 +378,25 @@ func readIdempotencyBatch(tx *gorm.DB, keys []idemKey, records map[idemKey]idemR
 	if len(keys) == 0 {
 		return nil
 	}
-	type keyJSON struct {
-		Scope string `json:"scope"`
-		Key   string `json:"key"`
-	}
-	list := make([]keyJSON, len(keys))
+	scopes := make([]string, len(keys))
+	names := make([]string, len(keys))
 	for i, k := range keys {
-		list[i] = keyJSON(k)
+		scopes[i], names[i] = k.Scope, k.Key
 	}
-	doc, err := json.Marshal(list)
+	err := database.Query(tx, `SELECT g.scope, g.key, g.operation, g.request_hash, g.result::text AS result, g.transaction_id
+		FROM unnest($1::text[], $2::text[]) AS k(scope, key)
+		CROSS JOIN LATERAL (SELECT * FROM ledger_idempotency g WHERE g.scope = k.scope AND g.key = k.key LIMIT 1) g`,
+		[]any{scopes, names}, func(rows *sql.Rows) error {
+			var k idemKey
+			var r idemRecord
+			if err := rows.Scan(&k.Scope, &k.Key, &r.Operation, &r.RequestHash, &r.Result, &r.TransactionID); err != nil {
+				return err
+			}
+			records[k] = r
+			return nil
+		})
 	if err != nil {
 		return fmt.Errorf("read idempotency keys: %w", err)
-	}
-	var rows []struct {
-		Scope, Key    string
-		Operation     string
-		RequestHash   []byte
-		Result        *string
-		TransactionID *int64
-	}
-	if err := tx.Raw(`SELECT g.scope, g.key, g.operation, g.request_hash, g.result::text AS result, g.transaction_id
-		FROM json_to_recordset(CAST(@keys AS json)) AS k(scope text, key text)
-		CROSS JOIN LATERAL (SELECT * FROM ledger_idempotency g WHERE g.scope = k.scope AND g.key = k.key LIMIT 1) g`,
-		map[string]any{"keys": string(doc)}).Find(&rows).Error; err != nil {
-		return fmt.Errorf("read idempotency keys: %w", err)
-	}
-	for _, r := range rows {
-		records[idemKey{r.Scope, r.Key}] = idemRecord{Operation: r.Operation, RequestHash: r.RequestHash,
-			Result: r.Result, TransactionID: r.TransactionID}
 	}
 	for _, k := range keys {
 		if _, ok := records[k]; !ok {
@@ -422,12 +413,17 @@ func readIdempotencyBatch(tx *gorm.DB, keys []idemKey, records map[idemKey]idemR
 // idempotency records point at the transactions since their claim). It
 // returns the consumptions. Entries and lots are inserted in input order (member,
 // issued, promotions; partner-funded lot first), so a transaction loaded
-// again lists them as posted.
-const earnBatchSQL = `WITH i AS (
-	SELECT * FROM json_to_recordset(CAST(@items AS json)) AS i(ord int, tx bigint, member bigint, partner bigint,
-	    acct bigint, issued bigint, promo bigint, points bigint, opfunded bigint, occurred timestamptz,
-	    available timestamptz, expires timestamptz, ref text, details text, balance bigint, scope text, key text,
-	    repaid bigint, op_repaid bigint)
+// again lists them as posted. The items come as one typed array per column
+// (binary protocol: no JSON to write in the hub or to parse in PostgreSQL),
+// in input order, which WITH ORDINALITY numbers.
+var earnBatchSQL = database.CompileNamed(`WITH i AS (
+	SELECT * FROM unnest(CAST(@tx AS bigint[]), CAST(@member AS bigint[]), CAST(@partner AS bigint[]),
+	    CAST(@acct AS bigint[]), CAST(@issued AS bigint[]), CAST(@promo AS bigint[]), CAST(@points AS bigint[]),
+	    CAST(@opfunded AS bigint[]), CAST(@occurred AS timestamptz[]), CAST(@available AS timestamptz[]),
+	    CAST(@expires AS timestamptz[]), CAST(@ref AS text[]), CAST(@details AS text[]), CAST(@balance AS bigint[]),
+	    CAST(@scope AS text[]), CAST(@key AS text[]), CAST(@repaid AS bigint[]), CAST(@op_repaid AS bigint[]))
+	    WITH ORDINALITY AS i(tx, member, partner, acct, issued, promo, points, opfunded, occurred, available, expires,
+	    ref, details, balance, scope, key, repaid, op_repaid, ord)
 ), t AS (
 	INSERT INTO ledger_transactions (id, type, member_id, partner_id, points, occurred_at, posted_at, external_ref,
 	    details, balance_after, idempotency_scope, idempotency_key)
@@ -453,80 +449,69 @@ const earnBatchSQL = `WITH i AS (
 	SELECT l.id, l.transaction_id, l.issuer_partner_id, l.repaid, CAST(@now AS timestamptz) FROM l WHERE l.repaid > 0
 ), b AS (
 	UPDATE ledger_accounts a SET balance = n.balance
-	FROM json_to_recordset(CAST(@balances AS json)) AS n(id bigint, balance bigint)
+	FROM unnest(CAST(@account_ids AS bigint[]), CAST(@balances AS bigint[])) AS n(id, balance)
 	-- = ANY: index lookups, not a hash join over every account.
-	WHERE a.id = n.id AND a.id = ANY(ARRAY(SELECT n.id FROM json_to_recordset(CAST(@balances AS json)) AS n(id bigint)))
+	WHERE a.id = n.id AND a.id = ANY(CAST(@account_ids AS bigint[]))
 )
-SELECT l.id AS lot_id, l.transaction_id, l.issuer_partner_id, l.repaid AS points FROM l WHERE l.repaid > 0 ORDER BY l.id`
+SELECT l.id AS lot_id, l.transaction_id, l.issuer_partner_id, l.repaid AS points FROM l WHERE l.repaid > 0 ORDER BY l.id`)
 
 // writeEarnBatch runs earnBatchSQL for posts and returns the consumptions
 // (debt repaid) by transaction id.
 func writeEarnBatch(tx *gorm.DB, posts []*batchEarn, accts map[int64]*account, now time.Time) (map[int64][]LotConsumption, error) {
-	type itemJSON struct {
-		Ord       int        `json:"ord"`
-		Tx        int64      `json:"tx"`
-		Member    int64      `json:"member"`
-		Partner   *int64     `json:"partner"`
-		Acct      int64      `json:"acct"`
-		Issued    *int64     `json:"issued"`
-		Promo     *int64     `json:"promo"`
-		Points    int64      `json:"points"`
-		OpFunded  int64      `json:"opfunded"`
-		Occurred  time.Time  `json:"occurred"`
-		Available time.Time  `json:"available"`
-		Expires   *time.Time `json:"expires"`
-		Ref       string     `json:"ref"`
-		Details   *string    `json:"details"`
-		Balance   int64      `json:"balance"`
-		Scope     string     `json:"scope"`
-		Key       string     `json:"key"`
-		Repaid    int64      `json:"repaid"`
-		OpRepaid  int64      `json:"op_repaid"`
-	}
-	items := make([]itemJSON, len(posts))
-	for n, p := range posts {
+	n := len(posts)
+	var (
+		txs, members, acctIDs, points, opfunded, balance, repaid, opRepaid = make([]int64, n), make([]int64, n),
+			make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		partner, issued, promo = make([]*int64, n), make([]*int64, n), make([]*int64, n)
+		occurred, available    = make([]time.Time, n), make([]time.Time, n)
+		expires                = make([]*time.Time, n)
+		refs, scopes, keys     = make([]string, n), make([]string, n), make([]string, n)
+		details                = make([]*string, n)
+	)
+	for k, p := range posts {
 		r := p.r
-		it := itemJSON{Ord: n, Tx: p.txID, Member: r.MemberID, Partner: nullID(r.PartnerID), Acct: p.member.ID,
-			Issued: nullID(p.issued), Promo: nullID(p.promo), Points: int64(r.Points), OpFunded: int64(r.OperatorFunded),
-			Occurred: p.occurred, Available: p.available, Expires: truncPtr(r.ExpiresAt), Ref: r.ExternalRef,
-			Balance: p.balance, Scope: r.Idem.Scope, Key: r.Idem.Key, Repaid: p.repaid, OpRepaid: p.opRepaid}
+		txs[k], members[k], acctIDs[k] = p.txID, r.MemberID, p.member.ID
+		partner[k], issued[k], promo[k] = nullID(r.PartnerID), nullID(p.issued), nullID(p.promo)
+		points[k], opfunded[k] = int64(r.Points), int64(r.OperatorFunded)
+		occurred[k], available[k], expires[k] = p.occurred, p.available, truncPtr(r.ExpiresAt)
+		refs[k], scopes[k], keys[k] = r.ExternalRef, r.Idem.Scope, r.Idem.Key
+		balance[k], repaid[k], opRepaid[k] = p.balance, p.repaid, p.opRepaid
 		if len(r.Details) > 0 {
 			d := string(r.Details)
-			it.Details = &d
+			details[k] = &d
 		}
-		items[n] = it
 	}
-	type balanceJSON struct {
-		ID      int64 `json:"id"`
-		Balance int64 `json:"balance"`
+	ids := make([]int64, 0, len(accts))
+	for id := range accts {
+		ids = append(ids, id)
 	}
-	balances := make([]balanceJSON, 0, len(accts))
-	for _, a := range accts {
-		balances = append(balances, balanceJSON{a.ID, a.Balance})
+	slices.Sort(ids)
+	balances := make([]int64, len(ids))
+	for k, id := range ids {
+		balances[k] = accts[id].Balance
 	}
-	sort.Slice(balances, func(i, j int) bool { return balances[i].ID < balances[j].ID })
-	itemsDoc, err := json.Marshal(items)
+	args, err := earnBatchSQL.Args(map[string]any{"tx": txs, "member": members, "partner": partner, "acct": acctIDs,
+		"issued": issued, "promo": promo, "points": points, "opfunded": opfunded, "occurred": occurred,
+		"available": available, "expires": expires, "ref": refs, "details": details, "balance": balance,
+		"scope": scopes, "key": keys, "repaid": repaid, "op_repaid": opRepaid, "account_ids": ids,
+		"balances": balances, "now": now})
 	if err != nil {
 		return nil, fmt.Errorf("post earns: %w", err)
-	}
-	balancesDoc, err := json.Marshal(balances)
-	if err != nil {
-		return nil, fmt.Errorf("post earns: %w", err)
-	}
-	var rows []struct {
-		LotID           int64
-		TransactionID   int64
-		IssuerPartnerID *int64
-		Points          int64
-	}
-	if err := tx.Raw(earnBatchSQL, map[string]any{"items": string(itemsDoc), "balances": string(balancesDoc), "now": now}).
-		Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("post earns: %w", translate(err))
 	}
 	out := map[int64][]LotConsumption{}
-	for _, r := range rows {
-		out[r.TransactionID] = append(out[r.TransactionID], LotConsumption{LotID: r.LotID,
-			IssuerPartnerID: deref(r.IssuerPartnerID), Points: Points(r.Points)})
+	err = database.Query(tx, earnBatchSQL.SQL, args, func(rows *sql.Rows) error {
+		var c LotConsumption
+		var txID int64
+		var issuer *int64
+		if err := rows.Scan(&c.LotID, &txID, &issuer, &c.Points); err != nil {
+			return err
+		}
+		c.IssuerPartnerID = deref(issuer)
+		out[txID] = append(out[txID], c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("post earns: %w", translate(err))
 	}
 	return out, nil
 }

@@ -2,7 +2,7 @@ package programme
 
 import (
 	"context"
-	"encoding/json"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
 )
@@ -62,14 +63,20 @@ func (s *Service) MemberTiers(ctx context.Context, memberIDs []int64) (map[int64
 // OFFSET 0 keeps it from being flattened into a join): as a join, statistics
 // that lag a growing table made PostgreSQL hash the whole table for every
 // batch (13 of 21 ms per 200 earns, seen in the bench).
-const earnedBatchSQL = `WITH c AS (
-	SELECT * FROM json_to_recordset(CAST(@credits AS json)) AS c(member_id bigint, transaction_id bigint, partner_id bigint,
-	    occurred_at timestamptz, month date, points bigint, spend bigint, nights bigint, stays bigint, flights bigint)
+var earnedBatchSQL = database.CompileNamed(`WITH c AS (
+	SELECT * FROM unnest(CAST(@member_id AS bigint[]), CAST(@transaction_id AS bigint[]), CAST(@partner_id AS bigint[]),
+	    CAST(@occurred_at AS timestamptz[]), CAST(@month AS date[]), CAST(@points AS bigint[]), CAST(@spend AS bigint[]),
+	    CAST(@nights AS bigint[]), CAST(@stays AS bigint[]), CAST(@flights AS bigint[]))
+	    AS c(member_id, transaction_id, partner_id, occurred_at, month, points, spend, nights, stays, flights)
 ), credit AS (
+	-- A plain INSERT: the earns of a batch are transactions posted in this
+	-- database transaction, so none has a credit yet (the unique key on
+	-- transaction_id still stands guard), and a speculative insertion
+	-- (ON CONFLICT) would cost a WAL record more per earn.
 	INSERT INTO programme_qualifying_credits (member_id, transaction_id, reverses_id, partner_id, occurred_at,
 		qualifying_points, spend_minor, nights, stays, flights, posted_at)
-	SELECT member_id, transaction_id, NULL, partner_id, occurred_at, points, spend, nights, stays, flights, @posted FROM c
-	ON CONFLICT (transaction_id) DO NOTHING
+	SELECT member_id, transaction_id, NULL, partner_id, occurred_at, points, spend, nights, stays, flights,
+		CAST(@posted AS timestamptz) FROM c
 	RETURNING member_id, transaction_id
 ), added AS (
 	SELECT c.member_id, c.month, c.partner_id, sum(c.points) AS points, sum(c.spend) AS spend, sum(c.nights) AS nights,
@@ -87,21 +94,21 @@ const earnedBatchSQL = `WITH c AS (
 ), tier_row AS (
 	INSERT INTO programme_member_tiers (member_id, tier_code, since, last_review_at, updated_at)
 	SELECT DISTINCT member_id, CAST(@base AS text), CAST(@posted AS timestamptz), CAST(@posted AS timestamptz),
-		CAST(@posted AS timestamptz) FROM credit WHERE @base <> '' ORDER BY member_id
+		CAST(@posted AS timestamptz) FROM credit WHERE CAST(@base AS text) <> '' ORDER BY member_id
 	ON CONFLICT (member_id) DO NOTHING
 ), m AS (
-	SELECT DISTINCT member_id FROM credit WHERE @standing
+	SELECT DISTINCT member_id FROM credit WHERE CAST(@standing AS boolean)
 ), per_partner AS (
 	SELECT r.member_id, r.partner_id, sum(qualifying_points) AS points, sum(spend_minor) AS spend, sum(nights) AS nights,
 		sum(stays) AS stays, sum(flights) AS flights
 	FROM (SELECT w.member_id, w.partner_id, w.qualifying_points, w.spend_minor, w.nights, w.stays, w.flights
 			FROM m CROSS JOIN LATERAL (SELECT * FROM programme_member_windows w
-				WHERE w.member_id = m.member_id AND w.month >= @from OFFSET 0) w
+				WHERE w.member_id = m.member_id AND w.month >= CAST(@from AS date) OFFSET 0) w
 			WHERE NOT EXISTS (SELECT 1 FROM bucket b
 				WHERE b.member_id = w.member_id AND b.month = w.month AND b.partner_id = w.partner_id)
 		UNION ALL
 		SELECT member_id, partner_id, qualifying_points, spend_minor, nights, stays, flights FROM bucket
-			WHERE month >= @from AND @standing) r
+			WHERE month >= CAST(@from AS date) AND CAST(@standing AS boolean)) r
 	GROUP BY r.member_id, r.partner_id
 )
 SELECT m.member_id, coalesce(sum(pp.points), 0) AS points, coalesce(sum(pp.spend), 0) AS spend,
@@ -109,8 +116,8 @@ SELECT m.member_id, coalesce(sum(pp.points), 0) AS points, coalesce(sum(pp.spend
 	count(pp.partner_id) FILTER (WHERE pp.points > 0) AS partners,
 	(SELECT tier_code FROM programme_member_tiers t WHERE t.member_id = m.member_id) AS tier,
 	(SELECT string_agg(tier_code, ',') FROM programme_tier_grants g WHERE g.member_id = m.member_id
-		AND g.starts_at <= @posted AND (g.ends_at IS NULL OR g.ends_at > @posted)) AS grants
-FROM m LEFT JOIN per_partner pp USING (member_id) GROUP BY m.member_id ORDER BY m.member_id`
+		AND g.starts_at <= CAST(@posted AS timestamptz) AND (g.ends_at IS NULL OR g.ends_at > CAST(@posted AS timestamptz))) AS grants
+FROM m LEFT JOIN per_partner pp USING (member_id) GROUP BY m.member_id ORDER BY m.member_id`)
 
 // EarnedBatch is Earned for the new earns of a batch, inside its
 // transaction: one statement records every credit and running total and
@@ -125,62 +132,61 @@ func (s *Service) EarnedBatch(ctx context.Context, tx *gorm.DB, earns []partners
 	if err != nil {
 		return err
 	}
-	type creditJSON struct {
-		MemberID      int64     `json:"member_id"`
-		TransactionID int64     `json:"transaction_id"`
-		PartnerID     int64     `json:"partner_id"`
-		OccurredAt    time.Time `json:"occurred_at"`
-		Month         string    `json:"month"`
-		Points        int64     `json:"points"`
-		Spend         int64     `json:"spend"`
-		Nights        int64     `json:"nights"`
-		Stays         int64     `json:"stays"`
-		Flights       int64     `json:"flights"`
-	}
-	list := make([]creditJSON, len(earns))
-	spends := make([]int64, len(earns))
+	var changed []int64
+	n := len(earns)
+	var (
+		memberIDs, txIDs, partnerIDs = make([]int64, n), make([]int64, n), make([]int64, n)
+		points, spends               = make([]int64, n), make([]int64, n)
+		nights, stays, flights       = make([]int64, n), make([]int64, n), make([]int64, n)
+		occurred, months             = make([]time.Time, n), make([]time.Time, n)
+	)
 	for i, e := range earns {
 		tr := e.Transaction
-		var qp int64
 		for _, en := range tr.Entries {
 			if en.Kind == ledger.KindPartnerIssued {
-				qp -= int64(en.Points)
+				points[i] -= int64(en.Points)
 			}
 		}
 		if e.Input.Amount.Currency == p.Currency {
 			spends[i] = e.Input.Amount.Minor
 		}
-		nights, stays, flights := activityMetrics(e.Input.Activity)
-		list[i] = creditJSON{MemberID: tr.MemberID, TransactionID: tr.ID, PartnerID: e.PartnerID, OccurredAt: tr.OccurredAt,
-			Month: monthOf(tr.OccurredAt).Format(time.DateOnly), Points: qp, Spend: spends[i], Nights: nights, Stays: stays,
-			Flights: flights}
-	}
-	doc, err := json.Marshal(list)
-	if err != nil {
-		return err
+		nights[i], stays[i], flights[i] = activityMetrics(e.Input.Activity)
+		memberIDs[i], txIDs[i], partnerIDs[i] = tr.MemberID, tr.ID, e.PartnerID
+		occurred[i], months[i] = tr.OccurredAt, monthOf(tr.OccurredAt)
 	}
 	now := s.clock()
 	var base string
 	if len(tiers) > 0 {
 		base = tiers[0].Code
 	}
-	var rows []struct {
-		MemberID                                        int64
-		Points, Spend, Nights, Stays, Flights, Partners int64
-		Tier, Grants                                    *string
+	args, err := earnedBatchSQL.Args(map[string]any{"member_id": memberIDs, "transaction_id": txIDs,
+		"partner_id": partnerIDs, "occurred_at": occurred, "month": months, "points": points, "spend": spends,
+		"nights": nights, "stays": stays, "flights": flights, "posted": now, "base": base,
+		"from": totalsFrom(p.TierWindow, now), "standing": len(tiers) > 0})
+	if err != nil {
+		return err
 	}
-	if err := tx.Raw(earnedBatchSQL, map[string]any{"credits": string(doc), "posted": now, "base": base,
-		"from": totalsFrom(p.TierWindow, now), "standing": len(tiers) > 0}).Find(&rows).Error; err != nil {
-		return fmt.Errorf("qualifying credits of %d earns: %w", len(earns), err)
-	}
-	for _, r := range rows {
-		st := standing{Points: r.Points, Spend: r.Spend, Nights: r.Nights, Stays: r.Stays, Flights: r.Flights,
-			Partners: r.Partners, Tier: r.Tier, Grants: r.Grants}
+	err = database.Query(tx, earnedBatchSQL.SQL, args, func(rows *sql.Rows) error {
+		var memberID int64
+		var st standing
+		if err := rows.Scan(&memberID, &st.Points, &st.Spend, &st.Nights, &st.Stays, &st.Flights, &st.Partners,
+			&st.Tier, &st.Grants); err != nil {
+			return err
+		}
 		d := Evaluate(tiers, EvalInput{Current: st.tier(), Credits: st.credits(), Grants: st.grants(), At: now})
 		if d.Changed {
-			if _, err := s.evaluate(tx, r.MemberID, now, false); err != nil {
-				return fmt.Errorf("tier of member %d: %w", r.MemberID, err)
-			}
+			changed = append(changed, memberID)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("qualifying credits of %d earns: %w", len(earns), err)
+	}
+	// Evaluated after the statement's rows are read: the connection serves
+	// one statement at a time.
+	for _, id := range changed {
+		if _, err := s.evaluate(tx, id, now, false); err != nil {
+			return fmt.Errorf("tier of member %d: %w", id, err)
 		}
 	}
 	for i, e := range earns {

@@ -39,6 +39,32 @@ func QueryRow(tx *gorm.DB, query string, args []any, dest ...any) error {
 	return rows.Close()
 }
 
+// Query is QueryRow for a statement of many rows: scan is called once per
+// row with the rows positioned on it (rows.Scan into the caller's
+// variables). Slices as arguments travel as PostgreSQL arrays in the binary
+// protocol (a []int64 is a bigint[], a []*string a text[] with NULLs), so a
+// batch needs neither JSON on either side nor an array literal built by hand.
+func Query(tx *gorm.DB, query string, args []any, scan func(rows *sql.Rows) error) error {
+	ctx := tx.Statement.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	rows, err := tx.Statement.ConnPool.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
 // Named is a statement written with named parameters (@name), compiled once
 // to PostgreSQL's positional form for QueryRow: each distinct name becomes
 // one $n, however often it appears. Hot-path statements keep their readable
