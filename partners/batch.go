@@ -2,6 +2,7 @@ package partners
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -73,7 +75,15 @@ func (t *Transactions) EarnBatch(ctx context.Context, p Principal, items []Batch
 	if len(live) == 0 {
 		return out, nil
 	}
-	stamp, memberErr, err := t.checkMembers(ctx, memberIDs(items, live), p.PartnerID)
+	// The member check reads the members' stored tiers too when the
+	// programme can name them in SQL (as a single earn's does), so a rule
+	// with tier multipliers costs no round trip of its own.
+	st, hasStored := t.Programme.(ProgrammeStoredTier)
+	var tierSQL string
+	if hasStored {
+		tierSQL = st.StoredTierSQL()
+	}
+	stamp, memberErr, stored, err := t.checkMembersTier(ctx, memberIDs(items, live), p.PartnerID, tierSQL)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +111,15 @@ func (t *Transactions) EarnBatch(ctx context.Context, p Principal, items []Batch
 	}
 	var tiers map[int64]string
 	var tierErr map[int64]error
-	if cfg.tiers {
+	switch {
+	case cfg.tiers && hasStored:
+		tiers = map[int64]string{}
+		for _, id := range memberIDs(items, live) {
+			if tiers[id], err = st.TierFromStored(ctx, stored[id]); err != nil {
+				return nil, err
+			}
+		}
+	case cfg.tiers:
 		if tiers, tierErr, err = t.memberTiers(ctx, memberIDs(items, live)); err != nil {
 			return nil, err
 		}
@@ -280,7 +298,7 @@ func memberIDs(items []BatchEarn, idx []int) []int64 {
 // cap, charge, outlet), the pending period and the expiry.
 func (t *Transactions) earnRequest(ctx context.Context, partnerID int64, idem ledger.Idempotency, in EarnInput,
 	c Contract, q Quote, points, capped int64) (ledger.EarnRequest, int64, error) {
-	d := earnDetails{Quote: q.Details(), Capped: capped, Outlet: in.Outlet}
+	d := earnDetails{Quote: q.details(), Capped: capped, Outlet: in.Outlet}
 	d.Contract.ID, d.Contract.Version, d.Contract.IssuePrice = c.ID, c.Version, c.IssuePrice.String()
 	d.Contract.Currency, d.Contract.Billing, d.Contract.PendingDays = c.Currency, string(c.Billing), c.PendingDays
 	d.ChargeMinor = money.PointsValue(points, c.IssuePrice, c.Currency)
@@ -317,7 +335,7 @@ func (t *Transactions) checkMembers(ctx context.Context, ids []int64, partnerID 
 // over the member row m, "" for none) for each member found: an earn reads
 // the member's stored tier in the same round trip (ProgrammeStoredTier).
 func (t *Transactions) checkMembersTier(ctx context.Context, ids []int64, partnerID int64, tierSQL string) (configStamp, map[int64]error, map[int64]*string, error) {
-	var rows []struct {
+	type row struct {
 		ID             *int64
 		Status         *string
 		MergedIntoID   *int64
@@ -325,22 +343,33 @@ func (t *Transactions) checkMembersTier(ctx context.Context, ids []int64, partne
 		GlobalVersion  int64
 		Tier           *string
 	}
+	var rows []row
 	// One member (every single earn and burn) is compared with "=", not
 	// "= ANY(array)": PostgreSQL cannot know an array parameter's length
 	// when it weighs its generic plan, so with ANY it planned the statement
 	// afresh on most executions (~0.15 ms each; issue 10).
-	match, arg := "m.id = ANY(CAST(? AS bigint[]))", any(int64Array(ids))
+	match, arg := "m.id = ANY($2::bigint[])", any(ids)
 	if len(ids) == 1 {
-		match, arg = "m.id = CAST(? AS bigint)", ids[0]
+		match, arg = "m.id = $2::bigint", ids[0]
 	}
 	tier := "CAST(NULL AS text)"
 	if tierSQL != "" {
 		tier = tierSQL
 	}
-	if err := t.db.WithContext(ctx).Raw(`SELECT m.id, m.status, m.merged_into_id, v.partner_version, v.global_version, `+tier+` AS tier
-		FROM (SELECT coalesce((SELECT version FROM partner_config_versions WHERE partner_id = ?), 0) AS partner_version,
+	// Straight to the connection (database.Query): gorm's scan of a batch's
+	// members cost more than the statement.
+	err := database.Query(t.db.WithContext(ctx), `SELECT m.id, m.status, m.merged_into_id, v.partner_version, v.global_version, `+tier+` AS tier
+		FROM (SELECT coalesce((SELECT version FROM partner_config_versions WHERE partner_id = $1), 0) AS partner_version,
 		             coalesce((SELECT version FROM partner_config_versions WHERE partner_id = 0), 0) AS global_version) v
-		LEFT JOIN members m ON `+match, partnerID, arg).Find(&rows).Error; err != nil {
+		LEFT JOIN members m ON `+match, []any{partnerID, arg}, func(rs *sql.Rows) error {
+		var r row
+		if err := rs.Scan(&r.ID, &r.Status, &r.MergedIntoID, &r.PartnerVersion, &r.GlobalVersion, &r.Tier); err != nil {
+			return err
+		}
+		rows = append(rows, r)
+		return nil
+	})
+	if err != nil {
 		return configStamp{}, nil, nil, fmt.Errorf("get members: %w", err)
 	}
 	if len(rows) == 0 {

@@ -234,6 +234,18 @@ type quoteDetails struct {
 // posted transaction (ledger EarnRequest.Details): rule id and version, every
 // line with its exact rate, and the promotions applied.
 func (q Quote) Details() json.RawMessage {
+	b, err := json.Marshal(q.details())
+	if err != nil {
+		// Only plain values are marshalled; this cannot fail.
+		panic("partners: marshal quote details: " + err.Error())
+	}
+	return b
+}
+
+// details is Details before marshalling: an earn's details embed it as a
+// value, so it is marshalled once (a json.RawMessage would be validated and
+// compacted again inside the outer document).
+func (q Quote) details() quoteDetails {
 	d := quoteDetails{Kind: "earn_quote", RuleID: q.RuleID, RuleVersion: q.RuleVersion,
 		OccurredAt: q.OccurredAt.UTC(), Points: q.Points, OperatorFunded: q.OperatorFunded,
 		Total: q.Total, Breakdown: q.Breakdown}
@@ -245,10 +257,5 @@ func (q Quote) Details() json.RawMessage {
 			d.Promotions = append(d.Promotions, l.PromotionID)
 		}
 	}
-	b, err := json.Marshal(d)
-	if err != nil {
-		// Only plain values are marshalled; this cannot fail.
-		panic("partners: marshal quote details: " + err.Error())
-	}
-	return b
+	return d
 }

@@ -51,6 +51,20 @@ func Evaluate(rules RuleSet, promos []Promotion, p Purchase) (Quote, error) {
 	if err := validateRuleDefinition(rules.Definition); err != nil {
 		return Quote{}, fmt.Errorf("earn rule %d v%d: %w", rules.RuleID, rules.Version, err)
 	}
+	return evaluate(rules, promos, p)
+}
+
+// evaluateChecked is Evaluate for a rule definition known to be valid (the
+// partner configuration cache validated it when it loaded the rule).
+func evaluateChecked(rules RuleSet, promos []Promotion, p Purchase) (Quote, error) {
+	if err := validatePurchase(p); err != nil {
+		return Quote{}, err
+	}
+	return evaluate(rules, promos, p)
+}
+
+// evaluate is Evaluate after validation.
+func evaluate(rules RuleSet, promos []Promotion, p Purchase) (Quote, error) {
 	if rules.PartnerID != 0 && rules.PartnerID != p.PartnerID {
 		return Quote{}, fmt.Errorf("rule %d belongs to partner %d, not %d: %w",
 			rules.RuleID, rules.PartnerID, p.PartnerID, ErrRuleNotFound)

@@ -125,7 +125,7 @@ func (in EarnInput) validate(now time.Time) error {
 
 // earnDetails is stored on every posted earn: how it was priced and billed.
 type earnDetails struct {
-	Quote    json.RawMessage `json:"quote"`
+	Quote    quoteDetails `json:"quote"`
 	Contract struct {
 		ID          int64  `json:"id"`
 		Version     int    `json:"version"`

@@ -99,8 +99,21 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 
 // Policy returns the programme policy.
 func (s *Service) Policy(ctx context.Context) (Policy, error) {
+	if _, p, ok := s.cached(); ok {
+		return p, nil // without a database session: EarnExpiry asks per earn
+	}
 	_, p, err := s.config(s.db.WithContext(ctx))
 	return p, err
+}
+
+// cached is config's answer while it is fresh, without reading anything.
+func (s *Service) cached() ([]Tier, Policy, bool) {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	if !s.cfgAt.IsZero() && time.Since(s.cfgAt) < s.ConfigTTL {
+		return s.cfgTiers, s.cfgPolicy, true
+	}
+	return nil, Policy{}, false
 }
 
 // SetPolicy replaces the programme policy. Bad values are a *validation.Error
@@ -222,9 +235,15 @@ func (s *Service) StoredTierSQL() string {
 // stored yet): the base tier when the code is not a defined tier, "" when no
 // tiers are defined. The definitions are cached.
 func (s *Service) TierFromStored(ctx context.Context, stored *string) (string, error) {
-	tiers, _, err := s.config(s.db.WithContext(ctx))
-	if err != nil || len(tiers) == 0 {
-		return "", err
+	tiers, _, ok := s.cached() // without a database session: a batch asks per member
+	if !ok {
+		var err error
+		if tiers, _, err = s.config(s.db.WithContext(ctx)); err != nil {
+			return "", err
+		}
+	}
+	if len(tiers) == 0 {
+		return "", nil
 	}
 	if stored != nil {
 		for _, t := range tiers {

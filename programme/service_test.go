@@ -452,3 +452,48 @@ func TestCreateCompanyRefusesAMembersEmail(t *testing.T) {
 		t.Fatalf("unknown level: got %v", err)
 	}
 }
+
+// A batch prices each earn with its member's stored tier, read in the batch's
+// member check (as a single earn reads it): a gold member's earn is doubled
+// by the rule's tier multiplier, a blue member's and a member with no tier
+// row yet earn the base rate.
+func TestBatchEarnPricesByStoredTier(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, date(2025, 4, 10, 9))
+	e.putTiers([]programme.Tier{
+		{Code: "blue", Name: "Blue", Rank: 0},
+		{Code: "gold", Name: "Gold", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricFlights: 10}},
+	})
+	air := e.partner("Air")
+	pr := partners.Principal{PartnerID: air.ID}
+	scope := "partner:" + itoa(air.ID)
+	gold, blue, fresh := e.member("gold@example.com", ""), e.member("blue@example.com", ""), e.member("new@example.com", "")
+	for _, m := range []struct {
+		id      int64
+		flights int64
+	}{{gold.ID, 10}, {blue.ID, 1}} {
+		in := partners.EarnInput{MemberID: m.id, Amount: partners.Money{Minor: 1_000, Currency: "EUR"},
+			Activity: []partners.Activity{{Unit: "segment", Quantity: m.flights}}, OccurredAt: e.clk.Now(), ExternalRef: "qualify"}
+		if _, err := e.tx.Earn(ctx, pr, ledger.Idempotency{Scope: scope, Key: "qualify-" + itoa(m.id)}, in); err != nil {
+			t.Fatalf("qualifying earn: %v", err)
+		}
+	}
+	if st, err := e.prog.Status(ctx, gold.ID); err != nil || st.Tier != "gold" {
+		t.Fatalf("status = %+v (%v), want gold", st, err)
+	}
+	var items []partners.BatchEarn
+	for i, id := range []int64{gold.ID, blue.ID, fresh.ID} {
+		items = append(items, partners.BatchEarn{Idem: ledger.Idempotency{Scope: scope, Key: "batch-" + itoa(int64(i)), RequestHash: []byte{byte(i)}},
+			Input: partners.EarnInput{MemberID: id, Amount: partners.Money{Minor: 10_000, Currency: "EUR"}, OccurredAt: e.clk.Now(), ExternalRef: "b"}})
+	}
+	out, err := e.tx.EarnBatch(ctx, pr, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []ledger.Points{200, 100, 100} {
+		if out[i].Err != nil || out[i].Transaction.Points != want {
+			t.Errorf("item %d: %d points (%v), want %d", i, out[i].Transaction.Points, out[i].Err, want)
+		}
+	}
+}
