@@ -327,7 +327,6 @@ type canonEntry struct {
 	start, end       int
 }
 
-
 func skipJSONSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
