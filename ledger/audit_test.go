@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/coalitionhub/hub/ledger"
 )
 
@@ -116,35 +118,54 @@ func TestDatabaseRefusesUnbalancedAndEditedEntries(t *testing.T) {
 	if err := f.db.Exec(`DELETE FROM ledger_transactions WHERE id = ?`, tx.ID).Error; err == nil {
 		t.Fatal("a transaction was deleted: transactions must be append-only")
 	}
-	err := f.db.Exec(`WITH t AS (INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after)
-		VALUES ('earn', 1, 1, 5, now(), now(), 0) RETURNING id)
-		INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
-		SELECT t.id, a.id, 5, now() FROM t, ledger_accounts a WHERE a.kind = 'member' AND a.owner_id = 1`).Error
-	if err == nil {
-		t.Fatal("an unbalanced transaction committed")
-	}
+	// Each check twice: a transaction checked at commit (the default) and
+	// one whose statement asks for the check at its end
+	// (checked_in_statement, migration 00240: earns, batches, burns).
+	for check, flag := range map[string]string{"at commit": "false", "in statement": "true"} {
+		ins := `WITH t AS (INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after,
+			checked_in_statement) VALUES ('earn', 1, 1, 5, now(), now(), 0, ` + flag + `) RETURNING id`
+		err := f.db.Exec(ins+`)
+			INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
+			SELECT t.id, a.id, 5, now() FROM t, ledger_accounts a WHERE a.kind = 'member' AND a.owner_id = 1`).Error
+		if err == nil || !strings.Contains(err.Error(), "is unbalanced") {
+			t.Fatalf("%s: an unbalanced transaction: err = %v, want it refused as unbalanced", check, err)
+		}
 
-	// Entries name their accounts without a foreign key (migration 00220):
-	// the commit-time check refuses a balanced transaction on an account that
-	// does not exist, and accounts can be neither deleted nor re-keyed.
-	err = f.db.Exec(`WITH t AS (INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after)
-		VALUES ('earn', 1, 1, 5, now(), now(), 0) RETURNING id)
-		INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
-		SELECT t.id, x.account_id, x.amount, now() FROM t,
-		  (VALUES ((SELECT id FROM ledger_accounts WHERE kind = 'member' AND owner_id = 1), 5), (987654321, -5)) x(account_id, amount)`).Error
-	if err == nil || !strings.Contains(err.Error(), "does not exist") {
-		t.Fatalf("a transaction on an unknown account: err = %v, want it refused", err)
+		// Entries name their accounts without a foreign key (migration 00220):
+		// the commit-time check refuses a balanced transaction on an account that
+		// does not exist, and accounts can be neither deleted nor re-keyed.
+		err = f.db.Exec(ins+`)
+			INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
+			SELECT t.id, x.account_id, x.amount, now() FROM t,
+			  (VALUES ((SELECT id FROM ledger_accounts WHERE kind = 'member' AND owner_id = 1), 5), (987654321, -5)) x(account_id, amount)`).Error
+		if err == nil || !strings.Contains(err.Error(), "names an account that does not exist") {
+			t.Fatalf("%s: a transaction on an unknown account: err = %v, want it refused", check, err)
+		}
+		err = f.db.Exec(ins+`), e AS (
+			INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
+			SELECT t.id, x.account_id, x.amount, now() FROM t,
+			  (VALUES ((SELECT id FROM ledger_accounts WHERE kind = 'member' AND owner_id = 1), 5),
+			          ((SELECT id FROM ledger_accounts WHERE kind = 'partner_issued' AND owner_id = 1), -5)) x(account_id, amount))
+			INSERT INTO ledger_lots (account_id, transaction_id, amount, remaining, earned_at, available_at)
+			SELECT 987654321, t.id, 5, 5, now(), now() FROM t`).Error
+		if err == nil || !strings.Contains(err.Error(), "names an account that does not exist") {
+			t.Fatalf("%s: a lot on an unknown account: err = %v, want it refused", check, err)
+		}
 	}
-	err = f.db.Exec(`WITH t AS (INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after)
-		VALUES ('earn', 1, 1, 5, now(), now(), 0) RETURNING id), e AS (
-		INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
-		SELECT t.id, x.account_id, x.amount, now() FROM t,
-		  (VALUES ((SELECT id FROM ledger_accounts WHERE kind = 'member' AND owner_id = 1), 5),
-		          ((SELECT id FROM ledger_accounts WHERE kind = 'partner_issued' AND owner_id = 1), -5)) x(account_id, amount))
-		INSERT INTO ledger_lots (account_id, transaction_id, amount, remaining, earned_at, available_at)
-		SELECT 987654321, t.id, 5, 5, now(), now() FROM t`).Error
-	if err == nil || !strings.Contains(err.Error(), "does not exist") {
-		t.Fatalf("a lot on an unknown account: err = %v, want it refused", err)
+	// A transaction checked in its statement must bring its entries in that
+	// statement: entries sent in a later statement come too late.
+	err := f.db.Transaction(func(tx *gorm.DB) error {
+		var id int64
+		if err := tx.Raw(`INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at,
+			balance_after, checked_in_statement) VALUES ('earn', 1, 1, 5, now(), now(), 0, true) RETURNING id`).Scan(&id).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
+			SELECT ?, a.id, CASE a.kind WHEN 'member' THEN 5 ELSE -5 END, now() FROM ledger_accounts a
+			WHERE (a.kind = 'member' OR a.kind = 'partner_issued') AND a.owner_id = 1`, id).Error
+	})
+	if err == nil || !strings.Contains(err.Error(), "is unbalanced") {
+		t.Fatalf("a transaction checked in its statement without entries in it: err = %v, want it refused as unbalanced", err)
 	}
 	if err := f.db.Exec(`DELETE FROM ledger_accounts WHERE kind = 'member' AND owner_id = 1`).Error; err == nil {
 		t.Fatal("a ledger account was deleted")

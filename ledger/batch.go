@@ -426,10 +426,10 @@ var earnBatchSQL = database.CompileNamed(`WITH i AS (
 	    ref, details, balance, scope, key, repaid, op_repaid, ord)
 ), t AS (
 	INSERT INTO ledger_transactions (id, type, member_id, partner_id, points, occurred_at, posted_at, external_ref,
-	    details, balance_after, idempotency_scope, idempotency_key)
+	    details, balance_after, idempotency_scope, idempotency_key, checked_in_statement)
 	OVERRIDING SYSTEM VALUE
 	SELECT i.tx, 'earn', i.member, i.partner, i.points + i.opfunded, i.occurred, CAST(@now AS timestamptz), i.ref,
-	       CAST(i.details AS json), i.balance, i.scope, i.key
+	       CAST(i.details AS json), i.balance, i.scope, i.key, true
 	FROM i ORDER BY i.ord
 ), e AS (
 	INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)

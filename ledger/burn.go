@@ -232,11 +232,11 @@ const postBurnSQL = `WITH lots AS (
 	FROM ok
 ), t AS (
 	INSERT INTO ledger_transactions (id, type, member_id, partner_id, points, occurred_at, posted_at, external_ref, hold_id,
-	    details, balance_after, idempotency_scope, idempotency_key)
+	    details, balance_after, idempotency_scope, idempotency_key, checked_in_statement)
 	OVERRIDING SYSTEM VALUE
 	SELECT CAST(@tx AS bigint), 'capture', CAST(@member AS bigint), CAST(@partner AS bigint), CAST(@points AS bigint),
 	       CAST(@now AS timestamptz), CAST(@now AS timestamptz), CAST(@ref AS text), CAST(@hold AS bigint), CAST(@details AS json),
-	       CAST(@after AS bigint), CAST(@scope AS text), CAST(@capkey AS text)
+	       CAST(@after AS bigint), CAST(@scope AS text), CAST(@capkey AS text), true
 	FROM ok
 ), e AS (
 	INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)

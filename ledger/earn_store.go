@@ -49,9 +49,9 @@ const earnSQL = `WITH acct AS (
 	RETURNING a.id, a.balance, claim.transaction_id AS tx_id
 ), t AS (
 	INSERT INTO ledger_transactions (id, type, member_id, partner_id, points, occurred_at, posted_at, external_ref,
-	    details, balance_after, idempotency_scope, idempotency_key)
+	    details, balance_after, idempotency_scope, idempotency_key, checked_in_statement)
 	OVERRIDING SYSTEM VALUE
-	SELECT tx_id, 'earn', $1::bigint, $2::bigint, $5::bigint, $10::timestamptz, $9::timestamptz, $11::text, $12::json, balance, $6::text, $7::text
+	SELECT tx_id, 'earn', $1::bigint, $2::bigint, $5::bigint, $10::timestamptz, $9::timestamptz, $11::text, $12::json, balance, $6::text, $7::text, true
 	FROM bal
 ), e AS (
 	INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
