@@ -124,7 +124,7 @@ func TestDatabaseRefusesUnbalancedAndEditedEntries(t *testing.T) {
 	for check, flag := range map[string]string{"at commit": "false", "in statement": "true"} {
 		ins := `WITH t AS (INSERT INTO ledger_transactions (type, member_id, partner_id, points, occurred_at, posted_at, balance_after,
 			checked_in_statement) VALUES ('earn', 1, 1, 5, now(), now(), 0, ` + flag + `) RETURNING id`
-		err := f.db.Exec(ins+`)
+		err := f.db.Exec(ins + `)
 			INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
 			SELECT t.id, a.id, 5, now() FROM t, ledger_accounts a WHERE a.kind = 'member' AND a.owner_id = 1`).Error
 		if err == nil || !strings.Contains(err.Error(), "is unbalanced") {
@@ -134,14 +134,14 @@ func TestDatabaseRefusesUnbalancedAndEditedEntries(t *testing.T) {
 		// Entries name their accounts without a foreign key (migration 00220):
 		// the commit-time check refuses a balanced transaction on an account that
 		// does not exist, and accounts can be neither deleted nor re-keyed.
-		err = f.db.Exec(ins+`)
+		err = f.db.Exec(ins + `)
 			INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
 			SELECT t.id, x.account_id, x.amount, now() FROM t,
 			  (VALUES ((SELECT id FROM ledger_accounts WHERE kind = 'member' AND owner_id = 1), 5), (987654321, -5)) x(account_id, amount)`).Error
 		if err == nil || !strings.Contains(err.Error(), "names an account that does not exist") {
 			t.Fatalf("%s: a transaction on an unknown account: err = %v, want it refused", check, err)
 		}
-		err = f.db.Exec(ins+`), e AS (
+		err = f.db.Exec(ins + `), e AS (
 			INSERT INTO ledger_entries (transaction_id, account_id, amount, posted_at)
 			SELECT t.id, x.account_id, x.amount, now() FROM t,
 			  (VALUES ((SELECT id FROM ledger_accounts WHERE kind = 'member' AND owner_id = 1), 5),
