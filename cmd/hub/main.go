@@ -76,6 +76,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 	}
 	defer app.Close()
 	if cmd == "serve" || cmd == "worker" || cmd == "all" {
+		tuneGC(os.Getenv)
 		app.servePprof(ctx)
 	}
 	switch cmd {
