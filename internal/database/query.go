@@ -18,11 +18,7 @@ import (
 // its Scan renders every statement with its arguments through a regular
 // expression for its trace logger.
 func QueryRow(tx *gorm.DB, query string, args []any, dest ...any) error {
-	ctx := tx.Statement.Context
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	rows, err := tx.Statement.ConnPool.QueryContext(ctx, query, args...)
+	rows, err := send(tx, query, args)
 	if err != nil {
 		return err
 	}
@@ -45,11 +41,7 @@ func QueryRow(tx *gorm.DB, query string, args []any, dest ...any) error {
 // protocol (a []int64 is a bigint[], a []*string a text[] with NULLs), so a
 // batch needs neither JSON on either side nor an array literal built by hand.
 func Query(tx *gorm.DB, query string, args []any, scan func(rows *sql.Rows) error) error {
-	ctx := tx.Statement.Context
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	rows, err := tx.Statement.ConnPool.QueryContext(ctx, query, args...)
+	rows, err := send(tx, query, args)
 	if err != nil {
 		return err
 	}
@@ -63,6 +55,15 @@ func Query(tx *gorm.DB, query string, args []any, scan func(rows *sql.Rows) erro
 		return err
 	}
 	return rows.Close()
+}
+
+// send sends query on tx's connection with tx's context.
+func send(tx *gorm.DB, query string, args []any) (*sql.Rows, error) {
+	ctx := tx.Statement.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return tx.Statement.ConnPool.QueryContext(ctx, query, args...)
 }
 
 // Named is a statement written with named parameters (@name), compiled once
