@@ -456,14 +456,28 @@ func (c *client) burn(ctx context.Context, pin bool) int64 {
 
 func (c *client) batch(ctx context.Context) int64 {
 	partner := c.randomPartner()
-	items := make([]map[string]any, c.batchSz)
+	// Structs, not maps: the generator shares the cores with what it
+	// measures, and encoding a map sorts its keys through reflection.
+	type amount struct {
+		Minor    int64  `json:"minor"`
+		Currency string `json:"currency"`
+	}
+	type item struct {
+		IdempotencyKey string `json:"idempotency_key"`
+		MemberID       int64  `json:"member_id"`
+		ExternalRef    string `json:"external_ref"`
+		Amount         amount `json:"amount"`
+	}
+	items := make([]item, c.batchSz)
 	refs := make([]string, c.batchSz)
 	for i := range items {
 		refs[i] = c.nextRef("be")
-		items[i] = c.earnBody(refs[i])
-		items[i]["idempotency_key"] = refs[i]
+		items[i] = item{IdempotencyKey: refs[i], MemberID: c.randomMember(), ExternalRef: refs[i],
+			Amount: amount{Minor: 500 + c.rng.Int64N(20000), Currency: "EUR"}}
 	}
-	body, _ := json.Marshal(map[string]any{"items": items})
+	body, _ := json.Marshal(struct {
+		Items []item `json:"items"`
+	}{items})
 	resp := c.do(ctx, "/v1/earn/batch", partner, "", body)
 	if resp == nil {
 		return 0
