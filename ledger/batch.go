@@ -43,6 +43,25 @@ type EarnOutcome struct {
 // operation does, so batches cannot deadlock with each other or with single
 // operations.
 func (s *Service) EarnBatch(ctx context.Context, reqs []EarnRequest) ([]EarnOutcome, error) {
+	return s.EarnBatchWith(ctx, reqs, nil)
+}
+
+// ClaimedEarn is a request of a batch that claimed its key and will be
+// posted: its index in the batch, the id its transaction will have, and its
+// occurred_at as it will be stored.
+type ClaimedEarn struct {
+	Index         int
+	TransactionID int64
+	OccurredAt    time.Time
+}
+
+// EarnBatchWith is EarnBatch that calls beforeLock, when some requests will be
+// posted, after their keys are claimed and before any member account is
+// locked, in the same database transaction: work that depends on what will
+// be posted but not on balances (the programme's qualifying credits) runs
+// there without holding the members' rows. An error from beforeLock fails the
+// batch as a whole. beforeLock must not lock member accounts.
+func (s *Service) EarnBatchWith(ctx context.Context, reqs []EarnRequest, beforeLock func(tx *gorm.DB, earns []ClaimedEarn) error) ([]EarnOutcome, error) {
 	out := make([]EarnOutcome, len(reqs))
 	hashes := make([][]byte, len(reqs))
 	var valid []int
@@ -66,7 +85,7 @@ func (s *Service) EarnBatch(ctx context.Context, reqs []EarnRequest) ([]EarnOutc
 		return out, nil
 	}
 	err := s.within(ctx, func(tx *gorm.DB) error {
-		return earnBatch(tx, s.clock(), reqs, hashes, valid, out)
+		return earnBatch(tx, s.clock(), reqs, hashes, valid, out, beforeLock)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("earn batch: %w", err)
@@ -92,7 +111,8 @@ type batchEarn struct {
 	balance          int64 // the member's balance after this earn
 }
 
-func earnBatch(tx *gorm.DB, now time.Time, reqs []EarnRequest, hashes [][]byte, valid []int, out []EarnOutcome) error {
+func earnBatch(tx *gorm.DB, now time.Time, reqs []EarnRequest, hashes [][]byte, valid []int, out []EarnOutcome,
+	beforeLock func(tx *gorm.DB, earns []ClaimedEarn) error) error {
 	// The first valid request under each key claims it; later ones are
 	// answered from the record it leaves, as if sent after it.
 	leaderOf := make(map[idemKey]int, len(valid))
@@ -160,6 +180,15 @@ func earnBatch(tx *gorm.DB, now time.Time, reqs []EarnRequest, hashes [][]byte, 
 		}
 	}
 	posted := make(map[int64]*Transaction, len(posts))
+	if len(posts) > 0 && beforeLock != nil {
+		earns := make([]ClaimedEarn, len(posts))
+		for k, p := range posts {
+			earns[k] = ClaimedEarn{Index: p.i, TransactionID: p.txID, OccurredAt: p.occurred.UTC()}
+		}
+		if err := beforeLock(tx, earns); err != nil {
+			return err
+		}
+	}
 	if len(posts) > 0 {
 		accts, err := lockMembers(tx, accountIDs)
 		if err != nil {

@@ -41,6 +41,17 @@ type ProgrammeBatch interface {
 	EarnedBatch(ctx context.Context, tx *gorm.DB, earns []PostedEarn) error
 }
 
+// ProgrammeEarlyBatch is what a Programme may offer on top of
+// ProgrammeBatch: the batch's qualifying credits recorded before the ledger
+// locks the members (ledger.Service.EarnBatchWith), so the members' account
+// rows are not held while they are written; CreditBatch gets the earns as
+// they will be posted (transaction id, member, occurred_at, the partner's
+// points as the issued entry) and returns the rest, which EarnBatch calls
+// with the posted earns once the ledger has posted them.
+type ProgrammeEarlyBatch interface {
+	CreditBatch(ctx context.Context, tx *gorm.DB, earns []PostedEarn) (func(context.Context, *gorm.DB, []PostedEarn) error, error)
+}
+
 // EarnBatch prices and posts earns as Earn would, one after another in input
 // order, each under its own key, with a constant number of round trips per
 // batch: one member check (with the configuration stamp), the programme's
@@ -207,8 +218,28 @@ func (t *Transactions) EarnBatch(ctx context.Context, p Principal, items []Batch
 		return out, nil
 	}
 
+	early, hasEarly := t.Programme.(ProgrammeEarlyBatch)
 	err = t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res, err := t.ledger.Joined(tx).EarnBatch(ctx, reqs)
+		var rest func(context.Context, *gorm.DB, []PostedEarn) error
+		var claimed func(*gorm.DB, []ledger.ClaimedEarn) error
+		if hasEarly {
+			claimed = func(tx *gorm.DB, cs []ledger.ClaimedEarn) error {
+				earns := make([]PostedEarn, len(cs))
+				for k, c := range cs {
+					r := reqs[c.Index]
+					tr := ledger.Transaction{ID: c.TransactionID, Type: ledger.TypeEarn, MemberID: r.MemberID,
+						PartnerID: r.PartnerID, Points: r.Points + r.OperatorFunded, OccurredAt: c.OccurredAt}
+					if r.Points > 0 {
+						tr.Entries = []ledger.Entry{{Kind: ledger.KindPartnerIssued, OwnerID: r.PartnerID, Points: -r.Points}}
+					}
+					earns[k] = PostedEarn{PartnerID: p.PartnerID, Input: items[reqIdx[c.Index]].Input, Transaction: tr}
+				}
+				var err error
+				rest, err = early.CreditBatch(ctx, tx, earns)
+				return err
+			}
+		}
+		res, err := t.ledger.Joined(tx).EarnBatchWith(ctx, reqs, claimed)
 		if err != nil {
 			return err
 		}
@@ -227,7 +258,14 @@ func (t *Transactions) EarnBatch(ctx context.Context, p Principal, items []Batch
 		if len(posted) == 0 {
 			return nil
 		}
-		if b, ok := t.Programme.(ProgrammeBatch); ok {
+		if hasEarly {
+			if rest == nil {
+				return fmt.Errorf("earn batch: %d earns posted without their qualifying credits", len(posted))
+			}
+			if err := rest(ctx, tx, posted); err != nil {
+				return err
+			}
+		} else if b, ok := t.Programme.(ProgrammeBatch); ok {
 			if err := b.EarnedBatch(ctx, tx, posted); err != nil {
 				return err
 			}

@@ -84,18 +84,13 @@ var earnedBatchSQL = database.CompileNamed(`WITH c AS (
 	FROM c JOIN credit USING (transaction_id) GROUP BY 1, 2, 3
 ), bucket AS (
 	INSERT INTO programme_member_windows AS w (member_id, month, partner_id, qualifying_points, spend_minor,
-		nights, stays, flights)
-	SELECT * FROM added ORDER BY member_id, month, partner_id
-	ON CONFLICT (member_id, month, partner_id) DO UPDATE SET
+		nights, stays, flights, lane)
+	SELECT *, 1 FROM added ORDER BY member_id, month, partner_id
+	ON CONFLICT (member_id, month, partner_id, lane) DO UPDATE SET
 		qualifying_points = w.qualifying_points + EXCLUDED.qualifying_points,
 		spend_minor = w.spend_minor + EXCLUDED.spend_minor, nights = w.nights + EXCLUDED.nights,
 		stays = w.stays + EXCLUDED.stays, flights = w.flights + EXCLUDED.flights
 	RETURNING member_id, month, partner_id, qualifying_points, spend_minor, nights, stays, flights
-), tier_row AS (
-	INSERT INTO programme_member_tiers (member_id, tier_code, since, last_review_at, updated_at)
-	SELECT DISTINCT member_id, CAST(@base AS text), CAST(@posted AS timestamptz), CAST(@posted AS timestamptz),
-		CAST(@posted AS timestamptz) FROM credit WHERE CAST(@base AS text) <> '' ORDER BY member_id
-	ON CONFLICT (member_id) DO NOTHING
 ), m AS (
 	SELECT DISTINCT member_id FROM credit WHERE CAST(@standing AS boolean)
 ), per_partner AS (
@@ -105,7 +100,7 @@ var earnedBatchSQL = database.CompileNamed(`WITH c AS (
 			FROM m CROSS JOIN LATERAL (SELECT * FROM programme_member_windows w
 				WHERE w.member_id = m.member_id AND w.month >= CAST(@from AS date) OFFSET 0) w
 			WHERE NOT EXISTS (SELECT 1 FROM bucket b
-				WHERE b.member_id = w.member_id AND b.month = w.month AND b.partner_id = w.partner_id)
+				WHERE b.member_id = w.member_id AND b.month = w.month AND b.partner_id = w.partner_id AND w.lane = 1)
 		UNION ALL
 		SELECT member_id, partner_id, qualifying_points, spend_minor, nights, stays, flights FROM bucket
 			WHERE month >= CAST(@from AS date) AND CAST(@standing AS boolean)) r
@@ -119,20 +114,42 @@ SELECT m.member_id, coalesce(sum(pp.points), 0) AS points, coalesce(sum(pp.spend
 		AND g.starts_at <= CAST(@posted AS timestamptz) AND (g.ends_at IS NULL OR g.ends_at > CAST(@posted AS timestamptz))) AS grants
 FROM m LEFT JOIN per_partner pp USING (member_id) GROUP BY m.member_id ORDER BY m.member_id`)
 
+var _ partners.ProgrammeEarlyBatch = (*Service)(nil)
+
 // EarnedBatch is Earned for the new earns of a batch, inside its
-// transaction: one statement records every credit and running total and
-// returns each member's standing; a member whose standing crosses a
-// threshold is evaluated exactly (as Earned does), once, after all of its
-// earns of the batch; company credits as Earned gives them.
+// transaction: CreditBatch, then what it leaves to do.
 func (s *Service) EarnedBatch(ctx context.Context, tx *gorm.DB, earns []partners.PostedEarn) error {
-	if len(earns) == 0 {
-		return nil
-	}
-	tiers, p, err := s.config(tx)
+	rest, err := s.CreditBatch(ctx, tx, earns)
 	if err != nil {
 		return err
 	}
-	var changed []int64
+	return rest(ctx, tx, earns)
+}
+
+// CreditBatch records the qualifying credits of a batch's earns and adds
+// them to lane 1 of the running totals (migration 00242), in one statement
+// that also returns each member's standing. The ledger calls it between the
+// batch's idempotency claims and its member locks (partners.EarnBatch), so
+// that the members' account rows are not held while it runs; nothing it
+// locks is locked by another path before an account row (single earns and
+// reversals write lane 0).
+//
+// It returns the rest, to run once the earns are posted (with the posted
+// earns): the base tier row of members who have none, the exact evaluation
+// of each member whose standing crosses a threshold (as Earned does, once,
+// after all of its earns of the batch), and company credits as Earned gives
+// them. Those take tier rows and company accounts, which every path takes
+// after member accounts.
+func (s *Service) CreditBatch(ctx context.Context, tx *gorm.DB, earns []partners.PostedEarn) (func(context.Context, *gorm.DB, []partners.PostedEarn) error, error) {
+	done := func(context.Context, *gorm.DB, []partners.PostedEarn) error { return nil }
+	if len(earns) == 0 {
+		return done, nil
+	}
+	tiers, p, err := s.config(tx)
+	if err != nil {
+		return nil, err
+	}
+	var changed, untiered []int64
 	n := len(earns)
 	var (
 		memberIDs, txIDs, partnerIDs = make([]int64, n), make([]int64, n), make([]int64, n)
@@ -161,10 +178,10 @@ func (s *Service) EarnedBatch(ctx context.Context, tx *gorm.DB, earns []partners
 	}
 	args, err := earnedBatchSQL.Args(map[string]any{"member_id": memberIDs, "transaction_id": txIDs,
 		"partner_id": partnerIDs, "occurred_at": occurred, "month": months, "points": points, "spend": spends,
-		"nights": nights, "stays": stays, "flights": flights, "posted": now, "base": base,
+		"nights": nights, "stays": stays, "flights": flights, "posted": now,
 		"from": totalsFrom(p.TierWindow, now), "standing": len(tiers) > 0})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	err = database.Query(tx, earnedBatchSQL.SQL, args, func(rows *sql.Rows) error {
 		var memberID int64
@@ -173,6 +190,9 @@ func (s *Service) EarnedBatch(ctx context.Context, tx *gorm.DB, earns []partners
 			&st.Tier, &st.Grants); err != nil {
 			return err
 		}
+		if st.Tier == nil {
+			untiered = append(untiered, memberID)
+		}
 		d := Evaluate(tiers, EvalInput{Current: st.tier(), Credits: st.credits(), Grants: st.grants(), At: now})
 		if d.Changed {
 			changed = append(changed, memberID)
@@ -180,28 +200,41 @@ func (s *Service) EarnedBatch(ctx context.Context, tx *gorm.DB, earns []partners
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("qualifying credits of %d earns: %w", len(earns), err)
+		return nil, fmt.Errorf("qualifying credits of %d earns: %w", len(earns), err)
 	}
-	// Evaluated after the statement's rows are read: the connection serves
-	// one statement at a time.
-	for _, id := range changed {
-		if _, err := s.evaluate(tx, id, now, false); err != nil {
-			return fmt.Errorf("tier of member %d: %w", id, err)
-		}
-	}
-	for i, e := range earns {
-		if spends[i] <= 0 {
-			continue
-		}
-		if ok, err := s.corporate(tx, e.PartnerID); err != nil {
-			return err
-		} else if ok {
-			if err := s.creditCompany(ctx, tx, p, e, spends[i]); err != nil {
-				return err
+	return func(ctx context.Context, tx *gorm.DB, posted []partners.PostedEarn) error {
+		// The base tier row of members who have none (a new row counts as
+		// reviewed now, as in evaluate); the standing was read before it.
+		if len(untiered) > 0 && base != "" {
+			if err := tx.Exec(`INSERT INTO programme_member_tiers (member_id, tier_code, since, last_review_at, updated_at)
+				SELECT id, ?, ?, ?, ? FROM unnest(CAST(? AS bigint[])) AS id ORDER BY id
+				ON CONFLICT (member_id) DO NOTHING`, base, now, now, now, int64Array(untiered)).Error; err != nil {
+				return fmt.Errorf("base tier of %d members: %w", len(untiered), err)
 			}
 		}
-	}
-	return nil
+		for _, id := range changed {
+			if _, err := s.evaluate(tx, id, now, false); err != nil {
+				return fmt.Errorf("tier of member %d: %w", id, err)
+			}
+		}
+		for _, e := range posted {
+			spend := int64(0)
+			if e.Input.Amount.Currency == p.Currency {
+				spend = e.Input.Amount.Minor
+			}
+			if spend <= 0 {
+				continue
+			}
+			if ok, err := s.corporate(tx, e.PartnerID); err != nil {
+				return err
+			} else if ok {
+				if err := s.creditCompany(ctx, tx, p, e, spend); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}, nil
 }
 
 func int64Array(ids []int64) string {

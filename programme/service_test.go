@@ -3,6 +3,7 @@ package programme_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -495,5 +496,111 @@ func TestBatchEarnPricesByStoredTier(t *testing.T) {
 		if out[i].Err != nil || out[i].Transaction.Points != want {
 			t.Errorf("item %d: %d points (%v), want %d", i, out[i].Transaction.Points, out[i].Err, want)
 		}
+	}
+}
+
+// A batch writes its running totals in lane 1 before it locks its members,
+// single earns in lane 0 after (migration 00242). Both lanes count toward the
+// tier (6 flights in one lane and 4 in the other make gold); single earns and
+// batches of one partner for the same members, all at once, neither deadlock
+// nor fail; the lanes sum to the credits, and SyncWindows folds them into lane
+// 0 without calling that drift.
+func TestBatchAndSingleEarnsShareRunningTotals(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, date(2025, 4, 10, 9))
+	e.putTiers([]programme.Tier{
+		{Code: "blue", Name: "Blue", Rank: 0},
+		{Code: "gold", Name: "Gold", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricFlights: 10}},
+	})
+	air := e.partner("Air")
+	pr := partners.Principal{PartnerID: air.ID}
+	scope := "partner:" + itoa(air.ID)
+	flights := func(n int64, ref string) partners.EarnInput {
+		return partners.EarnInput{Amount: partners.Money{Minor: 1_000, Currency: "EUR"}, OccurredAt: e.clk.Now(),
+			Activity: []partners.Activity{{Unit: "segment", Quantity: n}}, ExternalRef: ref}
+	}
+	m := e.member("lanes@example.com", "")
+	in := flights(6, "single")
+	in.MemberID = m.ID
+	if _, err := e.tx.Earn(ctx, pr, ledger.Idempotency{Scope: scope, Key: "single-6"}, in); err != nil {
+		t.Fatalf("single earn: %v", err)
+	}
+	in = flights(4, "batch")
+	in.MemberID = m.ID
+	if out, err := e.tx.EarnBatch(ctx, pr, []partners.BatchEarn{{Idem: ledger.Idempotency{Scope: scope, Key: "batch-4",
+		RequestHash: []byte("b4")}, Input: in}}); err != nil || out[0].Err != nil {
+		t.Fatalf("batch earn: %v %v", err, out)
+	}
+	if st, err := e.prog.Status(ctx, m.ID); err != nil || st.Tier != "gold" || st.Credits[programme.MetricFlights] != 10 {
+		t.Fatalf("status = %+v (%v), want gold with 10 flights from both lanes", st, err)
+	}
+
+	// Everyone at once: 4 goroutines of single earns and 4 of batches over
+	// the same 10 members.
+	var ids []int64
+	for i := 0; i < 10; i++ {
+		ids = append(ids, e.member(fmt.Sprintf("m%d@example.com", i), "").ID)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for round := 0; round < 5; round++ {
+				key := fmt.Sprintf("g%d-r%d", g, round)
+				if g%2 == 0 {
+					in := flights(1, key)
+					in.MemberID = ids[(g+round)%len(ids)]
+					if _, err := e.tx.Earn(ctx, pr, ledger.Idempotency{Scope: scope, Key: key}, in); err != nil {
+						errs <- fmt.Errorf("single %s: %w", key, err)
+					}
+					continue
+				}
+				var items []partners.BatchEarn
+				for k, id := range ids {
+					in := flights(1, key)
+					in.MemberID = id
+					items = append(items, partners.BatchEarn{Idem: ledger.Idempotency{Scope: scope,
+						Key: fmt.Sprintf("%s-%d", key, k), RequestHash: []byte(key)}, Input: in})
+				}
+				out, err := e.tx.EarnBatch(ctx, pr, items)
+				if err != nil {
+					errs <- fmt.Errorf("batch %s: %w", key, err)
+					continue
+				}
+				for _, o := range out {
+					if o.Err != nil {
+						errs <- fmt.Errorf("batch %s item: %w", key, o.Err)
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var lanes struct{ Credits, Totals, Lane1 int64 }
+	if err := e.db.Raw(`SELECT (SELECT sum(flights) FROM programme_qualifying_credits) AS credits,
+		(SELECT sum(flights) FROM programme_member_windows) AS totals,
+		(SELECT count(*) FROM programme_member_windows WHERE lane = 1) AS lane1`).Scan(&lanes).Error; err != nil {
+		t.Fatal(err)
+	}
+	// 10 + 4 goroutines x 5 single earns + 4 x 5 batches x 10 members, one flight each.
+	if lanes.Credits != 10+20+200 || lanes.Totals != lanes.Credits || lanes.Lane1 == 0 {
+		t.Fatalf("flights: credits %d, running totals %d, %d lane-1 rows; want 230, 230, some", lanes.Credits, lanes.Totals, lanes.Lane1)
+	}
+	if n, err := e.prog.SyncWindows(ctx, e.clk.Now(), 1000); err != nil || n != 0 {
+		t.Fatalf("SyncWindows = %d (%v), want 0: folding the lanes is not drift", n, err)
+	}
+	if err := e.db.Raw(`SELECT (SELECT sum(flights) FROM programme_member_windows) AS totals,
+		(SELECT count(*) FROM programme_member_windows WHERE lane = 1) AS lane1`).Scan(&lanes).Error; err != nil {
+		t.Fatal(err)
+	}
+	if lanes.Totals != 230 || lanes.Lane1 != 0 {
+		t.Errorf("after SyncWindows: running totals %d flights in %d lane-1 rows; want 230 in lane 0 only", lanes.Totals, lanes.Lane1)
 	}
 }
