@@ -454,6 +454,20 @@ func TestCreateCompanyRefusesAMembersEmail(t *testing.T) {
 	}
 }
 
+// newFlightTiers is an environment with tiers blue and gold (10 flights) and
+// a partner "Air" whose rule doubles gold members' points: its principal and
+// idempotency scope.
+func newFlightTiers(t *testing.T) (*env, partners.Principal, string) {
+	t.Helper()
+	e := newEnv(t, date(2025, 4, 10, 9))
+	e.putTiers([]programme.Tier{
+		{Code: "blue", Name: "Blue", Rank: 0},
+		{Code: "gold", Name: "Gold", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricFlights: 10}},
+	})
+	air := e.partner("Air")
+	return e, partners.Principal{PartnerID: air.ID}, "partner:" + itoa(air.ID)
+}
+
 // A batch prices each earn with its member's stored tier, read in the batch's
 // member check (as a single earn reads it): a gold member's earn is doubled
 // by the rule's tier multiplier, a blue member's and a member with no tier
@@ -461,14 +475,7 @@ func TestCreateCompanyRefusesAMembersEmail(t *testing.T) {
 func TestBatchEarnPricesByStoredTier(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, date(2025, 4, 10, 9))
-	e.putTiers([]programme.Tier{
-		{Code: "blue", Name: "Blue", Rank: 0},
-		{Code: "gold", Name: "Gold", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricFlights: 10}},
-	})
-	air := e.partner("Air")
-	pr := partners.Principal{PartnerID: air.ID}
-	scope := "partner:" + itoa(air.ID)
+	e, pr, scope := newFlightTiers(t)
 	gold, blue, fresh := e.member("gold@example.com", ""), e.member("blue@example.com", ""), e.member("new@example.com", "")
 	for _, m := range []struct {
 		id      int64
@@ -508,14 +515,7 @@ func TestBatchEarnPricesByStoredTier(t *testing.T) {
 func TestBatchAndSingleEarnsShareRunningTotals(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, date(2025, 4, 10, 9))
-	e.putTiers([]programme.Tier{
-		{Code: "blue", Name: "Blue", Rank: 0},
-		{Code: "gold", Name: "Gold", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricFlights: 10}},
-	})
-	air := e.partner("Air")
-	pr := partners.Principal{PartnerID: air.ID}
-	scope := "partner:" + itoa(air.ID)
+	e, pr, scope := newFlightTiers(t)
 	flights := func(n int64, ref string) partners.EarnInput {
 		return partners.EarnInput{Amount: partners.Money{Minor: 1_000, Currency: "EUR"}, OccurredAt: e.clk.Now(),
 			Activity: []partners.Activity{{Unit: "segment", Quantity: n}}, ExternalRef: ref}
