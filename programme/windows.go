@@ -198,6 +198,13 @@ func (s *Service) syncRange(ctx context.Context, lo, hi int64, keep time.Time) (
 	for attempt := 0; ; attempt++ {
 		var n int
 		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			// The range's rows first, in key order: batch earns upsert their
+			// lane-1 rows in that order too, so the repair and a batch wait
+			// for each other but never in a cycle.
+			if err := tx.Exec(`SELECT 1 FROM programme_member_windows WHERE member_id >= ? AND member_id < ?
+				ORDER BY member_id, month, partner_id, lane FOR UPDATE`, lo, hi).Error; err != nil {
+				return err
+			}
 			// Lane 1 (batch earns, migration 00242) is folded into lane 0;
 			// drift is the difference between the truth and the sum of the
 			// lanes, so folding alone does not count.
@@ -235,7 +242,7 @@ func (s *Service) syncRange(ctx context.Context, lo, hi int64, keep time.Time) (
 				map[string]any{"lo": lo, "hi": hi, "keep": keep}).Scan(&n).Error
 		}, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
 		var pg *pgconn.PgError
-		if err != nil && errors.As(err, &pg) && pg.Code == "40001" && attempt < 5 {
+		if err != nil && errors.As(err, &pg) && (pg.Code == "40001" || pg.Code == "40P01") && attempt < 5 {
 			continue
 		}
 		return n, err
