@@ -9,10 +9,13 @@
 // partner and operator accounts (breakage, promotions, adjustments, fees) with
 // owner 0. They are created lazily (INSERT ... ON CONFLICT DO NOTHING).
 //
-// A transaction has two or more entries summing to zero (checked at commit by
-// a deferred constraint trigger); entries, transactions and consumptions are
-// append-only (triggers refuse UPDATE and DELETE): mistakes are fixed by
-// reversing transactions.
+// A transaction has two or more entries summing to zero, and its entries and
+// lots name accounts that exist: checked at the end of its statement for
+// postings that write it whole in one statement and say so
+// (checked_in_statement: earns, batch earns, one-step burns), at commit by a
+// deferred constraint trigger for every other. Entries, transactions and
+// consumptions are append-only (triggers refuse UPDATE and DELETE): mistakes
+// are fixed by reversing transactions.
 //
 // Each credit to a member creates lots (amount, remaining, issuer partner or
 // none for operator-funded points, earned_at, available_at, expires_at).

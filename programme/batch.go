@@ -56,9 +56,10 @@ func (s *Service) MemberTiers(ctx context.Context, memberIDs []int64) (map[int64
 }
 
 // earnedBatchSQL is earnedSQL for the earns of a batch: the credits, their
-// running totals (summed per member, month and partner first: one upsert
-// per row), the base tier rows, and, when tiers are defined (@standing), each
-// member's standing from @from on after all of its credits. The members'
+// running totals in lane 1 (summed per member, month and partner first: one
+// upsert per row), and, when tiers are defined (@standing), each member's
+// standing from @from on after all of its credits (the base tier rows come
+// after the member lock, in CreditBatch's rest). The members'
 // running totals are read member by member through the primary key (LATERAL,
 // OFFSET 0 keeps it from being flattened into a join): as a join, statistics
 // that lag a growing table made PostgreSQL hash the whole table for every

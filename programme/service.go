@@ -50,7 +50,7 @@ func (s *Service) config(db *gorm.DB) ([]Tier, Policy, error) {
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
 	now := time.Now()
-	if !s.cfgAt.IsZero() && now.Sub(s.cfgAt) < s.ConfigTTL {
+	if s.freshLocked(now) {
 		return s.cfgTiers, s.cfgPolicy, nil
 	}
 	tiers, err := loadTiers(db)
@@ -99,21 +99,27 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 
 // Policy returns the programme policy.
 func (s *Service) Policy(ctx context.Context) (Policy, error) {
-	if _, p, ok := s.cached(); ok {
-		return p, nil // without a database session: EarnExpiry asks per earn
-	}
-	_, p, err := s.config(s.db.WithContext(ctx))
+	_, p, err := s.configCtx(ctx)
 	return p, err
 }
 
-// cached is config's answer while it is fresh, without reading anything.
-func (s *Service) cached() ([]Tier, Policy, bool) {
+// configCtx is config outside a transaction: it opens a database session
+// only when the cache is stale (the expiry of every earn and the tier of every
+// batch item ask, and a session per call showed in the batch's profile).
+func (s *Service) configCtx(ctx context.Context) ([]Tier, Policy, error) {
 	s.cfgMu.Lock()
-	defer s.cfgMu.Unlock()
-	if !s.cfgAt.IsZero() && time.Since(s.cfgAt) < s.ConfigTTL {
-		return s.cfgTiers, s.cfgPolicy, true
+	if s.freshLocked(time.Now()) {
+		defer s.cfgMu.Unlock()
+		return s.cfgTiers, s.cfgPolicy, nil
 	}
-	return nil, Policy{}, false
+	s.cfgMu.Unlock()
+	return s.config(s.db.WithContext(ctx))
+}
+
+// freshLocked reports whether the cached configuration may still be used at
+// now; cfgMu is held.
+func (s *Service) freshLocked(now time.Time) bool {
+	return !s.cfgAt.IsZero() && now.Sub(s.cfgAt) < s.ConfigTTL
 }
 
 // SetPolicy replaces the programme policy. Bad values are a *validation.Error
@@ -202,7 +208,7 @@ func (s *Service) PutTier(ctx context.Context, t Tier) (Tier, error) {
 
 // Tiers returns the tier definitions by rank.
 func (s *Service) Tiers(ctx context.Context) ([]Tier, error) {
-	tiers, _, err := s.config(s.db.WithContext(ctx))
+	tiers, _, err := s.configCtx(ctx)
 	return tiers, err
 }
 
@@ -212,7 +218,7 @@ func (s *Service) Tiers(ctx context.Context) ([]Tier, error) {
 // cached), none when no tiers are defined. An earn reads the code in its
 // member check instead (StoredTierSQL).
 func (s *Service) MemberTier(ctx context.Context, memberID int64) (string, error) {
-	tiers, _, err := s.config(s.db.WithContext(ctx))
+	tiers, _, err := s.configCtx(ctx)
 	if err != nil || len(tiers) == 0 {
 		return "", err
 	}
@@ -235,15 +241,9 @@ func (s *Service) StoredTierSQL() string {
 // stored yet): the base tier when the code is not a defined tier, "" when no
 // tiers are defined. The definitions are cached.
 func (s *Service) TierFromStored(ctx context.Context, stored *string) (string, error) {
-	tiers, _, ok := s.cached() // without a database session: a batch asks per member
-	if !ok {
-		var err error
-		if tiers, _, err = s.config(s.db.WithContext(ctx)); err != nil {
-			return "", err
-		}
-	}
-	if len(tiers) == 0 {
-		return "", nil
+	tiers, _, err := s.configCtx(ctx)
+	if err != nil || len(tiers) == 0 {
+		return "", err
 	}
 	if stored != nil {
 		for _, t := range tiers {
