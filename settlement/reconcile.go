@@ -232,6 +232,9 @@ func parseRow(rec []string, col map[string]int) (fileRow, string) {
 		// Found by FuzzReconciliationUpload: the database refuses the
 		// bytes, which failed the whole upload with a 500.
 		return fileRow{}, "external_ref is not valid UTF-8"
+	case strings.ContainsRune(ref, 0):
+		// Found by the same fuzzer: PostgreSQL text cannot hold U+0000.
+		return fileRow{}, "external_ref must not contain the NUL character (U+0000)"
 	case kind != "earn" && kind != "burn":
 		return fileRow{}, fmt.Sprintf("type %q must be earn or burn", kind)
 	}
