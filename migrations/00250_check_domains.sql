@@ -140,21 +140,30 @@ CREATE OR REPLACE FUNCTION ledger_check_statement() RETURNS trigger LANGUAGE plp
 DECLARE
     bad record;
 BEGIN
-    -- The row rules of every transaction the statement inserted. A rule
-    -- holds unless it is false (NULL passes, as in a CHECK constraint).
-    SELECT t.id, r.name INTO bad
-      FROM new_transactions t
-      CROSS JOIN LATERAL (VALUES
-          ('ledger_transactions_points', t.points > 0 OR (t.type = 'adjustment' AND t.points <> 0)),
-          ('ledger_transactions_reversal', (t.type = 'reversal') = (t.reverses_id IS NOT NULL)),
-          ('ledger_transactions_capture', (t.type = 'capture') = (t.hold_id IS NOT NULL)),
-          ('ledger_transactions_counter', (t.type IN ('transfer', 'merge')) = (t.counter_member_id IS NOT NULL)),
-          ('ledger_transactions_check', t.counter_member_id > 0 AND t.counter_member_id <> t.member_id),
-          ('ledger_transactions_reason', t.type NOT IN ('adjustment', 'forfeit') OR t.reason <> ''),
-          ('ledger_transactions_partner', t.type NOT IN ('burn', 'capture') OR t.partner_id IS NOT NULL),
-          ('ledger_transactions_idem_pair', (t.idempotency_scope IS NULL) = (t.idempotency_key IS NULL))
-      ) AS r(name, holds)
-     WHERE r.holds IS FALSE
+    -- The row rules of every transaction the statement inserted: the first
+    -- rule a row breaks, by name. A rule holds unless it is false (NULL
+    -- passes, as in a CHECK constraint).
+    SELECT r.id, r.name INTO bad
+      FROM (SELECT t.id, CASE
+                WHEN (t.points > 0 OR (t.type = 'adjustment' AND t.points <> 0)) IS FALSE
+                    THEN 'ledger_transactions_points'
+                WHEN ((t.type = 'reversal') = (t.reverses_id IS NOT NULL)) IS FALSE
+                    THEN 'ledger_transactions_reversal'
+                WHEN ((t.type = 'capture') = (t.hold_id IS NOT NULL)) IS FALSE
+                    THEN 'ledger_transactions_capture'
+                WHEN ((t.type IN ('transfer', 'merge')) = (t.counter_member_id IS NOT NULL)) IS FALSE
+                    THEN 'ledger_transactions_counter'
+                WHEN (t.counter_member_id > 0 AND t.counter_member_id <> t.member_id) IS FALSE
+                    THEN 'ledger_transactions_check'
+                WHEN (t.type NOT IN ('adjustment', 'forfeit') OR t.reason <> '') IS FALSE
+                    THEN 'ledger_transactions_reason'
+                WHEN (t.type NOT IN ('burn', 'capture') OR t.partner_id IS NOT NULL) IS FALSE
+                    THEN 'ledger_transactions_partner'
+                WHEN ((t.idempotency_scope IS NULL) = (t.idempotency_key IS NULL)) IS FALSE
+                    THEN 'ledger_transactions_idem_pair'
+              END AS name
+              FROM new_transactions t) r
+     WHERE r.name IS NOT NULL
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'ledger transaction % violates check constraint "%"', bad.id, bad.name
