@@ -140,11 +140,15 @@ CREATE OR REPLACE FUNCTION ledger_check_statement() RETURNS trigger LANGUAGE plp
 DECLARE
     bad record;
 BEGIN
-    -- The row rules of every transaction the statement inserted: the first
-    -- rule a row breaks, by name. A rule holds unless it is false (NULL
-    -- passes, as in a CHECK constraint).
-    SELECT r.id, r.name INTO bad
-      FROM (SELECT t.id, CASE
+    -- One query per statement: the first row rule each transaction the
+    -- statement inserted breaks (by name; a rule holds unless it is false,
+    -- NULL passes as in a CHECK constraint), and ledger_check_transaction's
+    -- balance and account checks for the transactions that asked for them
+    -- (checked_in_statement). LATERAL keeps those primary-key and index
+    -- probes per transaction (the transition table has no statistics, and as
+    -- joins the planner may hash whole tables).
+    SELECT r.id, r.rule, c.n, c.total, c.lost_entries, c.lost_lots INTO bad
+      FROM (SELECT t.id, t.checked_in_statement, CASE
                 WHEN (t.points > 0 OR (t.type = 'adjustment' AND t.points <> 0)) IS FALSE
                     THEN 'ledger_transactions_points'
                 WHEN ((t.type = 'reversal') = (t.reverses_id IS NOT NULL)) IS FALSE
@@ -161,33 +165,24 @@ BEGIN
                     THEN 'ledger_transactions_partner'
                 WHEN ((t.idempotency_scope IS NULL) = (t.idempotency_key IS NULL)) IS FALSE
                     THEN 'ledger_transactions_idem_pair'
-              END AS name
+              END AS rule
               FROM new_transactions t) r
-     WHERE r.name IS NOT NULL
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'ledger transaction % violates check constraint "%"', bad.id, bad.name
-            USING ERRCODE = 'check_violation', TABLE = 'ledger_transactions', CONSTRAINT = bad.name;
-    END IF;
-
-    -- ledger_check_transaction's checks for every transaction of the
-    -- statement that asked for them; LATERAL keeps them primary-key and
-    -- index probes per transaction (the transition table has no statistics,
-    -- and as joins the planner may hash whole tables).
-    SELECT t.id, c.n, c.total, c.lost_entries, c.lost_lots INTO bad
-      FROM new_transactions t
       CROSS JOIN LATERAL (
           SELECT count(*) AS n, coalesce(sum(e.amount), 0) AS total,
                  count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = e.account_id)) AS lost_entries,
                  (SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = l.account_id))
-                    FROM ledger_lots l WHERE l.transaction_id = t.id) AS lost_lots
+                    FROM ledger_lots l WHERE l.transaction_id = r.id AND r.checked_in_statement) AS lost_lots
             FROM ledger_entries e
-           WHERE e.transaction_id = t.id) c
-     WHERE t.checked_in_statement
-       AND (c.n < 2 OR c.total <> 0 OR c.lost_entries <> 0 OR c.lost_lots <> 0)
+           WHERE e.transaction_id = r.id AND r.checked_in_statement) c
+     WHERE r.rule IS NOT NULL
+        OR (r.checked_in_statement AND (c.n < 2 OR c.total <> 0 OR c.lost_entries <> 0 OR c.lost_lots <> 0))
      LIMIT 1;
     IF NOT FOUND THEN
         RETURN NULL;
+    END IF;
+    IF bad.rule IS NOT NULL THEN
+        RAISE EXCEPTION 'ledger transaction % violates check constraint "%"', bad.id, bad.rule
+            USING ERRCODE = 'check_violation', TABLE = 'ledger_transactions', CONSTRAINT = bad.rule;
     END IF;
     IF bad.n < 2 OR bad.total <> 0 THEN
         RAISE EXCEPTION 'ledger transaction % is unbalanced (% entries, sum %)', bad.id, bad.n, bad.total
