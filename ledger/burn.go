@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/internal/database"
 )
 
 // BurnHeld is the one-step burn of a point of sale: a hold for r.Points that
@@ -149,16 +151,22 @@ FROM acct LEFT JOIN claim ON true LEFT JOIN m ON true`
 // spendableLots restricts ledger_lots l to lots a burn may take (lotsSpendable).
 const spendableLots = `AND l.available_at <= CAST(@now AS timestamptz) AND (l.expires_at IS NULL OR l.expires_at > CAST(@now AS timestamptz))`
 
+// claimBurnQuery is claimBurnSQL compiled for database.QueryRow: the first
+// statement of a one-step burn, it carries the transaction's BEGIN with it.
+var claimBurnQuery = database.CompileNamed(claimBurnSQL)
+
 func claimBurn(tx *gorm.DB, r HoldRequest, hash []byte, now time.Time) (burnClaim, error) {
-	var rows []burnClaim
-	if err := tx.Raw(claimBurnSQL, map[string]any{"member": r.MemberID, "dest": string(r.Destination), "partner": r.PartnerID,
-		"scope": r.Idem.Scope, "key": r.Idem.Key, "hash": hex.EncodeToString(hash), "now": now}).Find(&rows).Error; err != nil {
+	args, err := claimBurnQuery.Args(map[string]any{"member": r.MemberID, "dest": string(r.Destination), "partner": r.PartnerID,
+		"scope": r.Idem.Scope, "key": r.Idem.Key, "hash": hex.EncodeToString(hash), "now": now})
+	if err != nil {
+		return burnClaim{}, err
+	}
+	var c burnClaim
+	if err := database.QueryRow(tx, claimBurnQuery.SQL, args, &c.Member, &c.Dest, &c.HoldID, &c.TxID, &c.Balance, &c.Held,
+		&c.Spendable); err != nil {
 		return burnClaim{}, fmt.Errorf("burn: claim: %w", translate(err))
 	}
-	if len(rows) != 1 {
-		return burnClaim{}, fmt.Errorf("burn: claim: %d result rows", len(rows))
-	}
-	return rows[0], nil
+	return c, nil
 }
 
 func spendablePoints(tx *gorm.DB, accountID int64, now time.Time) (int64, error) {

@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
@@ -126,7 +127,7 @@ func (t *Transactions) Burn(ctx context.Context, p Principal, idem ledger.Idempo
 	var out Burn
 	// The ledger joins this transaction without savepoints: any error rolls
 	// the whole of it back.
-	err = t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = database.Transaction(ctx, t.db, func(tx *gorm.DB) error {
 		l := t.ledger.Joined(tx)
 		if in.Capture {
 			h, tr, err := l.BurnHeld(ctx, req, subKey(idem, "capture"), consent)

@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -228,7 +229,7 @@ func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempo
 	}
 	q = capQuote(q, c)
 	var out ledger.Transaction
-	err = t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = database.Transaction(ctx, t.db, func(tx *gorm.DB) error {
 		points := q.Points
 		var capped int64
 		if c.CapPerMemberDay > 0 {

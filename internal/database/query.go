@@ -16,8 +16,12 @@ import (
 // this way: gorm would rebuild the statement text byte by byte on every call
 // (its named-argument expansion was a tenth of the hub's CPU per earn), and
 // its Scan renders every statement with its arguments through a regular
-// expression for its trace logger.
+// expression for its trace logger. As the first statement of a Transaction
+// it carries the transaction's BEGIN with it (one round trip for both).
 func QueryRow(tx *gorm.DB, query string, args []any, dest ...any) error {
+	if l, ok := tx.Statement.ConnPool.(*lazyTx); ok && !l.begun {
+		return l.beginWith(contextOf(tx), query, args, dest)
+	}
 	rows, err := send(tx, query, args)
 	if err != nil {
 		return err
@@ -59,11 +63,14 @@ func Query(tx *gorm.DB, query string, args []any, scan func(rows *sql.Rows) erro
 
 // send sends query on tx's connection with tx's context.
 func send(tx *gorm.DB, query string, args []any) (*sql.Rows, error) {
-	ctx := tx.Statement.Context
-	if ctx == nil {
-		ctx = context.Background()
+	return tx.Statement.ConnPool.QueryContext(contextOf(tx), query, args...)
+}
+
+func contextOf(tx *gorm.DB) context.Context {
+	if ctx := tx.Statement.Context; ctx != nil {
+		return ctx
 	}
-	return tx.Statement.ConnPool.QueryContext(ctx, query, args...)
+	return context.Background()
 }
 
 // Named is a statement written with named parameters (@name), compiled once

@@ -15,10 +15,12 @@ import (
 	"gorm.io/gorm/logger"
 )
 
-// NewCounting is New opened with a pgx tracer that counts every statement the
-// driver sends — BEGIN and COMMIT included, and the hot statements that
-// bypass gorm (database.QueryRow) — so a count is the round trips an
-// operation costs. BENCH_SQL=1 prints them.
+// NewCounting is New opened with a pgx tracer that counts the round trips an
+// operation costs: every statement the driver sends on its own — BEGIN and
+// COMMIT included, and the hot statements that bypass gorm
+// (database.QueryRow) — and every pipeline of statements (database.Transaction
+// sends BEGIN with the first statement) as one. BENCH_SQL=1 prints the
+// statements.
 func NewCounting(tb testing.TB) (*gorm.DB, *atomic.Int64) {
 	tb.Helper()
 	_, url := NewWithURL(tb)
@@ -48,3 +50,19 @@ func (t countingTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.
 }
 
 func (countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (t countingTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	t.n.Add(1)
+	if os.Getenv("BENCH_SQL") != "" {
+		fmt.Println("SQL: (one pipeline:)")
+	}
+	return ctx
+}
+
+func (countingTracer) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	if os.Getenv("BENCH_SQL") != "" {
+		fmt.Println("SQL:   ", strings.Join(strings.Fields(d.SQL), " "))
+	}
+}
+
+func (countingTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
