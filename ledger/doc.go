@@ -15,7 +15,10 @@
 // (checked_in_statement: earns, batch earns, one-step burns), at commit by a
 // deferred constraint trigger for every other. Entries, transactions and
 // consumptions are append-only (triggers refuse UPDATE and DELETE): mistakes
-// are fixed by reversing transactions.
+// are fixed by reversing transactions. The rules of single columns are
+// domains, the rules between a transaction's columns run in its statement
+// trigger (migration 00250: a CHECK constraint is recompiled for every
+// statement, a domain once per connection).
 //
 // Each credit to a member creates lots (amount, remaining, issuer partner or
 // none for operator-funded points, earned_at, available_at, expires_at).
@@ -67,7 +70,8 @@
 // first answer, kept in a json column so it is byte-identical); if the first
 // fails it stores nothing and the duplicate runs afresh. The same key with a
 // different request (or a different operation) is ErrIdempotencyMismatch.
-// Transactions and holds also carry their key under a UNIQUE constraint.
+// Holds also carry their key under a UNIQUE constraint, transactions carry
+// theirs unindexed (the claim's primary key guards it; `hub audit` checks it).
 //
 // # Rules decided here
 //
