@@ -93,8 +93,9 @@ func runSettle(ctx context.Context, o options) (SettleResult, Machine, error) {
 	if err := json.Unmarshal(out.Bytes(), &child); err != nil {
 		return r, mach, fmt.Errorf("close period answered %q: %w", out.String(), err)
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.PeakRSSMB = float64(ru.Maxrss) / 1024 // kilobytes on Linux
+	r.PeakRSSMB = child.PeakRSSMB
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && r.PeakRSSMB == 0 {
+		r.PeakRSSMB = float64(ru.Maxrss) / 1024 // kilobytes on Linux; an upper bound (above)
 	}
 	r.CloseSeconds, r.PeakHeapMB = child.Seconds, child.PeakHeapMB
 	r.CloseRowsPerSec = float64(r.Transactions) / r.CloseSeconds
@@ -310,6 +311,27 @@ func checkGenerated(tx *gorm.DB) error {
 type closeReport struct {
 	Seconds    float64 `json:"seconds"`
 	PeakHeapMB float64 `json:"peak_heap_mb"`
+	PeakRSSMB  float64 `json:"peak_rss_mb"`
+}
+
+// peakRSSMB is this process's peak resident set (VmHWM), 0 when unknown.
+// The child reads its own: the rusage the parent gets from wait4 starts from
+// the parent's peak, because Linux carries the peak of the memory the child
+// shared with its parent until exec over into the child's count.
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%f kB", &kb); err == nil {
+				return kb / 1024
+			}
+		}
+	}
+	return 0
 }
 
 // closePeriodChild closes one period with the settlement service, sampling
@@ -351,5 +373,6 @@ func closePeriodChild(args []string) error {
 	secs := time.Since(t).Seconds()
 	close(stop)
 	<-sampled
-	return json.NewEncoder(os.Stdout).Encode(closeReport{Seconds: secs, PeakHeapMB: float64(peak) / (1 << 20)})
+	return json.NewEncoder(os.Stdout).Encode(closeReport{Seconds: secs, PeakHeapMB: float64(peak) / (1 << 20),
+		PeakRSSMB: peakRSSMB()})
 }
