@@ -8,8 +8,10 @@
 -- constraints are compiled once per connection (the type cache) and only
 -- instantiated per statement, so every single-column check of the posting
 -- path moves onto a domain here: the same rule, the same refusal
--- (check_violation, 23514), now named after the domain. Checks that relate two
--- columns stay table constraints.
+-- (check_violation, 23514), now named after the domain. The rules that relate
+-- a transaction's columns move into its statement trigger (below); the other
+-- checks that relate two columns (accounts, lots, holds, qualifying credits)
+-- stay table constraints.
 --
 -- Changing a column to a domain with constraints rewrites its table (and
 -- rebuilds its indexes) under an ACCESS EXCLUSIVE lock: on a large ledger
