@@ -145,14 +145,15 @@ func TestTransactionRollsBackOnErrorAndPanic(t *testing.T) {
 func TestTransactionFirstStatementFailing(t *testing.T) {
 	t.Parallel()
 	e := newTxEnv(t)
-	// The first statement fails inside the pipeline: the transaction is
-	// aborted and rolled back, and the connection is clean afterwards.
+	// A transaction of one pipelined statement commits.
 	err := database.Transaction(e.ctx, e.db, func(tx *gorm.DB) error {
 		return insert(tx, -1, "")
 	})
 	if err != nil {
 		t.Fatalf("a valid insert failed: %v", err)
 	}
+	// The first statement fails inside the pipeline: the transaction is
+	// aborted and rolled back, and the connection is clean afterwards.
 	err = database.Transaction(e.ctx, e.db, func(tx *gorm.DB) error {
 		var n int
 		return database.QueryRow(tx, `SELECT 1/0`, nil, &n)
