@@ -71,11 +71,23 @@ const earnSQL = `WITH acct AS (
 	SELECT l.id, bal.tx_id, l.issuer_partner_id, l.repaid, $9::timestamptz FROM l, bal WHERE l.repaid > 0
 )
 SELECT acct.member, acct.issued, acct.promo, (SELECT count(*) FROM ok) AS accounts_ok, bal.tx_id, bal.balance,
-       (SELECT json_agg(json_build_array(id, issuer_partner_id, repaid) ORDER BY id) FROM l WHERE repaid > 0) AS repaid
+       (SELECT json_agg(json_build_array(id, issuer_partner_id, repaid) ORDER BY id) FROM l WHERE repaid > 0) AS repaid,
+       CASE WHEN bal.tx_id IS NOT NULL THEN set_config('` + PostedEarnSetting + `', bal.tx_id::text, true) END AS posted
 FROM acct LEFT JOIN bal ON true`
 
-// earnStatement runs earnSQL for r.
-func earnStatement(tx *gorm.DB, r EarnRequest, hash []byte, now time.Time) (earnResult, error) {
+// PostedEarnSetting is the transaction-local setting in which the earn
+// statement leaves the id of the transaction it has just posted, for a
+// statement sent after it in the same round trip (EarnThen) to find it with
+// current_setting (missing_ok; an empty string when it is not set). It is set
+// only when the statement posts (not on a replay, nor when an account is
+// missing), and lasts until the end of the database transaction, so a reader
+// must also check that the transaction is the one it expects (its member,
+// its partner).
+const PostedEarnSetting = "hub.posted_earn"
+
+// earnStatement runs earnSQL for r, and then (when not nil) right after it
+// in the same round trip.
+func earnStatement(tx *gorm.DB, r EarnRequest, hash []byte, now time.Time, then *database.Follow) (earnResult, error) {
 	occurred := orNow(r.OccurredAt, now)
 	available := now
 	if r.AvailableAt != nil {
@@ -92,11 +104,11 @@ func earnStatement(tx *gorm.DB, r EarnRequest, hash []byte, now time.Time) (earn
 		AccountsOK            int64
 		TxID                  *int64
 		Balance               *int64
-		Repaid                *string
+		Repaid, Posted        *string
 	}
-	err := database.QueryRow(tx, earnSQL, []any{r.MemberID, nullID(r.PartnerID), int64(r.Points), int64(r.OperatorFunded), total,
+	err := database.QueryRowThen(tx, earnSQL, []any{r.MemberID, nullID(r.PartnerID), int64(r.Points), int64(r.OperatorFunded), total,
 		r.Idem.Scope, r.Idem.Key, hash, now, occurred, r.ExternalRef, details, available, truncPtr(r.ExpiresAt)},
-		&row.Member, &row.Issued, &row.Promo, &row.AccountsOK, &row.TxID, &row.Balance, &row.Repaid)
+		[]any{&row.Member, &row.Issued, &row.Promo, &row.AccountsOK, &row.TxID, &row.Balance, &row.Repaid, &row.Posted}, then)
 	if err != nil {
 		return earnResult{}, fmt.Errorf("post earn: %w", translate(err))
 	}

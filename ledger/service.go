@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/validation"
 )
 
@@ -160,6 +161,18 @@ func replay[T any](tx *gorm.DB, rec idemRecord, idem Idempotency, op string, has
 // statement (earnStatement), atomic on its own, so a Service outside any
 // transaction needs no BEGIN/COMMIT either.
 func (s *Service) Earn(ctx context.Context, r EarnRequest) (Transaction, error) {
+	return s.EarnThen(ctx, r, nil)
+}
+
+// EarnThen is Earn that sends then (when not nil) in the same round trip as
+// every posting statement it sends, right after it, in the same database
+// transaction: then finds the transaction just posted through
+// PostedEarnSetting, and must do nothing when the setting does not name the
+// transaction it expects. then.Dest holds the answer of its last run, which
+// followed the posting when the returned transaction is not Replayed. A
+// member's first earn sends the posting twice (the first finds its account
+// missing and writes nothing, and then runs after both).
+func (s *Service) EarnThen(ctx context.Context, r EarnRequest, then *database.Follow) (Transaction, error) {
 	if err := r.validate(); err != nil {
 		return Transaction{}, err
 	}
@@ -174,7 +187,7 @@ func (s *Service) Earn(ctx context.Context, r EarnRequest) (Transaction, error) 
 	post := func(tx *gorm.DB) (Transaction, error) {
 		now := s.clock()
 		for attempt := 0; attempt < 3; attempt++ {
-			res, err := earnStatement(tx, r, hash, now)
+			res, err := earnStatement(tx, r, hash, now, then)
 			if err != nil {
 				return Transaction{}, err
 			}

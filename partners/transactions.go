@@ -84,6 +84,20 @@ type ProgrammeStoredTier interface {
 	TierFromStored(ctx context.Context, stored *string) (string, error)
 }
 
+// ProgrammeEarnStatement is implemented by a programme that can record an
+// earn's qualifying credit in a statement sent in the same round trip as the
+// posting (ledger.EarnThen), saving the earn the round trip of Earned.
+type ProgrammeEarnStatement interface {
+	// EarnedStatement returns the statement for the earn of in at the
+	// partner, partnerPoints of it partner-funded, and the rest of Earned,
+	// called with the posted earn (when it is not a replay) after the
+	// statement has run.
+	EarnedStatement(ctx context.Context, tx *gorm.DB, partnerID int64, in EarnInput, partnerPoints int64) (*database.Follow, EarnedRest, error)
+}
+
+// EarnedRest is what Earned does after the qualifying credit is recorded.
+type EarnedRest func(ctx context.Context, tx *gorm.DB, e PostedEarn) error
+
 // PostedEarn is an earn the points API just posted, with the purchase it paid for.
 type PostedEarn struct {
 	PartnerID   int64
@@ -253,7 +267,15 @@ func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempo
 		if err != nil {
 			return err
 		}
-		tr, err := t.ledger.Joined(tx).Earn(ctx, req)
+		// The programme's credit travels with the posting when it can.
+		var then *database.Follow
+		var rest EarnedRest
+		if ps, ok := t.Programme.(ProgrammeEarnStatement); ok {
+			if then, rest, err = ps.EarnedStatement(ctx, tx, p.PartnerID, in, points); err != nil {
+				return err
+			}
+		}
+		tr, err := t.ledger.Joined(tx).EarnThen(ctx, req, then)
 		if err != nil {
 			return err
 		}
@@ -267,8 +289,13 @@ func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempo
 				return err
 			}
 		}
-		if t.Programme != nil {
-			if err := t.Programme.Earned(ctx, tx, PostedEarn{PartnerID: p.PartnerID, Input: in, Transaction: tr}); err != nil {
+		posted := PostedEarn{PartnerID: p.PartnerID, Input: in, Transaction: tr}
+		if rest != nil {
+			if err := rest(ctx, tx, posted); err != nil {
+				return err
+			}
+		} else if t.Programme != nil {
+			if err := t.Programme.Earned(ctx, tx, posted); err != nil {
 				return err
 			}
 		}

@@ -496,6 +496,56 @@ func (s *Service) Earned(ctx context.Context, tx *gorm.DB, e partners.PostedEarn
 	if err != nil {
 		return err
 	}
+	return s.afterCredit(ctx, tx, tiers, p, e, st, spend, now)
+}
+
+var _ partners.ProgrammeEarnStatement = (*Service)(nil)
+
+// EarnedStatement is Earned in two steps for the single earn: the statement
+// that records the qualifying credit, which the ledger sends in the same
+// round trip as the posting (ledger.EarnThen; it finds the transaction just
+// posted through ledger.PostedEarnSetting), and the rest, run with the posted
+// transaction once the posting has answered. The credit is the same as
+// Earned's: qualifying points are the partner-funded points (known before
+// posting), the month is the stored occurred_at's.
+func (s *Service) EarnedStatement(ctx context.Context, tx *gorm.DB, partnerID int64, in partners.EarnInput, partnerPoints int64) (*database.Follow, partners.EarnedRest, error) {
+	tiers, p, err := s.config(tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var spend int64
+	if in.Amount.Currency == p.Currency {
+		spend = in.Amount.Minor
+	}
+	nights, stays, flights := activityMetrics(in.Activity)
+	now := s.clock()
+	var base string
+	if len(tiers) > 0 {
+		base = tiers[0].Code
+	}
+	args, err := earnedThenQuery.Args(map[string]any{"member": in.MemberID, "partner": partnerID, "points": partnerPoints,
+		"spend": spend, "nights": nights, "stays": stays, "flights": flights, "posted": now, "base": base,
+		"from": totalsFrom(p.TierWindow, now)})
+	if err != nil {
+		return nil, nil, err
+	}
+	var st standing
+	var credited *int64
+	follow := &database.Follow{SQL: earnedThenQuery.SQL, Args: args, Dest: []any{&credited, &st.Inserted, &st.Points,
+		&st.Spend, &st.Nights, &st.Stays, &st.Flights, &st.Partners, &st.Tier, &st.Grants}}
+	rest := func(ctx context.Context, tx *gorm.DB, e partners.PostedEarn) error {
+		if credited == nil || *credited != e.Transaction.ID || st.Inserted != 1 {
+			return fmt.Errorf("qualifying credits of transaction %d: the statement sent with the posting did not record them", e.Transaction.ID)
+		}
+		return s.afterCredit(ctx, tx, tiers, p, e, st, spend, now)
+	}
+	return follow, rest, nil
+}
+
+// afterCredit is what Earned does once the credit is recorded: the upgrade
+// when the running totals cross a threshold, and the company's credit.
+func (s *Service) afterCredit(ctx context.Context, tx *gorm.DB, tiers []Tier, p Policy, e partners.PostedEarn, st standing, spend int64, now time.Time) error {
+	tr := e.Transaction
 	if len(tiers) > 0 && st.Inserted > 0 {
 		d := Evaluate(tiers, EvalInput{Current: st.tier(), Credits: st.credits(), Grants: st.grants(), At: now})
 		if d.Changed {

@@ -3,12 +3,14 @@ package programme_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
@@ -116,4 +118,35 @@ func TestEarnProgrammeStatements(t *testing.T) {
 		t.Fatalf("status = %+v (%v), want silver with 10100 qualifying points", st, err)
 	}
 	e.audit()
+}
+
+// The credit sent with the posting (EarnedStatement) records nothing when no
+// earn of its member and partner was just posted in the transaction, and the
+// rest then refuses to go on: a posting whose credit went missing is rolled
+// back, never committed without it.
+func TestEarnedStatementWithoutThePostingRecordsNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, date(2025, 3, 1, 9))
+	hotel := e.partner("Hotel")
+	m := e.member("alone@example.com", "")
+	in := partners.EarnInput{MemberID: m.ID, Amount: partners.Money{Minor: 5_000, Currency: "EUR"}, OccurredAt: e.clk.Now()}
+	err := database.Transaction(ctx, e.db, func(tx *gorm.DB) error {
+		follow, rest, err := e.prog.EarnedStatement(ctx, tx, hotel.ID, in, 50)
+		if err != nil {
+			return err
+		}
+		if err := database.QueryRow(tx, follow.SQL, follow.Args, follow.Dest...); err != nil {
+			return err
+		}
+		return rest(ctx, tx, partners.PostedEarn{PartnerID: hotel.ID, Input: in,
+			Transaction: ledger.Transaction{ID: 1, MemberID: m.ID, PartnerID: hotel.ID, Points: 50}})
+	})
+	if err == nil || !strings.Contains(err.Error(), "did not record them") {
+		t.Fatalf("err = %v, want the missing credit refused", err)
+	}
+	var credits int64
+	if err := e.db.Raw(`SELECT count(*) FROM programme_qualifying_credits`).Scan(&credits).Error; err != nil || credits != 0 {
+		t.Fatalf("%d credits (%v), want none", credits, err)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/internal/database"
+	"github.com/coalitionhub/hub/ledger"
 )
 
 // Running totals of qualifying credits (programme_member_windows): one row
@@ -62,13 +63,37 @@ func (c credit) args() map[string]any {
 const insertCredit = `credit AS (
 	INSERT INTO programme_qualifying_credits (member_id, transaction_id, reverses_id, partner_id, occurred_at,
 		qualifying_points, spend_minor, nights, stays, flights, posted_at)
-	VALUES (@member, @tx, @reverses, @partner, @occurred, @points, @spend, @nights, @stays, @flights, @posted)
+	VALUES (CAST(@member AS bigint), @tx, @reverses, CAST(@partner AS bigint), @occurred, @points, @spend, @nights, @stays, @flights, @posted)
 	ON CONFLICT (transaction_id) DO NOTHING
-	RETURNING member_id
+	RETURNING member_id, transaction_id
 ), bucket AS (
 	INSERT INTO programme_member_windows AS w (member_id, month, partner_id, qualifying_points, spend_minor,
 		nights, stays, flights)
-	SELECT member_id, @month, @partner, @points, @spend, @nights, @stays, @flights FROM credit
+	SELECT member_id, @month, CAST(@partner AS bigint), @points, @spend, @nights, @stays, @flights FROM credit
+	ON CONFLICT (member_id, month, partner_id, lane) DO UPDATE SET
+		qualifying_points = w.qualifying_points + EXCLUDED.qualifying_points,
+		spend_minor = w.spend_minor + EXCLUDED.spend_minor, nights = w.nights + EXCLUDED.nights,
+		stays = w.stays + EXCLUDED.stays, flights = w.flights + EXCLUDED.flights
+	RETURNING month, partner_id, qualifying_points, spend_minor, nights, stays, flights
+)`
+
+// creditPosted is insertCredit for the earn posted just before in the same
+// database transaction (ledger.PostedEarnSetting; nothing when the setting
+// does not name an earn of @member at @partner): its id and occurred_at come
+// from the transaction row, the month from occurred_at as monthOf computes it.
+const creditPosted = `credit AS (
+	INSERT INTO programme_qualifying_credits (member_id, transaction_id, reverses_id, partner_id, occurred_at,
+		qualifying_points, spend_minor, nights, stays, flights, posted_at)
+	SELECT t.member_id, t.id, NULL, CAST(@partner AS bigint), t.occurred_at, @points, @spend, @nights, @stays, @flights, @posted
+	FROM ledger_transactions t
+	WHERE t.id = CAST(nullif(current_setting('` + ledger.PostedEarnSetting + `', true), '') AS bigint)
+		AND t.member_id = CAST(@member AS bigint) AND t.partner_id = CAST(@partner AS bigint) AND t.type = 'earn'
+	ON CONFLICT (transaction_id) DO NOTHING
+	RETURNING member_id, transaction_id, CAST(date_trunc('month', occurred_at AT TIME ZONE 'UTC') AS date) AS month
+), bucket AS (
+	INSERT INTO programme_member_windows AS w (member_id, month, partner_id, qualifying_points, spend_minor,
+		nights, stays, flights)
+	SELECT member_id, month, CAST(@partner AS bigint), @points, @spend, @nights, @stays, @flights FROM credit
 	ON CONFLICT (member_id, month, partner_id, lane) DO UPDATE SET
 		qualifying_points = w.qualifying_points + EXCLUDED.qualifying_points,
 		spend_minor = w.spend_minor + EXCLUDED.spend_minor, nights = w.nights + EXCLUDED.nights,
@@ -82,7 +107,15 @@ const insertCredit = `credit AS (
 // member's totals from @from on (the statement's snapshot does not see the
 // bucket it just changed, so that row comes from RETURNING), its tier and
 // the tiers of its grants in force.
-var earnedSQL = `WITH ` + insertCredit + `, tier_row AS (
+var earnedSQL = `WITH ` + insertCredit + earnedStanding
+
+// earnedThenSQL is earnedSQL for the earn just posted (creditPosted), sent in
+// the posting's round trip. Both answer the credited transaction's id first
+// (NULL when they credited nothing).
+var earnedThenSQL = `WITH ` + creditPosted + earnedStanding
+
+// earnedStanding is the rest of earnedSQL after the credit and its bucket.
+const earnedStanding = `, tier_row AS (
 	INSERT INTO programme_member_tiers (member_id, tier_code, since, last_review_at, updated_at)
 	SELECT member_id, @base, @posted, @posted, @posted FROM credit WHERE @base <> ''
 	ON CONFLICT (member_id) DO NOTHING
@@ -90,23 +123,27 @@ var earnedSQL = `WITH ` + insertCredit + `, tier_row AS (
 	SELECT partner_id, sum(qualifying_points) AS points, sum(spend_minor) AS spend, sum(nights) AS nights,
 		sum(stays) AS stays, sum(flights) AS flights
 	FROM (SELECT partner_id, qualifying_points, spend_minor, nights, stays, flights FROM programme_member_windows w
-			WHERE w.member_id = @member AND w.month >= @from
+			WHERE w.member_id = CAST(@member AS bigint) AND w.month >= @from
 			AND NOT EXISTS (SELECT 1 FROM bucket b WHERE b.month = w.month AND b.partner_id = w.partner_id AND w.lane = 0)
 		UNION ALL
 		SELECT partner_id, qualifying_points, spend_minor, nights, stays, flights FROM bucket WHERE month >= @from) r
 	GROUP BY partner_id
 )
-SELECT (SELECT count(*) FROM credit) AS inserted,
+SELECT (SELECT transaction_id FROM credit) AS credited, (SELECT count(*) FROM credit) AS inserted,
 	coalesce(sum(points), 0) AS points, coalesce(sum(spend), 0) AS spend, coalesce(sum(nights), 0) AS nights,
 	coalesce(sum(stays), 0) AS stays, coalesce(sum(flights), 0) AS flights,
 	count(*) FILTER (WHERE points > 0) AS partners,
-	(SELECT tier_code FROM programme_member_tiers WHERE member_id = @member) AS tier,
-	(SELECT string_agg(tier_code, ',') FROM programme_tier_grants WHERE member_id = @member
+	(SELECT tier_code FROM programme_member_tiers WHERE member_id = CAST(@member AS bigint)) AS tier,
+	(SELECT string_agg(tier_code, ',') FROM programme_tier_grants WHERE member_id = CAST(@member AS bigint)
 		AND starts_at <= @posted AND (ends_at IS NULL OR ends_at > @posted)) AS grants
 FROM per_partner`
 
-// earnedQuery is earnedSQL compiled to positional arguments.
-var earnedQuery = database.CompileNamed(earnedSQL)
+// earnedQuery and earnedThenQuery are earnedSQL and earnedThenSQL compiled
+// to positional arguments.
+var (
+	earnedQuery     = database.CompileNamed(earnedSQL)
+	earnedThenQuery = database.CompileNamed(earnedThenSQL)
+)
 
 // standing is what earnedSQL returns.
 type standing struct {
@@ -155,7 +192,8 @@ func recordEarned(tx *gorm.DB, c credit, base string, from time.Time) (standing,
 		return standing{}, err
 	}
 	var st standing
-	if err := database.QueryRow(tx, earnedQuery.SQL, args, &st.Inserted, &st.Points, &st.Spend, &st.Nights, &st.Stays,
+	var credited *int64
+	if err := database.QueryRow(tx, earnedQuery.SQL, args, &credited, &st.Inserted, &st.Points, &st.Spend, &st.Nights, &st.Stays,
 		&st.Flights, &st.Partners, &st.Tier, &st.Grants); err != nil {
 		return standing{}, fmt.Errorf("qualifying credits of transaction %d: %w", c.TransactionID, err)
 	}

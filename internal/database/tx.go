@@ -114,22 +114,42 @@ func (l *lazyTx) QueryRowContext(ctx context.Context, query string, args ...any)
 // beginWith sends BEGIN and query in one pipeline and scans query's one row
 // into dest (sql.ErrNoRows when there is none).
 func (l *lazyTx) beginWith(ctx context.Context, query string, args []any, dest []any) error {
+	return l.pipeline(ctx, query, args, dest, nil)
+}
+
+// pipeline sends BEGIN (unless the transaction has begun), query and then
+// (when not nil) in one pipeline, and scans query's one row into dest and
+// then's into then.Dest (sql.ErrNoRows when one has none). PostgreSQL skips
+// what follows a failed statement up to the pipeline's one Sync.
+func (l *lazyTx) pipeline(ctx context.Context, query string, args []any, dest []any, then *Follow) error {
 	return l.conn.Raw(func(dc any) error {
 		c := dc.(*stdlib.Conn).Conn()
 		var b pgx.Batch
-		b.Queue("BEGIN")
+		begin := !l.begun
+		if begin {
+			b.Queue("BEGIN")
+		}
 		b.Queue(query, args...)
+		if then != nil {
+			b.Queue(then.SQL, then.Args...)
+		}
 		br := c.SendBatch(ctx, &b)
-		_, err := br.Exec()
-		if err != nil {
-			l.beginErr = err
-		} else {
+		var err error
+		if begin {
+			if _, err = br.Exec(); err != nil {
+				l.beginErr = err
+			}
+		}
+		if err == nil {
 			err = br.QueryRow().Scan(dest...)
+		}
+		if err == nil && then != nil {
+			err = br.QueryRow().Scan(then.Dest...)
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}
-		if s := c.PgConn().TxStatus(); s == 'T' || s == 'E' {
+		if s := c.PgConn().TxStatus(); begin && (s == 'T' || s == 'E') {
 			l.begun = true
 		}
 		if errors.Is(err, pgx.ErrNoRows) {

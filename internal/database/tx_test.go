@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -241,4 +242,93 @@ func TestTransactionWithACancelledContext(t *testing.T) {
 		t.Fatalf("committed %v from a cancelled transaction", got)
 	}
 	e.idle(t, 100)
+}
+
+// seen is a Follow that counts the probes with id, as the statement before it
+// in the pipeline left them.
+func seen(id int, n *int) *database.Follow {
+	return &database.Follow{SQL: `SELECT count(*) FROM tx_probe WHERE id = $1`, Args: []any{id}, Dest: []any{n}}
+}
+
+func TestQueryRowThenRunsAfterTheStatementInOnePipeline(t *testing.T) {
+	t.Parallel()
+	e := newTxEnv(t)
+	insertThen := func(tx *gorm.DB, id int, then *database.Follow) error {
+		var got int
+		return database.QueryRowThen(tx, `INSERT INTO tx_probe (id, note) VALUES ($1, 'then') RETURNING id`,
+			[]any{id}, []any{&got}, then)
+	}
+	// First statement of the transaction (with BEGIN), and a later one.
+	var first, later int
+	err := database.Transaction(e.ctx, e.db, func(tx *gorm.DB) error {
+		if err := insertThen(tx, 1, seen(1, &first)); err != nil {
+			return err
+		}
+		if got := e.committed(t); len(got) != 0 {
+			t.Errorf("another connection saw %v before COMMIT", got)
+		}
+		return insertThen(tx, 2, seen(2, &later))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != 1 || later != 1 {
+		t.Fatalf("the follow-up saw %d and %d rows of the statement before it, want 1 and 1", first, later)
+	}
+	if got := e.committed(t); len(got) != 2 {
+		t.Fatalf("committed %v, want [1 2]", got)
+	}
+	// The statement fails: the follow-up does not run, nothing is committed.
+	var n int
+	err = database.Transaction(e.ctx, e.db, func(tx *gorm.DB) error {
+		return insertThen(tx, 1, &database.Follow{SQL: `INSERT INTO tx_probe (id, note) VALUES (3, 'after a failure') RETURNING id`, Dest: []any{&n}})
+	})
+	if err == nil {
+		t.Fatal("a duplicate id was inserted")
+	}
+	e.idle(t, 100)
+	// The follow-up fails: the statement before it is rolled back with it.
+	err = database.Transaction(e.ctx, e.db, func(tx *gorm.DB) error {
+		return insertThen(tx, 4, &database.Follow{SQL: `SELECT 1/0`, Dest: []any{&n}})
+	})
+	if err == nil {
+		t.Fatal("division by zero succeeded")
+	}
+	e.idle(t, 101)
+	// No row from the follow-up: sql.ErrNoRows.
+	err = database.Transaction(e.ctx, e.db, func(tx *gorm.DB) error {
+		return insertThen(tx, 5, &database.Follow{SQL: `SELECT id FROM tx_probe WHERE id = 424242`, Dest: []any{&n}})
+	})
+	if !errors.Is(err, sql.ErrNoRows) {
+		t.Fatalf("err = %v, want sql.ErrNoRows", err)
+	}
+	e.idle(t, 102)
+	// Outside a Transaction: one after the other, each committing.
+	var outside int
+	if err := insertThen(e.db, 6, seen(6, &outside)); err != nil || outside != 1 {
+		t.Fatalf("outside a transaction: %v, saw %d", err, outside)
+	}
+	if got := e.committed(t); !slices.Equal(got, []int{1, 2, 6, 100, 101, 102}) {
+		t.Fatalf("committed %v, want [1 2 6 100 101 102]", got)
+	}
+}
+
+func TestQueryRowThenIsOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	db, n := testdb.NewCounting(t)
+	if err := db.Exec(`CREATE TABLE tx_probe (id int PRIMARY KEY, note text NOT NULL)`).Error; err != nil {
+		t.Fatal(err)
+	}
+	n.Store(0)
+	var id, count int
+	err := database.Transaction(context.Background(), db, func(tx *gorm.DB) error {
+		return database.QueryRowThen(tx, `INSERT INTO tx_probe (id, note) VALUES (1, 'x') RETURNING id`, nil, []any{&id}, seen(1, &count))
+	})
+	if err != nil || count != 1 {
+		t.Fatalf("err %v, count %d", err, count)
+	}
+	// BEGIN, the statement and its follow-up in one pipeline, then COMMIT.
+	if got := n.Load(); got != 2 {
+		t.Fatalf("%d round trips, want 2", got)
+	}
 }
