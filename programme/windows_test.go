@@ -272,3 +272,50 @@ func TestSyncWindowsRepairsDrift(t *testing.T) {
 		t.Fatalf("sync after the daily job = %d (%v), want 0", got, err)
 	}
 }
+
+// The same through a batch: the batch's standing reads the grants in force
+// of all of its members at once, and applies a started grant to its member
+// only.
+func TestBatchEarnAppliesAGrantAtTheNextEarn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, date(2025, 6, 1, 10))
+	e.putTiers([]programme.Tier{
+		{Code: "blue", Name: "Blue", Rank: 0},
+		{Code: "gold", Name: "Gold", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricPoints: 100_000}},
+	})
+	p := e.partner("Air")
+	matched, other := e.member("match@example.com", ""), e.member("other@example.com", "")
+	e.earnAt(p, matched.ID, 10, "first")
+	e.earnAt(p, other.ID, 10, "other-first")
+	if _, err := e.prog.GrantTier(ctx, programme.Grant{MemberID: matched.ID, TierCode: "gold", Reason: "status match",
+		Actor: "ops", StartsAt: date(2025, 6, 10, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Set(date(2025, 6, 11, 10))
+	scope := "partner:" + itoa(p.ID)
+	var items []partners.BatchEarn
+	for _, id := range []int64{other.ID, matched.ID} {
+		key := "batch-" + itoa(id)
+		items = append(items, partners.BatchEarn{Idem: ledger.Idempotency{Scope: scope, Key: key, RequestHash: []byte(key)},
+			Input: partners.EarnInput{MemberID: id, Amount: partners.Money{Minor: 1_000, Currency: "EUR"},
+				OccurredAt: e.clk.Now(), ExternalRef: key}})
+	}
+	out, err := e.tx.EarnBatch(ctx, partners.Principal{PartnerID: p.ID}, items)
+	if err != nil || out[0].Err != nil || out[1].Err != nil {
+		t.Fatalf("batch: %v %+v", err, out)
+	}
+	if got := e.tierOf(matched.ID); got != "gold" {
+		t.Fatalf("first batch earn after the grant starts: %s, want gold", got)
+	}
+	if got := fmt.Sprint(e.tierChanges(matched.ID)); got != "[gold:grant]" {
+		t.Fatalf("tier history = %s, want [gold:grant]", got)
+	}
+	if got := e.tierOf(other.ID); got != "blue" {
+		t.Fatalf("the other member of the batch: %s, want blue", got)
+	}
+	// The lanes sum to the credits (windowsAgree compares lane by lane).
+	if n, err := e.prog.SyncWindows(ctx, e.clk.Now(), 1000); err != nil || n != 0 {
+		t.Fatalf("SyncWindows = %d (%v), want 0", n, err)
+	}
+}
