@@ -91,3 +91,47 @@ func BenchmarkBurnParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkEarnBatch: batches of 200 earns over 5,000 members with
+// accounts, one client (the statements' cost without lock queues; the
+// bench's batch workload measures them under load).
+//
+//	go test -run '^$' -bench EarnBatch -benchtime 200x ./ledger/
+func BenchmarkEarnBatch(b *testing.B) {
+	svc := benchService(b)
+	ctx := context.Background()
+	const members, size = 5000, 200
+	key := 0
+	batch := func(member func(i int) int64) []ledger.EarnRequest {
+		reqs := make([]ledger.EarnRequest, size)
+		for i := range reqs {
+			key++
+			reqs[i] = ledger.EarnRequest{Idem: ledger.Idempotency{Scope: "partner:1", Key: fmt.Sprintf("b%d", key)},
+				MemberID: member(i), PartnerID: int64(1 + key%20), Points: 10, Details: []byte(`{"quote":{"points":10}}`)}
+		}
+		return reqs
+	}
+	post := func(reqs []ledger.EarnRequest) {
+		out, err := svc.EarnBatch(ctx, reqs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, o := range out {
+			if o.Err != nil {
+				b.Fatal(o.Err)
+			}
+		}
+	}
+	for start := 0; start < members; start += size { // every member's account
+		post(batch(func(i int) int64 { return int64(start + i + 1) }))
+	}
+	n := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		reqs := batch(func(int) int64 { n++; return int64((n*7919)%members + 1) })
+		b.StartTimer()
+		post(reqs)
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*size), "µs/earn")
+}
