@@ -51,7 +51,10 @@ type Follow struct {
 // pipeline: inside a Transaction the two statements (and BEGIN, when it has
 // not been sent yet) travel in one round trip, and PostgreSQL runs then after
 // query has completed, in the same transaction. When query fails, then is not
-// run. Outside a Transaction the two are sent one after the other. The
+// run; when it answers no row, the error is sql.ErrNoRows but then has run
+// (PostgreSQL saw no failure), so the caller rolls back. Outside a
+// Transaction the two are sent one after the other, and then only when query
+// answered its row. The
 // earn sends the programme's qualifying credit this way (one round trip
 // costs ~6% of the machine per earn on the bench).
 func QueryRowThen(tx *gorm.DB, query string, args []any, dest []any, then *Follow) error {
