@@ -179,9 +179,7 @@ func (s *Service) CreditBatch(ctx context.Context, tx *gorm.DB, earns []partners
 				points[i] -= int64(en.Points)
 			}
 		}
-		if e.Input.Amount.Currency == p.Currency {
-			spends[i] = e.Input.Amount.Minor
-		}
+		spends[i] = p.spend(e.Input.Amount)
 		nights[i], stays[i], flights[i] = activityMetrics(e.Input.Activity)
 		memberIDs[i], txIDs[i], partnerIDs[i] = tr.MemberID, tr.ID, e.PartnerID
 		occurred[i], months[i] = tr.OccurredAt, monthOf(tr.OccurredAt)
@@ -233,10 +231,7 @@ func (s *Service) CreditBatch(ctx context.Context, tx *gorm.DB, earns []partners
 			}
 		}
 		for _, e := range posted {
-			spend := int64(0)
-			if e.Input.Amount.Currency == p.Currency {
-				spend = e.Input.Amount.Minor
-			}
+			spend := p.spend(e.Input.Amount)
 			if spend <= 0 {
 				continue
 			}

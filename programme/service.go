@@ -437,6 +437,15 @@ func (s *Service) EarnExpiry(ctx context.Context, occurred time.Time) (*time.Tim
 // activityMetrics reads nights, stays and flights from a purchase's activity
 // units: night(s); stay(s) or check_in(s) (a night without a stay unit counts
 // one stay); segment(s) or flight(s).
+// spend is the qualifying spend of a purchase: its amount in the policy's
+// currency, nothing in any other.
+func (p Policy) spend(m partners.Money) int64 {
+	if m.Currency != p.Currency {
+		return 0
+	}
+	return m.Minor
+}
+
 func activityMetrics(acts []partners.Activity) (nights, stays, flights int64) {
 	for _, a := range acts {
 		switch strings.TrimSuffix(strings.ToLower(a.Unit), "s") {
@@ -480,10 +489,7 @@ func (s *Service) Earned(ctx context.Context, tx *gorm.DB, e partners.PostedEarn
 			qp -= int64(en.Points)
 		}
 	}
-	var spend int64
-	if e.Input.Amount.Currency == p.Currency {
-		spend = e.Input.Amount.Minor
-	}
+	spend := p.spend(e.Input.Amount)
 	nights, stays, flights := activityMetrics(e.Input.Activity)
 	now := s.clock()
 	var base string
@@ -513,10 +519,7 @@ func (s *Service) EarnedStatement(ctx context.Context, tx *gorm.DB, partnerID in
 	if err != nil {
 		return nil, nil, err
 	}
-	var spend int64
-	if in.Amount.Currency == p.Currency {
-		spend = in.Amount.Minor
-	}
+	spend := p.spend(in.Amount)
 	nights, stays, flights := activityMetrics(in.Activity)
 	now := s.clock()
 	var base string

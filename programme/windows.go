@@ -65,17 +65,8 @@ const insertCredit = `credit AS (
 		qualifying_points, spend_minor, nights, stays, flights, posted_at)
 	VALUES (CAST(@member AS bigint), @tx, @reverses, CAST(@partner AS bigint), @occurred, @points, @spend, @nights, @stays, @flights, @posted)
 	ON CONFLICT (transaction_id) DO NOTHING
-	RETURNING member_id, transaction_id
-), bucket AS (
-	INSERT INTO programme_member_windows AS w (member_id, month, partner_id, qualifying_points, spend_minor,
-		nights, stays, flights)
-	SELECT member_id, @month, CAST(@partner AS bigint), @points, @spend, @nights, @stays, @flights FROM credit
-	ON CONFLICT (member_id, month, partner_id, lane) DO UPDATE SET
-		qualifying_points = w.qualifying_points + EXCLUDED.qualifying_points,
-		spend_minor = w.spend_minor + EXCLUDED.spend_minor, nights = w.nights + EXCLUDED.nights,
-		stays = w.stays + EXCLUDED.stays, flights = w.flights + EXCLUDED.flights
-	RETURNING month, partner_id, qualifying_points, spend_minor, nights, stays, flights
-)`
+	RETURNING member_id, transaction_id, CAST(@month AS date) AS month
+)` + creditBucket
 
 // creditPosted is insertCredit for the earn posted just before in the same
 // database transaction (ledger.PostedEarnSetting; nothing when the setting
@@ -90,7 +81,11 @@ const creditPosted = `credit AS (
 		AND t.member_id = CAST(@member AS bigint) AND t.partner_id = CAST(@partner AS bigint) AND t.type = 'earn'
 	ON CONFLICT (transaction_id) DO NOTHING
 	RETURNING member_id, transaction_id, CAST(date_trunc('month', occurred_at AT TIME ZONE 'UTC') AS date) AS month
-), bucket AS (
+)` + creditBucket
+
+// creditBucket adds the credit (when one was inserted) to the running
+// totals of its month (the credit CTE's month) and partner.
+const creditBucket = `, bucket AS (
 	INSERT INTO programme_member_windows AS w (member_id, month, partner_id, qualifying_points, spend_minor,
 		nights, stays, flights)
 	SELECT member_id, month, CAST(@partner AS bigint), @points, @spend, @nights, @stays, @flights FROM credit
