@@ -1,5 +1,5 @@
 -- +goose Up
--- Issue 10 (hot paths).
+-- Hot paths.
 --
 -- partner_config_versions: a counter per partner bumped by every write to the
 -- configuration the points API prices with (contract versions, earn rules,

@@ -1,6 +1,6 @@
 -- +goose Up
 -- The period mapping is written at close, millions of rows in one statement
--- (issue 10). Two of its per-row costs go:
+--. Two of its per-row costs go:
 --
 -- * the foreign key period_id -> settlement_periods fired one RI trigger per
 --   row (55 s of a 5-million-row close). The rows are inserted only by the

@@ -1,5 +1,5 @@
 -- +goose Up
--- Running totals of qualifying credits (issue 10): one row per member, UTC
+-- Running totals of qualifying credits: one row per member, UTC
 -- calendar month of occurred_at and partner, kept in the same statement that
 -- inserts each qualifying credit (and decremented by reversals, which carry
 -- the original earn's occurred_at and partner). The earn reads at most 13

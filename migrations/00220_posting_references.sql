@@ -1,5 +1,5 @@
 -- +goose Up
--- Issue 10: the references every posting writes are kept by the ledger and
+-- The references every posting writes are kept by the ledger and
 -- checked without row locks, instead of by per-row foreign keys.
 --
 -- A foreign-key check runs a query per inserted row and takes FOR KEY SHARE

@@ -1,5 +1,5 @@
 -- +goose Up
--- Issue 10: room on each page for the rows updated on every posting, so the
+-- Room on each page for the rows updated on every posting, so the
 -- update is HOT (heap-only: no new index entries, and the old version is
 -- pruned on the page). A member account's balance changes on every earn and
 -- burn, and a member's month of running qualifying totals on every earn; with

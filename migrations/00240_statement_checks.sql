@@ -1,5 +1,5 @@
 -- +goose Up
--- Issue 10: the commit-time check of every ledger transaction
+-- The commit-time check of every ledger transaction
 -- (ledger_transactions_balanced, a deferred constraint trigger) fires once per
 -- transaction, and each firing is a PL/pgSQL call that plans and starts its
 -- query afresh: in a batch of 200 earns that was a tenth of the machine's

@@ -1,5 +1,5 @@
 -- +goose Up
--- Issue 10: a transaction's idempotency key was unique twice over: as the
+-- A transaction's idempotency key was unique twice over: as the
 -- primary key of ledger_idempotency, which every posting claims first (in the
 -- same statement or transaction) and which points at the one transaction the
 -- key posted, and as this unique index on ledger_transactions, which nothing

@@ -1,5 +1,5 @@
 -- +goose Up
--- Issue 10: running totals in two lanes. A batch earn holds its members'
+-- Running totals in two lanes. A batch earn holds its members'
 -- account rows from the lock to COMMIT, and with its programme statement
 -- inside that span, batches that share members queued behind each other (about
 -- half of the batch backends waited on a member lock in the bench). The batch

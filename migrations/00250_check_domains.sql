@@ -1,5 +1,5 @@
 -- +goose Up
--- Issue 10: PostgreSQL compiles a table's CHECK constraints afresh for every
+-- PostgreSQL compiles a table's CHECK constraints afresh for every
 -- statement that writes the table (ExecConstraints parses each constraint's
 -- stored node tree and plans it, once per statement and table), and a single
 -- earn writes seven tables in two statements carrying ~45 constraints: in the

@@ -385,7 +385,7 @@ func (t *Transactions) checkMembersTier(ctx context.Context, ids []int64, partne
 	// One member (every single earn and burn) is compared with "=", not
 	// "= ANY(array)": PostgreSQL cannot know an array parameter's length
 	// when it weighs its generic plan, so with ANY it planned the statement
-	// afresh on most executions (~0.15 ms each; issue 10).
+	// afresh on most executions (~0.15 ms each).
 	match, arg := "m.id = ANY($2::bigint[])", any(ids)
 	if len(ids) == 1 {
 		match, arg = "m.id = $2::bigint", ids[0]

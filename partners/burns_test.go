@@ -100,7 +100,7 @@ func TestBurnStatementCount(t *testing.T) {
 	}
 	got := e.stmts.Load()
 	t.Logf("one one-step burn: %d round trips (BEGIN and COMMIT included)", got)
-	// 29 before the one-step ledger path (issue 10); 6 with it and the cached
+	// 29 before the one-step ledger path; 6 with it and the cached
 	// partner configuration: the member check (with the configuration
 	// stamp), BEGIN, the key claim with the member's lock, the consent, the
 	// posting, COMMIT; 5 once BEGIN travelled with the claim

@@ -48,7 +48,7 @@ type Transactions struct {
 	// HoldTTL is how long an authorised burn stays capturable by default.
 	HoldTTL time.Duration
 	// DefaultExpiry is the lifetime of earned points when the programme sets
-	// one (issue 8 makes it a programme setting); 0 = points never expire.
+	// one (the programme sets it); 0 = points never expire.
 	// Ignored when Programme is set.
 	DefaultExpiry time.Duration
 	// Programme, when set, supplies the member's tier to the earn rules and

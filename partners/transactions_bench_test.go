@@ -70,7 +70,7 @@ func TestEarnStatementCount(t *testing.T) {
 	e.earn(t, 11) // member 1 again: the steady state
 	got := e.stmts.Load()
 	t.Logf("one earn: %d round trips, BEGIN and COMMIT included (a member's first: %d)", got, first)
-	// 25 when issue 10 measured it (23 statements, BEGIN, COMMIT); 16 once
+	// 25 when first measured (23 statements, BEGIN, COMMIT); 16 once
 	// the programme cached its policy and tiers; 5 once the partner's
 	// configuration was cached by stamp, the ledger posting became one
 	// statement and the programme one (docs/performance.md): the member

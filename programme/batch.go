@@ -63,11 +63,11 @@ func (s *Service) MemberTiers(ctx context.Context, memberIDs []int64) (map[int64
 // totals are read in one index scan of the primary key for all of the
 // batch's members (= ANY of the array; a join with the unnested items made
 // PostgreSQL hash the whole table for every batch when statistics lagged a
-// growing table, 13 of 21 ms per 200 earns in session 3), and the rows the
+// growing table, 13 of 21 ms per 200 earns when measured), and the rows the
 // batch changed are replaced by their new values with one hash anti-join;
 // the tier and the grants are joined, not read per member. Reading the
 // standing member by member (LATERAL) cost twice as much: 5.8 against
-// ~4 ms of a batch of 200 on a quiet database (session 6).
+// ~4 ms of a batch of 200 on a quiet database.
 var earnedBatchSQL = database.CompileNamed(`WITH c AS (
 	SELECT * FROM unnest(CAST(@member_id AS bigint[]), CAST(@transaction_id AS bigint[]), CAST(@partner_id AS bigint[]),
 	    CAST(@occurred_at AS timestamptz[]), CAST(@month AS date[]), CAST(@points AS bigint[]), CAST(@spend AS bigint[]),

@@ -23,7 +23,7 @@ import (
 // batch rolled back so that every iteration sees the same tables: 20,000
 // members holding a tier row and ~4 months of running totals each over 20
 // partners. It isolates the statement the bench's batch workload cannot
-// measure apart from the machine's noise (docs/performance.md, session 6).
+// measure apart from the machine's noise (docs/performance.md).
 //
 //	go test -run '^$' -bench CreditBatch -benchtime 200x ./programme/
 func BenchmarkCreditBatch(b *testing.B) {

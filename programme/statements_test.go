@@ -56,7 +56,7 @@ func (p *countingProgramme) Reversed(ctx context.Context, tx *gorm.DB, rev ledge
 // TestEarnProgrammeStatements pins the SQL statements the programme costs one
 // earn in the common case: tiers configured (thresholds by qualifying
 // points), a member who holds a tier and has ~200 earns in the window, a
-// partner that is not corporate. Before issue 10's running totals it was 8
+// partner that is not corporate. Before the running totals it was 8
 // (the tier row, then inside the transaction the credit, the tier row
 // created, locked and updated, the window's sums, the grants and the
 // company). Counted at the driver (testdb.NewCounting), so statements that

@@ -1,5 +1,5 @@
 // Package settlement owns settlement periods, partner statements, the
-// cross-partner liability matrix, breakage and reconciliation (issue 6).
+// cross-partner liability matrix, breakage and reconciliation.
 // Exchange to partner programmes lives in package exchange; its postings
 // settle here like any other ledger transaction.
 //
@@ -22,7 +22,7 @@
 // work is set-based SQL, never the month in memory, in one REPEATABLE READ
 // snapshot (a closer that waited for the lock and meets a serialization
 // failure retries and finds the period closed). It is shaped for months of
-// millions of transactions (issue 10, docs/performance.md):
+// millions of transactions (docs/performance.md):
 //
 //   - the period's transactions are those posted during it plus the
 //     stragglers of the previous period; ledger ids follow posting order, so

@@ -26,7 +26,7 @@ import (
 )
 
 // TestBrowser drives the member portal and the operator console of a real
-// hub process in headless Chromium (issue 9, part 4): a member signs in,
+// hub process in headless Chromium: a member signs in,
 // orders a reward and sees the balance drop; the operator signs in, closes
 // last month's settlement period, opens a statement and downloads its CSV.
 // Screenshots of the key pages are taken on the way (docs/screenshots/ when

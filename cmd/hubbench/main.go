@@ -10,7 +10,7 @@
 //	go run ./cmd/hubbench -quick            # what `make bench` runs
 //	go run ./cmd/hubbench -duration 60s -clients 16 -settle-tx 5000000 -settle-members 1000000
 //
-// These are measurements, not pass/fail tests: the targets of issue 10 are
+// These are measurements, not pass/fail tests: the targets in docs/performance.md are
 // printed beside the numbers. See docs/performance.md.
 package main
 

@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 )
 
-// targets are issue 10's goals, printed beside the numbers.
+// targets are the goals in docs/performance.md, printed beside the numbers.
 var targets = map[string]string{
 	"earn-spread": ">= 1500 ops/s at 16 clients, p99 <= 50 ms",
 	"earn-hot":    ">= 90% of earn-spread",
