@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -203,7 +204,7 @@ func (e *env) subscribe(partnerID int64) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	wh := partners.NewWebhooks(e.db, box, nil, e.clock.Now)
+	wh := partners.NewWebhooks(e.db, box, netguard.Policy{}, e.clock.Now)
 	if _, _, err := wh.CreateEndpoint(e.ctx, partnerID, "https://partner.example/hooks", []string{"*"}); err != nil {
 		e.t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
@@ -220,7 +221,7 @@ func TestOneStepBurnPublishes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := partners.NewWebhooks(e.db, box, nil, time.Now).CreateEndpoint(ctx, e.p.PartnerID,
+	if _, _, err := partners.NewWebhooks(e.db, box, netguard.Policy{}, time.Now).CreateEndpoint(ctx, e.p.PartnerID,
 		"https://till.example/hooks", []string{"burn.captured"}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,12 @@ package partners_test
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
 )
@@ -65,7 +65,7 @@ func TestEarnSeesConfigurationChangesAtOnce(t *testing.T) {
 		t.Fatalf("after the promotion ended: %d points, want 300", tr.Points)
 	}
 
-	wh := partners.NewWebhooks(e.db, e.reg.SecretBox(), http.DefaultClient, time.Now)
+	wh := partners.NewWebhooks(e.db, e.reg.SecretBox(), netguard.Policy{}, time.Now)
 	if _, _, err := wh.CreateEndpoint(ctx, e.p.PartnerID, "https://partner.example/hooks", []string{partners.EventTransactionPosted}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/hibiken/asynq"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/internal/outbox"
 	"github.com/coalitionhub/hub/internal/validation"
 )
@@ -105,19 +105,25 @@ type Delivery struct {
 // Webhooks registers endpoints, publishes events through the outbox and
 // delivers them signed (Standard Webhooks: HMAC-SHA256 over
 // "<event id>.<unix timestamp>.<body>", base64, header "webhook-signature: v1,<sig>").
+//
+// Receivers are partner-given URLs, so dest (package netguard) decides which
+// are allowed: at registration, and again on every delivery in the client's
+// dialer, after DNS resolution. No redirect is followed.
 type Webhooks struct {
 	db     *gorm.DB
 	sealer Sealer
+	dest   netguard.Policy
 	client *http.Client
 	now    func() time.Time
 }
 
-// NewWebhooks builds the webhook service. client carries the delivery timeout.
-func NewWebhooks(db *gorm.DB, sealer Sealer, client *http.Client, now func() time.Time) *Webhooks {
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
-	}
-	return &Webhooks{db: db, sealer: sealer, client: client, now: now}
+// WebhookTimeout bounds one delivery attempt.
+const WebhookTimeout = 10 * time.Second
+
+// NewWebhooks builds the webhook service; dest is the destination rule
+// (the zero Policy in production: https to public addresses only).
+func NewWebhooks(db *gorm.DB, sealer Sealer, dest netguard.Policy, now func() time.Time) *Webhooks {
+	return &Webhooks{db: db, sealer: sealer, dest: dest, client: dest.Client(WebhookTimeout), now: now}
 }
 
 type endpointRow struct {
@@ -152,11 +158,13 @@ func (r endpointRow) endpoint() Endpoint {
 	return Endpoint{ID: r.ID, URL: r.URL, Events: r.Events, Status: r.Status, CreatedAt: r.CreatedAt}
 }
 
-func validateEndpoint(rawURL string, events []string) error {
+func (w *Webhooks) validateEndpoint(rawURL string, events []string) error {
 	var v validation.Error
-	u, err := url.Parse(rawURL)
-	v.Check(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && len(rawURL) <= 2000,
-		"url", "must be an absolute http(s) URL of at most 2000 characters")
+	if len(rawURL) > 2000 {
+		v.Add("url", "must be at most 2000 characters")
+	} else if err := w.dest.CheckURL(rawURL); err != nil {
+		v.Add("url", err.Error())
+	}
 	v.Check(len(events) > 0 && len(events) <= 32, "events", "must list 1 to 32 event types")
 	for i, e := range events {
 		ok := knownEvents[e] || e == "*"
@@ -175,7 +183,7 @@ func validateEndpoint(rawURL string, events []string) error {
 // CreateEndpoint registers a receiver and returns it with its signing secret,
 // which is shown this once.
 func (w *Webhooks) CreateEndpoint(ctx context.Context, partnerID int64, rawURL string, events []string) (Endpoint, string, error) {
-	if err := validateEndpoint(rawURL, events); err != nil {
+	if err := w.validateEndpoint(rawURL, events); err != nil {
 		return Endpoint{}, "", err
 	}
 	secret, sealed, err := w.newSecret()
@@ -342,8 +350,11 @@ func VerifySignature(secret string, header http.Header, body []byte, now time.Ti
 
 // Deliver sends one delivery and records the attempt. It is idempotent: a
 // delivery that already succeeded is not sent again. It returns an error when
-// the receiver did not answer 2xx, so asynq retries it with backoff; on the
-// last retry the delivery is marked failed.
+// the receiver did not answer 2xx (a 3xx included: redirects are not
+// followed), so asynq retries it with backoff; on the last retry the delivery
+// is marked failed. A URL the destination rule refuses fails the delivery at
+// once, without a retry; a name that resolves to a refused address fails the
+// attempt and is retried, as DNS answers change.
 func (w *Webhooks) Deliver(ctx context.Context, deliveryID int64, lastAttempt bool) error {
 	var d struct {
 		ID        int64
@@ -373,6 +384,15 @@ func (w *Webhooks) Deliver(ctx context.Context, deliveryID int64, lastAttempt bo
 	if err != nil {
 		return fmt.Errorf("open webhook secret: %w", err)
 	}
+	if err := w.dest.CheckURL(d.URL); err != nil {
+		// A stored URL the rule refuses (written before the rule, or while
+		// loopback was allowed) fails at once: retrying cannot change the answer.
+		errText := "destination refused: " + err.Error()
+		if err := w.record(ctx, deliveryID, nil, &errText, "failed", 0); err != nil {
+			return err
+		}
+		return fmt.Errorf("deliver webhook %d: %w: %w", deliveryID, err, asynq.SkipRetry)
+	}
 	ts := w.now().Unix()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.Payload))
 	if err != nil {
@@ -385,6 +405,7 @@ func (w *Webhooks) Deliver(ctx context.Context, deliveryID int64, lastAttempt bo
 	req.Header.Set("webhook-signature", Sign(string(secret), d.EventID, ts, d.Payload))
 	req.Header.Set("webhook-event-type", d.EventType)
 	start := time.Now()
+	// The client follows no redirect: a 3xx is the answer, and not a 2xx.
 	resp, sendErr := w.client.Do(req)
 	elapsed := time.Since(start)
 	var status *int
@@ -409,7 +430,19 @@ func (w *Webhooks) Deliver(ctx context.Context, deliveryID int64, lastAttempt bo
 	case lastAttempt:
 		state = "failed"
 	}
-	err = w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	if err := w.record(ctx, deliveryID, status, errText, state, elapsed); err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("deliver webhook %d to %s: %s", deliveryID, d.URL, *errText)
+	}
+	return nil
+}
+
+// record logs one attempt of a delivery and moves it to state.
+func (w *Webhooks) record(ctx context.Context, deliveryID int64, status *int, errText *string, state string, elapsed time.Duration) error {
+	ok := state == "succeeded"
+	err := w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Exec(`INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?)`,
 			deliveryID, w.now().UTC(), status, errText, elapsed.Milliseconds()).Error; err != nil {
 			return err
@@ -420,9 +453,6 @@ func (w *Webhooks) Deliver(ctx context.Context, deliveryID int64, lastAttempt bo
 	})
 	if err != nil {
 		return fmt.Errorf("record delivery %d: %w", deliveryID, err)
-	}
-	if !ok {
-		return fmt.Errorf("deliver webhook %d to %s: %s", deliveryID, d.URL, *errText)
 	}
 	return nil
 }

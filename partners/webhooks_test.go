@@ -6,15 +6,22 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/netguard"
+	"github.com/coalitionhub/hub/internal/netguard/netguardtest"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/partners"
@@ -55,7 +62,7 @@ func newWebhooks(t *testing.T, db *gorm.DB) *partners.Webhooks {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return partners.NewWebhooks(db, box, nil, time.Now)
+	return partners.NewWebhooks(db, box, netguard.Policy{AllowLoopback: true}, time.Now)
 }
 
 // queuedDeliveries returns the delivery ids waiting in the outbox.
@@ -246,5 +253,151 @@ func TestWebhookRetryScheduleCoversADay(t *testing.T) {
 	}
 	if total < 24*time.Hour {
 		t.Fatalf("retries span %v, want at least 24h", total)
+	}
+}
+
+// countingReceiver is a loopback receiver that answers h and counts the
+// connections made to it.
+func countingReceiver(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+func webhooksWith(t *testing.T, db *gorm.DB, dest netguard.Policy) *partners.Webhooks {
+	t.Helper()
+	box, err := partners.NewSecretBox(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return partners.NewWebhooks(db, box, dest, time.Now)
+}
+
+func deliveryState(t *testing.T, db *gorm.DB, id int64) (state string, attempts int, lastStatus *int, lastError string) {
+	t.Helper()
+	var d struct {
+		State      string
+		Attempts   int
+		LastStatus *int
+		LastError  *string
+	}
+	if err := db.Raw(`SELECT state, attempts, last_status, last_error FROM webhook_deliveries WHERE id = ?`, id).Scan(&d).Error; err != nil {
+		t.Fatal(err)
+	}
+	if d.LastError != nil {
+		lastError = *d.LastError
+	}
+	return d.State, d.Attempts, d.LastStatus, lastError
+}
+
+// A receiver URL stored in the database without passing registration (an old
+// row, or one written while loopback was allowed) is refused at delivery:
+// the delivery fails at once, and the loopback listener sees no connection.
+func TestWebhookDeliveryRefusesAStoredInternalURL(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	wh := webhooksWith(t, db, netguard.Policy{})
+	srv, conns := countingReceiver(t, func(w http.ResponseWriter, r *http.Request) {})
+	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+	ctx := context.Background()
+	ep, _, err := wh.CreateEndpoint(ctx, 11, "https://hooks.partner.example/in", []string{"*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{
+		srv.URL + "/in",
+		"https://127.0.0.1:" + port + "/in",
+		"https://[::ffff:127.0.0.1]:" + port + "/in",
+		"http://localhost:" + port + "/in",
+	} {
+		if err := db.Exec(`UPDATE webhook_endpoints SET url = ? WHERE id = ?`, u, ep.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		publish(t, db, 11, partners.EventTransactionPosted, map[string]any{"transaction_id": 1})
+		ids := queuedDeliveries(t, db)
+		id := ids[len(ids)-1]
+		err := wh.Deliver(ctx, id, false)
+		if !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, netguard.ErrRefused) {
+			t.Errorf("%s: Deliver returned %v; want a refusal that is not retried", u, err)
+		}
+		state, attempts, _, lastError := deliveryState(t, db, id)
+		if state != "failed" || attempts != 1 || !strings.Contains(lastError, "destination refused") {
+			t.Errorf("%s: delivery %s after %d attempts (%q); want failed after 1, destination refused", u, state, attempts, lastError)
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Fatalf("the loopback listener got %d connections, want 0", n)
+	}
+}
+
+// A name that resolves to 127.0.0.1 is registered (registration does not
+// resolve names) but refused by the delivery's dialer on the resolved
+// address; the attempt fails and is retried later, as DNS answers change.
+func TestWebhookDeliveryRefusesANameResolvingToLoopback(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	resolver := netguardtest.Resolver(map[string][]netip.Addr{"hooks.partner.test": {netip.MustParseAddr("127.0.0.1")}})
+	wh := webhooksWith(t, db, netguard.Policy{Resolver: resolver})
+	srv, conns := countingReceiver(t, func(w http.ResponseWriter, r *http.Request) {})
+	u := "https://hooks.partner.test:" + strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port) + "/in"
+	ctx := context.Background()
+	if _, _, err := wh.CreateEndpoint(ctx, 12, u, []string{"*"}); err != nil {
+		t.Fatalf("register %s: %v", u, err)
+	}
+	publish(t, db, 12, partners.EventTransactionPosted, map[string]any{"transaction_id": 1})
+	id := queuedDeliveries(t, db)[0]
+	err := wh.Deliver(ctx, id, false)
+	if err == nil || errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("Deliver returned %v; want a failed attempt that is retried", err)
+	}
+	state, attempts, _, lastError := deliveryState(t, db, id)
+	if state != "pending" || attempts != 1 || !strings.Contains(lastError, "loopback address (127.0.0.1)") {
+		t.Fatalf("delivery %s after %d attempts (%q); want pending after 1, refused for the loopback address", state, attempts, lastError)
+	}
+	if n := conns.Load(); n != 0 {
+		t.Fatalf("the loopback listener got %d connections, want 0", n)
+	}
+}
+
+// A receiver answering with a redirect is a failed attempt; the redirect is
+// never followed, to a refused target (plain http to a name that resolves to
+// loopback) or to an allowed one.
+func TestWebhookRedirectIsNotFollowed(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	resolver := netguardtest.Resolver(map[string][]netip.Addr{"inside.partner.test": {netip.MustParseAddr("127.0.0.1")}})
+	wh := webhooksWith(t, db, netguard.Policy{AllowLoopback: true, Resolver: resolver})
+	target, targetConns := countingReceiver(t, func(w http.ResponseWriter, r *http.Request) {})
+	port := strconv.Itoa(target.Listener.Addr().(*net.TCPAddr).Port)
+	ctx := context.Background()
+	for i, to := range []string{"http://inside.partner.test:" + port + "/admin", target.URL + "/elsewhere"} {
+		from, _ := countingReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, to, http.StatusTemporaryRedirect)
+		})
+		partnerID := int64(20 + i)
+		if _, _, err := wh.CreateEndpoint(ctx, partnerID, from.URL+"/in", []string{"*"}); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, db, partnerID, partners.EventTransactionPosted, map[string]any{"transaction_id": 1})
+		ids := queuedDeliveries(t, db)
+		id := ids[len(ids)-1]
+		if err := wh.Deliver(ctx, id, false); err == nil {
+			t.Errorf("redirect to %s: Deliver succeeded; a 3xx is a failed attempt", to)
+		}
+		state, _, status, lastError := deliveryState(t, db, id)
+		if state != "pending" || status == nil || *status != http.StatusTemporaryRedirect {
+			t.Errorf("redirect to %s: delivery %s, status %v (%q); want pending with status 307", to, state, status, lastError)
+		}
+	}
+	if n := targetConns.Load(); n != 0 {
+		t.Fatalf("the redirect target got %d connections, want 0", n)
 	}
 }

@@ -15,6 +15,9 @@ export HUB_DEMO_PASSWORD="${HUB_DEMO_PASSWORD:-$(cat .data/demo-password)}"
 SIM_ADDR=${HUB_PARTNERSIM_ADDR:-127.0.0.1:8091}
 export HUB_DEMO_PARTNERSIM_URL="http://$SIM_ADDR"
 export HUB_DEMO_PARTNERSIM_KEY="$(cat "$KEYFILE")"
+# Local development: webhooks may go to receivers on this machine over plain
+# http (production leaves this unset: https to public hosts only).
+export HUB_WEBHOOK_ALLOW_LOOPBACK="${HUB_WEBHOOK_ALLOW_LOOPBACK:-1}"
 
 ./bin/hub migrate up
 ./bin/partnersim -addr "$SIM_ADDR" -key "$HUB_DEMO_PARTNERSIM_KEY" -pending-polls 1 >.data/partnersim.log 2>&1 &

@@ -3,12 +3,12 @@ package settlement
 import (
 	"context"
 	"errors"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
 )
@@ -21,7 +21,7 @@ func TestStatementLifecycle(t *testing.T) {
 	e := newEnv(t, at(2026, 8, 20, 9, 0))
 	a := e.partner("Sky Air", partners.SectorAirline, "EUR")
 	e.contract(a, at(2026, 9, 1, 0, 0), "0.01", "0.006", "0", "0", partners.BillingPostpaid)
-	wh := partners.NewWebhooks(e.db, e.partners.SecretBox(), http.DefaultClient, e.clk.Now)
+	wh := partners.NewWebhooks(e.db, e.partners.SecretBox(), netguard.Policy{}, e.clk.Now)
 	if _, _, err := wh.CreateEndpoint(e.ctx, a, "https://hooks.example.com/hub", []string{"statement.ready"}); err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/exchange/partnersim"
+	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -70,7 +71,7 @@ func newHubEnv(t testing.TB, tune func(*Deps)) *hubEnv {
 	tx.Programme = prog
 	deps := Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
 		Partners: reg, Transactions: tx, Rules: rules, Members: m, Ledger: l, Consent: consent,
-		Webhooks: partners.NewWebhooks(db, reg.SecretBox(), &http.Client{Timeout: 2 * time.Second}, clk.Now),
+		Webhooks: partners.NewWebhooks(db, reg.SecretBox(), netguard.Policy{}, clk.Now),
 		Catalog:  cat, Settlement: set, Exchange: xch, Programme: prog,
 		ClientRate: 1000, ClientBurst: 1000, LoginRate: 1000, LoginBurst: 1000}
 	if tune != nil {

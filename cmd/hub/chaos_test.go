@@ -418,7 +418,9 @@ func TestChaosRedisOutageUnderLoad(t *testing.T) {
 		mu.Unlock()
 	}))
 	t.Cleanup(rcv.Close)
-	hub := startHub(t, []string{"HUB_DATABASE_URL=" + dbURL, "HUB_REDIS_URL=" + rs.URL(), noLimits}, "all")
+	// The receiver is on loopback over http: allowed only with the development setting.
+	hub := startHub(t, []string{"HUB_DATABASE_URL=" + dbURL, "HUB_REDIS_URL=" + rs.URL(), noLimits,
+		"HUB_WEBHOOK_ALLOW_LOOPBACK=1"}, "all")
 	token := w.token(t, hub.URL)
 	// The webhook endpoint, through the partner's own API (needs no scope).
 	req, _ := http.NewRequest(http.MethodPost, hub.URL+"/v1/webhooks", strings.NewReader(`{"url":"`+rcv.URL+`","events":["transaction.*"]}`))

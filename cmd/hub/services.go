@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"time"
 
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
@@ -49,7 +49,10 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 	svc := &services{
 		partners: ps, rules: r, ledger: l, members: m, consent: c,
 		transactions: partners.NewTransactions(a.db, l, m, c, ps, r, now),
-		webhooks:     partners.NewWebhooks(a.db, ps.SecretBox(), &http.Client{Timeout: 10 * time.Second}, now),
+		webhooks:     partners.NewWebhooks(a.db, ps.SecretBox(), netguard.Policy{AllowLoopback: a.cfg.WebhookAllowLoopback}, now),
+	}
+	if a.cfg.WebhookAllowLoopback {
+		a.log.Warn("HUB_WEBHOOK_ALLOW_LOOPBACK is set: webhooks may go to loopback receivers over plain http (local development and tests only)")
 	}
 	// [catalog] services
 	svc.catalog = catalog.NewService(a.db, l, m, ps, now)

@@ -37,6 +37,11 @@ type Config struct {
 	// listener when set; it must be a loopback address (profiles reveal
 	// internals and must never face the network). Empty: off.
 	PprofAddr string
+	// WebhookAllowLoopback (HUB_WEBHOOK_ALLOW_LOOPBACK=1) lets webhooks go to
+	// loopback receivers, over plain http too, for local development and
+	// tests. Off by default: receivers must then be https URLs of public
+	// hosts. Private ranges stay refused either way (package netguard).
+	WebhookAllowLoopback bool
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map
@@ -81,6 +86,10 @@ func Load(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("HUB_SECRETS_KEY must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`)")
 		}
 	}
+	loopbackText := get("HUB_WEBHOOK_ALLOW_LOOPBACK", "0")
+	if c.WebhookAllowLoopback, err = strconv.ParseBool(loopbackText); err != nil {
+		return c, fmt.Errorf("HUB_WEBHOOK_ALLOW_LOOPBACK must be 1 (allow loopback webhook receivers) or 0, got %q", loopbackText)
+	}
 	if c.PprofAddr != "" && !loopback(c.PprofAddr) {
 		return c, fmt.Errorf("HUB_PPROF_ADDR must be a loopback address such as 127.0.0.1:6060, got %q", c.PprofAddr)
 	}
@@ -118,6 +127,7 @@ func (c Config) Redacted() []any {
 	return []any{
 		"database", redactURL(c.DatabaseURL), "redis", redactURL(c.RedisURL),
 		"http", c.HTTPAddr, "public_url", c.PublicURL, "operator_tz", c.OperatorTZ,
+		"webhook_allow_loopback", c.WebhookAllowLoopback,
 	}
 }
 

@@ -18,18 +18,25 @@ func TestLoadDefaults(t *testing.T) {
 	if c.HTTPAddr != "127.0.0.1:8080" || c.PublicURL != "http://127.0.0.1:8080" {
 		t.Fatalf("defaults: got addr %q public %q", c.HTTPAddr, c.PublicURL)
 	}
+	if c.WebhookAllowLoopback {
+		t.Fatal("defaults: webhooks to loopback allowed; want refused unless HUB_WEBHOOK_ALLOW_LOOPBACK=1")
+	}
+	if c, err := Load(env(map[string]string{"HUB_WEBHOOK_ALLOW_LOOPBACK": "1"})); err != nil || !c.WebhookAllowLoopback {
+		t.Fatalf("HUB_WEBHOOK_ALLOW_LOOPBACK=1: got %v, %v", c.WebhookAllowLoopback, err)
+	}
 }
 
 func TestLoadRejectsBadValues(t *testing.T) {
 	t.Parallel()
 	cases := map[string]map[string]string{
-		"HUB_DATABASE_URL":     {"HUB_DATABASE_URL": "mysql://x"},
-		"HUB_REDIS_URL":        {"HUB_REDIS_URL": "http://x"},
-		"HUB_DB_MAX_CONNS":     {"HUB_DB_MAX_CONNS": "zero"},
-		"HUB_SHUTDOWN_TIMEOUT": {"HUB_SHUTDOWN_TIMEOUT": "soon"},
-		"HUB_OPERATOR_TZ":      {"HUB_OPERATOR_TZ": "Mars/Olympus"},
-		"HUB_LOG_LEVEL":        {"HUB_LOG_LEVEL": "loud"},
-		"HUB_PPROF_ADDR":       {"HUB_PPROF_ADDR": "0.0.0.0:6060"},
+		"HUB_DATABASE_URL":           {"HUB_DATABASE_URL": "mysql://x"},
+		"HUB_REDIS_URL":              {"HUB_REDIS_URL": "http://x"},
+		"HUB_DB_MAX_CONNS":           {"HUB_DB_MAX_CONNS": "zero"},
+		"HUB_SHUTDOWN_TIMEOUT":       {"HUB_SHUTDOWN_TIMEOUT": "soon"},
+		"HUB_OPERATOR_TZ":            {"HUB_OPERATOR_TZ": "Mars/Olympus"},
+		"HUB_LOG_LEVEL":              {"HUB_LOG_LEVEL": "loud"},
+		"HUB_PPROF_ADDR":             {"HUB_PPROF_ADDR": "0.0.0.0:6060"},
+		"HUB_WEBHOOK_ALLOW_LOOPBACK": {"HUB_WEBHOOK_ALLOW_LOOPBACK": "yes"},
 	}
 	for name, e := range cases {
 		_, err := Load(env(e))
