@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -66,6 +67,26 @@ func (r *clawbackRun) balance(step string) map[string]int64 {
 		r.t.Fatalf("%s: the member sees %v, the partner %v", step, mine, theirs)
 	}
 	return mine
+}
+
+// portalShows fails unless the member's portal dashboard holds every want
+// (and none of the wants written "!text").
+func (r *clawbackRun) portalShows(step string, want ...string) {
+	r.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, r.srv.URL+"/portal", nil)
+	req.AddCookie(&http.Cookie{Name: portalCookie, Value: r.memberTok})
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, w := range want {
+		text, absent := strings.CutPrefix(w, "!")
+		if shown := strings.Contains(string(b), text); res.StatusCode != http.StatusOK || shown == absent {
+			r.t.Fatalf("%s: the portal (%d) shows %q: %v, want %v:\n%s", step, res.StatusCode, text, shown, !absent, b)
+		}
+	}
 }
 
 func (r *clawbackRun) wantBalance(step string, total, available, pending, held, owed int64) {
@@ -251,6 +272,8 @@ func TestClawbackNeverVoidsAHoldInFlight(t *testing.T) {
 			}
 			// The hold stays: 1000 held and owed on top of the debt.
 			r.wantBalance("clawed back", -1500, 0, 0, 1000, 2500)
+			r.portalShows("clawed back", `id="balance-available">0<`, `id="balance-held">1,000<`, `id="balance-owed">2,500<`,
+				"owes 2,500 points")
 			e.audit()
 			// An earn in its return window repays debt at once.
 			r.earn(returnsTok, 400, "receipt-1")
@@ -276,6 +299,7 @@ func TestClawbackNeverVoidsAHoldInFlight(t *testing.T) {
 			r.wantBalance("repaid", 400, 400, 0, 0, 0)
 			r.earn(returnsTok, 300, "receipt-2")
 			r.wantBalance("repaid, points pending", 700, 400, 300, 0, 0)
+			r.portalShows("repaid", `id="balance-available">400<`, `id="balance-pending">300<`, `!id="balance-owed"`)
 			e.audit()
 		})
 	}
