@@ -222,3 +222,42 @@ func TestMergedDebtKeepsTheSurvivorsHolds(t *testing.T) {
 	}
 	f.wantParts(2, 90, 0, 0, 120, 0, 30)
 }
+
+// The audit allows held points beyond cover only for holds older than a
+// clawback: a hold placed after the member's last clawback must be covered.
+func TestAuditFindsHeldPointsBeyondCover(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.skipAudit()
+	f.earn(1, 1, 100)
+	e := f.earn(1, 2, 100)
+	if _, err := f.svc.Reverse(f.ctx, ledger.ReverseRequest{Idem: key(), TransactionID: e.ID}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute)
+	h, err := f.svc.Hold(f.ctx, ledger.HoldRequest{Idem: key(), MemberID: 1, PartnerID: 3, Points: 60, ExpiresAt: t0.Add(time.Hour), Purpose: "pos"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.assertAudit()
+	// A hold that grew beyond the 100 points there are, after the clawback.
+	if err := f.db.Exec(`UPDATE ledger_holds SET points = 160 WHERE id = ?`, h.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.Exec(`UPDATE ledger_accounts SET held = 160 WHERE kind = 'member' AND owner_id = 1`).Error; err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ledger.Audit(f.ctx, f.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rep.Checks {
+		if c.Name == "holds within available points" {
+			if c.OK || c.Violations != 1 {
+				t.Fatalf("audit check %+v, want one violation", c)
+			}
+			return
+		}
+	}
+	t.Fatalf("no hold check in %+v", rep)
+}
