@@ -24,7 +24,9 @@
 //     exactly one winner; reject, cancel and expiry give the unit back.
 //   - a voucher code is assigned to at most one order (UNIQUE order_id).
 //   - an order is pending exactly while its hold is active; fulfilled orders
-//     have a capture transaction; the database enforces the status shape.
+//     have a capture transaction; the database enforces the status shape. A
+//     clawback of the member's points never voids the hold (ledger), so a
+//     pending order can always be fulfilled, into the member's debt if need be.
 //   - order creation is idempotent per member and Idempotency-Key: a replay
 //     returns the original order, another request under the same key is
 //     ledger.ErrIdempotencyMismatch.

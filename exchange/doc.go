@@ -31,6 +31,10 @@
 //     row lock; each outcome is recorded once, and the ledger operation it
 //     triggers (capture, void, reversal) carries an idempotency key derived
 //     from the exchange, so a duplicate answer or callback changes nothing.
+//   - A processing or pending exchange's hold stays active until the
+//     exchange resolves: a clawback of the member's points never voids it
+//     (ledger), so the completion's capture goes through, into the member's
+//     debt if need be, and the member is debited exactly once.
 //   - exchange_events is append-only (a trigger refuses UPDATE and DELETE).
 //   - Points are int64; partner units are computed with integer arithmetic and
 //     round down (the member never gets more than the ratio gives).

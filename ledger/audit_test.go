@@ -177,21 +177,3 @@ func TestDatabaseRefusesUnbalancedAndEditedEntries(t *testing.T) {
 		t.Fatalf("a balance update was refused: %v", err)
 	}
 }
-
-func TestClawbackVoidsUncoveredHolds(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	earn := f.earn(1, 1, 100)
-	h, err := f.svc.Hold(f.ctx, ledger.HoldRequest{Idem: key(), MemberID: 1, PartnerID: 2, Points: 60, ExpiresAt: t0.Add(time.Hour), Purpose: "order"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.svc.Reverse(f.ctx, ledger.ReverseRequest{Idem: key(), TransactionID: earn.ID, Points: 50}); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := f.svc.GetHold(f.ctx, h.ID)
-	if got.Status != ledger.HoldVoided {
-		t.Fatalf("hold %+v after a clawback left 50 points, want voided", got)
-	}
-	f.wantBalance(1, 50, 50)
-}

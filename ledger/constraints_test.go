@@ -106,7 +106,6 @@ func TestDatabaseRefusesRowsBreakingARule(t *testing.T) {
 		{"ledger_accounts", "ledger_account_kind_check", map[string]string{"kind": "'wallet'"}},
 		{"ledger_accounts", "ledger_owner_id_check", map[string]string{"owner_id": "-1"}},
 		{"ledger_accounts", "hub_nonnegative_points_check", map[string]string{"held": "-1"}},
-		{"ledger_accounts", "ledger_accounts_held_covered", map[string]string{"balance": "3", "held": "4"}},
 		{"ledger_accounts", "ledger_accounts_derived_balance", map[string]string{"kind": "'partner_issued'", "balance": "3"}},
 		{"ledger_accounts", "ledger_accounts_operator_owner", map[string]string{"kind": "'operator_fees'", "owner_id": "3"}},
 		{"ledger_idempotency", "ledger_idempotency_key_check", map[string]string{"key": "''"}},

@@ -41,6 +41,9 @@
 // Available = points in lots that are available (available_at <= now) and not
 // expired (expires_at > now), minus active holds. Points past their expiry
 // are not spendable even before the expiry job has moved them to breakage.
+// The parts of a Balance always add up: Total = Available + Pending + Held +
+// Expired − Owed, where Owed is clawback debt plus held points a clawback
+// left without cover.
 //
 // # Invariants (checked by Audit / `hub audit`)
 //
@@ -49,7 +52,8 @@
 //   - the remaining points of a member's lots equal max(balance, 0): a negative
 //     balance (clawback debt) has no live lots;
 //   - held equals the sum of active holds and never exceeds the settled lots
-//     (available_at <= now) nor the balance;
+//     (available_at <= now) nor the balance, unless a clawback posted after
+//     the holds took their cover (holds are never voided by a clawback);
 //   - amount − remaining of each lot equals its consumptions;
 //   - no idempotency key was applied twice.
 //
@@ -81,22 +85,31 @@
 //     lots (expired ones first). Lot expiry skips members with active holds
 //     until the holds are captured, voided or expire, so a hold never loses its
 //     cover. A capture after the hold's expires_at is ErrHoldNotActive.
-//   - Reversal of an earn returns points to the funding accounts, the
-//     partner-funded part first; it takes the earn's unspent lot points, then
-//     the member's other lots (pending ones too), and leaves the rest as a
-//     negative balance (clawback debt). While negative, burns, holds and
-//     transfers fail with ErrAccountBlocked; later credits repay the debt first
-//     (a consumption of the new lot by the crediting transaction). Holds no
-//     longer covered after a clawback are voided, newest first.
+//   - Reversal of an earn (a clawback) returns points to the funding
+//     accounts, the partner-funded part first. It takes the earn's unspent
+//     lot points, then the member's available points, then pending lots,
+//     then the settled points that cover holds, then expired points, and
+//     leaves the rest as a negative balance (clawback debt); clawback.go
+//     says why. While negative, burns, holds and transfers fail with
+//     ErrAccountBlocked; later credits repay the debt first (a consumption
+//     of the new lot by the crediting transaction).
+//   - A clawback never voids a hold: holds belong to exchanges, catalog
+//     orders and point-of-sale purchases that a partner is already
+//     delivering. A hold left without cover is still captured in full: the
+//     capture takes the settled lots there are, then pending ones, and the
+//     rest deepens the debt (no lot is consumed for that part).
 //   - Reversal of a burn or capture recreates the consumed lots, most
-//     recently consumed first, with their issuer and expiry. Other
-//     transaction types are ErrNotReversible.
+//     recently consumed first, with their issuer and expiry; the part of a
+//     capture that went into debt comes back first, as a lot without issuer
+//     (which repays the debt it made, if still owed). Other transaction types
+//     are ErrNotReversible.
 //   - A negative adjustment takes only settled, unheld points (it cannot
 //     create debt); a positive one creates a lot with no issuer and no expiry.
 //   - Transfer limits count points sent in the current UTC day and month.
 //   - Forfeit (account closure) voids active holds and moves every remaining
 //     point, pending ones too, to breakage. MergeMembers moves lots, active
-//     holds and debt to the surviving member; the old history stays on the old
+//     holds and debt to the surviving member (debt takes the survivor's lots
+//     in the clawback order); the old history stays on the old
 //     account and the merge transaction (MemberID = from, CounterMemberID = to)
 //     appears in both members' lists.
 //   - Forfeit and merge with nothing to move post no transaction and return

@@ -167,17 +167,28 @@ type Lot struct {
 	ExpiresAt         *time.Time `json:"expires_at,omitempty"`
 }
 
-// Balance of a member. Total is the sum of the member account's entries (it
-// includes pending points and may be negative after a clawback). Pending are
-// points in lots not yet available; Held are points reserved by active holds.
-// Available = Total − Held − Pending, never shown below zero. Blocked is true
-// while Total is negative (burns and holds fail with ErrAccountBlocked).
+// Balance of a member, in parts that always add up:
+//
+//	Total = Available + Pending + Held + Expired − Owed
+//
+// Total is the sum of the member account's entries (negative after a
+// clawback took more than the member had). Available is what a burn, hold or
+// transfer may take now: settled, unexpired points beyond the active holds.
+// Pending are points in lots not yet available (return window). Held are
+// points reserved by active holds. Expired are points past their expiry that
+// the expiry run has not yet moved to breakage and that no hold needs. Owed
+// is what the member must earn before anything is available again: clawback
+// debt, plus held points that a clawback left without cover (they become
+// debt when their hold is captured). Every part is ≥ 0. Blocked is true while
+// Total is negative (burns, holds and transfers fail with ErrAccountBlocked).
 type Balance struct {
 	MemberID  int64  `json:"member_id"`
 	Total     Points `json:"total"`
 	Available Points `json:"available"`
 	Pending   Points `json:"pending"`
 	Held      Points `json:"held"`
+	Expired   Points `json:"expired"`
+	Owed      Points `json:"owed"`
 	Blocked   bool   `json:"blocked"`
 }
 

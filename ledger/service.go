@@ -339,9 +339,11 @@ func (s *Service) Hold(ctx context.Context, r HoldRequest) (Hold, error) {
 
 // Capture turns an active, unexpired hold into a capture transaction for
 // Points (0 = all of it), crediting the hold's destination account of its
-// partner; the rest of the hold is released. Errors: ErrNotFound,
-// ErrHoldNotActive, ErrInsufficientPoints (only if a clawback intervened),
-// *validation.Error, ErrIdempotencyMismatch.
+// partner; the rest of the hold is released. It consumes settled lots,
+// expired ones first. A hold that a clawback left without cover (clawback.go)
+// is captured all the same: it takes the settled lots there are, then
+// pending ones, and the rest deepens the member's debt. Errors: ErrNotFound,
+// ErrHoldNotActive, *validation.Error, ErrIdempotencyMismatch.
 func (s *Service) Capture(ctx context.Context, r CaptureRequest) (Transaction, error) {
 	var v validation.Error
 	checkIdem(&v, r.Idem)
@@ -375,12 +377,9 @@ func (s *Service) Capture(ctx context.Context, r CaptureRequest) (Transaction, e
 		if amount > h.Points {
 			return Transaction{}, validation.New("points", fmt.Sprintf("exceeds the hold's %d points", h.Points))
 		}
-		lots, err := pickLots(tx, m.ID, lotsSettled, now, amount)
+		lots, err := captureLots(tx, m.ID, now, amount)
 		if err != nil {
 			return Transaction{}, err
-		}
-		if sumRemaining(lots) < amount || m.Balance < amount {
-			return Transaction{}, fmt.Errorf("capture hold %d: %w", h.ID, ErrInsufficientPoints)
 		}
 		m.Balance -= amount
 		m.Held -= h.Points
@@ -393,7 +392,7 @@ func (s *Service) Capture(ctx context.Context, r CaptureRequest) (Transaction, e
 		if err != nil {
 			return Transaction{}, err
 		}
-		if t.Consumptions, err = consume(tx, t.ID, take(lots, amount), now); err != nil {
+		if t.Consumptions, err = consume(tx, t.ID, take(lots, min(amount, sumRemaining(lots))), now); err != nil {
 			return Transaction{}, err
 		}
 		if err := tx.Exec(`UPDATE ledger_holds SET status = 'captured', captured = ?, closed_at = ?, capture_transaction_id = ?
@@ -402,6 +401,27 @@ func (s *Service) Capture(ctx context.Context, r CaptureRequest) (Transaction, e
 		}
 		return t, saveAccount(tx, m)
 	})
+}
+
+// captureLots returns the lots a capture of amount takes, in order: settled
+// lots in burn order and, only when they fall short (a clawback took the
+// hold's cover), pending ones after them. When even all lots fall short the
+// balance is below amount and the capture empties them all (the rest is debt).
+func captureLots(tx *gorm.DB, accountID int64, now time.Time, amount int64) ([]lotRow, error) {
+	lots, err := pickLots(tx, accountID, lotsSettled, now, amount)
+	if err != nil || sumRemaining(lots) >= amount {
+		return lots, err
+	}
+	all, err := pickLots(tx, accountID, lotsAll, now, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range all {
+		if l.AvailableAt.After(now) {
+			lots = append(lots, l)
+		}
+	}
+	return lots, nil
 }
 
 // Void releases an active hold (an expired but not yet swept hold may be
@@ -505,10 +525,10 @@ func (s *Service) ExpireHolds(ctx context.Context, limit int) (int, error) {
 // Reverse reverses an earn, burn or capture, in full (Points = 0: all that
 // remains reversible) or in part; all reversals of one transaction together
 // never exceed it. Reversing an earn takes the points back from its lots, then
-// from the member's other lots, and lets the balance go negative for the rest
-// (clawback debt, which blocks burns until later credits repay it; holds no
-// longer covered are voided). Reversing a burn or capture recreates the
-// consumed lots with their issuer and expiry. Errors: ErrNotFound,
+// from the member's other lots in the clawback order (clawback.go), and lets
+// the balance go negative for the rest (clawback debt, which blocks burns
+// until later credits repay it); it never voids a hold. Reversing a burn or
+// capture recreates the consumed lots with their issuer and expiry. Errors: ErrNotFound,
 // ErrNotReversible, ErrReversalExceedsOriginal, *validation.Error,
 // ErrIdempotencyMismatch.
 func (s *Service) Reverse(ctx context.Context, r ReverseRequest) (Transaction, error) {
@@ -609,7 +629,8 @@ func reverseEarn(tx *gorm.DB, o Transaction, m *account, p int64, base posting, 
 			}
 		}
 	}
-	// The part already spent comes from the member's other lots, then becomes debt.
+	// The part already spent comes from the member's other lots in the
+	// clawback order, then becomes debt; holds stay (clawback.go).
 	short := p
 	for _, sl := range slices {
 		short -= sl.Points
@@ -619,24 +640,7 @@ func reverseEarn(tx *gorm.DB, o Transaction, m *account, p int64, base posting, 
 		if err != nil {
 			return Transaction{}, err
 		}
-		for _, l := range others {
-			free := l.Remaining - used[l.ID]
-			if short == 0 || free <= 0 {
-				continue
-			}
-			k := min(free, short)
-			if used[l.ID] > 0 {
-				for i := range slices {
-					if slices[i].Lot.ID == l.ID {
-						slices[i].Points += k
-					}
-				}
-			} else {
-				slices = append(slices, slice{l, k})
-			}
-			used[l.ID] += k
-			short -= k
-		}
+		slices = mergeSlices(slices, clawbackTake(others, used, m.Held, now, short))
 	}
 	m.Balance -= p
 	base.BalanceAfter = Points(m.Balance)
@@ -646,9 +650,6 @@ func reverseEarn(tx *gorm.DB, o Transaction, m *account, p int64, base posting, 
 		return Transaction{}, err
 	}
 	if t.Consumptions, err = consume(tx, t.ID, slices, now); err != nil {
-		return Transaction{}, err
-	}
-	if err := releaseUncoveredHolds(tx, m, now); err != nil {
 		return Transaction{}, err
 	}
 	return t, saveAccount(tx, m)
@@ -665,8 +666,8 @@ func reverseSpend(tx *gorm.DB, o Transaction, m *account, p int64, base posting,
 		OriginLotID int64
 		Amount      int64
 	}
-	if err := tx.Raw(`SELECT l.origin_lot_id, sum(l.amount) AS amount FROM ledger_lots l
-		JOIN ledger_transactions t ON t.id = l.transaction_id WHERE t.reverses_id = ? GROUP BY l.origin_lot_id`, o.ID).Scan(&restored).Error; err != nil {
+	if err := tx.Raw(`SELECT coalesce(l.origin_lot_id, 0) AS origin_lot_id, sum(l.amount) AS amount FROM ledger_lots l
+		JOIN ledger_transactions t ON t.id = l.transaction_id WHERE t.reverses_id = ? GROUP BY 1`, o.ID).Scan(&restored).Error; err != nil {
 		return Transaction{}, err
 	}
 	done := map[int64]int64{}
@@ -685,9 +686,21 @@ func reverseSpend(tx *gorm.DB, o Transaction, m *account, p int64, base posting,
 	for _, l := range origLots {
 		byID[l.ID] = l
 	}
-	// Give back the most recently consumed points first.
+	// A capture of a hold that a clawback left without cover consumed fewer
+	// points than it debited (the rest deepened the debt): that part comes
+	// back first, as a lot without issuer or origin (the debt it cancels
+	// takes it at once; points that repaid the debt meanwhile come back to
+	// the member). Then the most recently consumed points.
 	var specs []lotSpec
 	rest := p
+	unbacked := int64(o.Points)
+	for _, c := range o.Consumptions {
+		unbacked -= int64(c.Points)
+	}
+	if n := min(unbacked-done[0], rest); n > 0 {
+		rest -= n
+		specs = append(specs, lotSpec{Amount: n, EarnedAt: now, AvailableAt: now})
+	}
 	for i := len(o.Consumptions) - 1; i >= 0 && rest > 0; i-- {
 		c := o.Consumptions[i]
 		n := min(int64(c.Points)-done[c.LotID], rest)
@@ -717,38 +730,6 @@ func reverseSpend(tx *gorm.DB, o Transaction, m *account, p int64, base posting,
 		return Transaction{}, err
 	}
 	return t, saveAccount(tx, m)
-}
-
-// releaseUncoveredHolds voids the newest active holds of m until what remains
-// held is covered by settled lots and the balance (after a clawback).
-func releaseUncoveredHolds(tx *gorm.DB, m *account, now time.Time) error {
-	if m.Held == 0 {
-		return nil
-	}
-	var coverage int64
-	if err := tx.Raw(`SELECT coalesce(sum(remaining), 0) FROM ledger_lots WHERE account_id = ? AND remaining > 0 AND available_at <= ?`,
-		m.ID, now).Scan(&coverage).Error; err != nil {
-		return err
-	}
-	limit := min(coverage, max(m.Balance, 0))
-	if m.Held <= limit {
-		return nil
-	}
-	var holds []struct{ ID, Points int64 }
-	if err := tx.Raw(`SELECT id, points FROM ledger_holds WHERE account_id = ? AND status = 'active' ORDER BY created_at DESC, id DESC`,
-		m.ID).Scan(&holds).Error; err != nil {
-		return err
-	}
-	var ids []int64
-	for _, h := range holds {
-		if m.Held <= limit {
-			break
-		}
-		ids = append(ids, h.ID)
-		m.Held -= h.Points
-	}
-	_, err := closeHolds(tx, ids, HoldVoided, now)
-	return err
 }
 
 // ---- transfer
@@ -1136,14 +1117,12 @@ func (s *Service) MergeMembers(ctx context.Context, idem Idempotency, fromMember
 			}
 			t.Consumptions = append(t.Consumptions, repaid...)
 		} else {
-			lots, err := pickLots(tx, to.ID, lotsAll, now, abs)
+			// Debt moves like a clawback: in the clawback order, holds stay.
+			lots, err := pickLots(tx, to.ID, lotsAll, now, 0)
 			if err != nil {
 				return Transaction{}, err
 			}
-			if t.Consumptions, err = consume(tx, t.ID, take(lots, min(abs, sumRemaining(lots))), now); err != nil {
-				return Transaction{}, err
-			}
-			if err := releaseUncoveredHolds(tx, to, now); err != nil {
+			if t.Consumptions, err = consume(tx, t.ID, clawbackTake(lots, nil, to.Held, now, abs), now); err != nil {
 				return Transaction{}, err
 			}
 		}
@@ -1160,24 +1139,36 @@ func (s *Service) MergeMembers(ctx context.Context, idem Idempotency, fromMember
 // a zero balance (the ledger does not know which members exist).
 func (s *Service) Balance(ctx context.Context, memberID int64) (Balance, error) {
 	now := s.clock()
-	var rows []struct{ Balance, Held, Pending, Spendable int64 }
+	var rows []struct{ Balance, Held, Pending, Spendable, Expired int64 }
 	if err := s.db.WithContext(ctx).Raw(`SELECT a.balance, a.held,
-		coalesce(sum(l.remaining) FILTER (WHERE l.available_at > ?), 0) AS pending,
-		coalesce(sum(l.remaining) FILTER (WHERE l.available_at <= ? AND (l.expires_at IS NULL OR l.expires_at > ?)), 0) AS spendable
+		coalesce(sum(l.remaining) FILTER (WHERE l.available_at > @now), 0) AS pending,
+		coalesce(sum(l.remaining) FILTER (WHERE l.available_at <= @now AND (l.expires_at IS NULL OR l.expires_at > @now)), 0) AS spendable,
+		coalesce(sum(l.remaining) FILTER (WHERE l.available_at <= @now AND l.expires_at <= @now), 0) AS expired
 		FROM ledger_accounts a LEFT JOIN ledger_lots l ON l.account_id = a.id AND l.remaining > 0
-		WHERE a.kind = 'member' AND a.owner_id = ? GROUP BY a.id`, now, now, now, memberID).Scan(&rows).Error; err != nil {
+		WHERE a.kind = 'member' AND a.owner_id = @member GROUP BY a.id`,
+		map[string]any{"now": now, "member": memberID}).Scan(&rows).Error; err != nil {
 		return Balance{}, fmt.Errorf("balance of member %d: %w", memberID, err)
 	}
 	b := Balance{MemberID: memberID}
 	if len(rows) == 1 {
 		r := rows[0]
-		b.Total, b.Held, b.Pending = Points(r.Balance), Points(r.Held), Points(r.Pending)
-		b.Blocked = r.Balance < 0
-		if !b.Blocked {
-			b.Available = Points(max(0, r.Spendable-r.Held))
-		}
+		b = splitBalance(memberID, r.Balance, r.Held, r.Pending, r.Spendable, r.Expired)
 	}
 	return b, nil
+}
+
+// splitBalance divides a member's total into the parts of Balance. The
+// member's lots hold pending + spendable + expired = max(total, 0) points.
+// Holds take spendable points first (as burns and holds count them), then
+// expired ones (a capture takes expired lots first; expiry waits for the
+// holds); what no lot covers is owed, like clawback debt.
+func splitBalance(memberID, total, held, pending, spendable, expired int64) Balance {
+	uncovered := max(0, held-spendable) // held beyond the spendable points
+	return Balance{MemberID: memberID, Total: Points(total), Held: Points(held), Pending: Points(pending),
+		Available: Points(max(0, spendable-held)),
+		Expired:   Points(max(0, expired-uncovered)),
+		Owed:      Points(max(0, uncovered-expired) + max(0, -total)),
+		Blocked:   total < 0}
 }
 
 // Get returns one transaction with its entries and consumptions. Errors: ErrNotFound.

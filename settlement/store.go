@@ -490,7 +490,8 @@ type matrixRow struct {
 // selectMatrix sums, per (issuer, redeemer, redemption rate in force), the lot
 // consumptions of the period's burns and captures into partner_redeemed
 // accounts (attributed by the consumption's issuer), minus the lots their
-// reversals recreated.
+// reversals recreated. A capture into clawback debt consumed no lot for that
+// part, so its reversal's lot without origin is no recreated lot either.
 func selectMatrix(tx *gorm.DB, p periodRow, pt periodTx) ([]matrixRow, error) {
 	redeemed, err := partnerAccounts(tx, "partner_redeemed")
 	if err != nil {
@@ -508,7 +509,7 @@ func selectMatrix(tx *gorm.DB, p periodRow, pt periodTx) ([]matrixRow, error) {
 		GROUP BY 1, 2, 3
 		UNION ALL
 		SELECT coalesce(l.issuer_partner_id, 0), t.partner_id, `+bucket("t.priced_at")+`, -sum(l.amount)
-		FROM `+periodOddTable+` t JOIN ledger_lots l ON l.transaction_id = t.id
+		FROM `+periodOddTable+` t JOIN ledger_lots l ON l.transaction_id = t.id AND l.origin_lot_id IS NOT NULL
 		WHERE t.reversed_type IN ('burn', 'capture')
 		  AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.transaction_id = t.reverses_id
 		      AND e.account_id = ANY(CAST(@redeemed AS bigint[])))

@@ -33,15 +33,20 @@ type partnerMemberJSON struct {
 	Entitlements []programme.Entitlement `json:"entitlements"`
 }
 
+// balanceJSON is a member's balance in parts that add up:
+// total = available + pending + held + expired − owed (ledger.Balance).
 type balanceJSON struct {
 	Total     int64 `json:"total"`
 	Available int64 `json:"available"`
 	Pending   int64 `json:"pending"`
 	Held      int64 `json:"held"`
+	Expired   int64 `json:"expired"`
+	Owed      int64 `json:"owed"`
 }
 
 func balanceOut(b ledger.Balance) balanceJSON {
-	return balanceJSON{Total: int64(b.Total), Available: int64(b.Available), Pending: int64(b.Pending), Held: int64(b.Held)}
+	return balanceJSON{Total: int64(b.Total), Available: int64(b.Available), Pending: int64(b.Pending), Held: int64(b.Held),
+		Expired: int64(b.Expired), Owed: int64(b.Owed)}
 }
 
 func (s *Server) partnerMember(c *gin.Context, p partners.Principal, m members.Member) (partnerMemberJSON, error) {
