@@ -13,9 +13,9 @@ run: check-go services build
 	@go build -o bin/partnersim ./cmd/partnersim
 	@bash scripts/run.sh
 
-## test: the same services, then gofmt, go vet, the whole suite with the race detector, and a
-## short run of every fuzz target (FUZZTIME, default 3s each)
-test: check-go services lint browser-deps
+## test: the same services, then gofmt, go vet, the lint of the API document, the whole suite
+## with the race detector, and a short run of every fuzz target (FUZZTIME, default 3s each)
+test: check-go services lint browser-deps openapi-lint
 	@. $(ENV) && go test $(GO_TEST_FLAGS) ./...
 	@. $(ENV) && bash scripts/fuzz.sh
 
@@ -27,6 +27,41 @@ browser-deps:
 	  SUDO=""; if [ "$$(id -u)" != 0 ]; then SUDO=$$(command -v sudo || true); fi; \
 	  echo "installing chromium (apt-get)"; \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+## openapi-lint: lint the API document the hub serves (`hub openapi`, the merged web/openapi/*.yaml)
+## with Redocly's CLI and the rules of tools/openapi/redocly.yaml; any error fails
+OPENAPI_TOOLS := tools/openapi
+OPENAPI_STAMP := $(OPENAPI_TOOLS)/node_modules/.package-lock.json
+.PHONY: openapi-lint openapi-tools node-deps docs-vendor
+openapi-lint: build openapi-tools
+	@./$(BIN) openapi > bin/openapi.json
+	@echo "linting the API document (redocly lint bin/openapi.json)"
+	@cd $(OPENAPI_TOOLS) && out=$$(REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+	  node_modules/.bin/redocly lint --config redocly.yaml --format stylish ../../bin/openapi.json 2>&1) || { echo "$$out"; exit 1; }
+
+## openapi-tools: the npm packages pinned in tools/openapi (package-lock.json), installed when
+## absent or when the lock file changes
+openapi-tools: $(OPENAPI_STAMP)
+$(OPENAPI_STAMP): $(OPENAPI_TOOLS)/package-lock.json | node-deps
+	@echo "installing the API document's tools (npm ci in $(OPENAPI_TOOLS))"
+	@cd $(OPENAPI_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+## node-deps: Debian's Node.js and npm for tools/openapi, installed when absent
+node-deps:
+	@command -v npm >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "the API document's lint needs Node.js 18.17 or newer and npm: install them by hand"; exit 1; }; \
+	  SUDO=""; if [ "$$(id -u)" != 0 ]; then SUDO=$$(command -v sudo || true); fi; \
+	  echo "installing nodejs and npm (apt-get)"; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+
+## docs-vendor: copy the Redoc bundle pinned in tools/openapi into web/static, where it renders
+## /docs; its one request to another host (the footer logo) becomes an empty image (docs/openapi.md)
+docs-vendor: openapi-tools
+	@sed 's#https://cdn.redoc.ly/redoc/logo-mini.svg#data:,#' $(OPENAPI_TOOLS)/node_modules/redoc/bundles/redoc.standalone.js \
+	  > web/static/redoc.standalone.js
+	@cp $(OPENAPI_TOOLS)/node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt web/static/
+	@echo "web/static/redoc.standalone.js is redoc $$(cd $(OPENAPI_TOOLS) && node -p 'require("redoc/package.json").version')"
 
 ## chaos: kill the hub, its worker, a private PostgreSQL and a private Redis under load (docs/reliability.md)
 .PHONY: chaos

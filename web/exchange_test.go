@@ -141,3 +141,77 @@ func postJSON(t *testing.T, url, token, idem string, body any) (int, map[string]
 	_ = json.NewDecoder(res.Body).Decode(&out)
 	return res.StatusCode, out, res.Header
 }
+
+// A partner's completion callback for an outbound exchange whose points hold
+// is no longer active (here voided directly, as a clawback can) answers 409
+// hold_not_active as the document says, through the contract-checking
+// client, and leaves the exchange pending with nothing taken.
+func TestOutboundCompletionWithoutActiveHoldIsHoldNotActive(t *testing.T) {
+	t.Parallel()
+	sim := partnersim.New(partnersim.Config{APIKey: "k", PendingPolls: 1000})
+	simSrv := httptest.NewServer(sim.Handler())
+	t.Cleanup(simSrv.Close)
+	var xs *exchange.Service
+	var l *ledger.Service
+	var m *members.Service
+	e := newContractEnv(t, func(d *Deps) {
+		l = ledger.NewService(d.DB, time.Now)
+		m = members.NewService(d.DB, l, time.Now)
+		xs = exchange.NewService(d.DB, l, m, d.Partners, exchange.NewHTTPPartner(2*time.Second), time.Now)
+		d.Ledger, d.Members, d.Exchange = l, m, xs
+	})
+	ctx := context.Background()
+	p, cs := e.partnerClient("Sky Air", partners.ScopeExchange)
+	if _, err := e.svc.PublishContract(ctx, p.ID, partners.NewContract{EffectiveFrom: time.Now().AddDate(0, -1, 0), Earn: true,
+		IssuePrice: decimal.RequireFromString("0.01"), RedemptionRate: decimal.Zero, Billing: partners.BillingPostpaid}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	prog, err := xs.CreateProgramme(ctx, exchange.NewProgramme{PartnerID: p.ID, Code: "skymiles", Name: "Sky Miles", Unit: "miles",
+		Out: &exchange.Ratio{From: 1000, To: 700}, In: &exchange.Ratio{From: 1000, To: 800}, Increment: 1000, MaxPoints: 90000,
+		EndpointURL: simSrv.URL, APIKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident, _ := members.ParseIdentifier("email", "cy@example.test", 0)
+	mem, _, err := m.Enrol(ctx, members.EnrolRequest{Identifier: ident, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tok, _ := e.basicToken(cs.Client.ClientID, cs.Secret, "")
+	partnerToken, _ := tok["access_token"].(string)
+	if code, body, _ := postJSON(t, e.srv.URL+"/v1/exchanges", partnerToken, "in-1",
+		map[string]any{"programme": "skymiles", "member_id": mem.ID, "units": 10000, "partner_transaction_id": "SKY-1"}); code != http.StatusCreated {
+		t.Fatalf("inbound: %d %v", code, body)
+	}
+	mt, err := e.svc.IssueMemberToken(ctx, mem.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.expect(http.StatusOK, "", http.MethodPut, "/v1/me/exchange-links/"+strconv.FormatInt(prog.ID, 10), mt.AccessToken,
+		map[string]string{"account": "FF1"})
+	q := e.expect(http.StatusCreated, "", http.MethodPost, "/v1/me/exchange-quotes", mt.AccessToken,
+		map[string]any{"programme_id": prog.ID, "points": 5000})
+	x := e.expect(http.StatusAccepted, "", http.MethodPost, "/v1/me/exchanges", mt.AccessToken, map[string]any{"quote_id": q["id"]})
+	id := int64(x["id"].(float64))
+	if err := xs.Deliver(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := xs.Get(ctx, id)
+	if err != nil || pending.Status != exchange.StatusPending || pending.HoldID == 0 {
+		t.Fatalf("after delivery: %+v (%v), want a pending exchange with a hold", pending, err)
+	}
+	if _, err := l.Void(ctx, ledger.VoidRequest{Idem: ledger.Idempotency{Scope: "test", Key: "void-exchange-hold"}, HoldID: pending.HoldID}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := l.Balance(ctx, mem.ID)
+
+	e.expect(http.StatusConflict, "hold_not_active", http.MethodPost, "/v1/outbound-exchanges/"+pending.PublicID+"/status", partnerToken,
+		map[string]string{"status": "completed", "partner_ref": "SKY-CREDIT-1"})
+	after, err := xs.Get(ctx, id)
+	if err != nil || after.Status != exchange.StatusPending || after.TransactionID != 0 {
+		t.Errorf("after the refused completion: %+v (%v), want the exchange still pending with no transaction", after, err)
+	}
+	if b, _ := l.Balance(ctx, mem.ID); b != before {
+		t.Errorf("balance %+v after the refused completion, want %+v", b, before)
+	}
+}

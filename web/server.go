@@ -123,9 +123,11 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})))
 
-	// API description: OpenAPI 3.1 and a rendered reference (web/openapi.go).
+	// API description: OpenAPI 3.1 and its reference page (web/openapi.go).
 	r.GET("/openapi.json", s.openapi)
-	r.GET("/docs", s.docsPage)
+	docs := r.Group("/docs", docsHeaders())
+	docs.GET("", s.docsPage)
+	docs.GET("/static/*file", serveStatic)
 
 	// OAuth 2.0 token endpoint and the hub's public keys (web/oauth.go).
 	r.POST("/oauth/token", s.oauthToken)

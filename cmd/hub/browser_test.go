@@ -46,6 +46,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("member orders a reward", func(t *testing.T) { memberOrdersReward(t, b, d) })
 	t.Run("operator closes a period and downloads a statement", func(t *testing.T) { operatorClosesPeriod(t, b, db, d) })
+	t.Run("the API reference renders every operation", func(t *testing.T) { apiReferenceRendersEveryOperation(t, b) })
 	b.assertNoConsoleErrors(t)
 
 	rep, err := ledger.Audit(context.Background(), db)

@@ -29,6 +29,8 @@ commands:
                    apply, roll back one, or list database migrations
   seed             load the demo coalition (idempotent)
   audit            check the ledger invariants; exits 1 on any breach
+  openapi          print the API description the hub serves at /openapi.json
+                   (OpenAPI 3.1, indented JSON), for linters and client generators
   version          print the version
 
 configuration comes from HUB_* environment variables; see README.md.
@@ -55,6 +57,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
+	case "openapi":
+		return printOpenAPI(os.Stdout)
 	}
 	switch cmd {
 	case "serve", "worker", "all", "migrate", "seed", "audit":

@@ -91,8 +91,8 @@ func (v *Validator) Check(method, path string, status int, contentType string, b
 	}
 	content, _ := resp["content"].(map[string]any)
 	if len(content) == 0 {
-		if len(bytes.TrimSpace(body)) != 0 && status != http.StatusNoContent {
-			return nil // undocumented body on a body-less response is tolerated (e.g. health JSON)
+		if len(bytes.TrimSpace(body)) != 0 {
+			return fmt.Errorf("%s %s %d: the document describes no body, but the answer has one: %s", method, tpl, status, body)
 		}
 		return nil
 	}
