@@ -728,17 +728,6 @@ func pathID(c *gin.Context, name string) (int64, error) {
 	return id, nil
 }
 
-// queryTime parses an optional RFC 3339 query parameter.
-func queryTime(c *gin.Context, name string, v *validation.Error) time.Time {
-	raw := c.Query(name)
-	if raw == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339, raw)
-	v.Check(err == nil, name, "must be an RFC 3339 time")
-	return t
-}
-
 // queryLimit parses ?limit= (1..max, default def).
 func queryLimit(c *gin.Context, def, max int, v *validation.Error) int {
 	raw := c.Query("limit")
