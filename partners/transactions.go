@@ -125,6 +125,7 @@ type EarnInput struct {
 	Outlet      string
 }
 
+// validate checks in before pricing; Earn, QuoteEarn and EarnBatch share it.
 func (in EarnInput) validate(now time.Time) error {
 	var v validation.Error
 	v.Check(in.MemberID > 0, "member_id", "is required")
@@ -135,6 +136,9 @@ func (in EarnInput) validate(now time.Time) error {
 	v.Check(len(in.ExternalRef) <= 200, "external_ref", "is longer than 200 characters")
 	v.Check(in.Amount.Minor >= 0, "amount.minor", "must not be negative")
 	v.Check(in.Amount.Minor < 1e13, "amount.minor", "is too large")
+	// An amount of 0 prices nothing unless activity or an event does.
+	v.Check(in.Amount.Minor != 0 || len(in.Activity) > 0 || in.EventCode != "", "amount.minor",
+		"must be above 0 (0 only beside activity or an event_code)")
 	return v.Err()
 }
 

@@ -14,10 +14,12 @@ type month struct {
 	loc  *time.Location
 }
 
-// parseMonth reads "YYYY-MM". Errors: *validation.Error naming field.
+// parseMonth reads "YYYY-MM", years 0001 to 9999 (year 0 is not a date
+// PostgreSQL stores). Every method that takes a month parses it here before
+// any SQL sees it. Errors: *validation.Error naming field.
 func parseMonth(s, field string, loc *time.Location) (month, error) {
 	t, err := time.Parse("2006-01", s)
-	if err != nil || len(s) != 7 {
+	if err != nil || len(s) != 7 || t.Year() < 1 {
 		var v validation.Error
 		v.Add(field, "must be a month as YYYY-MM")
 		return month{}, v.Err()

@@ -107,12 +107,13 @@ const uploadBatch = 1000
 // and do not stop the import. Errors: *validation.Error (bad month or
 // header), ErrPeriodNotFound, ErrPeriodNotClosed.
 func (s *Service) Upload(ctx context.Context, partnerID int64, monthStr string, file io.Reader) (Reconciliation, error) {
-	if _, err := parseMonth(monthStr, "period", s.loc); err != nil {
+	m, err := parseMonth(monthStr, "period", s.loc)
+	if err != nil {
 		return Reconciliation{}, err
 	}
 	var out Reconciliation
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		p, err := selectPeriod(tx, monthStr, false)
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p, err := selectPeriod(tx, m, false)
 		if err != nil {
 			return err
 		}

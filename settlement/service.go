@@ -119,9 +119,14 @@ func (s *Service) SetRate(ctx context.Context, monthStr string, r Rate, actor st
 	return r, err
 }
 
-// Rates lists the exchange rates of a period. Errors: ErrPeriodNotFound.
+// Rates lists the exchange rates of a period. Errors: *validation.Error,
+// ErrPeriodNotFound.
 func (s *Service) Rates(ctx context.Context, monthStr string) ([]Rate, error) {
-	p, err := selectPeriod(s.db.WithContext(ctx), monthStr, false)
+	m, err := parseMonth(monthStr, "period", s.loc)
+	if err != nil {
+		return nil, err
+	}
+	p, err := selectPeriod(s.db.WithContext(ctx), m, false)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +192,7 @@ func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, er
 // closeLocked is phase 2 of Close, in tx: it locks the period row, checks the
 // order of closes and, unless the period is closed already, settles it.
 func (s *Service) closeLocked(ctx context.Context, tx, aux *gorm.DB, m month, actor string) (periodRow, error) {
-	p, err := selectPeriod(tx, m.String(), true)
+	p, err := selectPeriod(tx, m, true)
 	if err != nil || p.Status == string(PeriodClosed) {
 		return p, err
 	}
@@ -266,7 +271,7 @@ func (s *Service) closeLocked(ctx context.Context, tx, aux *gorm.DB, m month, ac
 		report = ?::text::json, report_sha256 = ? WHERE id = ?`, now, actor, string(raw), sum[:], p.ID).Error; err != nil {
 		return periodRow{}, err
 	}
-	return selectPeriod(tx, m.String(), false)
+	return selectPeriod(tx, m, false)
 }
 
 // Verify recomputes the statements and report of a closed period from the
@@ -274,10 +279,14 @@ func (s *Service) closeLocked(ctx context.Context, tx, aux *gorm.DB, m month, ac
 // document hashes to what was stored at close. Errors: ErrPeriodNotFound,
 // ErrPeriodNotClosed.
 func (s *Service) Verify(ctx context.Context, monthStr string) (bool, error) {
+	m, err := parseMonth(monthStr, "period", s.loc)
+	if err != nil {
+		return false, err
+	}
 	ok := true
-	err := repeatableRead(s.db.WithContext(ctx), func(tx *gorm.DB) error {
+	err = repeatableRead(s.db.WithContext(ctx), func(tx *gorm.DB) error {
 		ok = true
-		p, err := selectPeriod(tx, monthStr, false)
+		p, err := selectPeriod(tx, m, false)
 		if err != nil {
 			return err
 		}
@@ -338,14 +347,18 @@ func (s *Service) Verify(ctx context.Context, monthStr string) (bool, error) {
 }
 
 // Report returns the stored report of a closed period. Errors:
-// ErrPeriodNotFound, ErrPeriodNotClosed.
+// *validation.Error, ErrPeriodNotFound, ErrPeriodNotClosed.
 func (s *Service) Report(ctx context.Context, monthStr string) (Report, error) {
+	m, err := parseMonth(monthStr, "period", s.loc)
+	if err != nil {
+		return Report{}, err
+	}
 	var row struct {
 		Status string
 		Report *string
 	}
 	if err := s.db.WithContext(ctx).Raw(`SELECT status, report::text AS report FROM settlement_periods
-		WHERE month = to_date(?, 'YYYY-MM')`, monthStr).Scan(&row).Error; err != nil {
+		WHERE month = ?::date`, m.date()).Scan(&row).Error; err != nil {
 		return Report{}, err
 	}
 	if row.Status == "" {
@@ -355,7 +368,7 @@ func (s *Service) Report(ctx context.Context, monthStr string) (Report, error) {
 		return Report{}, fmt.Errorf("report of %s: %w", monthStr, ErrPeriodNotClosed)
 	}
 	var r Report
-	err := json.Unmarshal([]byte(*row.Report), &r)
+	err = json.Unmarshal([]byte(*row.Report), &r)
 	return r, err
 }
 
@@ -875,8 +888,12 @@ func (s *Service) Statements(ctx context.Context, f StatementFilter) ([]Statemen
 		args = append(args, f.PartnerID)
 	}
 	if f.Period != "" {
-		where += " AND p.month = to_date(?, 'YYYY-MM')"
-		args = append(args, f.Period)
+		m, err := parseMonth(f.Period, "period", s.loc)
+		if err != nil {
+			return nil, err
+		}
+		where += " AND p.month = ?::date"
+		args = append(args, m.date())
 	}
 	if f.Sent {
 		where += " AND s.status IN ('sent', 'paid')"

@@ -49,16 +49,18 @@ func ensurePeriod(tx *gorm.DB, m month, now time.Time, lock bool) (periodRow, er
 		m.date(), m.loc.String(), m.start(), m.end(), now).Error; err != nil {
 		return periodRow{}, fmt.Errorf("create period %s: %w", m, err)
 	}
-	return selectPeriod(tx, m.String(), lock)
+	return selectPeriod(tx, m, lock)
 }
 
-func selectPeriod(tx *gorm.DB, m string, lock bool) (periodRow, error) {
-	q := `SELECT ` + periodColumns + ` FROM settlement_periods WHERE month = to_date(?, 'YYYY-MM')`
+// selectPeriod reads the period of month m (parsed, so never a month the
+// database would refuse) or answers ErrPeriodNotFound.
+func selectPeriod(tx *gorm.DB, m month, lock bool) (periodRow, error) {
+	q := `SELECT ` + periodColumns + ` FROM settlement_periods WHERE month = ?::date`
 	if lock {
 		q += ` FOR UPDATE`
 	}
 	var rows []periodRow
-	if err := tx.Raw(q, m).Scan(&rows).Error; err != nil {
+	if err := tx.Raw(q, m.date()).Scan(&rows).Error; err != nil {
 		return periodRow{}, err
 	}
 	if len(rows) == 0 {

@@ -41,7 +41,7 @@ func TestEarnBatchResultsPerItem(t *testing.T) {
 		item("a", 1000), // the same key and body as item 0
 		item("a", 2000), // the same key, another body
 		map[string]any{"idempotency_key": "c", "member_id": 999999, "amount": map[string]any{"minor": 1000, "currency": "EUR"}},
-		item("d", 0),
+		item("d", 50), // half a euro earns no point
 		item("e", 500),
 	}
 	type result struct {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -25,10 +26,16 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 )
 
-// decodeJSON reads the request body strictly into dst: unknown fields, wrong
-// types, trailing data and malformed JSON are field-named validation errors.
-// It returns the raw body, which idempotency hashes.
+// decodeJSON reads the request body strictly into dst: a Content-Type
+// that is not JSON is a 415; duplicate keys, strings that are not UTF-8 (or
+// hold an unpaired surrogate escape or U+0000), unknown fields, wrong
+// types, trailing data and malformed JSON are field-named validation
+// errors. Every handler that takes a JSON body reads it here. It returns
+// the raw body, which idempotency hashes.
 func decodeJSON(c *gin.Context, dst any) ([]byte, error) {
+	if err := jsonContentType(c.GetHeader("Content-Type")); err != nil {
+		return nil, err
+	}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -40,42 +47,341 @@ func decodeJSON(c *gin.Context, dst any) ([]byte, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return body, validation.New("body", "a JSON object is required")
 	}
+	if err := checkJSONText(body, dst); err != nil {
+		return body, err
+	}
+	return body, decodeStrict(body, dst)
+}
+
+// jsonContentType accepts the media types of a JSON body:
+// application/json and application/*+json, with no charset or utf-8 (JSON
+// is UTF-8); other parameters are ignored. Anything else, or none, is
+// errUnsupportedMediaType naming the header.
+func jsonContentType(header string) error {
+	const want = "must be application/json (or application/*+json), with charset utf-8 if any"
+	mt, params, err := mime.ParseMediaType(header)
+	sub, ok := strings.CutPrefix(mt, "application/")
+	switch {
+	case header == "":
+		return &headerError{errUnsupportedMediaType, "Content-Type", "is missing: the body " + want}
+	case err != nil || !ok || (sub != "json" && (len(sub) <= len("+json") || !strings.HasSuffix(sub, "+json"))):
+		return &headerError{errUnsupportedMediaType, "Content-Type", fmt.Sprintf("%q is not JSON: it %s", header, want)}
+	case params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8"):
+		return &headerError{errUnsupportedMediaType, "Content-Type", fmt.Sprintf("%q is not JSON: it %s", header, want)}
+	}
+	return nil
+}
+
+// decodeStrict decodes the first JSON value of body into dst: unknown
+// fields, wrong types, trailing data and malformed JSON are field-named
+// validation errors.
+func decodeStrict(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return body, locateFieldError(jsonFieldError(err), err, body, dst)
+		return locateFieldError(jsonFieldError(err), err, body, dst)
 	}
 	if dec.More() {
-		return body, validation.New("body", "has data after the JSON object")
+		return validation.New("body", "has data after the JSON object")
 	}
-	if bytes.Contains(body, []byte(`\u0000`)) {
-		if err := nulField(body); err != nil {
-			return body, err
-		}
-	}
-	return body, nil
+	return nil
 }
 
-// nulField refuses a string holding U+0000, naming its field: PostgreSQL
-// text cannot store it, so it would otherwise fail as a 500 at the insert.
-func nulField(body []byte) error {
-	var doc any
-	if json.Unmarshal(body, &doc) != nil {
-		return nil
-	}
-	var found string
-	walkJSON(doc, "", func(path, key string, v any) bool {
-		if s, ok := v.(string); ok && strings.ContainsRune(s, 0) {
-			found = path
-		} else if strings.ContainsRune(key, 0) {
-			found = "body"
+// checkJSONText refuses, naming the path of the value, what encoding/json
+// accepts silently: a key given twice in one object, or two keys it folds
+// onto one struct field ("points" and "Points": it would keep the last); a
+// string that is not valid UTF-8 or holds an escaped UTF-16 surrogate that
+// is not half of a pair (it would store U+FFFD); and a string holding
+// U+0000 (PostgreSQL text cannot store it). It reads the first JSON value
+// token by token, checking each string's raw bytes, which the decoder does
+// not show; malformed JSON is left to decodeStrict, which names it.
+func checkJSONText(body []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var sc jsonScan
+	var off int64
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
 		}
-		return found == ""
-	})
-	if found == "" {
-		return nil
+		end := dec.InputOffset()
+		raw := body[off:end] // the token, after the separators and space before it
+		off = end
+		switch t := tok.(type) {
+		case json.Delim:
+			if t == '{' || t == '[' {
+				if len(sc.frames) >= maxJSONDepth {
+					return nil // decodeStrict refuses it
+				}
+				sc.frames = append(sc.frames, jsonFrame{array: t == '[', wantKey: t == '{'})
+				continue
+			}
+			sc.frames = sc.frames[:len(sc.frames)-1]
+		case string:
+			if n := len(sc.frames); n > 0 && sc.frames[n-1].wantKey {
+				if err := sc.key(t, raw, dst); err != nil {
+					return err
+				}
+				continue
+			}
+			if msg := badJSONString(t, raw); msg != "" {
+				return validation.New(sc.path(len(sc.frames), ""), msg)
+			}
+		}
+		if sc.valueDone() {
+			return nil
+		}
 	}
-	return validation.New(found, "must not contain the NUL character (U+0000)")
+}
+
+// maxJSONDepth is encoding/json's nesting limit; checkJSONText leaves
+// deeper documents to it.
+const maxJSONDepth = 10000
+
+// jsonScan is checkJSONText's position in the document: the objects and
+// arrays it is inside, outermost first.
+type jsonScan struct {
+	frames []jsonFrame
+}
+
+type jsonFrame struct {
+	array   bool
+	wantKey bool   // an object about to read a key
+	index   int    // an array's current element
+	key     string // an object's current member
+	// An object's keys so far: a list while short, then maps of the keys
+	// and of their case-folded forms, so a large object costs no more
+	// than one lookup per key.
+	keys   []string
+	exact  map[string]struct{}
+	folded map[string]string
+	// anyKeys caches holdsAnyKeys for the object: 0 not asked yet, 1 its
+	// keys are data, -1 they are struct fields.
+	anyKeys int8
+}
+
+// manyKeys is where an object's keys move from the list to the maps.
+const manyKeys = 16
+
+// sameKey returns an earlier key of f that k repeats exactly, or else one
+// it equals but for case, and whether there was one.
+func (f *jsonFrame) sameKey(k string) (prev string, exact, found bool) {
+	if f.exact == nil {
+		for _, p := range f.keys {
+			if p == k {
+				return p, true, true
+			}
+		}
+		for _, p := range f.keys {
+			if strings.EqualFold(p, k) {
+				return p, false, true
+			}
+		}
+		return "", false, false
+	}
+	if _, ok := f.exact[k]; ok {
+		return k, true, true
+	}
+	prev, found = f.folded[foldKey(k)]
+	return prev, false, found
+}
+
+// addKey records k as one of f's keys.
+func (f *jsonFrame) addKey(k string) {
+	if f.exact == nil && len(f.keys) < manyKeys {
+		f.keys = append(f.keys, k)
+		return
+	}
+	if f.exact == nil {
+		f.exact, f.folded = map[string]struct{}{}, map[string]string{}
+		for _, p := range f.keys {
+			f.exact[p] = struct{}{}
+			f.folded[foldKey(p)] = p
+		}
+		f.keys = nil
+	}
+	f.exact[k] = struct{}{}
+	if _, ok := f.folded[foldKey(k)]; !ok {
+		f.folded[foldKey(k)] = k
+	}
+}
+
+// foldKey maps every string strings.EqualFold takes for s to one string:
+// each rune becomes the smallest of its simple case folding orbit (as
+// encoding/json folds field names).
+func foldKey(s string) string {
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b = utf8.AppendRune(b, least)
+	}
+	return string(b)
+}
+
+// valueDone moves past a complete value and reports whether it was the
+// document's first (outermost) value.
+func (sc *jsonScan) valueDone() bool {
+	n := len(sc.frames)
+	if n == 0 {
+		return true
+	}
+	if f := &sc.frames[n-1]; f.array {
+		f.index++
+	} else {
+		f.wantKey = true
+	}
+	return false
+}
+
+// key checks the key k of the innermost object.
+func (sc *jsonScan) key(k string, raw []byte, dst any) error {
+	n := len(sc.frames)
+	f := &sc.frames[n-1]
+	if msg := badJSONString(k, raw); msg != "" {
+		return validation.New(sc.path(n-1, ""), "has a key that "+msg)
+	}
+	switch prev, exact, found := f.sameKey(k); {
+	case exact:
+		return validation.New(sc.path(n-1, k), "is given twice; send each field once")
+	case found && !sc.keysAreData(dst):
+		return validation.New(sc.path(n-1, k), fmt.Sprintf("and %q name the same field; send it once", prev))
+	}
+	f.addKey(k)
+	f.key = k
+	f.wantKey = false
+	return nil
+}
+
+// keysAreData reports whether the innermost object's keys are data (it
+// decodes into a map or an interface) rather than struct fields.
+func (sc *jsonScan) keysAreData(dst any) bool {
+	f := &sc.frames[len(sc.frames)-1]
+	if f.anyKeys == 0 {
+		f.anyKeys = -1
+		if holdsAnyKeys(dst, sc.path(len(sc.frames)-1, "")) {
+			f.anyKeys = 1
+		}
+	}
+	return f.anyKeys == 1
+}
+
+// path is the JSON path (a.b, items[3].c) of the value in the first n
+// frames, then key when not empty; "body" for the document itself.
+func (sc *jsonScan) path(n int, key string) string {
+	var b strings.Builder
+	for _, f := range sc.frames[:n] {
+		if f.array {
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(f.index))
+			b.WriteByte(']')
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(f.key)
+	}
+	if key != "" {
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(key)
+	}
+	if b.Len() == 0 {
+		return "body"
+	}
+	return b.String()
+}
+
+// holdsAnyKeys reports whether the object at path decodes into a map or an
+// interface (or lies inside one), whose keys are data ("gold" and "Gold"
+// are two tiers), not struct fields, which encoding/json matches without
+// regard to case.
+func holdsAnyKeys(dst any, path string) bool {
+	if path == "body" {
+		path = ""
+	}
+	t := reflect.TypeOf(dst)
+	for _, part := range pathPart.FindAllString(path, -1) {
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch {
+		case t == nil:
+			return false
+		case t.Kind() == reflect.Interface:
+			return true
+		case t.Kind() == reflect.Map:
+			t = t.Elem()
+		case strings.HasPrefix(part, "["):
+			if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+				return false
+			}
+			t = t.Elem()
+		default:
+			t = fieldType(t, part)
+		}
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t != nil && (t.Kind() == reflect.Map || t.Kind() == reflect.Interface)
+}
+
+// badJSONString says what is wrong with the string s, read from raw (its
+// JSON text, quotes and escapes included, after any separators): "" when
+// nothing is.
+func badJSONString(s string, raw []byte) string {
+	plain := true // ASCII without escapes: the usual case
+	for _, c := range raw {
+		if c >= utf8.RuneSelf || c == '\\' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return ""
+	}
+	if !utf8.Valid(raw) {
+		return "is not valid UTF-8"
+	}
+	if loneSurrogate(raw) {
+		return `holds a UTF-16 surrogate escape (\uD800 to \uDFFF) that is not half of a pair`
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "must not contain the NUL character (U+0000)"
+	}
+	return ""
+}
+
+// loneSurrogate reports whether the JSON string text raw escapes a UTF-16
+// surrogate that is not a high one followed at once by a low one.
+func loneSurrogate(raw []byte) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character; \\ and \" are skipped whole
+		r := getu4(raw[i-1:])
+		if r < 0 {
+			continue
+		}
+		i += 4
+		switch {
+		case 0xDC00 <= r && r < 0xE000:
+			return true
+		case 0xD800 <= r && r < 0xDC00:
+			if lo := getu4(raw[i+1:]); lo < 0xDC00 || lo >= 0xE000 {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
 }
 
 var unknownField = regexp.MustCompile(`^json: unknown field "(.+)"$`)
@@ -229,6 +535,24 @@ func jsonFieldError(err error) error {
 		return validation.New(m[1], "is not a known field")
 	}
 	return validation.New("body", "could not be decoded: "+err.Error())
+}
+
+// jsonKindOf names the JSON value b as encoding/json's UnmarshalTypeError
+// does ("number 1.5", "string", "bool", "array", "object").
+func jsonKindOf(b []byte) string {
+	switch b = bytes.TrimSpace(b); {
+	case len(b) == 0:
+		return "nothing"
+	case b[0] == '"':
+		return "string"
+	case b[0] == 't' || b[0] == 'f':
+		return "bool"
+	case b[0] == '[':
+		return "array"
+	case b[0] == '{':
+		return "object"
+	}
+	return "number " + string(b)
 }
 
 func jsonKind(k string) string {
@@ -726,17 +1050,6 @@ func pathID(c *gin.Context, name string) (int64, error) {
 		return 0, errNotFound
 	}
 	return id, nil
-}
-
-// queryTime parses an optional RFC 3339 query parameter.
-func queryTime(c *gin.Context, name string, v *validation.Error) time.Time {
-	raw := c.Query(name)
-	if raw == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339, raw)
-	v.Check(err == nil, name, "must be an RFC 3339 time")
-	return t
 }
 
 // queryLimit parses ?limit= (1..max, default def).

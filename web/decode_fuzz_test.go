@@ -26,6 +26,9 @@ func FuzzDecodeEarnRequest(f *testing.F) {
 	f.Add([]byte(fmt.Sprintf(`{"member_id": %d, "amount": {"minor": 1250, "currency": "EUR"}}`, mid)))
 	f.Add([]byte(fmt.Sprintf(`{"member_id": %d, "points": 1, "redemption_code": "000000", "expires_at": "x"}`, mid)))
 	f.Add([]byte(`{"items": [{"idempotency_key": "k", "member_id": 1, "occurred_at": "bad"}]}`))
+	f.Add([]byte(fmt.Sprintf(`{"member_id": %d, "Member_ID": 1, "amount": {"minor": 1, "minor": 2, "currency": "EUR"}}`, mid)))
+	f.Add([]byte(fmt.Sprintf(`{"member_id": %d, "amount": {"minor": 100, "currency": "EUR"}, "external_ref": "\ud800\\ud800`+"\xff"+`"}`, mid)))
+	f.Add([]byte(`{"items": [{"idempotency_key": "k", "member_id": 1}, {"idempotency_key": "k", "idempotency_key": "\udc00"}]}`))
 	f.Cleanup(e.audit)
 	var keys atomic.Int64
 	f.Fuzz(func(t *testing.T, body []byte) {

@@ -52,6 +52,7 @@ var domainErrors = []errorKind{
 	{errNotFound, http.StatusNotFound, "not_found", "Not found"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed"},
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large", "Request body too large"},
+	{errUnsupportedMediaType, http.StatusUnsupportedMediaType, "unsupported_media_type", "The body is not of a type this endpoint takes"},
 	{errUnavailable, http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
 
 	// partners: registry, contracts, prepaid, clients, staff.
@@ -167,7 +168,20 @@ var (
 	errMethodNotAllowed = errors.New("method not allowed")
 	errBodyTooLarge     = errors.New("request body too large")
 	errUnavailable      = errors.New("a backing service is unavailable")
+	// errUnsupportedMediaType: a JSON endpoint was sent another Content-Type.
+	errUnsupportedMediaType = errors.New("unsupported media type")
 )
+
+// headerError is a domain error caused by one request header: its problem
+// names the header in errors[], as a validation problem names a field.
+type headerError struct {
+	sentinel error
+	header   string
+	message  string
+}
+
+func (e *headerError) Error() string { return e.header + " " + e.message }
+func (e *headerError) Unwrap() error { return e.sentinel }
 
 // problemFor maps err to a problem document. Unknown errors become a 500 that
 // says nothing about internals; the caller logs the real error.
@@ -179,7 +193,11 @@ func problemFor(err error) (Problem, bool) {
 	}
 	for _, k := range domainErrors {
 		if errors.Is(err, k.err) {
-			return Problem{Status: k.status, Code: k.code, Title: k.title, Detail: detailOf(err, k.err)}, true
+			p := Problem{Status: k.status, Code: k.code, Title: k.title, Detail: detailOf(err, k.err)}
+			if he := (*headerError)(nil); errors.As(err, &he) {
+				p.Errors = []validation.FieldError{{Field: he.header, Message: he.message}}
+			}
+			return p, true
 		}
 	}
 	if backendUnavailable(err) { // fail fast with a retryable answer; the pool reconnects by itself

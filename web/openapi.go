@@ -69,7 +69,28 @@ func mergeSpec() ([]byte, error) {
 			}
 		}
 	}
+	documentJSONBodyRefusal(doc)
 	return json.Marshal(doc)
+}
+
+// documentJSONBodyRefusal lists the 415 of every operation that takes a
+// JSON body: decodeJSON refuses any other Content-Type for all of them, so
+// the answer is documented here once rather than in every fragment.
+func documentJSONBodyRefusal(doc map[string]any) {
+	paths, _ := doc["paths"].(map[string]any)
+	for _, item := range paths {
+		ops, _ := item.(map[string]any)
+		for _, o := range ops {
+			op, _ := o.(map[string]any)
+			body, _ := op["requestBody"].(map[string]any)
+			content, _ := body["content"].(map[string]any)
+			responses, _ := op["responses"].(map[string]any)
+			if content["application/json"] == nil || responses == nil || responses["415"] != nil {
+				continue
+			}
+			responses["415"] = map[string]any{"$ref": "#/components/responses/Problem"}
+		}
+	}
 }
 
 func mergeSection(dst, src map[string]any, key, file string) error {

@@ -1,11 +1,11 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -25,9 +25,16 @@ type moneyJSON struct {
 	Currency string `json:"currency"`
 }
 
+// purchaseJSON is an earn's amount; Minor is a pointer so that a missing or
+// null minor is refused rather than read as 0.
+type purchaseJSON struct {
+	Minor    *int64 `json:"minor"`
+	Currency string `json:"currency"`
+}
+
 type earnRequest struct {
 	MemberID    int64               `json:"member_id"`
-	Amount      *moneyJSON          `json:"amount"`
+	Amount      *purchaseJSON       `json:"amount"`
 	Lines       []partners.Line     `json:"lines"`
 	Activity    []partners.Activity `json:"activity"`
 	EventCode   string              `json:"event_code"`
@@ -37,16 +44,21 @@ type earnRequest struct {
 	Outlet      string              `json:"outlet"`
 }
 
-func (r earnRequest) input(now time.Time) partners.EarnInput {
+// input is the earn (or quote, or batch item) r asks for; partners
+// validates the rest of it for all three alike.
+func (r earnRequest) input(now time.Time) (partners.EarnInput, error) {
 	in := partners.EarnInput{MemberID: r.MemberID, Lines: r.Lines, Activity: r.Activity, EventCode: r.EventCode,
 		PromoCodes: r.PromoCodes, ExternalRef: r.ExternalRef, Outlet: r.Outlet, OccurredAt: now}
 	if r.Amount != nil {
-		in.Amount = partners.Money{Minor: r.Amount.Minor, Currency: r.Amount.Currency}
+		if r.Amount.Minor == nil {
+			return in, validation.New("amount.minor", "is required: the purchase amount in minor units")
+		}
+		in.Amount = partners.Money{Minor: *r.Amount.Minor, Currency: r.Amount.Currency}
 	}
 	if r.OccurredAt != nil {
 		in.OccurredAt = *r.OccurredAt
 	}
-	return in
+	return in, nil
 }
 
 // transactionJSON is a ledger transaction as its partner sees it.
@@ -70,7 +82,12 @@ func (s *Server) quoteEarn(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	q, err := s.deps.Transactions.QuoteEarn(c.Request.Context(), principal(c), req.input(s.now()))
+	in, err := req.input(s.now())
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	q, err := s.deps.Transactions.QuoteEarn(c.Request.Context(), principal(c), in)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -90,7 +107,11 @@ func (s *Server) earn(c *gin.Context) {
 	// occurred_at defaults to the time of the first attempt; the body hash,
 	// not the defaulted value, identifies a replay.
 	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req earnRequest) (any, bool, error) {
-		t, err := s.deps.Transactions.Earn(ctx, p, idem, req.input(s.now()))
+		in, err := req.input(s.now())
+		if err != nil {
+			return nil, false, err
+		}
+		t, err := s.deps.Transactions.Earn(ctx, p, idem, in)
 		return transactionOut(t), t.Replayed, err
 	})
 }
@@ -161,20 +182,24 @@ func (s *Server) earnBatch(c *gin.Context) {
 // batchEarnItem decodes item i of a batch into an earn, or answers the
 // item's problem (its field errors prefixed with items[i].).
 func batchEarnItem(p partners.Principal, i int, raw json.RawMessage, now time.Time) (partners.BatchEarn, *batchResult) {
+	// The whole batch passed decodeJSON's checks (duplicate keys, UTF-8).
 	var item batchItem
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&item); err != nil {
-		res := itemProblem(i, prefixFields(locateFieldError(jsonFieldError(err), err, raw, &item), fmt.Sprintf("items[%d].", i)))
+	if err := decodeStrict(raw, &item); err != nil {
+		res := itemProblem(i, prefixFields(err, fmt.Sprintf("items[%d].", i)))
 		return partners.BatchEarn{}, &res
 	}
 	if !idempotencyKeyPattern.MatchString(item.IdempotencyKey) {
 		res := itemProblem(i, validation.New(fmt.Sprintf("items[%d].idempotency_key", i), "is required: 1 to 200 printable ASCII characters"))
 		return partners.BatchEarn{}, &res
 	}
+	in, err := item.earnRequest.input(now)
+	if err != nil {
+		res := itemProblem(i, prefixFields(err, fmt.Sprintf("items[%d].", i)))
+		return partners.BatchEarn{}, &res
+	}
 	h := requestHash(http.MethodPost, "/v1/earn", raw)
 	idem := ledger.Idempotency{Scope: partnerScope(p), Key: item.IdempotencyKey, RequestHash: h}
-	return partners.BatchEarn{Idem: idem, Input: item.earnRequest.input(now)}, nil
+	return partners.BatchEarn{Idem: idem, Input: in}, nil
 }
 
 // batchResult renders the outcome of item i.
@@ -219,6 +244,39 @@ type burnRequest struct {
 	Outlet         string     `json:"outlet"`
 }
 
+// partPoints is the points of a capture or reversal: left out, the whole
+// hold or what remains reversible; given, a positive integer. 0 and null
+// are refused, so a client that sends a zero default never acts on the
+// whole by accident.
+type partPoints struct {
+	given bool
+	n     int64
+}
+
+// UnmarshalJSON reads an integer or null (which is given, and refused).
+func (p *partPoints) UnmarshalJSON(b []byte) error {
+	p.given = true
+	if string(b) == "null" {
+		return nil
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		// encoding/json adds the field's path to this error.
+		return &json.UnmarshalTypeError{Value: jsonKindOf(b), Type: reflect.TypeFor[int64]()}
+	}
+	p.n = n
+	return nil
+}
+
+// orWhole is the points to act on, 0 meaning the whole (as partners takes
+// it). Errors: *validation.Error naming field when given and not positive.
+func (p partPoints) orWhole(field string) (int64, error) {
+	if p.given && p.n <= 0 {
+		return 0, validation.New(field, "must be a positive integer; leave it out to act on the whole")
+	}
+	return p.n, nil
+}
+
 type burnJSON = partners.BurnView
 
 func burnOut(b partners.Burn) burnJSON { return b.View() }
@@ -258,10 +316,14 @@ func (s *Server) captureBurn(c *gin.Context) {
 		return
 	}
 	type captureRequest struct {
-		Points int64 `json:"points"`
+		Points partPoints `json:"points"`
 	}
 	pointMove(s, c, http.StatusOK, optionalBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req captureRequest) (any, bool, error) {
-		b, err := s.deps.Transactions.Capture(ctx, p, idem, id, req.Points)
+		points, err := req.Points.orWhole("points")
+		if err != nil {
+			return nil, false, err
+		}
+		b, err := s.deps.Transactions.Capture(ctx, p, idem, id, points)
 		return burnOut(b), b.Replayed, err
 	})
 }
@@ -285,12 +347,16 @@ func (s *Server) reverse(c *gin.Context) {
 		return
 	}
 	type reverseRequest struct {
-		Points      int64  `json:"points"`
-		Reason      string `json:"reason"`
-		ExternalRef string `json:"external_ref"`
+		Points      partPoints `json:"points"`
+		Reason      string     `json:"reason"`
+		ExternalRef string     `json:"external_ref"`
 	}
 	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req reverseRequest) (any, bool, error) {
-		t, err := s.deps.Transactions.Reverse(ctx, p, idem, id, req.Points, req.Reason, req.ExternalRef)
+		points, err := req.Points.orWhole("points")
+		if err != nil {
+			return nil, false, err
+		}
+		t, err := s.deps.Transactions.Reverse(ctx, p, idem, id, points, req.Reason, req.ExternalRef)
 		return transactionOut(t), t.Replayed, err
 	})
 }

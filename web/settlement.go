@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/shopspring/decimal"
@@ -38,11 +37,7 @@ func (s *Server) statementList(c *gin.Context, partnerID int64, sent bool) {
 	var v validation.Error
 	after := queryCursorID(c, &v)
 	limit := queryLimit(c, 50, 200, &v)
-	period := c.Query("period")
-	if period != "" {
-		_, err := strconv.Atoi(strings.ReplaceAll(period, "-", ""))
-		v.Check(err == nil && len(period) == 7 && period[4] == '-', "period", "must be a month as YYYY-MM")
-	}
+	period := optionalMonth(c.Query("period"), "period", &v)
 	if partnerID == 0 && c.Query("partner_id") != "" {
 		n, err := strconv.ParseInt(c.Query("partner_id"), 10, 64)
 		v.Check(err == nil && n > 0, "partner_id", "must be a partner id")
@@ -120,7 +115,12 @@ func (s *Server) uploadReconciliation(c *gin.Context) {
 }
 
 func (s *Server) reconciliationUpload(c *gin.Context, partnerID int64) {
-	r, err := s.deps.Settlement.Upload(c.Request.Context(), partnerID, c.Param("id"), c.Request.Body)
+	month, err := pathMonth(c, "id")
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	r, err := s.deps.Settlement.Upload(c.Request.Context(), partnerID, month, c.Request.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -165,7 +165,12 @@ func (s *Server) adminListPeriods(c *gin.Context) {
 }
 
 func (s *Server) adminGetPeriod(c *gin.Context) {
-	p, err := s.deps.Settlement.Period(c.Request.Context(), c.Param("month"))
+	month, err := pathMonth(c, "month")
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	p, err := s.deps.Settlement.Period(c.Request.Context(), month)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -174,7 +179,12 @@ func (s *Server) adminGetPeriod(c *gin.Context) {
 }
 
 func (s *Server) adminClosePeriod(c *gin.Context) {
-	p, err := s.deps.Settlement.Close(c.Request.Context(), c.Param("month"), actor(c))
+	month, err := pathMonth(c, "month")
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	p, err := s.deps.Settlement.Close(c.Request.Context(), month, actor(c))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -183,7 +193,12 @@ func (s *Server) adminClosePeriod(c *gin.Context) {
 }
 
 func (s *Server) adminPeriodReport(c *gin.Context) {
-	r, err := s.deps.Settlement.Report(c.Request.Context(), c.Param("month"))
+	month, err := pathMonth(c, "month")
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	r, err := s.deps.Settlement.Report(c.Request.Context(), month)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -192,7 +207,12 @@ func (s *Server) adminPeriodReport(c *gin.Context) {
 }
 
 func (s *Server) adminListRates(c *gin.Context) {
-	list, err := s.deps.Settlement.Rates(c.Request.Context(), c.Param("month"))
+	month, err := pathMonth(c, "month")
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	list, err := s.deps.Settlement.Rates(c.Request.Context(), month)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -204,6 +224,11 @@ func (s *Server) adminListRates(c *gin.Context) {
 }
 
 func (s *Server) adminSetRate(c *gin.Context) {
+	month, err := pathMonth(c, "month")
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
 	var req struct {
 		From   string `json:"from"`
 		To     string `json:"to"`
@@ -219,7 +244,7 @@ func (s *Server) adminSetRate(c *gin.Context) {
 		fail(c, s.deps.Log, validation.New("rate", "must be a decimal number"))
 		return
 	}
-	r, err := s.deps.Settlement.SetRate(c.Request.Context(), c.Param("month"),
+	r, err := s.deps.Settlement.SetRate(c.Request.Context(), month,
 		settlement.Rate{From: req.From, To: req.To, Rate: rate, Source: req.Source}, actor(c))
 	if err != nil {
 		fail(c, s.deps.Log, err)
@@ -293,6 +318,11 @@ func (s *Server) adminCreateAdjustment(c *gin.Context) {
 
 // adminUploadReconciliation uploads a file on a partner's behalf (console).
 func (s *Server) adminUploadReconciliation(c *gin.Context) {
+	month, err := pathMonth(c, "month")
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
 	n, err := strconv.ParseInt(c.Query("partner_id"), 10, 64)
 	if err != nil || n <= 0 {
 		fail(c, s.deps.Log, validation.New("partner_id", "is required"))
@@ -302,7 +332,7 @@ func (s *Server) adminUploadReconciliation(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	r, err := s.deps.Settlement.Upload(c.Request.Context(), n, c.Param("month"), c.Request.Body)
+	r, err := s.deps.Settlement.Upload(c.Request.Context(), n, month, c.Request.Body)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return

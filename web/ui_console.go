@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -449,14 +448,17 @@ func (s *Server) consoleModerate(c *gin.Context) {
 
 // ---- settlement
 
-var monthPattern = regexp.MustCompile(`^[0-9]{4}-(0[1-9]|1[0-2])$`)
-
 // consoleSettlement lists the periods. The previous month is always listed
 // (Period creates it open if no transaction did yet), so it can be closed;
 // ?month= jumps to any month.
 func (s *Server) consoleSettlement(c *gin.Context) {
-	if m := strings.TrimSpace(c.Query("month")); monthPattern.MatchString(m) {
+	var v validation.Error
+	if m := optionalMonth(strings.TrimSpace(c.Query("month")), "month", &v); m != "" {
 		c.Redirect(http.StatusSeeOther, "/console/settlement/"+m)
+		return
+	}
+	if err := v.Err(); err != nil {
+		s.pageError(c, "console", err)
 		return
 	}
 	now := s.now().UTC()
@@ -474,9 +476,11 @@ func (s *Server) consoleSettlement(c *gin.Context) {
 }
 
 func (s *Server) consoleClosePeriod(c *gin.Context) {
-	month := c.Param("month")
-	_, err := s.deps.Settlement.Close(c.Request.Context(), month, staffActor(staff(c)))
-	s.audit(c, "period.close", "period:"+month, "", err)
+	month, err := pathMonth(c, "month")
+	if err == nil {
+		_, err = s.deps.Settlement.Close(c.Request.Context(), month, staffActor(staff(c)))
+	}
+	s.audit(c, "period.close", "period:"+c.Param("month"), "", err)
 	if err != nil {
 		s.failBack(c, "/console/settlement", err)
 		return
@@ -486,7 +490,11 @@ func (s *Server) consoleClosePeriod(c *gin.Context) {
 
 func (s *Server) consolePeriod(c *gin.Context) {
 	ctx := c.Request.Context()
-	month := c.Param("month")
+	month, err := pathMonth(c, "month")
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
 	per, err := s.deps.Settlement.Period(ctx, month)
 	if err != nil {
 		s.pageError(c, "console", err)
@@ -656,11 +664,15 @@ func (s *Server) consoleReconciliation(c *gin.Context) {
 
 func (s *Server) consoleUploadReconciliation(c *gin.Context) {
 	pid, _ := strconv.ParseInt(c.PostForm("partner_id"), 10, 64)
-	month := strings.TrimSpace(c.PostForm("period"))
+	var v validation.Error
+	month := optionalMonth(strings.TrimSpace(c.PostForm("period")), "period", &v)
 	fh, err := c.FormFile("file")
 	if err != nil {
-		s.audit(c, "reconciliation.upload", "partner:"+c.PostForm("partner_id"), month, err)
-		s.failBack(c, "/console/reconciliation", validation.New("file", "choose the partner's CSV file"))
+		v.Add("file", "choose the partner's CSV file")
+	}
+	if err := v.Err(); err != nil {
+		s.audit(c, "reconciliation.upload", "partner:"+c.PostForm("partner_id"), c.PostForm("period"), err)
+		s.failBack(c, "/console/reconciliation", err)
 		return
 	}
 	f, err := fh.Open()

@@ -254,19 +254,6 @@ func (s *Server) portalHistory(c *gin.Context) {
 var memberTxTypes = []ledger.TxType{ledger.TypeEarn, ledger.TypeCapture, ledger.TypeBurn, ledger.TypeReversal,
 	ledger.TypeTransfer, ledger.TypeAdjustment, ledger.TypeExpiry, ledger.TypeMerge}
 
-// formDate parses an optional YYYY-MM-DD form value (UTC midnight).
-func formDate(s, field string, v *validation.Error) time.Time {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse("2006-01-02", s)
-	if err != nil {
-		v.Add(field, "must be a date like 2026-01-31")
-	}
-	return t
-}
-
 // partnerNames maps partner ids to names for display (0: the operator).
 func (s *Server) partnerNames(c *gin.Context) map[int64]string {
 	out := map[int64]string{0: "Coalition"}

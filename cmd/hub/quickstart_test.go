@@ -227,6 +227,7 @@ func TestPartnerQuickstart(t *testing.T) {
 		t.Fatalf("same key, different body: code %q", prob.Code)
 	}
 	p.must(400, "POST", "/v1/earn", earnBody) // no Idempotency-Key
+	p.must(415, "POST", "/v1/earn", earnBody, "Idempotency-Key", "folio-text", "Content-Type", "text/plain")
 	var earned struct {
 		ID     int64 `json:"id"`
 		Points int64 `json:"points"`
@@ -278,6 +279,7 @@ func TestPartnerQuickstart(t *testing.T) {
 	if bal.Total != 570 || bal.Held != 100 || bal.Available != 470 {
 		t.Fatalf("balance with a hold: %+v, want total 570, held 100, available 470", bal)
 	}
+	p.must(400, "POST", fmt.Sprintf("/v1/burns/%d/capture", b.ID), map[string]any{"points": 0}, "Idempotency-Key", "stay-capture-0")
 	p.must(200, "POST", fmt.Sprintf("/v1/burns/%d/capture", b.ID), map[string]any{"points": 60}, "Idempotency-Key", "stay-capture").decode(t, &b)
 	if b.Status != "captured" || b.CapturedPoints != 60 {
 		t.Fatalf("partial capture: %+v", b)
@@ -303,6 +305,8 @@ func TestPartnerQuickstart(t *testing.T) {
 	}
 	p.must(422, "POST", fmt.Sprintf("/v1/transactions/%d/reversals", earned.ID), map[string]any{"points": 500, "reason": "too much"},
 		"Idempotency-Key", "return-2")
+	p.must(400, "POST", fmt.Sprintf("/v1/transactions/%d/reversals", earned.ID), map[string]any{"points": 0, "reason": "a zero default"},
+		"Idempotency-Key", "return-0")
 	member.must(200, "GET", "/v1/me/balance", nil).decode(t, &bal)
 	if bal.Total != 490 || bal.Held != 0 { // 120 + 500 - 50 - 60 - 20
 		t.Fatalf("final balance %+v, want total 490 and nothing held", bal)
