@@ -71,11 +71,7 @@ func TestExchangeHTTP(t *testing.T) {
 	}
 
 	// Member: link, quote, confirm, read.
-	mt, err := e.svc.IssueMemberToken(ctx, mem.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	memberToken := mt.AccessToken
+	memberToken := signedInToken(t, m, e.svc, mem.ID)
 	if code, body, _ := e.call(http.MethodPut, "/v1/me/exchange-links/"+strconv.FormatInt(prog.ID, 10), memberToken,
 		map[string]string{"account": "XBAD"}); code != http.StatusUnprocessableEntity || body["code"] != "exchange_link_rejected" {
 		t.Fatalf("link of a bad account: %d %v", code, body)
