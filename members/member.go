@@ -142,6 +142,7 @@ type Export struct {
 	Requests      []DataSubjectRequest `json:"data_subject_requests"`
 	Merges        []Merge              `json:"merges"`
 	MergedMembers []Member             `json:"merged_members"`
+	Sessions      []Session            `json:"sessions"` // sign-ins: when, from which client and address
 	Balance       ledger.Balance       `json:"balance"`
 	Lots          []ledger.Lot         `json:"lots"`
 	Transactions  []ledger.Transaction `json:"transactions"`

@@ -8,11 +8,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
+	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/throttle"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 )
@@ -25,12 +28,37 @@ type Service struct {
 	db     *gorm.DB
 	ledger *ledger.Service
 	now    func() time.Time
+	logins *throttle.Limiter // per-account sign-in throttle
+
+	passwordCost int           // bcrypt cost of new passwords
+	dummyHash    func() []byte // what an unknown email's password is compared with
 }
+
+// Option adjusts a Service.
+type Option func(*Service)
+
+// WithPasswordCost sets the bcrypt cost of new passwords and of the dummy
+// hash an unknown email is compared with (default bcrypt.DefaultCost).
+// Tests lower it: under the race detector a comparison at the default cost
+// takes seconds.
+func WithPasswordCost(cost int) Option { return func(s *Service) { s.passwordCost = cost } }
 
 // NewService builds the service. l is the ledger the member's points live in;
 // now is the clock (tests pass a fixed one).
-func NewService(db *gorm.DB, l *ledger.Service, now func() time.Time) *Service {
-	return &Service{db: db, ledger: l, now: now}
+func NewService(db *gorm.DB, l *ledger.Service, now func() time.Time, opts ...Option) *Service {
+	s := &Service{db: db, ledger: l, now: now, logins: throttle.New(db, "member", throttle.DefaultPolicy, now),
+		passwordCost: bcrypt.DefaultCost}
+	for _, o := range opts {
+		o(s)
+	}
+	// Made on first use, so that building a service costs nothing; compared
+	// at the same cost as real passwords, so a sign-in takes as long whether
+	// or not the account exists.
+	s.dummyHash = sync.OnceValue(func() []byte {
+		h, _ := bcrypt.GenerateFromPassword([]byte("not a password"), s.passwordCost)
+		return h
+	})
+	return s
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -310,7 +338,10 @@ func (s *Service) Suspend(ctx context.Context, id int64, reason, actor string) (
 		case StatusSuspended:
 			return nil
 		case StatusActive:
-			return setStatus(tx, id, StatusSuspended, reason, actor, s.clock())
+			if err := setStatus(tx, id, StatusSuspended, reason, actor, s.clock()); err != nil {
+				return err
+			}
+			return endSessions(tx, id, "", EndSuspended, s.clock())
 		}
 		return notEnded(r)
 	})
@@ -361,7 +392,10 @@ func (s *Service) Close(ctx context.Context, id int64, reason, actor string) (Me
 		if _, err := s.ledger.In(tx).Forfeit(ctx, idem, id, reason); err != nil {
 			return fmt.Errorf("forfeit points: %w", err)
 		}
-		return setStatus(tx, id, StatusClosed, reason, actor, s.clock())
+		if err := setStatus(tx, id, StatusClosed, reason, actor, s.clock()); err != nil {
+			return err
+		}
+		return endSessions(tx, id, "", EndClosed, s.clock())
 	})
 	if err != nil {
 		return Member{}, fmt.Errorf("close member %d: %w", id, err)
@@ -429,6 +463,9 @@ func (s *Service) Merge(ctx context.Context, r MergeRequest) (Merge, error) {
 		if err := markMerged(tx, dup.ID, sur.ID, r.Reason, r.Actor, now); err != nil {
 			return err
 		}
+		if err := endSessions(tx, dup.ID, "", EndMerged, now); err != nil {
+			return err
+		}
 		if err := touch(tx, sur.ID, now); err != nil {
 			return err
 		}
@@ -445,9 +482,10 @@ func (s *Service) Merge(ctx context.Context, r MergeRequest) (Merge, error) {
 
 // Export gathers everything the hub holds about a member — profile,
 // identifiers, consent history, data-subject requests, merges and the records
-// merged into it, balance, lots and every ledger transaction of the member and
-// of its merged duplicates — and records the request in the register (the
-// export includes its own entry). It reads one consistent snapshot.
+// merged into it, recent sign-in sessions, balance, lots and every ledger
+// transaction of the member and of its merged duplicates — and records the
+// request in the register (the export includes its own entry). It reads one
+// consistent snapshot.
 func (s *Service) Export(ctx context.Context, id int64, actor string) (Export, error) {
 	if actor == "" || len(actor) > 200 {
 		return Export{}, validation.New("actor", "is required (at most 200 characters)")
@@ -471,7 +509,14 @@ func (s *Service) Export(ctx context.Context, id int64, actor string) (Export, e
 			return err
 		}
 		out = Export{GeneratedAt: now, Member: ms[0], MergedMembers: ms[1:],
-			Consents: []ConsentEvent{}, Requests: []DataSubjectRequest{}, Merges: []Merge{}}
+			Consents: []ConsentEvent{}, Requests: []DataSubjectRequest{}, Merges: []Merge{}, Sessions: []Session{}}
+		srs, err := sessionRows(tx, all)
+		if err != nil {
+			return err
+		}
+		for _, r := range srs {
+			out.Sessions = append(out.Sessions, r.session())
+		}
 		crs, err := consentRows(tx, all)
 		if err != nil {
 			return err
@@ -526,11 +571,11 @@ func (s *Service) Export(ctx context.Context, id int64, actor string) (Export, e
 // Erase answers an erasure request: it pseudonymises the member and every
 // record merged into it — names, email, phone and birth date are cleared,
 // marketing consent is withdrawn (recorded as a consent event), identifiers
-// other than card numbers are deleted — and records the request. Card numbers,
-// the rows themselves and every ledger amount stay, so balances, statements
-// and the audit are unchanged. The account must be closed first (ErrNotClosed)
-// so that an erased member cannot transact. Erasing an erased member changes
-// nothing and returns it.
+// other than card numbers and sign-in sessions are deleted — and records the
+// request. Card numbers, the rows themselves and every ledger amount stay, so
+// balances, statements and the audit are unchanged. The account must be
+// closed first (ErrNotClosed) so that an erased member cannot transact.
+// Erasing an erased member changes nothing and returns it.
 func (s *Service) Erase(ctx context.Context, id int64, actor string) (Member, error) {
 	if actor == "" || len(actor) > 200 {
 		return Member{}, validation.New("actor", "is required (at most 200 characters)")
@@ -570,6 +615,9 @@ func (s *Service) Erase(ctx context.Context, id int64, actor string) (Member, er
 				}
 				if err := eraseRow(tx, mid, now); err != nil {
 					return fmt.Errorf("erase member %d: %w", mid, err)
+				}
+				if err := tx.Exec(`DELETE FROM member_sessions WHERE member_id = ?`, mid).Error; err != nil {
+					return fmt.Errorf("erase sessions of member %d: %w", mid, err)
 				}
 				if err := insertDSR(tx, mid, DSRErasure, actor, now); err != nil {
 					return fmt.Errorf("record request: %w", err)

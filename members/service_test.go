@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/internal/testdb"
@@ -41,7 +42,7 @@ func newEnv(t *testing.T) env {
 	db := testdb.New(t)
 	c := &testClock{t: time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)}
 	l := ledger.NewService(db, c.Now)
-	return env{db: db, ledger: l, svc: members.NewService(db, l, c.Now), clock: c}
+	return env{db: db, ledger: l, svc: members.NewService(db, l, c.Now, members.WithPasswordCost(bcrypt.MinCost)), clock: c}
 }
 
 func mustIdent(t *testing.T, typ, value string, partner int64) members.Identifier {

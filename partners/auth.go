@@ -26,6 +26,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/throttle"
 	"github.com/coalitionhub/hub/internal/validation"
 )
 
@@ -46,10 +47,11 @@ func hashSecret(secret string) []byte {
 
 // --- client status cache ----------------------------------------------------
 
-// clientCache remembers, for ClientCacheTTL, whether a token's subject may
-// still act (client active and partner live, or staff active) and with which
-// scopes or role, so verifying a token costs no query per request while a
-// revocation still bites within the TTL.
+// clientCache remembers, for ClientCacheTTL, whether an API client may still
+// act (client active and partner live) and with which scopes, so verifying a
+// partner token costs no query per request while a revocation still bites
+// within the TTL. (Staff and member tokens are checked against their session
+// on every request instead: people sign out, and that must bite at once.)
 type clientCache struct {
 	mu sync.Mutex
 	m  map[string]cachedSubject
@@ -59,8 +61,6 @@ type cachedSubject struct {
 	ok        bool
 	partnerID int64
 	scopes    []Scope
-	role      Role
-	email     string
 	at        time.Time
 }
 
@@ -449,6 +449,9 @@ type tokenClaims struct {
 	PartnerID int64  `json:"partner_id,omitempty"`
 	Scope     string `json:"scope,omitempty"`
 	Role      string `json:"role,omitempty"`
+	// SessionID (sid) names the server-side session of a staff or member
+	// token; the token is honoured only while that session is open.
+	SessionID string `json:"sid,omitempty"`
 }
 
 func (s *Service) sign(ctx context.Context, c tokenClaims) (string, string, error) {
@@ -622,14 +625,6 @@ func (s *Service) clientStatus(ctx context.Context, clientID string) (cachedSubj
 
 // --- staff ------------------------------------------------------------------
 
-// dummyHash is compared against when the email is unknown, so a login for an
-// unknown account takes as long as one with a wrong password.
-// It is computed on first use so that importing the package costs nothing.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.DefaultCost)
-	return h
-})
-
 func normEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
 
 func validateStaff(email, password string, role Role) error {
@@ -648,7 +643,7 @@ func (s *Service) CreateStaff(ctx context.Context, email, password string, role 
 	if err := validateStaff(email, password, role); err != nil {
 		return Staff{}, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.opts.PasswordCost)
 	if err != nil {
 		return Staff{}, err
 	}
@@ -687,90 +682,107 @@ func (s *Service) StaffMembers(ctx context.Context, page Page) ([]Staff, error) 
 	return out, nil
 }
 
-// SetStaffStatus enables or disables a staff account; a disabled account's
-// tokens stop working within ClientCacheTTL (at once in this process).
+// SetStaffStatus enables or disables a staff account. Disabling ends every
+// session of the account in the same transaction, so its tokens are refused
+// at once in every process; enabling it again revives none of them.
 func (s *Service) SetStaffStatus(ctx context.Context, id int64, status string) (Staff, error) {
 	if status != "active" && status != "disabled" {
 		return Staff{}, validation.New("status", "must be active or disabled")
 	}
-	db := s.db.WithContext(ctx)
-	if err := db.Exec(`UPDATE staff_users SET status = ? WHERE id = ?`, status, id).Error; err != nil {
-		return Staff{}, err
-	}
-	s.staff.forget(strconv.FormatInt(id, 10))
-	r, err := selectStaffByID(db, id)
-	if err != nil {
-		return Staff{}, err
-	}
-	return r.staff(), nil
-}
-
-// StaffLogin checks email and password and signs a staff token (audience
-// AudienceStaff, role claim, StaffTokenTTL). Unknown email, wrong password
-// and disabled accounts are all ErrInvalidCredentials. LoginMaxFailures
-// failures in a row lock the account for LoginLockout (ErrLoginLocked), even
-// against the right password.
-func (s *Service) StaffLogin(ctx context.Context, email, password string) (Token, Staff, error) {
-	email = normEmail(email)
-	var st staffRow
-	var loginErr error
+	var out Staff
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		r, found, err := selectStaffByEmail(tx, email, true)
+		if err := tx.Exec(`UPDATE staff_users SET status = ? WHERE id = ?`, status, id).Error; err != nil {
+			return err
+		}
+		r, err := selectStaffByID(tx, id)
 		if err != nil {
 			return err
 		}
-		if !found {
-			_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
-			loginErr = ErrInvalidCredentials
-			return nil
+		out = r.staff()
+		if status == "disabled" {
+			return endStaffSessions(tx, id, EndStaffDisabled, s.now())
 		}
-		now := s.now()
-		if r.LockedUntil != nil && now.Before(*r.LockedUntil) {
-			loginErr = ErrLoginLocked
-			return nil
-		}
-		if bcrypt.CompareHashAndPassword([]byte(r.PasswordHash), []byte(password)) != nil {
-			loginErr = ErrInvalidCredentials
-			failed := r.FailedLogins + 1
-			var locked *time.Time
-			if failed >= s.opts.LoginMaxFailures {
-				t := now.Add(s.opts.LoginLockout)
-				failed, locked = 0, &t
-			}
-			return tx.Exec(`UPDATE staff_users SET failed_logins = ?, locked_until = ? WHERE id = ?`, failed, locked, r.ID).Error
-		}
-		if r.Status != "active" {
-			loginErr = ErrInvalidCredentials
-			return nil
-		}
-		st = r
-		return tx.Exec(`UPDATE staff_users SET failed_logins = 0, locked_until = NULL, last_login_at = ? WHERE id = ?`, now, r.ID).Error
+		return nil
 	})
-	if err == nil {
-		err = loginErr
+	if err != nil {
+		return Staff{}, fmt.Errorf("set status of staff %d: %w", id, err)
 	}
+	return out, nil
+}
+
+// StaffLogin checks email and password, starts a staff session and signs
+// a staff token naming it (audience AudienceStaff, role and sid claims,
+// StaffTokenTTL). Unknown email, wrong password and disabled accounts are all
+// ErrInvalidCredentials. Every attempt counts against the account's sign-in
+// throttle (Options.LoginThrottle, shared by every process) before the
+// password is checked, and a successful one is given back; past the budget
+// the answer is ErrLoginLocked wrapping a *throttle.LimitedError that says
+// how long to wait, even for the right password. Unknown emails are
+// throttled alike, so the answers reveal no account.
+func (s *Service) StaffLogin(ctx context.Context, email, password string, info SessionInfo) (Token, Staff, error) {
+	email = normEmail(email)
+	tok, st, err := s.staffLogin(ctx, email, password, info)
 	if err != nil {
 		return Token{}, Staff{}, fmt.Errorf("staff login %s: %w", email, err)
 	}
-	now := s.now()
+	return tok, st, nil
+}
+
+func (s *Service) staffLogin(ctx context.Context, email, password string, info SessionInfo) (Token, Staff, error) {
+	if err := s.logins.Take(ctx, email); err != nil {
+		var lim *throttle.LimitedError
+		if errors.As(err, &lim) {
+			return Token{}, Staff{}, fmt.Errorf("%w (%w)", ErrLoginLocked, lim)
+		}
+		return Token{}, Staff{}, err
+	}
+	r, found, err := selectStaffByEmail(s.db.WithContext(ctx), email, false)
+	if err != nil {
+		return Token{}, Staff{}, err
+	}
+	if !found {
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(password))
+		return Token{}, Staff{}, ErrInvalidCredentials
+	}
+	if bcrypt.CompareHashAndPassword([]byte(r.PasswordHash), []byte(password)) != nil || r.Status != "active" {
+		return Token{}, Staff{}, ErrInvalidCredentials
+	}
+	var sess staffSessionRow
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		now := s.now()
+		if err := tx.Exec(`UPDATE staff_users SET last_login_at = ? WHERE id = ?`, now, r.ID).Error; err != nil {
+			return err
+		}
+		r.LastLoginAt = &now
+		sess, err = startStaffSession(tx, r.ID, now.Add(s.opts.StaffTokenTTL), info, now)
+		return err
+	})
+	if err != nil {
+		return Token{}, Staff{}, err
+	}
+	if err := s.logins.Refund(ctx, email); err != nil {
+		return Token{}, Staff{}, err
+	}
 	claims := tokenClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: s.opts.Issuer, Subject: "staff:" + strconv.FormatInt(st.ID, 10), Audience: jwt.ClaimStrings{AudienceStaff},
-			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(s.opts.StaffTokenTTL)), ID: randomToken(16),
+			Issuer: s.opts.Issuer, Subject: "staff:" + strconv.FormatInt(r.ID, 10), Audience: jwt.ClaimStrings{AudienceStaff},
+			IssuedAt: jwt.NewNumericDate(sess.CreatedAt), NotBefore: jwt.NewNumericDate(sess.CreatedAt),
+			ExpiresAt: jwt.NewNumericDate(sess.ExpiresAt), ID: randomToken(16),
 		},
-		Role: st.Role,
+		Role: r.Role, SessionID: sess.ID,
 	}
 	signed, kid, err := s.sign(ctx, claims)
 	if err != nil {
-		return Token{}, Staff{}, fmt.Errorf("staff login %s: %w", email, err)
+		return Token{}, Staff{}, err
 	}
-	return Token{AccessToken: signed, ExpiresIn: s.opts.StaffTokenTTL, KeyID: kid}, st.staff(), nil
+	return Token{AccessToken: signed, ExpiresIn: s.opts.StaffTokenTTL, KeyID: kid}, r.staff(), nil
 }
 
-// VerifyStaffToken checks a staff token (audience AudienceStaff) and returns
-// its principal with the account's current role; a disabled account is
-// ErrInvalidToken.
+// VerifyStaffToken checks a staff token (audience AudienceStaff) and its
+// session, and returns its principal with the account's current role. The
+// session and the account are read on every call (one primary-key lookup
+// joined to the account), so a sign-out or a disabled account is refused at
+// once in every process. Any refusal is ErrInvalidToken.
 func (s *Service) VerifyStaffToken(ctx context.Context, raw string) (StaffPrincipal, error) {
 	claims, err := s.parse(ctx, raw, AudienceStaff)
 	if err != nil {
@@ -781,22 +793,12 @@ func (s *Service) VerifyStaffToken(ctx context.Context, raw string) (StaffPrinci
 	if !ok || perr != nil {
 		return StaffPrincipal{}, fmt.Errorf("%w: bad staff subject", ErrInvalidToken)
 	}
-	now := s.now()
-	v, hit := s.staff.get(idText, now, s.opts.ClientCacheTTL)
-	if !hit {
-		r, err := selectStaffByID(s.db.WithContext(ctx), id)
-		switch {
-		case errors.Is(err, ErrStaffNotFound):
-			v = cachedSubject{at: now}
-		case err != nil:
-			return StaffPrincipal{}, err
-		default:
-			v = cachedSubject{ok: r.Status == "active", role: Role(r.Role), email: r.Email, at: now}
-		}
-		s.staff.put(idText, v)
+	if claims.SessionID == "" {
+		return StaffPrincipal{}, fmt.Errorf("%w: no session", ErrInvalidToken)
 	}
-	if !v.ok {
-		return StaffPrincipal{}, fmt.Errorf("%w: staff account disabled", ErrInvalidToken)
+	r, err := s.staffSession(ctx, id, claims.SessionID)
+	if err != nil {
+		return StaffPrincipal{}, err
 	}
-	return StaffPrincipal{StaffID: id, Email: v.email, Role: v.role, TokenID: claims.ID}, nil
+	return StaffPrincipal{StaffID: id, Email: r.Email, Role: Role(r.Role), TokenID: claims.ID, SessionID: claims.SessionID}, nil
 }

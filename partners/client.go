@@ -125,10 +125,11 @@ type Staff struct {
 
 // StaffPrincipal is the authenticated caller of an admin API request.
 type StaffPrincipal struct {
-	StaffID int64
-	Email   string
-	Role    Role
-	TokenID string
+	StaffID   int64
+	Email     string
+	Role      Role
+	TokenID   string
+	SessionID string // the staff session the token names (sid)
 }
 
 // Actor names the staff member for audit columns such as created_by.

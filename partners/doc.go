@@ -45,5 +45,11 @@
 //     seconds), and the revoking process forgets the client immediately.
 //   - private_key_jwt assertions are single-use: their jti is kept until the
 //     assertion expires (at most 10 minutes ahead) and a replay is refused.
-//   - Staff accounts lock for 15 minutes after 5 failed logins in a row.
+//   - Staff sign-in is throttled per account across every process
+//     (internal/throttle: 5 failures at once, then one every 3 minutes,
+//     429 with Retry-After past that), unknown emails alike.
+//   - A staff token names a staff_sessions row (sid) and is honoured only
+//     while that row is open and the account active, checked on every
+//     request: signing out or disabling the account bites at once in every
+//     process.
 package partners

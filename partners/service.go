@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/throttle"
 	"github.com/coalitionhub/hub/internal/validation"
 )
 
@@ -40,10 +42,14 @@ type Options struct {
 	// KeyRefresh is how often a process reloads the active signing key from
 	// the database (so a rotation in another process takes over); default 1m.
 	KeyRefresh time.Duration
-	// LoginMaxFailures failed staff logins in a row lock the account for
-	// LoginLockout; defaults 5 and 15m.
-	LoginMaxFailures int
-	LoginLockout     time.Duration
+	// LoginThrottle limits staff sign-in attempts per account, across every
+	// process (internal/throttle); default throttle.DefaultPolicy.
+	LoginThrottle throttle.Policy
+	// PasswordCost is the bcrypt cost of new staff passwords and of the dummy
+	// hash an unknown email is compared with; default bcrypt.DefaultCost.
+	// Tests lower it (bcrypt.MinCost): the race detector makes each
+	// comparison at the default cost take seconds.
+	PasswordCost int
 }
 
 // Service owns the partner registry, contracts, prepaid balances, API
@@ -54,11 +60,12 @@ type Service struct {
 	now  func() time.Time
 	box  *SecretBox
 
-	keys    keyring
-	clients clientCache
-	staff   clientCache
-	tokens  tokenCache
-	mu      sync.Mutex // guards bootstrap of the first signing key
+	keys      keyring
+	clients   clientCache
+	tokens    tokenCache
+	logins    *throttle.Limiter // per-account staff sign-in throttle
+	dummyHash func() []byte
+	mu        sync.Mutex // guards bootstrap of the first signing key
 }
 
 // NewService builds the service. It touches no table until used; the first
@@ -85,13 +92,19 @@ func NewService(db *gorm.DB, opts Options) (*Service, error) {
 	def(&opts.SecretGrace, time.Hour)
 	def(&opts.Leeway, 30*time.Second)
 	def(&opts.KeyRefresh, time.Minute)
-	def(&opts.LoginLockout, 15*time.Minute)
-	if opts.LoginMaxFailures <= 0 {
-		opts.LoginMaxFailures = 5
+	if opts.PasswordCost == 0 {
+		opts.PasswordCost = bcrypt.DefaultCost
 	}
-	s := &Service{db: db, opts: opts, now: opts.Now, box: box}
+	s := &Service{db: db, opts: opts, now: opts.Now, box: box,
+		logins: throttle.New(db, "staff", opts.LoginThrottle, opts.Now)}
+	// What an unknown email's password is compared with, so a login for an
+	// unknown account takes as long as one with a wrong password; made on
+	// first use so that building a service costs nothing.
+	s.dummyHash = sync.OnceValue(func() []byte {
+		h, _ := bcrypt.GenerateFromPassword([]byte("not a password"), opts.PasswordCost)
+		return h
+	})
 	s.clients.init()
-	s.staff.init()
 	s.keys.byKID = map[string]verifyKey{}
 	return s, nil
 }

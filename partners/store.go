@@ -129,8 +129,6 @@ type staffRow struct {
 	PasswordHash string
 	Role         string
 	Status       string
-	FailedLogins int
-	LockedUntil  *time.Time
 	CreatedAt    time.Time
 	LastLoginAt  *time.Time
 }
@@ -388,7 +386,7 @@ func recordAssertionJTI(tx *gorm.DB, clientID, jti string, expiresAt, now time.T
 
 // --- staff ------------------------------------------------------------------
 
-const staffCols = `id, email, password_hash, role, status, failed_logins, locked_until, created_at, last_login_at`
+const staffCols = `id, email, password_hash, role, status, created_at, last_login_at`
 
 func insertStaff(tx *gorm.DB, email, hash string, role Role, now time.Time) (staffRow, error) {
 	var r staffRow

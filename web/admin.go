@@ -265,7 +265,7 @@ func (s *Server) adminLogin(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	tok, st, err := s.deps.Partners.StaffLogin(c.Request.Context(), req.Email, req.Password)
+	tok, st, err := s.deps.Partners.StaffLogin(c.Request.Context(), req.Email, req.Password, sessionInfo(c))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -273,6 +273,17 @@ func (s *Server) adminLogin(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, loginResponse{AccessToken: tok.AccessToken, TokenType: "Bearer",
 		ExpiresIn: int(tok.ExpiresIn.Seconds()), Role: string(st.Role)})
+}
+
+// adminLogout is POST /v1/admin/logout: it ends the session of the bearer
+// token, which is refused from the next request on, in every hub process.
+func (s *Server) adminLogout(c *gin.Context) {
+	p, _ := staffPrincipal(c)
+	if err := s.deps.Partners.EndStaffSession(c.Request.Context(), p); err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
 
 func (s *Server) adminCreatePartner(c *gin.Context) {

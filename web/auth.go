@@ -2,9 +2,7 @@ package web
 
 import (
 	"errors"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -146,7 +144,7 @@ func requireRole(roles ...partners.Role) gin.HandlerFunc {
 }
 
 func tooManyRequests(c *gin.Context, wait time.Duration) {
-	c.Header("Retry-After", strconv.Itoa(int(math.Ceil(max(wait, time.Second).Seconds()))))
+	retryAfter(c, wait)
 	writeProblem(c, Problem{Status: http.StatusTooManyRequests, Code: "rate_limited", Title: "Too many requests",
 		Detail: "slow down and retry after the number of seconds in Retry-After"})
 }

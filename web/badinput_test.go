@@ -53,10 +53,7 @@ func newBadInputFixture(t *testing.T) *badInputFixture {
 		"identifier": map[string]string{"type": "partner_ref", "value": "BI-2"}, "profile": map[string]string{"given_name": "Bo"}})
 	earn := e.must(201, "POST", "/v1/earn", tok, map[string]any{"member_id": mID,
 		"amount": map[string]any{"minor": 5000000, "currency": "EUR"}, "external_ref": "folio-1"})
-	mtok, err := e.reg.IssueMemberToken(e.ctx, mID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mtok := signedInToken(t, e.mem, e.reg, mID)
 	consent := members.NewBurnConsent(e.db, e.clock.Now, members.DefaultConsentPolicy)
 	rc, err := consent.IssueCode(e.ctx, mID)
 	if err != nil {
@@ -91,7 +88,7 @@ func newBadInputFixture(t *testing.T) *badInputFixture {
 	if _, err := prg.SetPolicy(e.ctx, pol); err != nil {
 		t.Fatal(err)
 	}
-	return &badInputFixture{e: e, tok: tok, memberTok: mtok.AccessToken, memberID: mID, holdID: idStr(t, hold["id"]),
+	return &badInputFixture{e: e, tok: tok, memberTok: mtok, memberID: mID, holdID: idStr(t, hold["id"]),
 		txID: idStr(t, earn["id"]), reward: fmt.Sprint(rid), otherCard: other["card_number"].(string), programmeID: prog.ID, consent: consent}
 }
 

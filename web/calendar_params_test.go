@@ -49,10 +49,7 @@ func TestCalendarParametersAreValidated(t *testing.T) {
 	p, tok := e.partner("Calendar Hotels", e.clock.Now().AddDate(0, -1, 0))
 	staff := e.staffToken()
 	m := e.must(201, "POST", "/v1/members", tok, map[string]any{"identifier": map[string]string{"type": "partner_ref", "value": "CAL-1"}})
-	mtok, err := e.reg.IssueMemberToken(e.ctx, int64(m["id"].(float64)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mtok := signedInToken(t, e.mem, e.reg, int64(m["id"].(float64)))
 	csv := []string{"Content-Type", "text/csv"}
 	rate := map[string]any{"from": "USD", "to": "EUR", "rate": "0.9", "source": "test"}
 	type req struct {
@@ -83,8 +80,8 @@ func TestCalendarParametersAreValidated(t *testing.T) {
 			req{"GET", fmt.Sprintf("/v1/admin/partners/%d/contract?at=%s", p.ID, q), staff, nil, nil, "at"},
 			req{"GET", "/v1/transactions?from=" + q, tok, nil, nil, "from"},
 			req{"GET", "/v1/transactions?to=" + q, tok, nil, nil, "to"},
-			req{"GET", "/v1/me/transactions?from=" + q, mtok.AccessToken, nil, nil, "from"},
-			req{"GET", "/v1/me/transactions?to=" + q, mtok.AccessToken, nil, nil, "to"},
+			req{"GET", "/v1/me/transactions?from=" + q, mtok, nil, nil, "from"},
+			req{"GET", "/v1/me/transactions?to=" + q, mtok, nil, nil, "to"},
 		)
 	}
 	before := calendarCounts(e.count)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
+	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/catalog"
@@ -45,12 +46,12 @@ func newCatalogEnv(t *testing.T) *catalogEnv {
 	t.Helper()
 	db := testdb.New(t)
 	clk := &testClock{t: time.Now().UTC().Truncate(time.Second)}
-	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now})
+	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := ledger.NewService(db, clk.Now)
-	m := members.NewService(db, l, clk.Now)
+	m := members.NewService(db, l, clk.Now, members.WithPasswordCost(bcrypt.MinCost))
 	consent := members.NewBurnConsent(db, clk.Now, members.DefaultConsentPolicy)
 	rules := partners.NewRules(db, clk.Now)
 	s := New(Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),

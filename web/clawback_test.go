@@ -249,11 +249,8 @@ func TestClawbackNeverVoidsAHoldInFlight(t *testing.T) {
 			f := setup(t, e)
 			m := e.must(201, "POST", "/v1/members", issuerTok, map[string]any{
 				"identifier": map[string]string{"type": "partner_ref", "value": "HH-1"}, "profile": map[string]string{"given_name": "Ana"}})
-			mt, err := e.reg.IssueMemberToken(e.ctx, num(m["id"]))
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := &clawbackRun{hubEnv: e, t: t, member: num(m["id"]), memberTok: mt.AccessToken, issuerTok: issuerTok,
+			mt := signedInToken(t, e.mem, e.reg, num(m["id"]))
+			r := &clawbackRun{hubEnv: e, t: t, member: num(m["id"]), memberTok: mt, issuerTok: issuerTok,
 				checked: &http.Client{Transport: &apitest.Transport{T: t, V: v}}}
 
 			r.wantBalance("new member", 0, 0, 0, 0, 0)

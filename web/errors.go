@@ -6,10 +6,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -101,6 +104,7 @@ var domainErrors = []errorKind{
 	{members.ErrConsentRequired, http.StatusBadRequest, "consent_required", "A redemption code or PIN is required"},
 	{members.ErrConsentInvalid, http.StatusForbidden, "consent_invalid", "Redemption code or PIN is not valid"},
 	{members.ErrInvalidLogin, http.StatusUnauthorized, "invalid_credentials", "Invalid email or password"},
+	{members.ErrSessionEnded, http.StatusUnauthorized, "invalid_token", "Invalid token"},
 	{members.ErrLoginLocked, http.StatusTooManyRequests, "login_locked", "Too many failed sign-ins"},
 	{members.ErrConsentLocked, http.StatusTooManyRequests, "consent_locked", "Too many failed redemption attempts"},
 
@@ -239,14 +243,37 @@ func detailOf(err, sentinel error) string {
 	return err.Error()
 }
 
-// fail writes err as problem+json and aborts the request.
+// fail writes err as problem+json and aborts the request. An error that
+// knows when to retry (a throttled sign-in) sets Retry-After.
 func fail(c *gin.Context, log *slog.Logger, err error) {
 	p, known := problemFor(err)
 	if !known {
 		log.ErrorContext(c.Request.Context(), "request failed", "err", err,
 			"route", c.FullPath(), "request_id", requestID(c))
 	}
+	setRetryAfter(c, err)
 	writeProblem(c, p)
+}
+
+// retryAfterError is an error that says how long to wait before retrying
+// (internal/throttle.LimitedError).
+type retryAfterError interface {
+	error
+	RetryAfter() time.Duration
+}
+
+// setRetryAfter sets Retry-After when err says how long to wait.
+func setRetryAfter(c *gin.Context, err error) {
+	var ra retryAfterError
+	if errors.As(err, &ra) {
+		retryAfter(c, ra.RetryAfter())
+	}
+}
+
+// retryAfter sets Retry-After to wait in whole seconds, rounded up, at
+// least one.
+func retryAfter(c *gin.Context, wait time.Duration) {
+	c.Header("Retry-After", strconv.Itoa(int(math.Ceil(max(wait, time.Second).Seconds()))))
 }
 
 func writeProblem(c *gin.Context, p Problem) {

@@ -71,11 +71,7 @@ func TestExchangeHTTP(t *testing.T) {
 	}
 
 	// Member: link, quote, confirm, read.
-	mt, err := e.svc.IssueMemberToken(ctx, mem.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	memberToken := mt.AccessToken
+	memberToken := signedInToken(t, m, e.svc, mem.ID)
 	if code, body, _ := e.call(http.MethodPut, "/v1/me/exchange-links/"+strconv.FormatInt(prog.ID, 10), memberToken,
 		map[string]string{"account": "XBAD"}); code != http.StatusUnprocessableEntity || body["code"] != "exchange_link_rejected" {
 		t.Fatalf("link of a bad account: %d %v", code, body)
@@ -183,15 +179,12 @@ func TestOutboundCompletionWithoutActiveHoldIsHoldNotActive(t *testing.T) {
 		map[string]any{"programme": "skymiles", "member_id": mem.ID, "units": 10000, "partner_transaction_id": "SKY-1"}); code != http.StatusCreated {
 		t.Fatalf("inbound: %d %v", code, body)
 	}
-	mt, err := e.svc.IssueMemberToken(ctx, mem.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.expect(http.StatusOK, "", http.MethodPut, "/v1/me/exchange-links/"+strconv.FormatInt(prog.ID, 10), mt.AccessToken,
+	mt := signedInToken(t, m, e.svc, mem.ID)
+	e.expect(http.StatusOK, "", http.MethodPut, "/v1/me/exchange-links/"+strconv.FormatInt(prog.ID, 10), mt,
 		map[string]string{"account": "FF1"})
-	q := e.expect(http.StatusCreated, "", http.MethodPost, "/v1/me/exchange-quotes", mt.AccessToken,
+	q := e.expect(http.StatusCreated, "", http.MethodPost, "/v1/me/exchange-quotes", mt,
 		map[string]any{"programme_id": prog.ID, "points": 5000})
-	x := e.expect(http.StatusAccepted, "", http.MethodPost, "/v1/me/exchanges", mt.AccessToken, map[string]any{"quote_id": q["id"]})
+	x := e.expect(http.StatusAccepted, "", http.MethodPost, "/v1/me/exchanges", mt, map[string]any{"quote_id": q["id"]})
 	id := int64(x["id"].(float64))
 	if err := xs.Deliver(ctx, id); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
+	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/catalog"
@@ -55,12 +56,12 @@ func newHubEnv(t testing.TB, tune func(*Deps)) *hubEnv {
 	t.Helper()
 	db := testdb.New(t)
 	clk := &testClock{t: time.Now().UTC().Truncate(time.Second)}
-	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now})
+	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := ledger.NewService(db, clk.Now)
-	m := members.NewService(db, l, clk.Now)
+	m := members.NewService(db, l, clk.Now, members.WithPasswordCost(bcrypt.MinCost))
 	consent := members.NewBurnConsent(db, clk.Now, members.DefaultConsentPolicy)
 	rules := partners.NewRules(db, clk.Now)
 	tx := partners.NewTransactions(db, l, m, consent, reg, rules, clk.Now)
@@ -280,11 +281,7 @@ func TestTenantIsolationOnEveryPartnerRoute(t *testing.T) {
 	earn := e.must(201, "POST", "/v1/earn", aTok, map[string]any{"member_id": mID,
 		"amount": map[string]any{"minor": 5000000, "currency": "EUR"}, "external_ref": "folio-1"})
 	txID := idStr(t, earn["id"])
-	code, err := e.reg.IssueMemberToken(e.ctx, mID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := e.must(201, "POST", "/v1/me/redemption-codes", code.AccessToken, nil)
+	rc := e.must(201, "POST", "/v1/me/redemption-codes", signedInToken(t, e.mem, e.reg, mID), nil)
 	burn := e.must(201, "POST", "/v1/burns", aTok, map[string]any{"member_id": mID, "points": 100,
 		"redemption_code": rc["code"], "capture": false})
 	burnID := idStr(t, burn["id"])

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
+	"github.com/coalitionhub/hub/partners"
 )
 
 // The member API behind the portal and apps: sign in, profile, balance,
@@ -16,8 +19,8 @@ import (
 
 const memberPrincipalKey = "member_principal"
 
-// memberAuth requires a member bearer token from /v1/me/login and an active
-// member behind it.
+// memberAuth requires a member bearer token from /v1/me/login whose session
+// is still open and an active member behind it.
 func (s *Server) memberAuth() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		raw, ok := bearerToken(c)
@@ -25,19 +28,52 @@ func (s *Server) memberAuth() gin.HandlerFunc {
 			unauthorized(c, false, "a member bearer token is required")
 			return
 		}
-		id, err := s.deps.Partners.VerifyMemberToken(c.Request.Context(), raw)
+		p, _, err := s.memberSession(c.Request.Context(), raw)
+		if refusedSession(err) {
+			s.deps.Log.InfoContext(c.Request.Context(), "member token refused", "reason", err, "request_id", requestID(c))
+			unauthorized(c, true, "the token is invalid or expired, its session ended, or the member account is not active")
+			return
+		}
 		if err != nil {
-			unauthorized(c, true, "the token is invalid or expired")
+			fail(c, s.deps.Log, err)
 			return
 		}
-		m, err := s.deps.Members.Get(c.Request.Context(), id)
-		if err != nil || members.CanTransact(m) != nil {
-			unauthorized(c, true, "the member account is not active")
-			return
-		}
-		c.Set(memberPrincipalKey, members.Principal{MemberID: id})
+		c.Set(memberPrincipalKey, p)
 		c.Next()
 	}
+}
+
+// memberSession checks a member token (signature and claims), the session it
+// names (one read, so a sign-out in any process is seen at once) and the
+// member behind it, who must be allowed to transact.
+func (s *Server) memberSession(ctx context.Context, raw string) (members.Principal, members.Member, error) {
+	p, err := s.deps.Partners.VerifyMemberToken(ctx, raw)
+	if err != nil {
+		return members.Principal{}, members.Member{}, err
+	}
+	if err := s.deps.Members.CheckSession(ctx, p.MemberID, p.SessionID); err != nil {
+		return members.Principal{}, members.Member{}, err
+	}
+	m, err := s.deps.Members.Get(ctx, p.MemberID)
+	if err != nil {
+		return members.Principal{}, members.Member{}, err
+	}
+	if err := members.CanTransact(m); err != nil {
+		return members.Principal{}, members.Member{}, err
+	}
+	return p, m, nil
+}
+
+// refusedSession reports whether err refuses a member's token or session
+// (sign in again), as opposed to a failure to check it (answered as such).
+func refusedSession(err error) bool {
+	return errors.Is(err, partners.ErrInvalidToken) || errors.Is(err, members.ErrSessionEnded) ||
+		errors.Is(err, members.ErrMemberInactive) || errors.Is(err, members.ErrNotFound)
+}
+
+// sessionInfo describes the client of a sign-in, kept with its session.
+func sessionInfo(c *gin.Context) members.SessionInfo {
+	return members.SessionInfo{UserAgent: c.Request.UserAgent(), IP: c.ClientIP()}
 }
 
 // memberPrincipal is the member behind a request that passed memberAuth.
@@ -68,12 +104,13 @@ func (s *Server) memberLogin(c *gin.Context) {
 		tooManyRequests(c, wait)
 		return
 	}
-	m, err := s.deps.Members.Authenticate(c.Request.Context(), req.Email, req.Password)
+	ctx := c.Request.Context()
+	m, sess, err := s.deps.Members.SignIn(ctx, req.Email, req.Password, sessionInfo(c))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	tok, err := s.deps.Partners.IssueMemberToken(c.Request.Context(), m.ID)
+	tok, err := s.deps.Partners.IssueMemberToken(ctx, sess)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -81,6 +118,36 @@ func (s *Server) memberLogin(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"access_token": tok.AccessToken, "token_type": "Bearer",
 		"expires_in": int(tok.ExpiresIn.Seconds()), "member_id": m.ID})
+}
+
+// memberLogout ends the session of the bearer token: the token is refused
+// from the next request on, in every hub process.
+func (s *Server) memberLogout(c *gin.Context) {
+	p, _ := memberPrincipal(c)
+	if err := s.deps.Members.EndSession(c.Request.Context(), p.MemberID, p.SessionID); err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// meChangePassword changes the member's password given the current one and
+// ends every other session of the member (this one stays signed in).
+func (s *Server) meChangePassword(c *gin.Context) {
+	var req struct {
+		CurrentPassword string `json:"current_password"`
+		NewPassword     string `json:"new_password"`
+	}
+	if _, err := decodeJSON(c, &req); err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	p, _ := memberPrincipal(c)
+	if err := s.deps.Members.ChangePassword(c.Request.Context(), p.MemberID, req.CurrentPassword, req.NewPassword, p.SessionID); err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
 
 type meJSON struct {

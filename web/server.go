@@ -63,11 +63,19 @@ type Deps struct {
 
 	// ClientRate and ClientBurst are each API client's token bucket
 	// (requests per second, burst); defaults 20 and 40. LoginRate and
-	// LoginBurst limit admin logins per client IP; defaults 0.2 and 5.
+	// LoginBurst limit sign-ins per client IP; defaults 0.2 and 5.
 	ClientRate  float64
 	ClientBurst int
 	LoginRate   float64
 	LoginBurst  int
+
+	// TrustedProxies are the addresses and CIDRs of the reverse proxies in
+	// front of the hub (config HUB_TRUSTED_PROXIES). Only a request coming
+	// from one of them has its client IP taken from X-Forwarded-For (or
+	// X-Real-IP); every other request's client IP is its peer address.
+	// Empty trusts none. Entries must parse (config.Load checks them); one
+	// that does not makes the router trust none.
+	TrustedProxies []string
 }
 
 // Server holds the dependencies of the handlers.
@@ -75,7 +83,7 @@ type Server struct {
 	deps         Deps
 	metrics      *httpMetrics
 	clientLimits *keyedLimiter // per API client id
-	loginLimits  *keyedLimiter // per client IP on /v1/admin/login
+	loginLimits  *keyedLimiter // per client IP on every sign-in
 }
 
 // New builds a server. It registers its metrics on deps.Registry.
@@ -114,6 +122,13 @@ func (s *Server) Handler() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	// gin trusts every proxy unless told otherwise, which would let any
+	// client choose its own IP (and its own per-IP sign-in budget) with an
+	// X-Forwarded-For header.
+	if err := r.SetTrustedProxies(s.deps.TrustedProxies); err != nil {
+		s.deps.Log.Error("trusted proxies refused; trusting none", "err", err)
+		_ = r.SetTrustedProxies(nil)
+	}
 	r.Use(withRequestID(), recoverProblem(s.deps.Log), observe(s.deps.Log, s.metrics), limitBody(s.deps.MaxBody))
 	r.NoRoute(func(c *gin.Context) { fail(c, s.deps.Log, errNotFound) })
 	r.NoMethod(func(c *gin.Context) { fail(c, s.deps.Log, errMethodNotAllowed) })
@@ -140,6 +155,7 @@ func (s *Server) Handler() http.Handler {
 	adm := requireRole(partners.RoleAdmin)
 	r.POST("/v1/admin/login", s.adminLogin)
 	a := r.Group("/v1/admin", s.staffAuth())
+	a.POST("/logout", s.adminLogout)
 	a.GET("/partners", all, s.adminListPartners)
 	a.POST("/partners", adm, s.adminCreatePartner)
 	a.GET("/partners/:id", all, s.adminGetPartner)
@@ -194,6 +210,8 @@ func (s *Server) Handler() http.Handler {
 	// Member API for the portal and apps (web/me.go): member token from /v1/me/login.
 	me := r.Group("/v1/me", s.memberAuth())
 	r.POST("/v1/me/login", s.memberLogin)
+	me.POST("/logout", s.memberLogout)
+	me.PUT("/password", s.meChangePassword)
 	me.GET("", s.meProfile)
 	me.GET("/balance", s.meBalance)
 	me.GET("/transactions", s.meTransactions)
@@ -226,6 +244,7 @@ func (s *Server) Handler() http.Handler {
 	pm.GET("/accounts", s.portalAccounts)
 	pm.GET("/consent", s.portalConsent)
 	pm.POST("/consent", s.portalSetConsent)
+	pm.POST("/password", s.portalChangePassword)
 	pm.GET("/export", s.portalExport)
 	cg := r.Group("/console", uiHeaders())
 	cg.GET("/static/*file", serveStatic)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -26,7 +27,8 @@ import (
 // for CSRF and its role, and recorded in the audit log (ui_audit.go).
 
 // consoleSession authenticates a console request by its session cookie (a
-// staff token); otherwise it redirects to the sign-in page.
+// staff token naming an open staff session); otherwise it redirects to the
+// sign-in page.
 func (s *Server) consoleSession() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		raw, err := c.Cookie(consoleCookie)
@@ -36,6 +38,11 @@ func (s *Server) consoleSession() gin.HandlerFunc {
 			return
 		}
 		p, err := s.deps.Partners.VerifyStaffToken(c.Request.Context(), raw)
+		if err != nil && !errors.Is(err, partners.ErrInvalidToken) {
+			s.pageError(c, "console", err)
+			c.Abort()
+			return
+		}
 		if err != nil {
 			clearCookie(c, consoleCookie, "/console")
 			setFlash(c, "err", "Your session ended. Please sign in again.")
@@ -101,13 +108,15 @@ func (s *Server) consoleLogin(c *gin.Context) {
 		refuse(http.StatusForbidden, "The sign-in form expired. Please try again.")
 		return
 	}
-	if _, ok := s.loginLimits.allow(c.ClientIP()); !ok {
+	if wait, ok := s.loginLimits.allow(c.ClientIP()); !ok {
+		retryAfter(c, wait)
 		refuse(http.StatusTooManyRequests, "Too many sign-in attempts. Please wait a minute and try again.")
 		return
 	}
-	tok, _, err := s.deps.Partners.StaffLogin(c.Request.Context(), email, c.PostForm("password"))
+	tok, _, err := s.deps.Partners.StaffLogin(c.Request.Context(), email, c.PostForm("password"), sessionInfo(c))
 	if err != nil {
 		p, _ := problemFor(err)
+		setRetryAfter(c, err)
 		refuse(max(p.Status, 400), s.friendly(c, err))
 		return
 	}
@@ -116,7 +125,13 @@ func (s *Server) consoleLogin(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, "/console")
 }
 
+// consoleLogout ends the staff session server-side, so the cookie is
+// refused from now on wherever it is replayed, and clears it.
 func (s *Server) consoleLogout(c *gin.Context) {
+	if err := s.deps.Partners.EndStaffSession(c.Request.Context(), staff(c)); err != nil {
+		s.failBack(c, "/console", err)
+		return
+	}
 	clearCookie(c, consoleCookie, "/console")
 	okBack(c, "/console/login", "You are signed out.")
 }

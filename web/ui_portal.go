@@ -27,8 +27,8 @@ import (
 // calls the domain services directly with the signed-in member's id.
 
 // portalSession authenticates a portal request by its session cookie (a
-// member token) and an active member behind it; otherwise it redirects to
-// the sign-in page.
+// member token naming an open session) and an active member behind it;
+// otherwise it redirects to the sign-in page.
 func (s *Server) portalSession() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		raw, err := c.Cookie(portalCookie)
@@ -37,14 +37,11 @@ func (s *Server) portalSession() gin.HandlerFunc {
 			c.Abort()
 			return
 		}
-		ctx := c.Request.Context()
-		id, err := s.deps.Partners.VerifyMemberToken(ctx, raw)
-		var m members.Member
-		if err == nil {
-			m, err = s.deps.Members.Get(ctx, id)
-		}
-		if err == nil {
-			err = members.CanTransact(m)
+		p, m, err := s.memberSession(c.Request.Context(), raw)
+		if err != nil && !refusedSession(err) {
+			s.pageError(c, "portal", err)
+			c.Abort()
+			return
 		}
 		if err != nil {
 			clearCookie(c, portalCookie, "/portal")
@@ -53,7 +50,7 @@ func (s *Server) portalSession() gin.HandlerFunc {
 			c.Abort()
 			return
 		}
-		c.Set(memberPrincipalKey, members.Principal{MemberID: id})
+		c.Set(memberPrincipalKey, p)
 		c.Set("ui.member", m)
 		c.Set("ui.csrf", csrfToken(raw))
 		c.Set("ui.user", memberName(m))
@@ -78,7 +75,7 @@ func portalPage(nav, title string, data gin.H) uiPage {
 
 func (s *Server) portalLoginPage(c *gin.Context) {
 	if raw, err := c.Cookie(portalCookie); err == nil && raw != "" {
-		if _, err := s.deps.Partners.VerifyMemberToken(c.Request.Context(), raw); err == nil {
+		if _, _, err := s.memberSession(c.Request.Context(), raw); err == nil {
 			c.Redirect(http.StatusSeeOther, "/portal")
 			return
 		}
@@ -100,18 +97,20 @@ func (s *Server) portalLogin(c *gin.Context) {
 		refuse(http.StatusForbidden, "The sign-in form expired. Please try again.")
 		return
 	}
-	if _, ok := s.loginLimits.allow("member:" + c.ClientIP()); !ok {
+	if wait, ok := s.loginLimits.allow("member:" + c.ClientIP()); !ok {
+		retryAfter(c, wait)
 		refuse(http.StatusTooManyRequests, "Too many sign-in attempts. Please wait a minute and try again.")
 		return
 	}
 	ctx := c.Request.Context()
-	m, err := s.deps.Members.Authenticate(ctx, email, c.PostForm("password"))
+	_, sess, err := s.deps.Members.SignIn(ctx, email, c.PostForm("password"), sessionInfo(c))
 	if err != nil {
 		p, _ := problemFor(err)
+		setRetryAfter(c, err)
 		refuse(max(p.Status, 400), s.friendly(c, err))
 		return
 	}
-	tok, err := s.deps.Partners.IssueMemberToken(ctx, m.ID)
+	tok, err := s.deps.Partners.IssueMemberToken(ctx, sess)
 	if err != nil {
 		refuse(http.StatusInternalServerError, s.friendly(c, err))
 		return
@@ -121,7 +120,14 @@ func (s *Server) portalLogin(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, "/portal")
 }
 
+// portalLogout ends the session server-side, so the cookie is refused from
+// now on wherever it is replayed (portal or /v1/me), and clears it.
 func (s *Server) portalLogout(c *gin.Context) {
+	p, _ := memberPrincipal(c)
+	if err := s.deps.Members.EndSession(c.Request.Context(), p.MemberID, p.SessionID); err != nil {
+		s.failBack(c, "/portal", err)
+		return
+	}
 	clearCookie(c, portalCookie, "/portal")
 	okBack(c, "/portal/login", "You are signed out.")
 }
@@ -489,6 +495,22 @@ func (s *Server) portalSetConsent(c *gin.Context) {
 		msg = "You will receive offers and news from the coalition."
 	}
 	okBack(c, "/portal/consent", msg)
+}
+
+// portalChangePassword changes the member's password (the current one is
+// required) and signs out every other session; this one stays.
+func (s *Server) portalChangePassword(c *gin.Context) {
+	next := c.PostForm("new_password")
+	if next != c.PostForm("new_password_again") {
+		s.failBack(c, "/portal/consent", validation.New("new_password_again", "must repeat the new password"))
+		return
+	}
+	p, _ := memberPrincipal(c)
+	if err := s.deps.Members.ChangePassword(c.Request.Context(), p.MemberID, c.PostForm("current_password"), next, p.SessionID); err != nil {
+		s.failBack(c, "/portal/consent", err)
+		return
+	}
+	okBack(c, "/portal/consent", "Your password is changed. Every other session is signed out.")
 }
 
 // portalExport downloads everything the hub holds about the member as JSON.

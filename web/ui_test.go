@@ -17,6 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
+	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/catalog"
@@ -48,20 +49,26 @@ const uiPassword = "correct horse battery"
 
 func newUIEnv(t *testing.T, jobs Jobs) *uiEnv {
 	t.Helper()
+	return newUIEnvWith(t, jobs, nil)
+}
+
+// newUIEnvWith is newUIEnv with tune applied to the server's Deps.
+func newUIEnvWith(t *testing.T, jobs Jobs, tune func(*Deps)) *uiEnv {
+	t.Helper()
 	db := testdb.New(t)
 	// Mid-month, so "this month" and "last month" are unambiguous.
 	now := time.Now().UTC()
 	clk := &testClock{t: time.Date(now.Year(), now.Month(), 15, 12, 0, 0, 0, time.UTC)}
-	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now})
+	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := ledger.NewService(db, clk.Now)
-	m := members.NewService(db, l, clk.Now)
+	m := members.NewService(db, l, clk.Now, members.WithPasswordCost(bcrypt.MinCost))
 	consent := members.NewBurnConsent(db, clk.Now, members.DefaultConsentPolicy)
 	rules := partners.NewRules(db, clk.Now)
 	cat := catalog.NewService(db, l, m, reg, clk.Now)
-	s := New(Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
+	deps := Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
 		Partners: reg, Members: m, Ledger: l, Consent: consent, Rules: rules,
 		Transactions: partners.NewTransactions(db, l, m, consent, reg, rules, clk.Now),
 		Catalog:      cat,
@@ -69,7 +76,11 @@ func newUIEnv(t *testing.T, jobs Jobs) *uiEnv {
 		Exchange:     exchange.NewService(db, l, m, reg, exchange.NewHTTPPartner(time.Second), clk.Now),
 		Programme:    programme.NewService(db, l, m, consent, clk.Now),
 		Jobs:         jobs, Now: clk.Now,
-		ClientRate: 1000, ClientBurst: 1000, LoginRate: 1000, LoginBurst: 1000})
+		ClientRate: 1000, ClientBurst: 1000, LoginRate: 1000, LoginBurst: 1000}
+	if tune != nil {
+		tune(&deps)
+	}
+	s := New(deps)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &uiEnv{t: t, ctx: context.Background(), db: db, clock: clk, reg: reg, led: l, mem: m, cat: cat, srv: srv}

@@ -75,8 +75,9 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 		// [ui] deps
 		Jobs: web.NewAsynqJobs(a.redisOpt),
 
-		ClientRate:  a.cfg.ClientRate,
-		ClientBurst: a.cfg.ClientBurst,
+		ClientRate:     a.cfg.ClientRate,
+		ClientBurst:    a.cfg.ClientBurst,
+		TrustedProxies: a.cfg.TrustedProxies,
 	}, nil
 }
 

@@ -11,7 +11,9 @@ import (
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/outbox"
+	"github.com/coalitionhub/hub/internal/throttle"
 	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
 	"github.com/coalitionhub/hub/programme"
 	"github.com/coalitionhub/hub/settlement"
@@ -62,6 +64,14 @@ func (a *app) tasks(svc *services) []task {
 
 		{typ: outbox.TypeCleanup, handler: outbox.CleanupHandler(a.db, now),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "17 3 * * *"},
+		// Sign-in housekeeping: spent throttle rows, and sessions ended or
+		// expired more than a day ago.
+		{typ: throttle.TypeCleanup, handler: throttle.CleanupHandler(a.db, now),
+			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "23 * * * *"},
+		{typ: members.TypePruneSessions, handler: members.HandlePruneSessions(svc.members),
+			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "27 * * * *"},
+		{typ: partners.TypePruneStaffSessions, handler: partners.HandlePruneStaffSessions(svc.partners),
+			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "29 * * * *"},
 	}
 }
 

@@ -33,6 +33,11 @@ type Config struct {
 	SecretsKey  string
 	ClientRate  float64 // HUB_CLIENT_RATE: partner API requests per second per client
 	ClientBurst int     // HUB_CLIENT_BURST: burst of that token bucket
+	// TrustedProxies (HUB_TRUSTED_PROXIES, comma-separated IPs or CIDRs) are
+	// the reverse proxies whose X-Forwarded-For the hub believes when it
+	// takes a request's client IP (per-IP sign-in limits, logs). Empty, the
+	// default: none, so the client IP is always the connection's peer.
+	TrustedProxies []string
 	// PprofAddr (HUB_PPROF_ADDR) serves net/http/pprof on a separate
 	// listener when set; it must be a loopback address (profiles reveal
 	// internals and must never face the network). Empty: off.
@@ -90,6 +95,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.WebhookAllowLoopback, err = strconv.ParseBool(loopbackText); err != nil {
 		return c, fmt.Errorf("HUB_WEBHOOK_ALLOW_LOOPBACK must be 1 (allow loopback webhook receivers) or 0, got %q", loopbackText)
 	}
+	if c.TrustedProxies, err = proxyList(get("HUB_TRUSTED_PROXIES", "")); err != nil {
+		return c, err
+	}
 	if c.PprofAddr != "" && !loopback(c.PprofAddr) {
 		return c, fmt.Errorf("HUB_PPROF_ADDR must be a loopback address such as 127.0.0.1:6060, got %q", c.PprofAddr)
 	}
@@ -128,6 +136,7 @@ func (c Config) Redacted() []any {
 		"database", redactURL(c.DatabaseURL), "redis", redactURL(c.RedisURL),
 		"http", c.HTTPAddr, "public_url", c.PublicURL, "operator_tz", c.OperatorTZ,
 		"webhook_allow_loopback", c.WebhookAllowLoopback,
+		"trusted_proxies", strings.Join(c.TrustedProxies, ","),
 	}
 }
 
@@ -151,6 +160,23 @@ func redactURL(raw string) string {
 
 // RedactURL is redactURL for other packages' error messages.
 func RedactURL(raw string) string { return redactURL(raw) }
+
+// proxyList parses a comma-separated list of IP addresses and CIDRs.
+func proxyList(v string) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		_, _, cidrErr := net.ParseCIDR(p)
+		if cidrErr != nil && net.ParseIP(p) == nil {
+			return nil, fmt.Errorf("HUB_TRUSTED_PROXIES must list IP addresses or CIDRs separated by commas, got %q", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
 
 // loopback reports whether addr (host:port) names a loopback host.
 func loopback(addr string) bool {

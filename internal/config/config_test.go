@@ -73,3 +73,20 @@ func TestPprofAddrLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(nil))
+	if err != nil || c.TrustedProxies != nil {
+		t.Fatalf("default: %v, %v; want no trusted proxy", c.TrustedProxies, err)
+	}
+	c, err = Load(env(map[string]string{"HUB_TRUSTED_PROXIES": " 10.0.0.0/8, 192.168.1.7 ,::1,"}))
+	if err != nil || strings.Join(c.TrustedProxies, "|") != "10.0.0.0/8|192.168.1.7|::1" {
+		t.Fatalf("list: %v, %v", c.TrustedProxies, err)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "proxy.internal", "10.0.0.1:80", "*"} {
+		if _, err := Load(env(map[string]string{"HUB_TRUSTED_PROXIES": bad})); err == nil || !strings.Contains(err.Error(), "HUB_TRUSTED_PROXIES") {
+			t.Errorf("%q: %v; want an error naming HUB_TRUSTED_PROXIES", bad, err)
+		}
+	}
+}

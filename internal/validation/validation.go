@@ -3,7 +3,10 @@
 // problem with code invalid_request and one entry per offending field.
 package validation
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // FieldError names one bad field (JSON path, e.g. "items[3].amount") and why.
 type FieldError struct {
@@ -50,4 +53,19 @@ func New(field, message string) error {
 	e := &Error{}
 	e.Add(field, message)
 	return e
+}
+
+// Clip makes informational text (a user agent, an address) storable in a
+// text column of at most n bytes without refusing the request it came with:
+// invalid UTF-8 and NUL bytes are dropped and the rest is cut on a rune
+// boundary.
+func Clip(s string, n int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, ""), "\x00", "")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
