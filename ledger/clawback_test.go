@@ -261,3 +261,29 @@ func TestAuditFindsHeldPointsBeyondCover(t *testing.T) {
 	}
 	t.Fatalf("no hold check in %+v", rep)
 }
+
+// A capture whose hold a clawback uncovered may take pending points; its
+// reversal gives them back still pending, not spendable early.
+func TestReversedCaptureGivesPendingPointsBackPending(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.earn(1, 1, 100)
+	f.earn(1, 2, 50, func(r *ledger.EarnRequest) { r.AvailableAt = ptr(t0.Add(48 * time.Hour)) })
+	c := f.earn(1, 3, 60)
+	h, err := f.svc.Hold(f.ctx, ledger.HoldRequest{Idem: key(), MemberID: 1, PartnerID: 7, Points: 150, ExpiresAt: t0.Add(time.Hour), Purpose: "order"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Reverse(f.ctx, ledger.ReverseRequest{Idem: key(), TransactionID: c.ID}); err != nil {
+		t.Fatal(err)
+	}
+	f.wantParts(1, 150, 0, 50, 150, 0, 50)
+	capture, err := f.svc.Capture(f.ctx, ledger.CaptureRequest{Idem: key(), HoldID: h.ID})
+	if err != nil || capture.BalanceAfter != 0 {
+		t.Fatalf("capture = %+v, %v; want the settled 100 and the pending 50 taken", capture, err)
+	}
+	if _, err := f.svc.Reverse(f.ctx, ledger.ReverseRequest{Idem: key(), TransactionID: capture.ID}); err != nil {
+		t.Fatal(err)
+	}
+	f.wantParts(1, 150, 100, 50, 0, 0, 0)
+}

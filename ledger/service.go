@@ -709,8 +709,13 @@ func reverseSpend(tx *gorm.DB, o Transaction, m *account, p int64, base posting,
 		}
 		rest -= n
 		l := byID[c.LotID]
+		// Pending points (only a capture into debt takes them) stay pending.
+		avail := now
+		if l.AvailableAt.After(now) {
+			avail = l.AvailableAt
+		}
 		specs = append(specs, lotSpec{Amount: n, IssuerPartnerID: deref(l.IssuerPartnerID), OriginLotID: l.ID,
-			EarnedAt: l.EarnedAt, AvailableAt: now, ExpiresAt: l.ExpiresAt})
+			EarnedAt: l.EarnedAt, AvailableAt: avail, ExpiresAt: l.ExpiresAt})
 	}
 	if rest != 0 {
 		return Transaction{}, fmt.Errorf("reverse transaction %d: consumptions cover %d points less than the reversal", o.ID, rest)
