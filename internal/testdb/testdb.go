@@ -14,16 +14,17 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for admin statements
 	"gorm.io/gorm"
 
@@ -34,9 +35,8 @@ import (
 const defaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 var (
-	templateOnce sync.Once
-	templateName string
-	templateErr  error
+	templateMu   sync.Mutex
+	templateName string // built (or found) by this process; "" until then
 )
 
 // AdminURL is the server connection tests use to create databases.
@@ -61,27 +61,39 @@ func New(t testing.TB) *gorm.DB {
 func NewWithURL(t testing.TB) (*gorm.DB, string) {
 	t.Helper()
 	ctx := context.Background()
-	tpl, err := template(ctx)
-	if err != nil {
-		t.Fatalf("testdb: %v", err)
-	}
 	admin, err := sql.Open("pgx", AdminURL())
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
 	defer admin.Close()
 	name := "hubt_" + randomHex(8)
-	var createErr error
-	for attempt := 0; attempt < 20; attempt++ {
-		_, createErr = admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, tpl))
-		// Another CREATE from the same template may hold it for a moment.
-		if createErr == nil || !strings.Contains(createErr.Error(), "being accessed by other users") {
-			break
+	rebuilt := false
+	deadline := time.Now().Add(time.Minute)
+	for {
+		tpl, err := template(ctx)
+		if err != nil {
+			t.Fatalf("testdb: %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if createErr != nil {
-		t.Fatalf("testdb: create database: %v", createErr)
+		_, err = admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, tpl))
+		var pe *pgconn.PgError
+		errors.As(err, &pe)
+		switch {
+		case err == nil:
+		case pe != nil && pe.Code == "55006" && time.Now().Before(deadline):
+			// object_in_use: a session is connected to the template for a
+			// moment; wait for it.
+			time.Sleep(50 * time.Millisecond)
+			continue
+		case pe != nil && pe.Code == "3D000" && !rebuilt:
+			// invalid_catalog_name: the template is gone (dropped by hand, or
+			// by an older version of this package in another checkout).
+			forgetTemplate(tpl)
+			rebuilt = true
+			continue
+		default:
+			t.Fatalf("testdb: create database: %v", err)
+		}
+		break
 	}
 	dbURL := withDatabase(AdminURL(), name)
 	db, err := database.Open(ctx, dbURL, database.Options{MaxConns: 40})
@@ -102,13 +114,36 @@ func NewWithURL(t testing.TB) (*gorm.DB, string) {
 	return db, dbURL
 }
 
-// template builds the migrated template database once per fingerprint.
+// template builds the migrated template database once per fingerprint and
+// process, or finds it built by another test binary.
 func template(ctx context.Context) (string, error) {
-	templateOnce.Do(func() {
-		templateName, templateErr = buildTemplate(ctx)
-	})
-	return templateName, templateErr
+	templateMu.Lock()
+	defer templateMu.Unlock()
+	if templateName != "" {
+		return templateName, nil
+	}
+	name, err := buildTemplate(ctx)
+	if err != nil {
+		return "", err
+	}
+	templateName = name
+	return name, nil
 }
+
+// forgetTemplate makes the next template call look for (and build) name again.
+func forgetTemplate(name string) {
+	templateMu.Lock()
+	defer templateMu.Unlock()
+	if templateName == name {
+		templateName = ""
+	}
+}
+
+// keepTemplates is how many templates (the newest, by creation order) stay
+// on the server. Several checkouts with different migrations share one
+// server and each uses its own template while its tests run, so an older
+// template is dropped only once this many newer ones exist.
+const keepTemplates = 8
 
 func buildTemplate(ctx context.Context) (string, error) {
 	name := "hub_tpl_" + migrations.Fingerprint()
@@ -157,8 +192,9 @@ func buildTemplate(ctx context.Context) (string, error) {
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE %s RENAME TO %s`, building, name)); err != nil {
 		return "", err
 	}
-	// Templates of older migration sets are dead weight.
-	rows, err := conn.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'hub\_tpl\_%' AND datname <> $1`, name)
+	// Templates of much older migration sets are dead weight.
+	rows, err := conn.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'hub\_tpl\_%' AND datname <> $1
+		ORDER BY oid DESC OFFSET $2`, name, keepTemplates-1)
 	if err == nil {
 		var stale []string
 		for rows.Next() {
