@@ -133,7 +133,7 @@ func TestPartnerQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpc := &http.Client{Timeout: 15 * time.Second, Transport: &apitest.Transport{T: t, V: v}}
+	httpc := &http.Client{Timeout: 2 * time.Minute, Transport: &apitest.Transport{T: t, V: v}}
 	ctx := context.Background()
 
 	// The operator's first admin (the seed does this in `make run`).
