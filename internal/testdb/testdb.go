@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,7 +26,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for admin statements
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/internal/database"
@@ -61,7 +62,7 @@ func New(t testing.TB) *gorm.DB {
 func NewWithURL(t testing.TB) (*gorm.DB, string) {
 	t.Helper()
 	ctx := context.Background()
-	admin, err := sql.Open("pgx", AdminURL())
+	admin, err := sql.Open(driverName(), AdminURL())
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
@@ -96,13 +97,13 @@ func NewWithURL(t testing.TB) (*gorm.DB, string) {
 		break
 	}
 	dbURL := withDatabase(AdminURL(), name)
-	db, err := database.Open(ctx, dbURL, database.Options{MaxConns: 40})
+	db, err := database.Open(ctx, dbURL, database.Options{MaxConns: poolSize, DriverName: driverName()})
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
 	t.Cleanup(func() {
 		database.Close(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		drop, err := sql.Open("pgx", AdminURL())
+		drop, err := sql.Open(driverName(), AdminURL())
 		if err != nil {
 			return
 		}
@@ -112,6 +113,40 @@ func NewWithURL(t testing.TB) (*gorm.DB, string) {
 		}
 	})
 	return db, dbURL
+}
+
+// poolSize bounds each test database's pool. Concurrency tests run hundreds
+// of goroutines through it; with two tests per package binary and two
+// binaries at a time, one suite run needs at most about 80 connections, and
+// the shared server may be serving other runs too (a full server makes
+// connections wait, see slotWaiter).
+const poolSize = 20
+
+// slotWaiter is pgx's database/sql driver, except that a connection the
+// server refuses for want of a free slot (too_many_connections, 53300) is
+// tried again for up to two minutes. Tests share one server with other test
+// runs on a busy machine: a full server is a reason to wait, not a failure
+// of the code under test.
+type slotWaiter struct{ driver.Driver }
+
+func (d slotWaiter) Open(name string) (driver.Conn, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		c, err := d.Driver.Open(name)
+		var pe *pgconn.PgError
+		if err == nil || !errors.As(err, &pe) || pe.Code != "53300" || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var registerOnce sync.Once
+
+// driverName registers slotWaiter once and returns its name.
+func driverName() string {
+	registerOnce.Do(func() { sql.Register("pgx-testdb", slotWaiter{stdlib.GetDefaultDriver()}) })
+	return "pgx-testdb"
 }
 
 // template builds the migrated template database once per fingerprint and
@@ -147,7 +182,7 @@ const keepTemplates = 8
 
 func buildTemplate(ctx context.Context) (string, error) {
 	name := "hub_tpl_" + migrations.Fingerprint()
-	admin, err := sql.Open("pgx", AdminURL())
+	admin, err := sql.Open(driverName(), AdminURL())
 	if err != nil {
 		return "", err
 	}
@@ -180,7 +215,7 @@ func buildTemplate(ctx context.Context) (string, error) {
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s`, building)); err != nil {
 		return "", err
 	}
-	mdb, err := sql.Open("pgx", withDatabase(AdminURL(), building))
+	mdb, err := sql.Open(driverName(), withDatabase(AdminURL(), building))
 	if err != nil {
 		return "", err
 	}
