@@ -66,7 +66,7 @@ docs-vendor: openapi-tools
 ## chaos: kill the hub, its worker, a private PostgreSQL and a private Redis under load (docs/reliability.md)
 .PHONY: chaos
 chaos: check-go services
-	@. $(ENV) && go test -tags chaos -count=1 -timeout 10m -run '^TestChaos' -v ./cmd/hub/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+chaos_test)' ; exit $${PIPESTATUS[0]}
+	@. $(ENV) && go test -tags chaos -count=1 -timeout 30m -run '^TestChaos' -v ./cmd/hub/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+chaos_\w*test)' ; exit $${PIPESTATUS[0]}
 
 ## services: make sure PostgreSQL and Redis are reachable (writes .data/services.env)
 services:

@@ -89,7 +89,9 @@ func newEnv(t *testing.T, simCfg partnersim.Config) *env {
 	sim := partnersim.New(simCfg)
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
-	client := exchange.NewHTTPPartner(300 * time.Millisecond)
+	// No test waits for this timeout: one that needs the client to give up
+	// says when (givesUpWhenHeld), so a slow machine cannot fail a call.
+	client := exchange.NewHTTPPartner(time.Minute)
 	e := &env{db: db, clk: clk, sim: sim, ledger: l, members: m, registry: ps, partnerID: p.ID, memberID: mem.ID, client: client}
 	e.svc = exchange.NewService(db, l, m, ps, client, clk.Now)
 	e.programme, err = e.svc.CreateProgramme(ctx, exchange.NewProgramme{PartnerID: p.ID, Code: "skymiles", Name: "Sky Miles",
@@ -220,13 +222,35 @@ func TestOutboundCompletes(t *testing.T) {
 	e.assertOnce(t, x)
 }
 
+// givesUpWhenHeld is a partner client that gives up on a credit call as soon
+// as the simulator has applied it and holds its answer: a client timeout
+// that strikes at the same point however fast or slow the machine is.
+type givesUpWhenHeld struct {
+	exchange.Partner
+	held <-chan struct{}
+}
+
+func (g givesUpWhenHeld) Credit(ctx context.Context, ep exchange.Endpoint, r exchange.CreditRequest) (exchange.CreditResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-g.held:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return g.Partner.Credit(ctx, ep, r)
+}
+
 func TestOutboundTimeoutIsRetriedOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, partnersim.Config{})
 	x := e.confirm(t, 10000)
 	// The partner applies the credit but answers after the client gave up.
-	e.sim.HangNext(1, 2*time.Second)
-	err := e.svc.Deliver(context.Background(), x.ID)
+	e.sim.HangNext(1, time.Hour)
+	impatient := exchange.NewService(e.db, e.ledger, e.members, e.registry, givesUpWhenHeld{e.client, e.sim.Held()}, e.clk.Now)
+	err := impatient.Deliver(context.Background(), x.ID)
 	if !errors.Is(err, exchange.ErrTransient) {
 		t.Fatalf("deliver with a hanging partner: err = %v, want ErrTransient", err)
 	}
@@ -309,8 +333,13 @@ func TestPendingResolvedHoursLaterWithDuplicateCallbacks(t *testing.T) {
 	if _, err := e.svc.Poll(ctx, 10); err != nil {
 		t.Fatal(err)
 	}
-	if len(cbErrs) != 2 || cbErrs[0] != nil || cbErrs[1] != nil {
-		t.Fatalf("callbacks: %v, want two successful calls", cbErrs)
+	// The partner sends its callbacks before it answers the poll, so both
+	// have been handled by the time Poll returns.
+	mu.Lock()
+	calls := append([]error(nil), cbErrs...)
+	mu.Unlock()
+	if len(calls) != 2 || calls[0] != nil || calls[1] != nil {
+		t.Fatalf("callbacks: %v, want two successful calls", calls)
 	}
 	e.assertOnce(t, x)
 	got := e.get(t, x.ID)

@@ -33,7 +33,7 @@ func TestExchangeHTTP(t *testing.T) {
 	e := newAuthEnv(t, func(d *Deps) {
 		l = ledger.NewService(d.DB, time.Now)
 		m = members.NewService(d.DB, l, time.Now)
-		xs = exchange.NewService(d.DB, l, m, d.Partners, exchange.NewHTTPPartner(2*time.Second), time.Now)
+		xs = exchange.NewService(d.DB, l, m, d.Partners, exchange.NewHTTPPartner(time.Minute), time.Now)
 		d.Ledger, d.Members, d.Exchange = l, m, xs
 	})
 	ctx := context.Background()

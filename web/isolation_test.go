@@ -67,7 +67,7 @@ func newHubEnv(t testing.TB, tune func(*Deps)) *hubEnv {
 	tx := partners.NewTransactions(db, l, m, consent, reg, rules, clk.Now)
 	cat := catalog.NewService(db, l, m, reg, clk.Now)
 	set := settlement.NewService(db, settlement.Options{Location: time.UTC, BaseCurrency: "EUR", Now: clk.Now})
-	xch := exchange.NewService(db, l, m, reg, exchange.NewHTTPPartner(2*time.Second), clk.Now)
+	xch := exchange.NewService(db, l, m, reg, exchange.NewHTTPPartner(time.Minute), clk.Now)
 	prog := programme.NewService(db, l, m, consent, clk.Now)
 	tx.Programme = prog
 	deps := Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),

@@ -73,7 +73,7 @@ func newUIEnvWith(t *testing.T, jobs Jobs, tune func(*Deps)) *uiEnv {
 		Transactions: partners.NewTransactions(db, l, m, consent, reg, rules, clk.Now),
 		Catalog:      cat,
 		Settlement:   settlement.NewService(db, settlement.Options{Location: time.UTC, BaseCurrency: "EUR", Now: clk.Now}),
-		Exchange:     exchange.NewService(db, l, m, reg, exchange.NewHTTPPartner(time.Second), clk.Now),
+		Exchange:     exchange.NewService(db, l, m, reg, exchange.NewHTTPPartner(time.Minute), clk.Now),
 		Programme:    programme.NewService(db, l, m, consent, clk.Now),
 		Jobs:         jobs, Now: clk.Now,
 		ClientRate: 1000, ClientBurst: 1000, LoginRate: 1000, LoginBurst: 1000}

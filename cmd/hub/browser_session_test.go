@@ -32,11 +32,16 @@ type browserSession struct {
 
 	mu      sync.Mutex
 	console []string // errors and exceptions the pages logged
+	drained chan struct{}
 }
+
+// drainMarker is logged by assertNoConsoleErrors: the console keeps the order
+// of messages, so once the collector sees it, it has seen everything before.
+const drainMarker = "hub-test: console drained"
 
 // browserStepTimeout bounds one step (a navigation and its waits): a page
 // that never shows the awaited element fails the test instead of hanging it.
-const browserStepTimeout = 30 * time.Second
+const browserStepTimeout = 2 * time.Minute
 
 // chromiumPath finds Debian's Chromium. Without it the test is skipped
 // locally and fails in CI (CI=true), where `make test` installs it.
@@ -96,7 +101,7 @@ func newBrowser(t *testing.T, exe, base string) *browserSession {
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatalf("start Chromium (%s): %v", exe, err)
 	}
-	b := &browserSession{ctx: ctx, base: base, shots: screenshotDir(t), dlDir: t.TempDir()}
+	b := &browserSession{ctx: ctx, base: base, shots: screenshotDir(t), dlDir: t.TempDir(), drained: make(chan struct{}, 1)}
 
 	// The console's irreversible actions ask window.confirm: accept, and count.
 	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
@@ -118,6 +123,10 @@ func newBrowser(t *testing.T, exe, base string) *browserSession {
 			// The pages declare no icon, so Chromium asks for /favicon.ico
 			// and logs its 404; that is not a page error.
 			if strings.HasSuffix(m.URL, "/favicon.ico") {
+				continue
+			}
+			if m.Type == chromedp.ConsoleInfo && m.Text == drainMarker {
+				b.drained <- struct{}{}
 				continue
 			}
 			if m.Type == chromedp.ConsoleError || m.IsException() {
@@ -275,8 +284,12 @@ func (b *browserSession) download(t *testing.T, sel string) []byte {
 // how Chromium reports a Content-Security-Policy violation or a broken asset.
 func (b *browserSession) assertNoConsoleErrors(t *testing.T) {
 	t.Helper()
-	// Give the collector a moment to drain what the last page logged.
-	time.Sleep(100 * time.Millisecond)
+	b.run(t, "log the drain marker", chromedp.Evaluate[chromedp.Void](`console.info("`+drainMarker+`")`))
+	select {
+	case <-b.drained:
+	case <-time.After(browserStepTimeout):
+		t.Fatalf("the console collector did not see the drain marker within %v", browserStepTimeout)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.console) > 0 {

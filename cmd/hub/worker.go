@@ -138,6 +138,7 @@ func (a *app) worker(ctx context.Context) error {
 
 	client := asynq.NewClient(a.redisOpt)
 	relay := outbox.NewRelay(a.db, client, a.log, func(typ string) []asynq.Option { return optsByType[typ] })
+	relay.Redis = a.redisOpt
 	relayDone := make(chan struct{})
 	inspector := asynq.NewInspector(a.redisOpt)
 	defer inspector.Close()

@@ -64,6 +64,7 @@ type Sim struct {
 	failNext int
 	hangNext int
 	hang     time.Duration
+	held     chan struct{}
 	requests int
 	applied  int
 }
@@ -73,7 +74,8 @@ func New(cfg Config) *Sim {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Sim{cfg: cfg, rnd: rand.New(rand.NewPCG(cfg.Seed, 7)), credits: map[string]*credit{}, balances: map[string]int64{}}
+	return &Sim{cfg: cfg, rnd: rand.New(rand.NewPCG(cfg.Seed, 7)), credits: map[string]*credit{}, balances: map[string]int64{},
+		held: make(chan struct{}, 64)}
 }
 
 // Set replaces the switches (the credits and balances stay).
@@ -89,6 +91,11 @@ func (s *Sim) FailNext(n int) { s.mu.Lock(); s.failNext = n; s.mu.Unlock() }
 // HangNext makes the next n requests do their work, then hold the answer for
 // d (a client with a shorter timeout gives up without learning the outcome).
 func (s *Sim) HangNext(n int, d time.Duration) { s.mu.Lock(); s.hangNext, s.hang = n, d; s.mu.Unlock() }
+
+// Held receives once for each request that HangNext holds, when its work is
+// done and the answer starts waiting: the moment a caller's timeout would
+// strike. A test that gives up then needs no timing of its own.
+func (s *Sim) Held() <-chan struct{} { return s.held }
 
 // Balance is what the simulator credited to account, in units.
 func (s *Sim) Balance(account string) int64 {
@@ -143,6 +150,10 @@ func (s *Sim) middleware(next http.Handler) http.Handler {
 			// The work is done, but the answer comes too late for the caller.
 			rec := httptest.NewRecorder()
 			next.ServeHTTP(rec, r)
+			select {
+			case s.held <- struct{}{}:
+			default:
+			}
 			select {
 			case <-time.After(hang):
 			case <-r.Context().Done():

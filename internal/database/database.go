@@ -24,12 +24,15 @@ import (
 // Options tune the pool; zero values take sensible defaults.
 type Options struct {
 	MaxConns int
+	// DriverName is the database/sql driver; empty means pgx's. The tests
+	// register one that waits for a free connection slot on a shared server.
+	DriverName string
 }
 
 // Open connects to PostgreSQL and checks that it answers. The error tells a
 // newcomer what to do when it does not.
 func Open(ctx context.Context, url string, opts Options) (*gorm.DB, error) {
-	db, err := gorm.Open(postgres.New(postgres.Config{DSN: url}), &gorm.Config{
+	db, err := gorm.Open(postgres.New(postgres.Config{DSN: url, DriverName: opts.DriverName}), &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
 		PrepareStmt:            false,

@@ -93,7 +93,13 @@ type Relay struct {
 	MaxWait time.Duration // longest backoff while Redis is unreachable
 	// VerifyEvery is how often Run checks sent rows against Redis (Verify).
 	VerifyEvery time.Duration
-	retained    time.Duration
+	// Redis, when set, is where Verify registers a queue that Redis forgot.
+	// A Redis restarted without persistence no longer lists its queues, and
+	// asynq's client lists a queue only on its first enqueue in a process,
+	// so every lookup answers "queue not found" (and no finished row could
+	// be marked done) until an enqueue through a new client lists it again.
+	Redis    asynq.RedisConnOpt
+	retained time.Duration
 }
 
 // NewRelay builds a relay. opts supplies per-task-type asynq options (retries,
@@ -103,7 +109,7 @@ func NewRelay(db *gorm.DB, q Enqueuer, log *slog.Logger, opts func(string) []asy
 		opts = func(string) []asynq.Option { return nil }
 	}
 	return &Relay{db: db, q: q, log: log, opts: opts, Batch: 200, Idle: 200 * time.Millisecond,
-		MaxWait: 30 * time.Second, VerifyEvery: 30 * time.Second, retained: 24 * time.Hour}
+		MaxWait: 5 * time.Second, VerifyEvery: 10 * time.Second, retained: 24 * time.Hour}
 }
 
 // TaskID is the asynq task id of an outbox row: stable across relay restarts,
@@ -163,15 +169,20 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 
 // Run relays until ctx is cancelled, backing off exponentially (up to MaxWait)
 // while enqueueing fails, e.g. when Redis is down. With a lookup it also
-// runs Verify every VerifyEvery.
+// runs Verify every VerifyEvery, at once when enqueueing works again after
+// failing (Redis may have come back without the tasks it held), and again
+// within MaxWait when a pass fails.
 func (r *Relay) Run(ctx context.Context, lookup TaskLookup) error {
 	wait := r.Idle
-	lastVerify := time.Now()
+	verifyAt := time.Now().Add(r.VerifyEvery)
+	failing := false
 	for {
-		if lookup != nil && time.Since(lastVerify) >= r.VerifyEvery {
-			lastVerify = time.Now()
+		if lookup != nil && !time.Now().Before(verifyAt) {
 			if _, err := r.Verify(ctx, lookup); err != nil && ctx.Err() == nil {
-				r.log.Warn("outbox verify: will retry", "err", err)
+				r.log.Warn("outbox verify: will retry", "err", err, "retry_in", r.MaxWait)
+				verifyAt = time.Now().Add(r.MaxWait)
+			} else {
+				verifyAt = time.Now().Add(r.VerifyEvery)
 			}
 		}
 		n, err := r.RelayOnce(ctx)
@@ -179,8 +190,13 @@ func (r *Relay) Run(ctx context.Context, lookup TaskLookup) error {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
+			wait = min(max(wait, r.Idle)*2, r.MaxWait)
 			r.log.Warn("outbox relay: will retry", "err", err, "retry_in", wait)
-			wait = min(wait*2, r.MaxWait)
+			failing = true
+		case failing:
+			// Enqueueing works again after an outage: check at once what
+			// Redis still holds of the tasks sent before it.
+			failing, verifyAt, wait = false, time.Now(), 0
 		case n == r.Batch:
 			wait = 0 // more waiting; go again at once
 		default:
@@ -202,23 +218,50 @@ type TaskLookup interface {
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
 }
 
-// Verify checks rows that were sent but not yet seen finished against
-// asynq. A finished task (completed, or archived after its last retry) marks
-// its row done. A task Redis no longer knows was lost after it was accepted
-// (Redis restarted without persistence, or was flushed): the row is enqueued
-// again under the same task id. Tasks are kept 24 hours after completion
-// (Retention), so "not found" within that window means lost, not finished;
-// rows older than the window are marked done without a look. It returns how
-// many rows it re-enqueued.
+// Verify checks every row that was sent but not yet seen finished against
+// asynq, a page of Batch rows at a time in id order. A finished task
+// (completed, or archived after its last retry) marks its row done. A task
+// Redis no longer knows was lost after it was accepted (Redis restarted
+// without persistence, or was flushed): the row is enqueued again under the
+// same task id. Tasks are kept 24 hours after completion (Retention), so "not
+// found" within that window means lost, not finished; rows older than the
+// window are marked done without a look. A pass covers all rows, however many
+// stay in flight (retrying for hours) ahead of a lost one. It returns how
+// many rows it re-enqueued; on the first failing lookup or enqueue it stops
+// and returns the error, and the next pass starts again from the beginning.
 func (r *Relay) Verify(ctx context.Context, lookup TaskLookup) (int, error) {
-	var rows []row
-	if err := r.db.WithContext(ctx).Raw(`SELECT * FROM outbox WHERE sent_at IS NOT NULL AND done_at IS NULL
-		ORDER BY id LIMIT ?`, r.Batch*5).Scan(&rows).Error; err != nil {
-		return 0, err
+	redone := 0
+	var after int64
+	for {
+		var rows []row
+		if err := r.db.WithContext(ctx).Raw(`SELECT * FROM outbox WHERE sent_at IS NOT NULL AND done_at IS NULL
+			AND id > ? ORDER BY id LIMIT ?`, after, r.Batch).Scan(&rows).Error; err != nil {
+			return redone, err
+		}
+		if len(rows) == 0 {
+			return redone, nil
+		}
+		n, err := r.verifyPage(ctx, lookup, rows)
+		redone += n
+		if err != nil || len(rows) < r.Batch {
+			return redone, err
+		}
+		after = rows[len(rows)-1].ID
 	}
+}
+
+// verifyPage is Verify for one page of rows.
+func (r *Relay) verifyPage(ctx context.Context, lookup TaskLookup, rows []row) (int, error) {
 	var done []int64
 	redone := 0
 	horizon := time.Now().Add(-r.retained + time.Hour)
+	var failed error
+	var fresh *asynq.Client // lists a forgotten queue again; see Relay.Redis
+	defer func() {
+		if fresh != nil {
+			_ = fresh.Close()
+		}
+	}()
 	for _, m := range rows {
 		if m.SentAt.Before(horizon) {
 			done = append(done, m.ID)
@@ -236,17 +279,27 @@ func (r *Relay) Verify(ctx context.Context, lookup TaskLookup) (int, error) {
 			// "Queue not found" can also mean only that Redis lost its list of
 			// queue names (a client registers a queue once per process), so
 			// the enqueue itself decides: a conflict means the task is there.
-			_, err := r.q.EnqueueContext(ctx, asynq.NewTask(m.TaskType, m.Payload), opts...)
+			q := r.q
+			if errors.Is(err, asynq.ErrQueueNotFound) && r.Redis != nil {
+				if fresh == nil {
+					fresh = asynq.NewClient(r.Redis)
+				}
+				q = fresh
+			}
+			_, err := q.EnqueueContext(ctx, asynq.NewTask(m.TaskType, m.Payload), opts...)
 			switch {
 			case err == nil:
 				r.log.Warn("outbox task was lost by Redis: enqueued again", "outbox_id", m.ID, "type", m.TaskType)
 				redone++
 			case errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask):
 			default:
-				return redone, fmt.Errorf("re-enqueue outbox %d (%s): %w", m.ID, m.TaskType, err)
+				failed = fmt.Errorf("re-enqueue outbox %d (%s): %w", m.ID, m.TaskType, err)
 			}
 		default:
-			return redone, fmt.Errorf("look up outbox %d: %w", m.ID, err)
+			failed = fmt.Errorf("look up outbox %d: %w", m.ID, err)
+		}
+		if failed != nil {
+			break
 		}
 	}
 	if len(done) > 0 {
@@ -254,7 +307,7 @@ func (r *Relay) Verify(ctx context.Context, lookup TaskLookup) (int, error) {
 			return redone, err
 		}
 	}
-	return redone, nil
+	return redone, failed
 }
 
 // Pending counts rows not yet sent; the console and /metrics show it.

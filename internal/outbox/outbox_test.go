@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -31,6 +32,19 @@ func writeCommitted(t *testing.T, db *gorm.DB, n int) {
 		if err != nil {
 			t.Fatalf("write: %v", err)
 		}
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after a deadline that
+// only a broken mechanism, not a busy machine, overruns.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after 2 minutes waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -94,32 +108,29 @@ func TestRowsWaitWhileRedisIsDownThenDeliverOnce(t *testing.T) {
 	srv.Stop()
 	writeCommitted(t, db, 5) // the domain keeps committing while Redis is down
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	_ = relay.Run(ctx, nil) // fails and backs off the whole time
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { _ = relay.Run(ctx, nil); close(stopped) }() // fails and backs off the whole time
+	waitFor(t, "the relay to try (and fail) twice while Redis is down", func() bool {
+		var attempts int64
+		db.Raw(`SELECT coalesce(max(attempts), 0) FROM outbox`).Scan(&attempts)
+		return attempts >= 2
+	})
 	cancel()
+	<-stopped
 	pending, err := outbox.Pending(context.Background(), db)
 	if err != nil || pending != 5 {
 		t.Fatalf("while Redis is down: %d rows pending (err %v), want 5", pending, err)
 	}
-	var attempts int64
-	db.Raw(`SELECT max(attempts) FROM outbox`).Scan(&attempts)
-	if attempts == 0 {
-		t.Fatalf("relay never tried while Redis was down")
-	}
 
 	srv.Start()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := relay.RelayOnce(context.Background()); err == nil {
-			if p, _ := outbox.Pending(context.Background(), db); p == 0 {
-				break
-			}
+	waitFor(t, "the rows to be relayed after Redis came back", func() bool {
+		if _, err := relay.RelayOnce(context.Background()); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rows not delivered after Redis came back")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		p, _ := outbox.Pending(context.Background(), db)
+		return p == 0
+	})
 	if got := pendingTasks(t, opt); got != 5 {
 		t.Fatalf("asynq pending after recovery: got %d, want exactly 5", got)
 	}
@@ -175,6 +186,7 @@ func TestVerifyReenqueuesTasksRedisLost(t *testing.T) {
 	inspector := asynq.NewInspector(opt)
 	t.Cleanup(func() { inspector.Close() })
 	relay := outbox.NewRelay(db, client, quiet, nil)
+	relay.Redis = opt
 	ctx := context.Background()
 
 	var mu sync.Mutex
@@ -196,19 +208,11 @@ func TestVerifyReenqueuesTasksRedisLost(t *testing.T) {
 		return w
 	}
 	waitSeen := func(n int) {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		waitFor(t, fmt.Sprintf("%d distinct tasks to run", n), func() bool {
 			mu.Lock()
-			got := len(seen)
-			mu.Unlock()
-			if got >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("processed %d distinct tasks, want %d", got, n)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			defer mu.Unlock()
+			return len(seen) >= n
+		})
 	}
 
 	// Normal life: tasks finish and their rows are marked done.
@@ -254,7 +258,7 @@ func TestVerifyReenqueuesTasksRedisLost(t *testing.T) {
 	w = startWorker()
 	t.Cleanup(w.Shutdown)
 	waitSeen(5)
-	time.Sleep(200 * time.Millisecond) // a duplicate would show up by now
+	waitSettled(t, inspector) // nothing left that could run a task twice
 	mu.Lock()
 	defer mu.Unlock()
 	for _, n := range []int{0, 1, 10, 11, 12} {
@@ -271,3 +275,13 @@ func (nopLogger) Info(...any)  {}
 func (nopLogger) Warn(...any)  {}
 func (nopLogger) Error(...any) {}
 func (nopLogger) Fatal(...any) {}
+
+// waitSettled waits until asynq's default queue holds no task that may still
+// run (pending, active, scheduled or waiting to retry).
+func waitSettled(t *testing.T, in *asynq.Inspector) {
+	t.Helper()
+	waitFor(t, "the default queue to settle", func() bool {
+		q, err := in.GetQueueInfo("default")
+		return err == nil && q.Pending+q.Active+q.Scheduled+q.Retry == 0
+	})
+}

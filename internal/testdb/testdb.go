@@ -13,18 +13,20 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for admin statements
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/internal/database"
@@ -34,9 +36,8 @@ import (
 const defaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 var (
-	templateOnce sync.Once
-	templateName string
-	templateErr  error
+	templateMu   sync.Mutex
+	templateName string // built (or found) by this process; "" until then
 )
 
 // AdminURL is the server connection tests use to create databases.
@@ -61,36 +62,48 @@ func New(t testing.TB) *gorm.DB {
 func NewWithURL(t testing.TB) (*gorm.DB, string) {
 	t.Helper()
 	ctx := context.Background()
-	tpl, err := template(ctx)
-	if err != nil {
-		t.Fatalf("testdb: %v", err)
-	}
-	admin, err := sql.Open("pgx", AdminURL())
+	admin, err := sql.Open(driverName(), AdminURL())
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
 	defer admin.Close()
 	name := "hubt_" + randomHex(8)
-	var createErr error
-	for attempt := 0; attempt < 20; attempt++ {
-		_, createErr = admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, tpl))
-		// Another CREATE from the same template may hold it for a moment.
-		if createErr == nil || !strings.Contains(createErr.Error(), "being accessed by other users") {
-			break
+	rebuilt := false
+	deadline := time.Now().Add(time.Minute)
+	for {
+		tpl, err := template(ctx)
+		if err != nil {
+			t.Fatalf("testdb: %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if createErr != nil {
-		t.Fatalf("testdb: create database: %v", createErr)
+		_, err = admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, tpl))
+		var pe *pgconn.PgError
+		errors.As(err, &pe)
+		switch {
+		case err == nil:
+		case pe != nil && pe.Code == "55006" && time.Now().Before(deadline):
+			// object_in_use: a session is connected to the template for a
+			// moment; wait for it.
+			time.Sleep(50 * time.Millisecond)
+			continue
+		case pe != nil && pe.Code == "3D000" && !rebuilt:
+			// invalid_catalog_name: the template is gone (dropped by hand, or
+			// by an older version of this package in another checkout).
+			forgetTemplate(tpl)
+			rebuilt = true
+			continue
+		default:
+			t.Fatalf("testdb: create database: %v", err)
+		}
+		break
 	}
 	dbURL := withDatabase(AdminURL(), name)
-	db, err := database.Open(ctx, dbURL, database.Options{MaxConns: 40})
+	db, err := database.Open(ctx, dbURL, database.Options{MaxConns: poolSize, DriverName: driverName()})
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
 	t.Cleanup(func() {
 		database.Close(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		drop, err := sql.Open("pgx", AdminURL())
+		drop, err := sql.Open(driverName(), AdminURL())
 		if err != nil {
 			return
 		}
@@ -102,17 +115,74 @@ func NewWithURL(t testing.TB) (*gorm.DB, string) {
 	return db, dbURL
 }
 
-// template builds the migrated template database once per fingerprint.
-func template(ctx context.Context) (string, error) {
-	templateOnce.Do(func() {
-		templateName, templateErr = buildTemplate(ctx)
-	})
-	return templateName, templateErr
+// poolSize bounds each test database's pool. Concurrency tests run hundreds
+// of goroutines through it; with two tests per package binary and two
+// binaries at a time, one suite run needs at most about 80 connections, and
+// the shared server may be serving other runs too (a full server makes
+// connections wait, see slotWaiter).
+const poolSize = 20
+
+// slotWaiter is pgx's database/sql driver, except that a connection the
+// server refuses for want of a free slot (too_many_connections, 53300) is
+// tried again for up to two minutes. Tests share one server with other test
+// runs on a busy machine: a full server is a reason to wait, not a failure
+// of the code under test.
+type slotWaiter struct{ driver.Driver }
+
+func (d slotWaiter) Open(name string) (driver.Conn, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		c, err := d.Driver.Open(name)
+		var pe *pgconn.PgError
+		if err == nil || !errors.As(err, &pe) || pe.Code != "53300" || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
+
+var registerOnce sync.Once
+
+// driverName registers slotWaiter once and returns its name.
+func driverName() string {
+	registerOnce.Do(func() { sql.Register("pgx-testdb", slotWaiter{stdlib.GetDefaultDriver()}) })
+	return "pgx-testdb"
+}
+
+// template builds the migrated template database once per fingerprint and
+// process, or finds it built by another test binary.
+func template(ctx context.Context) (string, error) {
+	templateMu.Lock()
+	defer templateMu.Unlock()
+	if templateName != "" {
+		return templateName, nil
+	}
+	name, err := buildTemplate(ctx)
+	if err != nil {
+		return "", err
+	}
+	templateName = name
+	return name, nil
+}
+
+// forgetTemplate makes the next template call look for (and build) name again.
+func forgetTemplate(name string) {
+	templateMu.Lock()
+	defer templateMu.Unlock()
+	if templateName == name {
+		templateName = ""
+	}
+}
+
+// keepTemplates is how many templates (the newest, by creation order) stay
+// on the server. Several checkouts with different migrations share one
+// server and each uses its own template while its tests run, so an older
+// template is dropped only once this many newer ones exist.
+const keepTemplates = 8
 
 func buildTemplate(ctx context.Context) (string, error) {
 	name := "hub_tpl_" + migrations.Fingerprint()
-	admin, err := sql.Open("pgx", AdminURL())
+	admin, err := sql.Open(driverName(), AdminURL())
 	if err != nil {
 		return "", err
 	}
@@ -145,7 +215,7 @@ func buildTemplate(ctx context.Context) (string, error) {
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s`, building)); err != nil {
 		return "", err
 	}
-	mdb, err := sql.Open("pgx", withDatabase(AdminURL(), building))
+	mdb, err := sql.Open(driverName(), withDatabase(AdminURL(), building))
 	if err != nil {
 		return "", err
 	}
@@ -157,8 +227,9 @@ func buildTemplate(ctx context.Context) (string, error) {
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE %s RENAME TO %s`, building, name)); err != nil {
 		return "", err
 	}
-	// Templates of older migration sets are dead weight.
-	rows, err := conn.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'hub\_tpl\_%' AND datname <> $1`, name)
+	// Templates of much older migration sets are dead weight.
+	rows, err := conn.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'hub\_tpl\_%' AND datname <> $1
+		ORDER BY oid DESC OFFSET $2`, name, keepTemplates-1)
 	if err == nil {
 		var stale []string
 		for rows.Next() {

@@ -152,13 +152,15 @@ func (s *Server) Start() {
 	}
 	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.Port)})
 	defer c.Close()
-	for i := 0; i < 100; i++ {
+	// A loaded machine may take seconds to start a process; a minute is for
+	// a server that will not start at all.
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
 		if c.Ping(context.Background()).Err() == nil {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatalf("redis-server on port %d did not answer", s.Port)
+	s.t.Fatalf("redis-server on port %d did not answer within a minute", s.Port)
 }
 
 // Stop kills the server (like an outage: no graceful save) and waits for it.
