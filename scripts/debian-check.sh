@@ -16,13 +16,13 @@
 #                       (default /var/tmp/hub-debian-check; never inside the repository)
 #   DEBIAN_CHECK_MIRROR Debian mirror (default http://deb.debian.org/debian)
 #   DEBIAN_CHECK_FRESH  1: run debootstrap again instead of unpacking the cached base
-#   DEBIAN_CHECK_STEPS  which of the two commands to run (default "test run")
+#   DEBIAN_CHECK_STEPS  which of the two commands to run, in order (default "run test")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 DIR=${DEBIAN_CHECK_DIR:-/var/tmp/hub-debian-check}
 MIRROR=${DEBIAN_CHECK_MIRROR:-http://deb.debian.org/debian}
-STEPS=${DEBIAN_CHECK_STEPS:-test run}
+STEPS=${DEBIAN_CHECK_STEPS:-run test}
 ROOT=$DIR/root
 BASE=$DIR/bookworm-minbase.tar
 LOGS=$DIR/logs
