@@ -10,7 +10,10 @@
 # own network, mount and PID namespaces: its loopback is its own, so its
 # PostgreSQL, Redis and hub never meet the host's, and slirp4netns gives it
 # the outside network for apt-get and the Go module proxy. Everything it
-# starts dies with the PID namespace. Only committed work is checked.
+# starts dies with the PID namespace. Only committed work is checked. The
+# root filesystem is minbase plus the host's local CA certificates
+# (/usr/local/share/ca-certificates), which only a host behind a
+# TLS-inspecting proxy has.
 #
 #   DEBIAN_CHECK_DIR    where the root filesystem, its cached base and the logs live
 #                       (default /var/tmp/hub-debian-check; never inside the repository)
@@ -73,6 +76,13 @@ root_filesystem() {
 	fi
 	# slirp4netns answers DNS on 10.0.2.3 with the host's resolver.
 	echo "nameserver 10.0.2.3" >"$ROOT/etc/resolv.conf"
+	# The host's local CA certificates (Debian's place for them), so that a
+	# host behind a TLS-inspecting proxy can reach the Go module proxy: when
+	# make installs ca-certificates, it adds them to the bundle.
+	if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+		mkdir -p "$ROOT/usr/local/share/ca-certificates"
+		cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+	fi
 }
 
 copy_go() {
