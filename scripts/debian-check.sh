@@ -150,7 +150,8 @@ make_run() {
 	say "inside: make run, until /readyz answers 200 (log: $LOGS/make-run.log)"
 	inside '
 		cd /root/hub
-		setsid make run >/tmp/make-run.log 2>&1 &
+		: >/tmp/make-run.log
+		setsid make run >>/tmp/make-run.log 2>&1 &
 		pid=$!
 		tail -n +1 -f /tmp/make-run.log &
 		readyz() {

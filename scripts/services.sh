@@ -137,7 +137,7 @@ ensure_redis() {
 }
 
 # Tests need redis-server on PATH to simulate outages with a throwaway server.
-command -v redis-server >/dev/null || apt_install "Redis (the tests start throwaway servers)" redis-server
+command -v redis-server >/dev/null || apt_install "Redis" redis-server
 
 ensure_postgres
 ensure_redis
