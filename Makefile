@@ -10,23 +10,22 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
 
 ## run: install/start PostgreSQL and Redis if needed, migrate, seed the demo coalition, serve
 run: check-go services build
-	@go build -o bin/partnersim ./cmd/partnersim
+	@CGO_ENABLED=0 bash scripts/gobuild.sh "the partner simulator" -o=bin/partnersim ./cmd/partnersim
 	@bash scripts/run.sh
 
 ## test: the same services, then gofmt, go vet, the lint of the API document, the whole suite
 ## with the race detector, and a short run of every fuzz target (FUZZTIME, default 3s each)
-test: check-go services lint browser-deps openapi-lint
+test: check-go test-deps services lint openapi-lint
+	@bash scripts/gobuild.sh "every package for the race detector" $(filter -race,$(GO_TEST_FLAGS)) ./...
+	@printf '\033[1;34m==>\033[0m running the whole suite (go test $(GO_TEST_FLAGS) ./...)\n'
 	@. $(ENV) && go test $(GO_TEST_FLAGS) ./...
 	@. $(ENV) && bash scripts/fuzz.sh
 
-## browser-deps: Debian's Chromium for the browser tests (cmd/hub/browser_test.go), installed when absent
-.PHONY: browser-deps
-browser-deps:
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
-	  command -v apt-get >/dev/null || { echo "the browser tests need Chromium: install it by hand"; exit 1; }; \
-	  SUDO=""; if [ "$$(id -u)" != 0 ]; then SUDO=$$(command -v sudo || true); fi; \
-	  echo "installing chromium (apt-get)"; \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+## test-deps: what the suite needs besides the services (a C compiler for the race detector,
+## Chromium for the browser tests), installed when absent (scripts/deps.sh)
+.PHONY: test-deps
+test-deps:
+	@bash scripts/deps.sh test
 
 ## openapi-lint: lint the API document the hub serves (`hub openapi`, the merged web/openapi/*.yaml)
 ## with Redocly's CLI and the rules of tools/openapi/redocly.yaml; any error fails
@@ -76,13 +75,17 @@ services:
 stop:
 	@bash scripts/stop.sh
 
+## build: the hub needs no C, and building it without cgo gives the same compiled packages
+## whether a C compiler is installed or not (make test installs one for the race detector),
+## so make test's go vet reuses what make run compiled.
 build: check-go
-	@go build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/hub
+	@CGO_ENABLED=0 bash scripts/gobuild.sh "the hub" "-ldflags=-X main.version=$(VERSION)" -o=$(BIN) ./cmd/hub
 
 lint: check-go
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.data/*')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
-	@go vet ./...
+	@CGO_ENABLED=0 bash scripts/gobuild.sh "every package" ./...
+	@CGO_ENABLED=0 go vet ./...
 
 migrate: services build
 	@. $(ENV) && ./$(BIN) migrate up
@@ -101,8 +104,9 @@ bench: check-go services build
 	@go build -o bin/hubbench ./cmd/hubbench
 	@. $(ENV) && ./bin/hubbench -quick -hub $(BIN) $(BENCH_ARGS)
 
+## check-go: Go on PATH (the version is in go.mod), and the CA certificates it fetches modules with
 check-go:
-	@command -v go >/dev/null || { echo "Go is not installed: get Go $$(sed -n 's/^go //p' go.mod) or newer (https://go.dev/dl) and run again"; exit 1; }
+	@bash scripts/deps.sh go
 
 clean:
 	rm -rf bin

@@ -11,6 +11,7 @@ FUZZTIME=${FUZZTIME:-3s}
 # exploration stalled (0 execs/s after ~1,200); with one it runs at ~700/s.
 # FUZZ_SKIP lists targets to replay from their corpus only.
 FUZZ_SKIP=${FUZZ_SKIP-}
+printf '\033[1;34m==>\033[0m fuzzing each target for %s (the first run compiles every package again, instrumented)\n' "$FUZZTIME"
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
 	grep -lq '^func Fuzz' "$dir"/*_test.go 2>/dev/null || continue

@@ -4,9 +4,10 @@
 #
 #   1. HUB_DATABASE_URL / HUB_REDIS_URL already set: use them as they are.
 #   2. A server answering on the standard port (127.0.0.1:5432, :6379): use it.
-#   3. Otherwise install what is missing (apt-get) and start private servers
-#      with their data under .data/ (git-ignored), on the standard port when it
-#      is free and on another one when it is taken.
+#   3. Otherwise install what is missing (apt-get, quietly: scripts/apt.sh)
+#      and start private servers with their data under .data/ (git-ignored;
+#      see pg_home for the one exception), on the standard port when it is
+#      free and on another one when it is taken.
 # Running it again is safe: it reuses whatever already runs.
 # HUB_PRIVATE_SERVICES=1 skips step 2 (always use private servers under .data/).
 set -euo pipefail
@@ -19,15 +20,7 @@ ENVFILE=$DATA/services.env
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31mservices:\033[0m %s\n' "$*" >&2; exit 1; }
 
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO=$(command -v sudo || true); fi
-
-apt_install() {
-	command -v apt-get >/dev/null || die "need $* but apt-get is not available; install them by hand"
-	say "installing $* (apt-get)"
-	if [ -z "${APT_UPDATED:-}" ]; then $SUDO apt-get update -qq >&2; APT_UPDATED=1; fi
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >&2
-}
+. scripts/apt.sh
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -52,6 +45,26 @@ pg_bindir() {
 	[ -n "$d" ] && echo "$d"
 }
 
+# pg_home prints the directory that holds the private cluster (pg/) and its
+# sockets (run/): .data/, unless the postgres user cannot reach it. As root
+# the server runs as postgres, and a clone in root's home (mode 0700) is out
+# of its reach; the cluster then lives in /var/lib/hub-dev/<hash of the
+# clone's path>, owned by postgres, and that directory's clone file names the
+# clone. .data/pg.home records the choice for scripts/stop.sh.
+pg_home() {
+	if [ "$(id -u)" != 0 ] || (cd / && runuser -u postgres -- test -x "$DATA"); then
+		echo "$DATA"
+		return
+	fi
+	local home
+	home=/var/lib/hub-dev/$(printf '%s' "$ROOT" | sha256sum | cut -c1-16)
+	mkdir -p "$home"
+	chown postgres:postgres "$home"
+	chmod 700 "$home"
+	printf '%s\n' "$ROOT" >"$home/clone"
+	echo "$home"
+}
+
 pg_accepts() { # port -> can user postgres connect without a password?
 	local bin; bin=$(pg_bindir) || true
 	if command -v psql >/dev/null; then
@@ -69,27 +82,31 @@ ensure_postgres() {
 		say "PostgreSQL: using the server on 127.0.0.1:5432"
 		PG_PORT=5432
 	else
-		if [ -z "$(pg_bindir)" ]; then apt_install postgresql postgresql-client; fi
+		if [ -z "$(pg_bindir)" ]; then apt_install "PostgreSQL" postgresql postgresql-client; fi
 		local bin; bin=$(pg_bindir) || die "PostgreSQL binaries not found after install"
-		local pgdata=$DATA/pg
-		local runas=()
+		local home pgdata runas=()
+		home=$(pg_home)
+		pgdata=$home/pg
+		echo "$home" >"$DATA/pg.home"
 		if [ "$(id -u)" = 0 ]; then runas=(runuser -u postgres --); fi
 		if [ -f "$DATA/pg.port" ] && port_open "$(cat "$DATA/pg.port")" && pg_accepts "$(cat "$DATA/pg.port")"; then
 			PG_PORT=$(cat "$DATA/pg.port")
 			say "PostgreSQL: using the private server on 127.0.0.1:$PG_PORT"
 		else
 			if [ ! -s "$pgdata/PG_VERSION" ]; then
-				say "PostgreSQL: initialising a private cluster in .data/pg"
+				say "PostgreSQL: initialising a private cluster in $pgdata"
 				mkdir -p "$pgdata"
-				[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$pgdata"
-				"${runas[@]}" "$bin/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 >/dev/null
+				[ "$(id -u)" = 0 ] && chown postgres:postgres "$pgdata" && chmod 700 "$pgdata"
+				(cd / && "${runas[@]}" "$bin/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 >/dev/null)
 			fi
 			PG_PORT=$(free_port 5432)
 			say "PostgreSQL: starting the private cluster on 127.0.0.1:$PG_PORT"
-			mkdir -p "$DATA/run"; chmod 777 "$DATA/run"
-			"${runas[@]}" "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w \
-				-o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $DATA/run -c max_connections=300" start >/dev/null \
-				|| die "PostgreSQL did not start; see .data/pg/server.log"
+			local sockets=$home/run
+			mkdir -p "$sockets"
+			[ "$(id -u)" = 0 ] && chown postgres:postgres "$sockets"
+			(cd / && "${runas[@]}" "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w \
+				-o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $sockets -c max_connections=300" start >/dev/null) \
+				|| die "PostgreSQL did not start; see $pgdata/server.log"
 			echo "$PG_PORT" >"$DATA/pg.port"
 		fi
 	fi
@@ -106,7 +123,7 @@ ensure_redis() {
 		REDIS_PORT=$(cat "$DATA/redis.port")
 		say "Redis: using the private server on 127.0.0.1:$REDIS_PORT"
 	else
-		command -v redis-server >/dev/null || apt_install redis-server
+		command -v redis-server >/dev/null || apt_install "Redis" redis-server
 		REDIS_PORT=$(free_port 6379)
 		mkdir -p "$DATA/redis"
 		say "Redis: starting a private server on 127.0.0.1:$REDIS_PORT"
@@ -120,7 +137,7 @@ ensure_redis() {
 }
 
 # Tests need redis-server on PATH to simulate outages with a throwaway server.
-command -v redis-server >/dev/null || apt_install redis-server
+command -v redis-server >/dev/null || apt_install "Redis" redis-server
 
 ensure_postgres
 ensure_redis
