@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -64,6 +65,16 @@ func apiReferenceRendersEveryOperation(t *testing.T, b *browserSession) {
 			}
 			want[op.OperationID] = renderedOperation{ID: op.OperationID, Method: method, Path: path}
 		}
+	}
+
+	// The page itself answers before the browser renders it.
+	res, err := http.Get(b.url("/docs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /docs answered %d, want 200", res.StatusCode)
 	}
 
 	ctx, cancel := context.WithTimeout(b.ctx, apiRenderTimeout)
