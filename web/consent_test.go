@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
+	"github.com/coalitionhub/hub/partners"
 )
 
 // stormDeadline bounds every answer of a consent storm: a request that has
@@ -258,4 +260,48 @@ func TestMalformedConsentIsBadInput(t *testing.T) {
 	if code, out := e.call("POST", "/v1/burns", tok, map[string]any{"member_id": mid, "points": 10, "pin": "4821"}); code != http.StatusTooManyRequests {
 		t.Fatalf("right PIN after five wrong ones: %d %v; want 429", code, out)
 	}
+}
+
+// TestPointRequestsOnOneConnection drives an earn under a daily cap, a wrong
+// and a right PIN burn and a replay through the API with a pool of one
+// connection: each request holds one connection at a time and is answered
+// in time (none waits for a second connection beside its transaction).
+func TestPointRequestsOnOneConnection(t *testing.T) {
+	t.Parallel()
+	e := newHubEnv(t, nil)
+	p, tok := e.partner("One Conn Hotels", e.clock.Now().AddDate(0, -1, 0))
+	if _, err := e.reg.PublishContract(e.ctx, p.ID, partners.NewContract{EffectiveFrom: e.clock.Now().Add(time.Minute), Earn: true, Burn: true,
+		IssuePrice: decimal.RequireFromString("0.008"), RedemptionRate: decimal.RequireFromString("0.005"),
+		Billing: partners.BillingPostpaid, CapPerMemberDay: 1000}, "staff:test"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(2 * time.Minute)
+	m := e.must(201, "POST", "/v1/members", tok, map[string]any{"identifier": map[string]string{"type": "partner_ref", "value": "ONE-1"}})
+	mid := int64(m["id"].(float64))
+	e.setTestPIN(mid, "4821")
+	sqlDB, err := e.db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1)
+	for _, c := range []struct {
+		name, path string
+		body       map[string]any
+		status     int
+	}{
+		{"earn under the daily cap", "/v1/earn", map[string]any{"member_id": mid, "amount": map[string]any{"minor": 50000, "currency": "EUR"},
+			"occurred_at": e.clock.Now()}, http.StatusCreated},
+		{"burn with a wrong PIN", "/v1/burns", map[string]any{"member_id": mid, "points": 10, "pin": "0000"}, http.StatusForbidden},
+		{"burn with the right PIN", "/v1/burns", map[string]any{"member_id": mid, "points": 10, "pin": "4821"}, http.StatusCreated},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), stormDeadline)
+		if a := e.post(ctx, c.path, tok, c.body); a.err != nil || a.status != c.status {
+			t.Errorf("%s on a one-connection pool: %d %s %v; want %d in time", c.name, a.status, a.code, a.err, c.status)
+		}
+		cancel()
+	}
+	if b, err := e.led.Balance(e.ctx, mid); err != nil || b.Total != 490 {
+		t.Errorf("balance %+v %v; want 500 earned (the cap allows 1000) less 10 burned", b, err)
+	}
+	e.audit()
 }

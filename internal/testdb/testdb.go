@@ -7,6 +7,7 @@
 // ends. Tests therefore never see rows they did not create and may run in
 // parallel. Point HUB_TEST_DATABASE_URL at a server where the user may create
 // databases; the default is the local server `make services` provides.
+// HUB_TEST_MAX_CONNS sets the pool size of each test database (poolSize).
 package testdb
 
 import (
@@ -19,6 +20,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -84,7 +86,11 @@ func NewWithURL(t testing.TB) (*gorm.DB, string) {
 		t.Fatalf("testdb: create database: %v", createErr)
 	}
 	dbURL := withDatabase(AdminURL(), name)
-	db, err := database.Open(ctx, dbURL, database.Options{MaxConns: 40})
+	maxConns, err := poolSize()
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	db, err := database.Open(ctx, dbURL, database.Options{MaxConns: maxConns})
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
@@ -188,4 +194,21 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// poolSize is each test database's pool size: 40, or HUB_TEST_MAX_CONNS.
+// With HUB_TEST_MAX_CONNS=1 any code that holds a connection (a
+// transaction) and waits for a second one hangs at once, instead of only
+// when concurrent requests exhaust a production pool; the settlement close
+// takes two connections by design and needs 2 (docs/reliability.md).
+func poolSize() (int, error) {
+	v := os.Getenv("HUB_TEST_MAX_CONNS")
+	if v == "" {
+		return 40, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("HUB_TEST_MAX_CONNS=%q: want a positive number of connections", v)
+	}
+	return n, nil
 }
