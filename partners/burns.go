@@ -84,9 +84,9 @@ func burnOf(h ledger.Hold, tr *ledger.Transaction) Burn {
 // member's consent. The consent is checked first, so a card number without
 // it learns nothing (not even whether the points would suffice); a refused
 // consent counts towards the member's lockout unless the request replays an
-// earlier one under its key, which needs no fresh consent (its code is
-// used, its PIN may have changed). A malformed code or PIN is a
-// *validation.Error and counts nothing.
+// earlier one under its key, which is answered without fresh consent (its
+// code is used, its PIN may have changed, the member may be locked out
+// since). A malformed code or PIN is a *validation.Error and counts nothing.
 // A one-step burn is one ledger BurnHeld: the hold is written captured, with
 // the records a hold and its capture under idem and subKey(idem, "capture")
 // would leave, so replays read the same either way.
@@ -176,13 +176,14 @@ func (t *Transactions) Burn(ctx context.Context, p Principal, idem ledger.Idempo
 		if err == nil {
 			return post(tx, nil)
 		}
-		if !errors.Is(err, members.ErrConsentInvalid) {
+		if !errors.Is(err, members.ErrConsentInvalid) && !errors.Is(err, members.ErrConsentLocked) {
 			return err
 		}
 		refused = err
 		// A replay carries the consent of the request it repeats, spent
-		// since (a used code) or changed (a PIN): its key answers it, and
-		// its refusal is no failure.
+		// since (a used code) or changed (a PIN), and may come after others
+		// locked the member out: its key answers it, and its refusal is no
+		// failure.
 		if used, err := t.ledger.Joined(tx).KeyUsed(ctx, idem); err != nil || used {
 			return cmp.Or(err, errReplay)
 		}

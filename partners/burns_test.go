@@ -104,7 +104,10 @@ func TestBurnStatementCount(t *testing.T) {
 	// partner configuration: the member check (with the configuration
 	// stamp), BEGIN, the key claim with the member's lock, the consent, the
 	// posting, COMMIT; 5 once BEGIN travelled with the claim
-	// (database.Transaction). Lower this when a change removes round trips.
+	// (database.Transaction). Still 5 with the consent first: BEGIN, the
+	// member's consent lock and the consent read travel in one round trip,
+	// then the claim, the posting and COMMIT. Lower this when a change
+	// removes round trips.
 	const want = 5
 	if got > want {
 		t.Fatalf("one burn took %d round trips; want at most %d (run with BENCH_SQL=1 to list them)", got, want)
@@ -310,6 +313,7 @@ func BenchmarkBurn(b *testing.B) {
 // A burn paid with a redemption code replays under its key with the same,
 // now used, code, one-step and authorise-only alike, and the replays count
 // no failure: a till retrying after a lost answer does not lock the member.
+// A replay is answered even once the member is locked out.
 func TestBurnReplayWithUsedCodeCountsNoFailure(t *testing.T) {
 	t.Parallel()
 	e := newBurnEnv(t, 1, 1000)
@@ -336,6 +340,28 @@ func TestBurnReplayWithUsedCodeCountsNoFailure(t *testing.T) {
 	var n int64
 	if err := e.db.Raw(`SELECT count(*) FROM member_consent_failures`).Scan(&n).Error; err != nil || n != 0 {
 		t.Fatalf("replays recorded %d consent failures (%v); want none", n, err)
+	}
+	// Locked out by wrong PINs since, the member's earlier burn still replays.
+	rc, err := e.consent.IssueCode(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := e.key()
+	in := partners.BurnInput{MemberID: m, Points: 10, RedemptionCode: rc.Code, Capture: true}
+	first, err := e.tx.Burn(ctx, e.p, k, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < members.DefaultConsentPolicy.MaxFailures; i++ {
+		if _, err := e.burn(e.key(), m, 10, "0000"); !errors.Is(err, members.ErrConsentInvalid) {
+			t.Fatalf("wrong PIN %d: %v", i, err)
+		}
+	}
+	if _, err := e.burn(e.key(), m, 10, burnPIN); !errors.Is(err, members.ErrConsentLocked) {
+		t.Fatalf("right PIN once locked: %v, want ErrConsentLocked", err)
+	}
+	if again, err := e.tx.Burn(ctx, e.p, k, in); err != nil || !again.Replayed || again.ID != first.ID {
+		t.Fatalf("replay once locked = %+v, %v; want burn %d replayed", again, err, first.ID)
 	}
 	e.audit(t)
 }
