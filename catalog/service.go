@@ -416,46 +416,70 @@ func (s *Service) PlaceOrder(ctx context.Context, memberID int64, key string, in
 	}
 	hash := orderHash(in)
 	var out Order
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	// What other domains know (the member, its tier, the partner and its
+	// contract) is read before the transaction, on the pool: the transaction
+	// holds one connection and never waits for a second, so concurrent
+	// orders cannot exhaust the pool.
+	var (
+		tier string
+		r    Reward
+		c    partners.Contract
+		now  time.Time
+	)
+	replayed, err := func() (bool, error) {
 		// A committed earlier answer under this key: replay it before any
-		// check that may have changed since (stock, balance, validity).
+		// check that may have changed since (stock, balance, validity); the
+		// transaction looks again for one committed meanwhile.
+		db := s.db.WithContext(ctx)
+		if prev, ok, err := findOrder(db, false, "o.member_id = ? AND o.idempotency_key = ?", memberID, key); err != nil || ok {
+			if err == nil {
+				err = replay(prev, hash, &out)
+			}
+			return ok, err
+		}
+		m, err := s.members.Get(ctx, memberID)
+		if err != nil {
+			return false, err
+		}
+		if err := members.CanTransact(m); err != nil {
+			return false, err
+		}
+		if tier, err = s.tier(ctx, memberID); err != nil {
+			return false, err
+		}
+		now = s.clock()
+		if r, err = getReward(db, in.RewardID, false); err != nil {
+			return false, err
+		}
+		p, err := s.registry.Partner(ctx, r.PartnerID)
+		if err != nil {
+			return false, err
+		}
+		if p.Status != partners.StatusActive {
+			return false, fmt.Errorf("partner %d is %s: %w", p.ID, p.Status, ErrRewardUnavailable)
+		}
+		if err := r.orderable(now, tier, in.ServiceDate); err != nil {
+			return false, err
+		}
+		if c, err = s.registry.ContractAt(ctx, r.PartnerID, now); err != nil {
+			return false, err
+		}
+		if !c.Burn {
+			return false, fmt.Errorf("redeem at partner %d: %w", r.PartnerID, partners.ErrRoleNotInContract)
+		}
+		return false, nil
+	}()
+	if err != nil || replayed {
+		if err != nil {
+			return Order{}, fmt.Errorf("order reward %d for member %d: %w", in.RewardID, memberID, err)
+		}
+		return out, nil
+	}
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if prev, ok, err := findOrder(tx, false, "o.member_id = ? AND o.idempotency_key = ?", memberID, key); err != nil {
 			return err
 		} else if ok {
 			return replay(prev, hash, &out)
-		}
-		m, err := s.members.Get(ctx, memberID)
-		if err != nil {
-			return err
-		}
-		if err := members.CanTransact(m); err != nil {
-			return err
-		}
-		tier, err := s.tier(ctx, memberID)
-		if err != nil {
-			return err
-		}
-		now := s.clock()
-		r, err := getReward(tx, in.RewardID, false)
-		if err != nil {
-			return err
-		}
-		p, err := s.registry.Partner(ctx, r.PartnerID)
-		if err != nil {
-			return err
-		}
-		if p.Status != partners.StatusActive {
-			return fmt.Errorf("partner %d is %s: %w", p.ID, p.Status, ErrRewardUnavailable)
-		}
-		if err := r.orderable(now, tier, in.ServiceDate); err != nil {
-			return err
-		}
-		c, err := s.registry.ContractAt(ctx, r.PartnerID, now)
-		if err != nil {
-			return err
-		}
-		if !c.Burn {
-			return fmt.Errorf("redeem at partner %d: %w", r.PartnerID, partners.ErrRoleNotInContract)
 		}
 		var orderID int64
 		if err := tx.Raw(`SELECT nextval(pg_get_serial_sequence('catalog_orders', 'id'))`).Scan(&orderID).Error; err != nil {

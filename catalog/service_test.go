@@ -1,6 +1,7 @@
 package catalog_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -517,4 +518,43 @@ func isFieldError(err error, field string) bool {
 		}
 	}
 	return false
+}
+
+// An order holds one pool connection at a time: on a pool of one, orders
+// placed at once are each answered in time (the member, tier, partner and
+// contract are read before the order's transaction, not beside it).
+func TestOrdersNeedOneConnectionAtATime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	airline := e.partner("Skyways", partners.SectorAirline, true)
+	hotel := e.partner("Grand Hotels", partners.SectorHotel, false)
+	r := e.reward(hotel.ID, func(in *catalog.RewardInput) { in.PricePoints = 100 })
+	const n = 6
+	ms := make([]members.Member, n)
+	for i := range ms {
+		ms[i] = e.member(airline.ID, 1000)
+	}
+	sqlDB, err := e.db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	results := make([]error, n)
+	for i := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, results[i] = e.svc.PlaceOrder(ctx, ms[i].ID, "one-conn", catalog.OrderInput{RewardID: r.ID})
+		}()
+	}
+	wg.Wait()
+	for i, err := range results {
+		if err != nil {
+			t.Errorf("order of member %d on a one-connection pool: %v; want it placed in time", ms[i].ID, err)
+		}
+	}
+	e.audit()
 }

@@ -1280,6 +1280,19 @@ func (s *Service) GetHold(ctx context.Context, id int64) (Hold, error) {
 	return h.hold(), nil
 }
 
+// KeyUsed reports whether a request has claimed idem's key: one committed,
+// or one earlier in the caller's transaction (In, Joined). A caller that
+// checks what a replay need not carry again (a burn's single-use consent)
+// asks it before treating a refused request as new.
+func (s *Service) KeyUsed(ctx context.Context, idem Idempotency) (bool, error) {
+	var used bool
+	if err := s.db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM ledger_idempotency WHERE scope = ? AND key = ?)`,
+		idem.Scope, idem.Key).Scan(&used).Error; err != nil {
+		return false, fmt.Errorf("read idempotency key: %w", err)
+	}
+	return used, nil
+}
+
 // ---- validation
 
 func checkIdem(v *validation.Error, idem Idempotency) {

@@ -25,6 +25,12 @@
 //   - Marketing is allowed only while MarketingConsent is true; every grant or
 //     withdrawal is a consent_events row (the history, not just a flag).
 //
+//   - A burn needs the member's consent (BurnConsent.Verify): its checks run
+//     one at a time per member (an advisory lock held by the burn's
+//     transaction), a failure is written and committed in that transaction,
+//     and while MaxFailures failures fall within Window every check is
+//     refused.
+//
 //   - Every export and erasure is recorded in data_subject_requests. Erasure
 //     needs a closed (or merged) account, clears names, email, phone and birth
 //     date, deletes identifiers other than cards, and touches no ledger row:

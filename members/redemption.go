@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"strconv"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/validation"
 )
 
@@ -101,8 +101,8 @@ func (c *BurnConsent) IssueCode(ctx context.Context, memberID int64) (Redemption
 
 // SetPIN sets the member's PIN (4 to 6 digits), stored as a bcrypt hash.
 func (c *BurnConsent) SetPIN(ctx context.Context, memberID int64, pin string) error {
-	if !isDigits(pin) || len(pin) < 4 || len(pin) > 6 {
-		return validation.New("pin", "must be 4 to 6 digits")
+	if !validPIN(pin) {
+		return validation.New("pin", pinRule)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(pin), bcrypt.DefaultCost)
 	if err != nil {
@@ -113,71 +113,109 @@ func (c *BurnConsent) SetPIN(ctx context.Context, memberID int64, pin string) er
 		memberID, string(hash), c.now().UTC()).Error
 }
 
+const (
+	codeRule = "must be the 6 digits of a redemption code"
+	pinRule  = "must be 4 to 6 digits"
+)
+
+func validCode(code string) bool { return len(code) == 6 && isDigits(code) }
+func validPIN(pin string) bool   { return len(pin) >= 4 && len(pin) <= 6 && isDigits(pin) }
+
 func isDigits(s string) bool {
-	if s == "" {
-		return false
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
 	}
-	_, err := strconv.ParseUint(s, 10, 64)
-	return err == nil && len(s) < 20
+	return s != ""
 }
 
-// Verify checks the member's consent for a burn at partnerID inside the
-// burn's transaction tx: a redemption code is consumed there, so if the burn
-// rolls back the code stays usable. A failure is recorded outside tx (it must
-// count even though the burn rolls back) and, after MaxFailures within Window,
-// every check fails with ErrConsentLocked until the window passes.
+// CheckConsentFormat adds to v a redemption code that is not 6 digits or a
+// PIN that is not 4 to 6 digits (empty ones are left to the caller: either
+// may be absent). Such a value cannot be anyone's code or PIN, so it is
+// refused as bad input before any check and never counts as a failure.
+func CheckConsentFormat(v *validation.Error, code, pin string) {
+	if code != "" {
+		v.Check(validCode(code), "redemption_code", codeRule)
+	}
+	if pin != "" {
+		v.Check(validPIN(pin), "pin", pinRule)
+	}
+}
+
+// consentLockSQL takes the member's consent lock: a transaction-scoped
+// advisory lock, so that the consent checks of one member run one at a time
+// across all hub processes and each sees the failures of those before it.
+// Member ids beyond the int4 range share a lock with another id, which only
+// serialises the two.
+const consentLockSQL = `SELECT 1 FROM pg_advisory_xact_lock(hashtext('member-consent'), $1)`
+
+// The failure count and the code (or the PIN hash) are one statement, sent
+// in the round trip that takes the lock (and begins the transaction); its
+// snapshot is taken once the lock is held.
+const (
+	verifyCodeSQL = `WITH f AS (SELECT count(*) AS n FROM member_consent_failures WHERE member_id = $1 AND failed_at > $2),
+	u AS (UPDATE member_redemption_codes SET used_at = $3, used_by_partner_id = $4
+	      WHERE member_id = $1 AND code_hash = $5 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3
+	        AND (SELECT n FROM f) < $6 RETURNING 1)
+	SELECT (SELECT n FROM f), (SELECT count(*) FROM u)`
+	verifyPINSQL = `SELECT (SELECT count(*) FROM member_consent_failures WHERE member_id = $1 AND failed_at > $2),
+	(SELECT pin_hash FROM member_pins WHERE member_id = $1)`
+)
+
+// Verify checks the member's consent to a burn at partnerID. It runs in the
+// burn's transaction tx and must be its first statement:
 //
-// The failure count and the code (or the PIN hash) are one statement; a PIN
-// then costs a bcrypt compare at the cost its hash was made with.
+//   - It takes the member's consent lock, held until tx ends, so concurrent
+//     checks of one member are counted one after the other, whatever their
+//     number: the check after the MaxFailures-th failure within Window sees
+//     it and answers ErrConsentLocked, until the window has passed.
+//   - A right code is consumed in tx (if the burn rolls back, the code stays
+//     usable); a right PIN passes (a bcrypt compare at the cost its hash was
+//     made with). The redemption code is used when both are given.
+//   - A wrong, expired, used or superseded code, or a wrong (or unset) PIN,
+//     is written to tx as a failure and answers ErrConsentInvalid. The
+//     caller commits tx so that the failure counts, writing nothing else in
+//     it. The failure needs no second connection, and the lock is released
+//     only once it is committed.
+//
+// A malformed code or PIN is a *validation.Error (CheckConsentFormat), no
+// code and no PIN ErrConsentRequired; neither touches the database.
 func (c *BurnConsent) Verify(ctx context.Context, tx *gorm.DB, memberID, partnerID int64, code, pin string) error {
 	if code == "" && pin == "" {
 		return ErrConsentRequired
 	}
+	var v validation.Error
+	CheckConsentFormat(&v, code, pin)
+	if err := v.Err(); err != nil {
+		return err
+	}
 	now := c.now().UTC()
 	since := now.Add(-c.policy.Window)
 	db := tx.WithContext(ctx)
-	var row struct {
-		Failures int64
-		Used     int64
-		PinHash  *string
+	var locked int
+	var failures, used int64
+	var pinHash *string
+	then := &database.Follow{SQL: verifyPINSQL, Args: []any{memberID, since}, Dest: []any{&failures, &pinHash}}
+	if code != "" {
+		then = &database.Follow{SQL: verifyCodeSQL, Args: []any{memberID, since, now, partnerID, codeHash(memberID, code), c.policy.MaxFailures},
+			Dest: []any{&failures, &used}}
 	}
-	var err error
-	useCode := code != "" && isDigits(code) && len(code) == 6
-	switch {
-	case useCode:
-		// The code is taken only while the member is not locked out.
-		err = db.Raw(`WITH f AS (SELECT count(*) AS n FROM member_consent_failures WHERE member_id = ? AND failed_at > ?),
-			u AS (UPDATE member_redemption_codes SET used_at = ?, used_by_partner_id = ?
-			      WHERE member_id = ? AND code_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
-			        AND (SELECT n FROM f) < ? RETURNING 1)
-			SELECT (SELECT n FROM f) AS failures, (SELECT count(*) FROM u) AS used`,
-			memberID, since, now, partnerID, memberID, codeHash(memberID, code), now, c.policy.MaxFailures).Find(&row).Error
-	case pin != "":
-		err = db.Raw(`SELECT (SELECT count(*) FROM member_consent_failures WHERE member_id = ? AND failed_at > ?) AS failures,
-			(SELECT pin_hash FROM member_pins WHERE member_id = ?) AS pin_hash`, memberID, since, memberID).Find(&row).Error
-	default:
-		err = db.Raw(`SELECT count(*) AS failures FROM member_consent_failures WHERE member_id = ? AND failed_at > ?`,
-			memberID, since).Find(&row).Error
+	if err := database.QueryRowThen(db, consentLockSQL, []any{int32(memberID)}, []any{&locked}, then); err != nil {
+		return fmt.Errorf("consent of member %d: %w", memberID, err)
 	}
-	if err != nil {
-		return err
-	}
-	if row.Failures >= int64(c.policy.MaxFailures) {
+	if failures >= int64(c.policy.MaxFailures) {
 		return fmt.Errorf("member %d: %w", memberID, ErrConsentLocked)
 	}
-	ok := false
-	switch {
-	case useCode:
-		ok = row.Used == 1
-	case pin != "":
-		ok = row.PinHash != nil && *row.PinHash != "" && bcrypt.CompareHashAndPassword([]byte(*row.PinHash), []byte(pin)) == nil
-	}
-	if ok {
+	if code != "" && used == 1 {
 		return nil
 	}
-	if err := c.db.WithContext(ctx).Exec(`INSERT INTO member_consent_failures (member_id, partner_id, failed_at) VALUES (?, ?, ?)`,
+	if code == "" && pinHash != nil && *pinHash != "" && bcrypt.CompareHashAndPassword([]byte(*pinHash), []byte(pin)) == nil {
+		return nil
+	}
+	if err := db.Exec(`INSERT INTO member_consent_failures (member_id, partner_id, failed_at) VALUES (?, ?, ?)`,
 		memberID, partnerID, now).Error; err != nil {
-		return err
+		return fmt.Errorf("record a consent failure of member %d: %w", memberID, err)
 	}
 	return fmt.Errorf("member %d: %w", memberID, ErrConsentInvalid)
 }

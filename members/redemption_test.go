@@ -1,16 +1,20 @@
 package members_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/internal/testdb"
+	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/members"
 )
 
@@ -23,11 +27,33 @@ func rawMember(t *testing.T, db *gorm.DB) int64 {
 	return id
 }
 
-// verify runs Verify in its own transaction, committing on success.
+// fastPIN gives the member pin hashed at bcrypt.MinCost, so that tests of
+// counting do not wait on bcrypt's CPU (SetPIN hashes at the default cost).
+func fastPIN(t *testing.T, db *gorm.DB, member int64, pin string) {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(pin), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec(`INSERT INTO member_pins (member_id, pin_hash, updated_at) VALUES (?, ?, now())`, member, string(hash)).Error; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// verify runs Verify in its own transaction as a burn does: committed when
+// the consent is given and when it is refused (the failure must count),
+// rolled back otherwise.
 func verify(c *members.BurnConsent, db *gorm.DB, member, partner int64, code, pin string) error {
-	return db.Transaction(func(tx *gorm.DB) error {
-		return c.Verify(context.Background(), tx, member, partner, code, pin)
+	var refused error
+	err := db.Transaction(func(tx *gorm.DB) error {
+		err := c.Verify(context.Background(), tx, member, partner, code, pin)
+		if errors.Is(err, members.ErrConsentInvalid) {
+			refused = err
+			return nil
+		}
+		return err
 	})
+	return cmp.Or(err, refused)
 }
 
 type clock struct {
@@ -172,5 +198,106 @@ func TestPIN(t *testing.T) {
 	}
 	if err := verify(c, db, m, 1, "", "4822"); !errors.Is(err, members.ErrConsentInvalid) {
 		t.Fatalf("wrong PIN: got %v", err)
+	}
+}
+
+// A refused consent is written in the burn's own transaction: on a pool of
+// one connection, held by that transaction, Verify still answers and the
+// failure counts once the transaction commits.
+func TestConsentFailureNeedsNoSecondConnection(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	c := members.NewBurnConsent(db, time.Now, members.DefaultConsentPolicy)
+	m := rawMember(t, db)
+	fastPIN(t, db, m, "4821")
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var refused error
+	err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		refused = c.Verify(ctx, tx, m, 1, "", "0000")
+		return nil
+	})
+	if err != nil || !errors.Is(refused, members.ErrConsentInvalid) {
+		t.Fatalf("wrong PIN on a one-connection pool: %v (transaction %v); want ErrConsentInvalid", refused, err)
+	}
+	var n int64
+	if err := db.WithContext(ctx).Raw(`SELECT count(*) FROM member_consent_failures WHERE member_id = ?`, m).Scan(&n).Error; err != nil || n != 1 {
+		t.Fatalf("failures recorded: %d %v; want 1", n, err)
+	}
+}
+
+// Concurrent checks of one member are counted one after the other: of many
+// wrong PINs and the right one sent at once, exactly MaxFailures wrong ones
+// are ErrConsentInvalid, the rest ErrConsentLocked, and the right one passes
+// only if it came before the fifth failure.
+func TestConcurrentGuessesAreCountedOneByOne(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	c := members.NewBurnConsent(db, time.Now, members.DefaultConsentPolicy)
+	m := rawMember(t, db)
+	fastPIN(t, db, m, "4821")
+	const wrong = 30
+	var invalid, locked, other atomic.Int32
+	var rightErr error
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i <= wrong; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if i == wrong {
+				rightErr = verify(c, db, m, 1, "", "4821")
+				return
+			}
+			switch err := verify(c, db, m, 1, "", fmt.Sprintf("%04d", 1000+i)); {
+			case errors.Is(err, members.ErrConsentInvalid):
+				invalid.Add(1)
+			case errors.Is(err, members.ErrConsentLocked):
+				locked.Add(1)
+			default:
+				t.Errorf("wrong PIN %d: %v", i, err)
+				other.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	max := int32(members.DefaultConsentPolicy.MaxFailures)
+	if invalid.Load() != max || locked.Load() != wrong-max {
+		t.Fatalf("%d ErrConsentInvalid, %d ErrConsentLocked; want %d and %d", invalid.Load(), locked.Load(), max, wrong-max)
+	}
+	if rightErr != nil && !errors.Is(rightErr, members.ErrConsentLocked) {
+		t.Fatalf("right PIN: %v; want nil (before the lockout) or ErrConsentLocked", rightErr)
+	}
+	if err := verify(c, db, m, 1, "", "4821"); !errors.Is(err, members.ErrConsentLocked) {
+		t.Fatalf("right PIN afterwards: %v; want ErrConsentLocked", err)
+	}
+}
+
+// A code or PIN that cannot be anyone's is bad input naming its field, and
+// counts nothing.
+func TestMalformedConsentCountsNothing(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	c := members.NewBurnConsent(db, time.Now, members.DefaultConsentPolicy)
+	m := rawMember(t, db)
+	for _, tc := range []struct{ code, pin, field string }{
+		{"12ab", "", "redemption_code"}, {"12345", "", "redemption_code"}, {"", "12a4", "pin"}, {"", "123", "pin"}, {"", "1234567", "pin"},
+	} {
+		err := verify(c, db, m, 1, tc.code, tc.pin)
+		var ve *validation.Error
+		if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != tc.field {
+			t.Errorf("code %q pin %q: %v; want a validation error naming %s", tc.code, tc.pin, err, tc.field)
+		}
+	}
+	var n int64
+	if err := db.Raw(`SELECT count(*) FROM member_consent_failures`).Scan(&n).Error; err != nil || n != 0 {
+		t.Fatalf("failures recorded: %d %v; want none", n, err)
 	}
 }

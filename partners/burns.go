@@ -1,6 +1,7 @@
 package partners
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/members"
 )
 
 // Burns of the partner points API: authorise (a ledger hold), capture, void,
@@ -79,8 +81,12 @@ func burnOf(h ledger.Hold, tr *ledger.Transaction) Burn {
 }
 
 // Burn authorises (and, with Capture, captures at once) a burn with the
-// member's consent. The idempotency key is claimed before the consent is
-// checked, so a replay does not need the (now used) redemption code again.
+// member's consent. The consent is checked first, so a card number without
+// it learns nothing (not even whether the points would suffice); a refused
+// consent counts towards the member's lockout unless the request replays an
+// earlier one under its key, which is answered without fresh consent (its
+// code is used, its PIN may have changed, the member may be locked out
+// since). A malformed code or PIN is a *validation.Error and counts nothing.
 // A one-step burn is one ledger BurnHeld: the hold is written captured, with
 // the records a hold and its capture under idem and subKey(idem, "capture")
 // would leave, so replays read the same either way.
@@ -89,6 +95,7 @@ func (t *Transactions) Burn(ctx context.Context, p Principal, idem ledger.Idempo
 	v.Check(in.MemberID > 0, "member_id", "is required")
 	v.Check(in.Points > 0, "points", "must be a positive integer")
 	v.Check(in.RedemptionCode != "" || in.PIN != "", "redemption_code", "a redemption code or a PIN is required")
+	members.CheckConsentFormat(&v, in.RedemptionCode, in.PIN)
 	v.Check(len(in.ExternalRef) <= 200, "external_ref", "is longer than 200 characters")
 	now := t.now()
 	if in.ExpiresAt.IsZero() {
@@ -121,16 +128,15 @@ func (t *Transactions) Burn(ctx context.Context, p Principal, idem ledger.Idempo
 	req := ledger.HoldRequest{Idem: idem, MemberID: in.MemberID, PartnerID: p.PartnerID,
 		Points: ledger.Points(in.Points), ExpiresAt: in.ExpiresAt, Purpose: "pos",
 		ExternalRef: in.ExternalRef, Details: details}
-	consent := func(tx *gorm.DB) error {
-		return t.consent.Verify(ctx, tx, in.MemberID, p.PartnerID, in.RedemptionCode, in.PIN)
-	}
 	var out Burn
-	// The ledger joins this transaction without savepoints: any error rolls
-	// the whole of it back.
-	err = database.Transaction(ctx, t.db, func(tx *gorm.DB) error {
+	// post runs the ledger side in tx; authorize (when not nil) is asked
+	// before a new hold or burn is written, not for a replay.
+	post := func(tx *gorm.DB, authorize func(*gorm.DB) error) error {
+		// The ledger joins this transaction without savepoints: any error
+		// rolls the whole of it back.
 		l := t.ledger.Joined(tx)
 		if in.Capture {
-			h, tr, err := l.BurnHeld(ctx, req, subKey(idem, "capture"), consent)
+			h, tr, err := l.BurnHeld(ctx, req, subKey(idem, "capture"), authorize)
 			if err != nil {
 				return err
 			}
@@ -153,17 +159,54 @@ func (t *Transactions) Burn(ctx context.Context, p Principal, idem ledger.Idempo
 			out.Replayed = true
 			return err
 		}
-		if err := consent(tx); err != nil {
-			return err
+		if authorize != nil {
+			if err := authorize(tx); err != nil {
+				return err
+			}
 		}
 		out = burnOf(h, nil)
 		return nil
+	}
+	// The consent comes first, under the member's consent lock: a refusal
+	// is committed alone, before the member's next check may run, and
+	// needs no other connection (members.BurnConsent.Verify).
+	var refused error
+	err = database.Transaction(ctx, t.db, func(tx *gorm.DB) error {
+		err := t.consent.Verify(ctx, tx, in.MemberID, p.PartnerID, in.RedemptionCode, in.PIN)
+		if err == nil {
+			return post(tx, nil)
+		}
+		if !errors.Is(err, members.ErrConsentInvalid) && !errors.Is(err, members.ErrConsentLocked) {
+			return err
+		}
+		refused = err
+		// A replay carries the consent of the request it repeats, spent
+		// since (a used code) or changed (a PIN), and may come after others
+		// locked the member out: its key answers it, and its refusal is no
+		// failure.
+		if used, err := t.ledger.Joined(tx).KeyUsed(ctx, idem); err != nil || used {
+			return cmp.Or(err, errReplay)
+		}
+		return nil
 	})
+	if errors.Is(err, errReplay) {
+		// Rolled back (the failure with it): answer from the key, and refuse
+		// should the ledger find no earlier request after all.
+		err = database.Transaction(ctx, t.db, func(tx *gorm.DB) error {
+			return post(tx, func(*gorm.DB) error { return refused })
+		})
+	} else if err == nil && refused != nil {
+		err = refused
+	}
 	if err != nil {
 		return Burn{}, fmt.Errorf("burn for member %d: %w", in.MemberID, err)
 	}
 	return out, nil
 }
+
+// errReplay rolls back a burn's refused consent when the request replays
+// an earlier one.
+var errReplay = errors.New("replay of an earlier burn")
 
 // subKey derives the idempotency of a step inside one request.
 func subKey(idem ledger.Idempotency, step string) ledger.Idempotency {

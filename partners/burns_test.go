@@ -105,7 +105,10 @@ func TestBurnStatementCount(t *testing.T) {
 	// partner configuration: the member check (with the configuration
 	// stamp), BEGIN, the key claim with the member's lock, the consent, the
 	// posting, COMMIT; 5 once BEGIN travelled with the claim
-	// (database.Transaction). Lower this when a change removes round trips.
+	// (database.Transaction). Still 5 with the consent first: BEGIN, the
+	// member's consent lock and the consent read travel in one round trip,
+	// then the claim, the posting and COMMIT. Lower this when a change
+	// removes round trips.
 	const want = 5
 	if got > want {
 		t.Fatalf("one burn took %d round trips; want at most %d (run with BENCH_SQL=1 to list them)", got, want)
@@ -182,17 +185,21 @@ func TestOneStepBurnAnswersReplaysAndReverses(t *testing.T) {
 	e.audit(t)
 }
 
-// Consent is checked after the points: a burn that cannot be paid is refused
-// as such whatever the PIN, without counting a failure; wrong PINs count and
-// lock the member out.
+// Consent is checked first: a wrong PIN is refused as such (and counts)
+// even when the burn could not be paid, so a card number alone learns
+// nothing of the balance; the right PIN on a burn that cannot be paid is
+// ErrInsufficientPoints and counts nothing; wrong PINs lock the member out.
 func TestOneStepBurnConsent(t *testing.T) {
 	t.Parallel()
 	e := newBurnEnv(t, 1, 100)
 	m := e.members[0]
-	if _, err := e.burn(e.key(), m, 101, "0000"); !errors.Is(err, ledger.ErrInsufficientPoints) {
-		t.Fatalf("unpayable burn with a wrong PIN: %v, want ErrInsufficientPoints", err)
+	if _, err := e.burn(e.key(), m, 101, "0000"); !errors.Is(err, members.ErrConsentInvalid) {
+		t.Fatalf("unpayable burn with a wrong PIN: %v, want ErrConsentInvalid", err)
 	}
-	for i := 0; i < members.DefaultConsentPolicy.MaxFailures; i++ {
+	if _, err := e.burn(e.key(), m, 101, burnPIN); !errors.Is(err, ledger.ErrInsufficientPoints) {
+		t.Fatalf("unpayable burn with the right PIN: %v, want ErrInsufficientPoints", err)
+	}
+	for i := 1; i < members.DefaultConsentPolicy.MaxFailures; i++ {
 		if _, err := e.burn(e.key(), m, 10, "0000"); !errors.Is(err, members.ErrConsentInvalid) {
 			t.Fatalf("wrong PIN %d: %v, want ErrConsentInvalid", i, err)
 		}
@@ -302,4 +309,60 @@ func BenchmarkBurn(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(e.stmts.Load())/float64(b.N), "stmts/op")
+}
+
+// A burn paid with a redemption code replays under its key with the same,
+// now used, code, one-step and authorise-only alike, and the replays count
+// no failure: a till retrying after a lost answer does not lock the member.
+// A replay is answered even once the member is locked out.
+func TestBurnReplayWithUsedCodeCountsNoFailure(t *testing.T) {
+	t.Parallel()
+	e := newBurnEnv(t, 1, 1000)
+	ctx := context.Background()
+	m := e.members[0]
+	for _, capture := range []bool{true, false} {
+		rc, err := e.consent.IssueCode(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := e.key()
+		in := partners.BurnInput{MemberID: m, Points: 10, RedemptionCode: rc.Code, Capture: capture, ExternalRef: "till-" + k.Key}
+		first, err := e.tx.Burn(ctx, e.p, k, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < members.DefaultConsentPolicy.MaxFailures+1; i++ {
+			again, err := e.tx.Burn(ctx, e.p, k, in)
+			if err != nil || !again.Replayed || again.ID != first.ID {
+				t.Fatalf("capture %v: replay %d = %+v, %v; want burn %d replayed", capture, i, again, err, first.ID)
+			}
+		}
+	}
+	var n int64
+	if err := e.db.Raw(`SELECT count(*) FROM member_consent_failures`).Scan(&n).Error; err != nil || n != 0 {
+		t.Fatalf("replays recorded %d consent failures (%v); want none", n, err)
+	}
+	// Locked out by wrong PINs since, the member's earlier burn still replays.
+	rc, err := e.consent.IssueCode(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := e.key()
+	in := partners.BurnInput{MemberID: m, Points: 10, RedemptionCode: rc.Code, Capture: true}
+	first, err := e.tx.Burn(ctx, e.p, k, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < members.DefaultConsentPolicy.MaxFailures; i++ {
+		if _, err := e.burn(e.key(), m, 10, "0000"); !errors.Is(err, members.ErrConsentInvalid) {
+			t.Fatalf("wrong PIN %d: %v", i, err)
+		}
+	}
+	if _, err := e.burn(e.key(), m, 10, burnPIN); !errors.Is(err, members.ErrConsentLocked) {
+		t.Fatalf("right PIN once locked: %v, want ErrConsentLocked", err)
+	}
+	if again, err := e.tx.Burn(ctx, e.p, k, in); err != nil || !again.Replayed || again.ID != first.ID {
+		t.Fatalf("replay once locked = %+v, %v; want burn %d replayed", again, err, first.ID)
+	}
+	e.audit(t)
 }

@@ -314,17 +314,21 @@ func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempo
 // earnedToday sums the partner-funded points the member earned at the
 // partner today in the partner's time zone (net of nothing: reversals do not
 // give cap room back, which keeps earn-refund loops from resetting the cap).
+// It reads in tx only: the earn's transaction never waits for a second pool
+// connection.
 func (t *Transactions) earnedToday(tx *gorm.DB, partnerID, memberID int64, c Contract) (int64, error) {
 	loc := time.UTC
-	if p, err := t.registry.Partner(tx.Statement.Context, partnerID); err == nil {
-		if l, err := time.LoadLocation(p.TimeZone); err == nil {
-			loc = l
-		}
+	p, err := selectPartner(tx, partnerID, false)
+	if err != nil {
+		return 0, fmt.Errorf("partner %d: %w", partnerID, err)
+	}
+	if l, err := time.LoadLocation(p.TimeZone); err == nil {
+		loc = l
 	}
 	now := t.now().In(loc)
 	start := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
 	var sum int64
-	err := tx.Raw(`SELECT COALESCE(sum(points), 0) FROM ledger_transactions
+	err = tx.Raw(`SELECT COALESCE(sum(points), 0) FROM ledger_transactions
 		WHERE type = 'earn' AND partner_id = ? AND member_id = ? AND posted_at >= ?`, partnerID, memberID, start).Scan(&sum).Error
 	return sum, err
 }

@@ -1,10 +1,12 @@
 package settlement
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -201,4 +203,37 @@ func TestCloseMonth(t *testing.T) {
 		t.Error("September has no report hash")
 	}
 	e.audit()
+}
+
+// Closes on a pool of two connections: a close takes two, and several
+// workers closing at once must not each hold one while waiting for another.
+// Every close is answered in time with the same hashes.
+func TestConcurrentClosesOnATwoConnectionPool(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, at(2026, 8, 20, 9, 0))
+	a := e.partner("Sky Air", partners.SectorAirline, "EUR")
+	e.contract(a, at(2026, 9, 1, 0, 0), "0.01", "0.006", "0.5", "0", partners.BillingPostpaid)
+	e.earn(at(2026, 9, 20, 10, 0), 101, a, 1000, at(2026, 9, 20, 10, 0), nil, "A-1")
+	e.clk.Set(at(2026, 10, 1, 0, 30))
+	sqlDB, err := e.db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = 4
+	var wg sync.WaitGroup
+	got := make([]Period, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[i], errs[i] = e.svc.Close(ctx, "2026-09", "worker") }()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || got[i].Status != PeriodClosed || got[i].ReportSHA256 != got[0].ReportSHA256 {
+			t.Errorf("close %d on a two-connection pool: %+v %v; want closed in time with the first one's hash", i, got[i], errs[i])
+		}
+	}
 }

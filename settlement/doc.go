@@ -32,7 +32,8 @@
 //   - the mapping INSERT and the aggregates (statement legs, matrix,
 //     outstanding liability) run side by side: the aggregates on a second
 //     connection that imports the close's snapshot (pg_export_snapshot), so
-//     a close holds two connections;
+//     a close holds two connections (one close per process takes them at a
+//     time, so closes at once cannot exhaust a pool of two or more);
 //   - contracts are joined to sums per contract bucket (the intervals between
 //     any two consecutive effective_from), not to each row;
 //   - the outstanding liability starts from the previous period's, recorded

@@ -34,6 +34,8 @@ type Service struct {
 	loc  *time.Location
 	base string
 	now  func() time.Time
+	// closing admits one close at a time to its two connections (Close).
+	closing chan struct{}
 }
 
 // NewService builds a settlement service over db.
@@ -47,7 +49,7 @@ func NewService(db *gorm.DB, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{db: db, loc: opts.Location, base: opts.BaseCurrency, now: opts.Now}
+	return &Service{db: db, loc: opts.Location, base: opts.BaseCurrency, now: opts.Now, closing: make(chan struct{}, 1)}
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -175,6 +177,16 @@ func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, er
 	// Phase 2: the work, under the period row's lock, in one snapshot. The
 	// aggregates run beside it on a second connection (aux), taken before
 	// the lock so that a close never waits for the pool while holding it.
+	// Only one close of this process holds (or waits for) two connections:
+	// every other user of the pool needs one at a time and gives it back,
+	// so the close's second connection always comes, whatever the pool's
+	// size (two or more). Closes serialise on the period rows anyway.
+	select {
+	case s.closing <- struct{}{}:
+		defer func() { <-s.closing }()
+	case <-ctx.Done():
+		return Period{}, fmt.Errorf("close %s: %w", m, ctx.Err())
+	}
 	var out periodRow
 	err = db.Connection(func(aux *gorm.DB) error {
 		return repeatableRead(db, func(tx *gorm.DB) error {

@@ -7,6 +7,7 @@
 // ends. Tests therefore never see rows they did not create and may run in
 // parallel. Point HUB_TEST_DATABASE_URL at a server where the user may create
 // databases; the default is the local server `make services` provides.
+// HUB_TEST_MAX_CONNS sets the pool size of each test database (poolSize).
 package testdb
 
 import (
@@ -21,6 +22,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -97,7 +99,11 @@ func NewWithURL(t testing.TB) (*gorm.DB, string) {
 		break
 	}
 	dbURL := withDatabase(AdminURL(), name)
-	db, err := database.Open(ctx, dbURL, database.Options{MaxConns: poolSize, DriverName: driverName()})
+	maxConns, err := poolSize()
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	db, err := database.Open(ctx, dbURL, database.Options{MaxConns: maxConns, DriverName: driverName()})
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
@@ -115,12 +121,12 @@ func NewWithURL(t testing.TB) (*gorm.DB, string) {
 	return db, dbURL
 }
 
-// poolSize bounds each test database's pool. Concurrency tests run hundreds
-// of goroutines through it; with two tests per package binary and two
+// defaultPoolSize bounds each test database's pool. Concurrency tests run
+// hundreds of goroutines through it; with two tests per package binary and two
 // binaries at a time, one suite run needs at most about 80 connections, and
 // the shared server may be serving other runs too (a full server makes
 // connections wait, see slotWaiter).
-const poolSize = 20
+const defaultPoolSize = 20
 
 // slotWaiter is pgx's database/sql driver, except that a connection the
 // server refuses for want of a free slot (too_many_connections, 53300) is
@@ -259,4 +265,21 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// poolSize is each test database's pool size: defaultPoolSize, or HUB_TEST_MAX_CONNS.
+// With HUB_TEST_MAX_CONNS=1 any code that holds a connection (a
+// transaction) and waits for a second one hangs at once, instead of only
+// when concurrent requests exhaust a production pool; the settlement close
+// takes two connections by design and needs 2 (docs/reliability.md).
+func poolSize() (int, error) {
+	v := os.Getenv("HUB_TEST_MAX_CONNS")
+	if v == "" {
+		return defaultPoolSize, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("HUB_TEST_MAX_CONNS=%q: want a positive number of connections", v)
+	}
+	return n, nil
 }
