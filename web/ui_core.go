@@ -24,10 +24,11 @@ import (
 // The browser surface: the member portal (/portal) and the operator console
 // (/console), server-rendered with html/template. This file holds what both
 // share: templates, the session cookies, CSRF, security headers, flash
-// messages and the error page. Sessions are the hub's own signed tokens (a
-// member token or a staff token) in an HttpOnly, SameSite=Lax cookie scoped
-// to the area's path; nothing is kept in server memory, so any number of hub
-// processes serve the same sessions.
+// messages and the error page. A session cookie holds the hub's own signed
+// token (a member token or a staff token), HttpOnly, SameSite=Lax, scoped to
+// the area's path; the token names a session row in PostgreSQL that every
+// request checks, so any number of hub processes serve the same sessions and
+// a sign-out ends one in all of them at once.
 
 //go:embed templates/*.html
 var templateFiles embed.FS
