@@ -140,7 +140,7 @@ func batchEarnScenario(t *testing.T, e *batchEnv, at time.Time, batch bool) []st
 		{Input: in(m[0], 4321)},   // 6: the key of 0, another body: mismatch
 		{Input: in(m[2], 1000)},   // 7: suspended member
 		{Input: in(999999, 1000)}, // 8: unknown member
-		{Input: in(m[0], 0)},      // 9: nothing to earn
+		{Input: in(m[0], 50)},     // 9: nothing to earn (half a euro)
 		{Input: partners.EarnInput{MemberID: m[0], Amount: eur(100)}}, // 10: no occurred_at
 		{Input: withOutlet},    // 11
 		{Input: in(m[0], 777)}, // 12

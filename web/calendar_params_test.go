@@ -108,7 +108,8 @@ func TestCalendarParametersAreValidated(t *testing.T) {
 		}
 	}
 	// The same parameters with a real month, day and instant still work.
-	for _, ok := range []string{"/v1/admin/settlement/periods/2001-12", "/v1/admin/settlement/periods/2001-12/rates", "/v1/admin/settlement/statements?period=2001-12",
+	for _, ok := range []string{"/v1/admin/settlement/periods/2001-12", "/v1/admin/settlement/periods/2001-12/rates",
+		"/v1/admin/settlement/periods/0001-01", "/v1/admin/settlement/periods/9999-12", "/v1/admin/settlement/statements?period=2001-12",
 		fmt.Sprintf("/v1/admin/partners/%d/contract?at=%s", p.ID, url.QueryEscape(e.clock.Now().Format("2006-01-02T15:04:05Z07:00")))} {
 		if status, out, _ := e.raw("GET", ok, staff, nil); status != http.StatusOK {
 			t.Errorf("GET %s: %d %s; want 200", ok, status, out)

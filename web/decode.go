@@ -92,10 +92,141 @@ func decodeStrict(body []byte, dst any) error {
 // onto one struct field ("points" and "Points": it would keep the last); a
 // string that is not valid UTF-8 or holds an escaped UTF-16 surrogate that
 // is not half of a pair (it would store U+FFFD); and a string holding
-// U+0000 (PostgreSQL text cannot store it). It reads the first JSON value
-// token by token, checking each string's raw bytes, which the decoder does
-// not show; malformed JSON is left to decodeStrict, which names it.
+// U+0000 (PostgreSQL text cannot store it). Malformed JSON is left to
+// decodeStrict, which names it.
+//
+// Most bodies are plain (jsonPlain), which a walk of the bytes that
+// allocates nothing confirms; the rest are read token by token
+// (checkJSONTokens), which names what is wrong.
 func checkJSONText(body []byte, dst any) error {
+	if jsonPlain(body) {
+		return nil
+	}
+	return checkJSONTokens(body, dst)
+}
+
+// jsonPlain reports whether the first JSON value of body is plainly
+// clean: every string printable ASCII without escapes, no object with two
+// keys equal but for case, at most plainMaxKeys keys per object and
+// plainMaxDepth levels of nesting. It answers false for anything else
+// (malformed JSON included), and then checkJSONTokens decides: so it may
+// only ever say true of a body checkJSONTokens accepts (it is fuzzed
+// against it).
+func jsonPlain(body []byte) bool {
+	_, ok := plainValue(body, skipJSONSpace(body, 0), 0)
+	return ok
+}
+
+const (
+	plainMaxKeys  = 16
+	plainMaxDepth = 64
+)
+
+// plainValue walks the value at b[i] and returns the index past it.
+func plainValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) || depth > plainMaxDepth {
+		return i, false
+	}
+	switch c := b[i]; {
+	case c == '{':
+		return plainObject(b, i+1, depth+1)
+	case c == '[':
+		return plainArray(b, i+1, depth+1)
+	case c == '"':
+		_, end, ok := plainString(b, i)
+		return end, ok
+	case c == 't' || c == 'f' || c == 'n' || c == '-' || ('0' <= c && c <= '9'):
+		// A literal or a number runs to the next delimiter; decodeStrict
+		// checks its spelling.
+		j := i
+		for j < len(b) && (b[j] == '-' || b[j] == '+' || b[j] == '.' || ('0' <= b[j] && b[j] <= '9') || ('a' <= b[j] && b[j] <= 'z') || b[j] == 'E') {
+			j++
+		}
+		return j, true
+	}
+	return i, false
+}
+
+// plainString returns the contents of the string at b[i] (its opening
+// quote) and the index past it; false when it holds an escape, a byte
+// outside printable ASCII, or does not end.
+func plainString(b []byte, i int) ([]byte, int, bool) {
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return b[i+1 : j], j + 1, true
+		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
+			return nil, j, false
+		}
+	}
+	return nil, len(b), false
+}
+
+func plainObject(b []byte, i, depth int) (int, bool) {
+	var keys [plainMaxKeys][]byte
+	n := 0
+	i = skipJSONSpace(b, i)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		if i >= len(b) || b[i] != '"' || n == len(keys) {
+			return i, false
+		}
+		k, end, ok := plainString(b, i)
+		if !ok {
+			return i, false
+		}
+		for _, prev := range keys[:n] {
+			if bytes.EqualFold(prev, k) {
+				return i, false
+			}
+		}
+		keys[n] = k
+		n++
+		i = skipJSONSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return i, false
+		}
+		if i, ok = plainValue(b, skipJSONSpace(b, i+1), depth); !ok {
+			return i, false
+		}
+		switch i = skipJSONSpace(b, i); {
+		case i < len(b) && b[i] == ',':
+			i = skipJSONSpace(b, i+1)
+		case i < len(b) && b[i] == '}':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
+}
+
+func plainArray(b []byte, i, depth int) (int, bool) {
+	i = skipJSONSpace(b, i)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if i, ok = plainValue(b, i, depth); !ok {
+			return i, false
+		}
+		switch i = skipJSONSpace(b, i); {
+		case i < len(b) && b[i] == ',':
+			i = skipJSONSpace(b, i+1)
+		case i < len(b) && b[i] == ']':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
+}
+
+// checkJSONTokens is checkJSONText for any body: it reads the first JSON
+// value token by token (encoding/json's Decoder.Token), checking each
+// string's raw bytes, which the decoder does not show.
+func checkJSONTokens(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var sc jsonScan
