@@ -778,7 +778,7 @@ func (s *Service) Inbound(ctx context.Context, partnerID int64, idem ledger.Idem
 			return nil
 		}
 		if c.Billing == partners.BillingPrepaid && charge > 0 {
-			if _, err := s.registry.DrawDown(tx, partnerID, partners.Money{Minor: charge, Currency: c.Currency},
+			if _, err := s.registry.DrawDown(tx, partnerID, money.Money{Minor: charge, Currency: c.Currency},
 				fmt.Sprintf("exchange-in:%d", t.ID)); err != nil {
 				return err
 			}

@@ -652,38 +652,38 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 		case "partner_issued":
 			l := base
 			l.Kind, l.Points, l.UnitPrice = LineIssued, -r.Amount, r.IssuePrice.Decimal.String()
-			l.Amount = Money{-value(l.Points, r.IssuePrice.Decimal, one), d.Currency}
+			l.Amount = money.Money{Minor: -value(l.Points, r.IssuePrice.Decimal, one), Currency: d.Currency}
 			l.Description = fmt.Sprintf("Points issued, contract v%d at %s %s/point", *r.Version, l.UnitPrice, d.Currency)
 			lines = append(lines, l)
 		case "partner_redeemed":
 			l := base
 			l.Kind, l.Points, l.UnitPrice = LineRedeemed, r.Amount, r.RedemptionRate.Decimal.String()
-			l.Amount = Money{value(l.Points, r.RedemptionRate.Decimal, one), d.Currency}
+			l.Amount = money.Money{Minor: value(l.Points, r.RedemptionRate.Decimal, one), Currency: d.Currency}
 			l.Description = fmt.Sprintf("Points redeemed, contract v%d at %s %s/point", *r.Version, l.UnitPrice, d.Currency)
 			lines = append(lines, l)
 			if r.FeeRate.Valid && r.FeeRate.Decimal.IsPositive() {
 				f := base
 				f.Kind, f.Points, f.UnitPrice, f.Factor = LineOperatorFee, r.Amount, l.UnitPrice, r.FeeRate.Decimal.String()
-				f.Amount = Money{-value(f.Points, r.RedemptionRate.Decimal, r.FeeRate.Decimal), d.Currency}
+				f.Amount = money.Money{Minor: -value(f.Points, r.RedemptionRate.Decimal, r.FeeRate.Decimal), Currency: d.Currency}
 				f.Description = fmt.Sprintf("Operator fee %s of redemptions, contract v%d", f.Factor, *r.Version)
 				lines = append(lines, f)
 			}
 		case "partner_exchange_in":
 			l := base
 			l.Kind, l.Points, l.UnitPrice = LineExchangeIn, -r.Amount, r.IssuePrice.Decimal.String()
-			l.Amount = Money{-value(l.Points, r.IssuePrice.Decimal, one), d.Currency}
+			l.Amount = money.Money{Minor: -value(l.Points, r.IssuePrice.Decimal, one), Currency: d.Currency}
 			l.Description = fmt.Sprintf("Points credited by exchange from the partner programme at %s %s/point", l.UnitPrice, d.Currency)
 			lines = append(lines, l)
 		case "partner_exchange_out":
 			l := base
 			l.Kind, l.Points, l.UnitPrice = LineExchangeOut, r.Amount, r.RedemptionRate.Decimal.String()
-			l.Amount = Money{value(l.Points, r.RedemptionRate.Decimal, one), d.Currency}
+			l.Amount = money.Money{Minor: value(l.Points, r.RedemptionRate.Decimal, one), Currency: d.Currency}
 			l.Description = fmt.Sprintf("Points exchanged to the partner programme at %s %s/point", l.UnitPrice, d.Currency)
 			lines = append(lines, l)
 		case "breakage":
 			l := base
 			l.Kind, l.Points, l.UnitPrice, l.Factor = LineBreakage, r.Amount, r.IssuePrice.Decimal.String(), r.BreakageShare.Decimal.String()
-			l.Amount = Money{value(l.Points, r.IssuePrice.Decimal, r.BreakageShare.Decimal), d.Currency}
+			l.Amount = money.Money{Minor: value(l.Points, r.IssuePrice.Decimal, r.BreakageShare.Decimal), Currency: d.Currency}
 			l.Description = fmt.Sprintf("Breakage share %s of expired points issued under contract v%d", l.Factor, *r.Version)
 			lines = append(lines, l)
 		default:
@@ -703,10 +703,10 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 		}
 		switch r.Kind {
 		case "draw_down":
-			d.Lines = append(d.Lines, Line{Kind: LinePrepaidDrawDown, Amount: Money{-r.Minor, r.Currency},
+			d.Lines = append(d.Lines, Line{Kind: LinePrepaidDrawDown, Amount: money.Money{Minor: -r.Minor, Currency: r.Currency},
 				Description: "Prepaid balance drawn for issued points"})
 		case "top_up":
-			d.Lines = append(d.Lines, Line{Kind: LinePrepaidTopUp, Amount: Money{r.Minor, r.Currency}, Informational: true,
+			d.Lines = append(d.Lines, Line{Kind: LinePrepaidTopUp, Amount: money.Money{Minor: r.Minor, Currency: r.Currency}, Informational: true,
 				Description: "Prepaid top-ups received (already paid; not part of the net)"})
 		}
 	}
@@ -720,7 +720,7 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 		if err != nil {
 			return nil, fmt.Errorf("adjustment %d: %w", a.ID, err)
 		}
-		l := Line{Kind: LineAdjustment, Amount: Money{minor, d.Currency}, AdjustmentID: a.ID, Description: a.Reason}
+		l := Line{Kind: LineAdjustment, Amount: money.Money{Minor: minor, Currency: d.Currency}, AdjustmentID: a.ID, Description: a.Reason}
 		if a.Currency != d.Currency {
 			l.Description += fmt.Sprintf(" (%s converted at %s)", money.Format(a.AmountMinor, a.Currency), rate.Rate)
 			if used[a.PartnerID] == nil {
@@ -749,7 +749,7 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 			}
 			return a.AdjustmentID < b.AdjustmentID
 		})
-		d.Charges, d.Credits, d.Net = Money{0, d.Currency}, Money{0, d.Currency}, Money{0, d.Currency}
+		d.Charges, d.Credits, d.Net = money.Money{Minor: 0, Currency: d.Currency}, money.Money{Minor: 0, Currency: d.Currency}, money.Money{Minor: 0, Currency: d.Currency}
 		for i := range d.Lines {
 			d.Lines[i].No = i + 1
 			if d.Lines[i].Informational {
@@ -814,7 +814,7 @@ func buildReport(p Period, base string, matrix []matrixRow, outstanding []liabil
 		if err != nil {
 			return Report{}, fmt.Errorf("matrix value at partner %d: %w", k.redeemer, err)
 		}
-		c.Value = Money{v, base}
+		c.Value = money.Money{Minor: v, Currency: base}
 		rep.Matrix = append(rep.Matrix, *c)
 	}
 	sort.Slice(rep.Matrix, func(i, j int) bool {
@@ -836,7 +836,7 @@ func buildReport(p Period, base string, matrix []matrixRow, outstanding []liabil
 		}
 	}
 	for id, l := range liab {
-		l.Value = Money{0, base}
+		l.Value = money.Money{Minor: 0, Currency: base}
 		if id != 0 {
 			v, err := toBase(liabLocal[id], currencies[id])
 			if err != nil {
@@ -870,7 +870,7 @@ func currencyOK(c string) bool {
 
 func (r statementRow) statement() (Statement, error) {
 	st := Statement{ID: r.ID, PeriodID: r.PeriodID, Period: r.Month, PartnerID: r.PartnerID, Status: StatementStatus(r.Status),
-		Net: Money{r.NetMinor, r.Currency}, SHA256: fmt.Sprintf("%x", r.SHA256), CreatedAt: r.CreatedAt.UTC(),
+		Net: money.Money{Minor: r.NetMinor, Currency: r.Currency}, SHA256: fmt.Sprintf("%x", r.SHA256), CreatedAt: r.CreatedAt.UTC(),
 		ApprovedAt: utcPtr(r.ApprovedAt), ApprovedBy: deref(r.ApprovedBy), SentAt: utcPtr(r.SentAt), PaidAt: utcPtr(r.PaidAt),
 		PaymentRef: deref(r.PaymentRef), Raw: json.RawMessage(r.Document)}
 	if err := json.Unmarshal([]byte(r.Document), &st.Document); err != nil {
@@ -983,11 +983,11 @@ func (s *Service) Approve(ctx context.Context, id int64, actor string) (Statemen
 
 // StatementReady is the data of the statement.ready webhook.
 type StatementReady struct {
-	StatementID int64  `json:"statement_id"`
-	Period      string `json:"period"`
-	Net         Money  `json:"net"`
-	Direction   string `json:"direction"`
-	SHA256      string `json:"sha256"`
+	StatementID int64       `json:"statement_id"`
+	Period      string      `json:"period"`
+	Net         money.Money `json:"net"`
+	Direction   string      `json:"direction"`
+	SHA256      string      `json:"sha256"`
 }
 
 // Send moves an approved statement to sent and publishes statement.ready to

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
@@ -117,7 +118,7 @@ type adjustmentRow struct {
 }
 
 func (r adjustmentRow) adjustment() Adjustment {
-	a := Adjustment{ID: r.ID, PartnerID: r.PartnerID, Amount: Money{r.AmountMinor, r.Currency}, Reason: r.Reason,
+	a := Adjustment{ID: r.ID, PartnerID: r.PartnerID, Amount: money.Money{Minor: r.AmountMinor, Currency: r.Currency}, Reason: r.Reason,
 		CreatedAt: r.CreatedAt.UTC(), CreatedBy: r.CreatedBy}
 	if r.CorrectsStatementID != nil && r.CorrectsLineNo != nil {
 		a.Corrects = &LineRef{StatementID: *r.CorrectsStatementID, LineNo: *r.CorrectsLineNo}

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/settlement"
 )
@@ -299,7 +300,7 @@ func (s *Server) statementStep(c *gin.Context, step func(int64) (settlement.Stat
 func (s *Server) adminCreateAdjustment(c *gin.Context) {
 	var req struct {
 		PartnerID int64               `json:"partner_id"`
-		Amount    settlement.Money    `json:"amount"`
+		Amount    money.Money         `json:"amount"`
 		Reason    string              `json:"reason"`
 		Corrects  *settlement.LineRef `json:"corrects"`
 	}
@@ -435,9 +436,9 @@ func (s *Server) adminResolveReconLine(c *gin.Context) {
 		return
 	}
 	var req struct {
-		Action string            `json:"action"`
-		Amount *settlement.Money `json:"amount"`
-		Note   string            `json:"note"`
+		Action string       `json:"action"`
+		Amount *money.Money `json:"amount"`
+		Note   string       `json:"note"`
 	}
 	if _, err := decodeJSON(c, &req); err != nil {
 		fail(c, s.deps.Log, err)

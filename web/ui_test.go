@@ -22,6 +22,8 @@ import (
 
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/internal/clock"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/testredis"
 	"github.com/coalitionhub/hub/ledger"
@@ -37,7 +39,7 @@ type uiEnv struct {
 	t     *testing.T
 	ctx   context.Context
 	db    *gorm.DB
-	clock *testClock
+	clock *clock.Manual
 	reg   *partners.Service
 	led   *ledger.Service
 	mem   *members.Service
@@ -58,7 +60,7 @@ func newUIEnvWith(t *testing.T, jobs Jobs, tune func(*Deps)) *uiEnv {
 	db := testdb.New(t)
 	// Mid-month, so "this month" and "last month" are unambiguous.
 	now := time.Now().UTC()
-	clk := &testClock{t: time.Date(now.Year(), now.Month(), 15, 12, 0, 0, 0, time.UTC)}
+	clk := clock.New(time.Date(now.Year(), now.Month(), 15, 12, 0, 0, 0, time.UTC))
 	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +348,7 @@ func TestPortalPagesOrderAndCancel(t *testing.T) {
 	hotel := e.partner("Grand Hotels", partners.SectorHotel)
 	m := e.member("grace@example.test", hotel.ID, 20000)
 	r, err := e.cat.CreateReward(e.ctx, hotel.ID, catalog.RewardInput{Title: "Free night", Category: catalog.CategoryHotelNight,
-		PricePoints: 15000, Value: partners.Money{Minor: 12000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync})
+		PricePoints: 15000, Value: money.Money{Minor: 12000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync})
 	if err != nil {
 		t.Fatal(err)
 	}
