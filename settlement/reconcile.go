@@ -14,6 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/outbox"
 	"github.com/coalitionhub/hub/internal/validation"
@@ -430,7 +431,7 @@ func (s *Service) Resolve(ctx context.Context, lineID int64, in Resolution) (Rec
 		}
 		amount := in.Amount
 		if amount == nil {
-			m, err := differenceValue(tx, l.PartnerID, l.Kind, deref(l.FilePoints)-deref(l.HubPoints), l.EndsAt)
+			m, err := differenceValue(tx, l.PartnerID, l.Kind, database.Deref(l.FilePoints)-database.Deref(l.HubPoints), l.EndsAt)
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/partners"
@@ -393,7 +394,7 @@ func (s *Service) Report(ctx context.Context, monthStr string) (Report, error) {
 func repeatableRead(db *gorm.DB, fn func(tx *gorm.DB) error) error {
 	for attempt := 1; ; attempt++ {
 		err := db.Transaction(fn, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
-		if err == nil || pgCode(err) != "40001" || attempt == 5 {
+		if err == nil || database.Code(err) != database.SerializationFailure || attempt == 5 {
 			return err
 		}
 	}
@@ -639,7 +640,7 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 		}
 		base := Line{ContractVersion: *r.Version, Late: r.Late}
 		if r.Late {
-			base.TransactionID = deref(r.TransactionID)
+			base.TransactionID = database.Deref(r.TransactionID)
 			t := r.OccurredAt.UTC()
 			base.OccurredAt = &t
 		}
@@ -729,7 +730,7 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 			used[a.PartnerID][rate.From+rate.To] = *rate
 		}
 		if a.CorrectsStatementID != nil {
-			l.Corrects = &LineRef{StatementID: *a.CorrectsStatementID, LineNo: deref(a.CorrectsLineNo)}
+			l.Corrects = &LineRef{StatementID: *a.CorrectsStatementID, LineNo: database.Deref(a.CorrectsLineNo)}
 		}
 		d.Lines = append(d.Lines, l)
 	}
@@ -871,8 +872,8 @@ func currencyOK(c string) bool {
 func (r statementRow) statement() (Statement, error) {
 	st := Statement{ID: r.ID, PeriodID: r.PeriodID, Period: r.Month, PartnerID: r.PartnerID, Status: StatementStatus(r.Status),
 		Net: money.Money{Minor: r.NetMinor, Currency: r.Currency}, SHA256: fmt.Sprintf("%x", r.SHA256), CreatedAt: r.CreatedAt.UTC(),
-		ApprovedAt: utcPtr(r.ApprovedAt), ApprovedBy: deref(r.ApprovedBy), SentAt: utcPtr(r.SentAt), PaidAt: utcPtr(r.PaidAt),
-		PaymentRef: deref(r.PaymentRef), Raw: json.RawMessage(r.Document)}
+		ApprovedAt: utcPtr(r.ApprovedAt), ApprovedBy: database.Deref(r.ApprovedBy), SentAt: utcPtr(r.SentAt), PaidAt: utcPtr(r.PaidAt),
+		PaymentRef: database.Deref(r.PaymentRef), Raw: json.RawMessage(r.Document)}
 	if err := json.Unmarshal([]byte(r.Document), &st.Document); err != nil {
 		return Statement{}, fmt.Errorf("statement %d document: %w", r.ID, err)
 	}
@@ -1060,7 +1061,7 @@ func (s *Service) adjust(tx *gorm.DB, in AdjustmentInput, reconLine *int64) (Adj
 		RETURNING `+adjustmentColumns, in.PartnerID, in.Amount.Minor, in.Amount.Currency, in.Reason, stID, lineNo, reconLine,
 		s.clock(), actor).Scan(&row).Error
 	if err != nil {
-		if pgCode(err) == "23503" {
+		if database.Code(err) == database.ForeignKeyViolation {
 			return Adjustment{}, fmt.Errorf("adjust partner %d: %w", in.PartnerID, ErrLineNotFound)
 		}
 		return Adjustment{}, err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -218,16 +219,16 @@ func problemFor(err error) (Problem, bool) {
 // retries instead of treating them as a bug.
 func backendUnavailable(err error) bool {
 	var ce *pgconn.ConnectError
-	var pe *pgconn.PgError
 	var ne net.Error
 	switch {
 	case errors.As(err, &ce), errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone), errors.Is(err, pgconn.ErrConnClosed),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.Is(err, io.ErrUnexpectedEOF), pgconn.Timeout(err):
 		return true
-	case errors.As(err, &pe):
+	case database.Code(err) != "":
 		// Class 08: connection exception; 57P01-57P03: shutdown, crash, starting up.
-		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+		code := database.Code(err)
+		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
 	case errors.As(err, &ne):
 		return true
 	}
