@@ -253,7 +253,7 @@ func actor(c *gin.Context) string {
 // adminLogin is POST /v1/admin/login: email + password for a staff token.
 func (s *Server) adminLogin(c *gin.Context) {
 	if wait, ok := s.loginLimits.allow(c.ClientIP()); !ok {
-		tooManyRequests(c, wait)
+		s.tooManyRequests(c, wait)
 		return
 	}
 	var req loginRequest

@@ -68,7 +68,7 @@ func newAuthEnv(t *testing.T, tune func(*Deps)) *authEnv {
 		c.JSON(http.StatusOK, gin.H{"partner_id": p.PartnerID, "client_id": p.ClientID})
 	}
 	probe.GET("/t/any", s.partnerAuth(), ok)
-	probe.GET("/t/earn", s.partnerAuth(), requireScope(partners.ScopePointsEarn), ok)
+	probe.GET("/t/earn", s.partnerAuth(), s.requireScope(partners.ScopePointsEarn), ok)
 	probe.GET("/t/staff", s.staffAuth(), func(c *gin.Context) { c.Status(http.StatusNoContent) })
 	mux := http.NewServeMux()
 	mux.Handle("/t/", probe)

@@ -82,7 +82,7 @@ func observe(log *slog.Logger, m *httpMetrics) gin.HandlerFunc {
 func recoverProblem(log *slog.Logger) gin.HandlerFunc {
 	return gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
 		log.Error("panic in handler", "panic", rec, "route", c.FullPath(), "request_id", requestID(c))
-		writeProblem(c, Problem{Status: http.StatusInternalServerError, Code: "internal_error", Title: "Internal error"})
+		fail(c, log, errInternal)
 	})
 }
 
@@ -98,15 +98,14 @@ var uploadRoutes = map[string]bool{
 const uploadMax = 1 << 30
 
 // limitBody refuses bodies larger than max bytes (uploadMax on uploadRoutes).
-func limitBody(max int64) gin.HandlerFunc {
+func limitBody(log *slog.Logger, max int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		limit := max
 		if c.Request.Method == http.MethodPost && uploadRoutes[c.FullPath()] {
 			limit = uploadMax
 		}
 		if c.Request.ContentLength > limit {
-			writeProblem(c, Problem{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
-				Title: "Request body too large", Detail: "the limit is " + strconv.FormatInt(limit, 10) + " bytes"})
+			fail(c, log, withDetail(errBodyTooLarge, "the limit is "+strconv.FormatInt(limit, 10)+" bytes"))
 			return
 		}
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
