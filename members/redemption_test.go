@@ -156,12 +156,24 @@ func TestGuessingLocksAfterFailures(t *testing.T) {
 		if err := verify(c, db, m, 9, wrong, ""); !errors.Is(err, members.ErrConsentInvalid) {
 			t.Fatalf("guess %d: got %v", i, err)
 		}
+		clk.Add(time.Minute)
 	}
 	// Now even the right code is refused: the guesser cannot keep trying.
-	if err := verify(c, db, m, 9, rc.Code, ""); !errors.Is(err, members.ErrConsentLocked) {
-		t.Fatalf("after 5 failures: got %v, want ErrConsentLocked", err)
+	// The lock lasts until the first failure (5 minutes ago) leaves the
+	// 15-minute window.
+	err := verify(c, db, m, 9, rc.Code, "")
+	var le *members.LockedError
+	if !errors.Is(err, members.ErrConsentLocked) || !errors.As(err, &le) {
+		t.Fatalf("after 5 failures: got %v, want a *LockedError (ErrConsentLocked)", err)
 	}
-	clk.Add(16 * time.Minute)
+	if le.RetryAfter() != 10*time.Minute {
+		t.Fatalf("the lock lasts %v more; want 10m0s", le.RetryAfter())
+	}
+	clk.Add(10*time.Minute - time.Second)
+	if err := verify(c, db, m, 9, rc.Code, ""); !errors.As(err, &le) || le.RetryAfter() != time.Second {
+		t.Fatalf("a second before the lock ends: got %v; want ErrConsentLocked for 1s more", err)
+	}
+	clk.Add(time.Second)
 	rc2, _ := c.IssueCode(context.Background(), m)
 	if err := verify(c, db, m, 9, rc2.Code, ""); err != nil {
 		t.Fatalf("after the window: %v", err)
