@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"time"
@@ -110,5 +111,34 @@ func limitBody(log *slog.Logger, max int64) gin.HandlerFunc {
 		}
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 		c.Next()
+	}
+}
+
+// forwardedFromTrusted drops X-Forwarded-Proto from a request whose peer is
+// not one of the trusted proxies (Deps.TrustedProxies), so that only a proxy
+// can say the browser reached it over HTTPS. Client IPs are gin's business
+// (SetTrustedProxies).
+func forwardedFromTrusted(trusted []string) gin.HandlerFunc {
+	var nets []netip.Prefix
+	for _, t := range trusted {
+		if p, err := netip.ParsePrefix(t); err == nil {
+			nets = append(nets, p.Masked())
+		} else if a, err := netip.ParseAddr(t); err == nil {
+			nets = append(nets, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+		}
+	}
+	return func(c *gin.Context) {
+		if c.Request.Header.Get("X-Forwarded-Proto") == "" {
+			return
+		}
+		peer, err := netip.ParseAddrPort(c.Request.RemoteAddr)
+		if err == nil {
+			for _, n := range nets {
+				if n.Contains(peer.Addr().Unmap()) {
+					return
+				}
+			}
+		}
+		c.Request.Header.Del("X-Forwarded-Proto")
 	}
 }

@@ -126,7 +126,8 @@ func (s *Server) Handler() http.Handler {
 		s.deps.Log.Error("trusted proxies refused; trusting none", "err", err)
 		_ = r.SetTrustedProxies(nil)
 	}
-	r.Use(withRequestID(), recoverProblem(s.deps.Log), observe(s.deps.Log, s.metrics), limitBody(s.deps.Log, s.deps.MaxBody))
+	r.Use(withRequestID(), recoverProblem(s.deps.Log), observe(s.deps.Log, s.metrics), limitBody(s.deps.Log, s.deps.MaxBody),
+		forwardedFromTrusted(s.deps.TrustedProxies))
 	r.NoRoute(func(c *gin.Context) { fail(c, s.deps.Log, errNotFound) })
 	r.NoMethod(func(c *gin.Context) { fail(c, s.deps.Log, errMethodNotAllowed) })
 
