@@ -117,6 +117,9 @@ func (s *Server) uploadReconciliation(c *gin.Context) {
 
 func (s *Server) reconciliationUpload(c *gin.Context, partnerID int64) {
 	month, err := pathMonth(c, "id")
+	if err == nil {
+		err = csvContentType(c.GetHeader("Content-Type"))
+	}
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -327,6 +330,10 @@ func (s *Server) adminUploadReconciliation(c *gin.Context) {
 	n, err := strconv.ParseInt(c.Query("partner_id"), 10, 64)
 	if err != nil || n <= 0 {
 		fail(c, s.deps.Log, validation.New("partner_id", "is required"))
+		return
+	}
+	if err := csvContentType(c.GetHeader("Content-Type")); err != nil {
+		fail(c, s.deps.Log, err)
 		return
 	}
 	if _, err := s.deps.Partners.Partner(c.Request.Context(), n); err != nil {
