@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/coalitionhub/hub/cmd/hub/demo"
 	"github.com/coalitionhub/hub/internal/clock"
-	"github.com/coalitionhub/hub/internal/demo"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/migrations"
 	"github.com/coalitionhub/hub/programme"
@@ -40,7 +40,7 @@ func (a *app) migrate(ctx context.Context, args []string) error {
 	}
 }
 
-// seed loads the demo coalition (internal/demo) and prints how to use it.
+// seed loads the demo coalition (cmd/hub/demo) and prints how to use it.
 func (a *app) seed(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
 	n := fs.Int("members", 2500, "members to enrol")

@@ -154,7 +154,7 @@ func seed(ctx context.Context, o options, db *gorm.DB, key string) (seeded, erro
 		return s, err
 	}
 	rules := partners.NewRules(db, clock)
-	// The programme of the demo coalition (internal/demo): a rolling 12-month
+	// The programme of the demo coalition (cmd/hub/demo): a rolling 12-month
 	// window, points expiring after 24 months, three earned tiers. Every
 	// partner's rule multiplies by tier, so an earn reads the member's tier,
 	// and members crossing a threshold during the run are upgraded: the
