@@ -49,7 +49,7 @@ func checkLines(t *testing.T, st Statement, cur string, want []wantLine, net int
 	}
 }
 
-// TestCloseMonth is the done-when test: a month built by hand with
+// TestCloseMonth is the close's end-to-end test: a month built by hand with
 // three partners, a contract change mid-month, two currencies, expiry,
 // reversals, prepaid, a late transaction and an adjustment; every line, the
 // matrix, the outstanding liability and every net asserted to the minor unit;
