@@ -258,7 +258,7 @@ func audit(t *testing.T, db *gorm.DB) {
 
 func TestPortalSignInSessionCookieAndCSRF(t *testing.T) {
 	t.Parallel()
-	e := newUIEnv(t, nil)
+	e := newUIEnvWith(t, nil, func(d *Deps) { d.TrustedProxies = []string{"127.0.0.1", "::1"} })
 	air := e.partner("Sky Air", partners.SectorAirline)
 	e.member("ada@example.test", air.ID, 1000)
 	b := e.browser()
@@ -299,7 +299,7 @@ func TestPortalSignInSessionCookieAndCSRF(t *testing.T) {
 		t.Fatalf("session cookie = %+v, want HttpOnly, SameSite=Lax, Path=/portal, not Secure over http, with MaxAge", c)
 	}
 
-	// Behind an HTTPS proxy the cookie is Secure.
+	// Behind an HTTPS proxy (a trusted one: the test's peer) the cookie is Secure.
 	https := e.browser()
 	https.hdr["X-Forwarded-Proto"] = "https"
 	body = https.page("/portal/login")
