@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -312,5 +311,3 @@ func (h *hubProc) rss() int64 {
 func openDB(ctx context.Context, dbURL string) (*gorm.DB, error) {
 	return database.Open(ctx, dbURL, database.Options{MaxConns: 8})
 }
-
-var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
