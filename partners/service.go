@@ -448,7 +448,7 @@ func (s *Service) move(tx *gorm.DB, partnerID int64, kind string, amount money.M
 		return PrepaidBalance{}, err
 	}
 	if ok {
-		return PrepaidBalance{PartnerID: partnerID, Minor: bal, Currency: amount.Currency}, nil
+		return PrepaidBalance{PartnerID: partnerID, Balance: money.Money{Minor: bal, Currency: amount.Currency}}, nil
 	}
 	acct, exists, err := selectPrepaidAccount(tx, partnerID)
 	switch {
@@ -456,8 +456,8 @@ func (s *Service) move(tx *gorm.DB, partnerID int64, kind string, amount money.M
 		return PrepaidBalance{}, err
 	case !exists:
 		return PrepaidBalance{}, ErrNotPrepaid
-	case acct.Currency != amount.Currency:
-		return PrepaidBalance{}, validation.New("amount.currency", "must be the partner's settlement currency "+acct.Currency)
+	case acct.Balance.Currency != amount.Currency:
+		return PrepaidBalance{}, validation.New("amount.currency", "must be the partner's settlement currency "+acct.Balance.Currency)
 	}
 	return PrepaidBalance{}, ErrPrepaidExhausted
 }

@@ -154,8 +154,8 @@ func TestPrepaidDrawDownRefusesWhenEmpty(t *testing.T) {
 		bal, err = svc.DrawDown(tx, p.ID, money.Money{Minor: 600, Currency: "EUR"}, "earn-1")
 		return err
 	})
-	if err != nil || bal.Minor != 400 {
-		t.Fatalf("draw 600 of 1000: balance %d, err %v; want 400, nil", bal.Minor, err)
+	if err != nil || bal.Balance.Minor != 400 {
+		t.Fatalf("draw 600 of 1000: balance %d, err %v; want 400, nil", bal.Balance.Minor, err)
 	}
 	err = db.Transaction(func(tx *gorm.DB) error {
 		_, err := svc.DrawDown(tx, p.ID, money.Money{Minor: 401, Currency: "EUR"}, "earn-2")
@@ -173,13 +173,13 @@ func TestPrepaidDrawDownRefusesWhenEmpty(t *testing.T) {
 		t.Fatalf("draw in USD from an EUR account: error = %v, want validation error", err)
 	}
 	got, err := svc.PrepaidBalance(ctx, p.ID)
-	if err != nil || got.Minor != 400 {
-		t.Fatalf("balance = %d, %v; want 400", got.Minor, err)
+	if err != nil || got.Balance.Minor != 400 {
+		t.Fatalf("balance = %d, %v; want 400", got.Balance.Minor, err)
 	}
 	var sum int64
 	db.Raw(`SELECT coalesce(sum(amount_minor), 0) FROM prepaid_movements WHERE partner_id = ?`, p.ID).Scan(&sum)
-	if sum != got.Minor {
-		t.Fatalf("sum of movements %d != balance %d", sum, got.Minor)
+	if sum != got.Balance.Minor {
+		t.Fatalf("sum of movements %d != balance %d", sum, got.Balance.Minor)
 	}
 
 	post := mustPartner(t, svc, "Postpaid D")
@@ -232,8 +232,8 @@ func TestPrepaidDrawDownConcurrent(t *testing.T) {
 	b, _ := svc.PrepaidBalance(ctx, p.ID)
 	var n int64
 	db.Raw(`SELECT count(*) FROM prepaid_movements WHERE partner_id = ? AND kind = 'draw_down'`, p.ID).Scan(&n)
-	if b.Minor != 0 || n != 20 {
-		t.Fatalf("balance %d with %d draw-down rows; want 0 and 20", b.Minor, n)
+	if b.Balance.Minor != 0 || n != 20 {
+		t.Fatalf("balance %d with %d draw-down rows; want 0 and 20", b.Balance.Minor, n)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/coalitionhub/hub/internal/database"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 )
@@ -308,7 +309,7 @@ func selectPrepaidAccount(tx *gorm.DB, partnerID int64) (PrepaidBalance, bool, e
 	if len(rows) == 0 {
 		return PrepaidBalance{}, false, nil
 	}
-	return PrepaidBalance{PartnerID: partnerID, Minor: rows[0].BalanceMinor, Currency: rows[0].Currency}, true, nil
+	return PrepaidBalance{PartnerID: partnerID, Balance: money.Money{Minor: rows[0].BalanceMinor, Currency: rows[0].Currency}}, true, nil
 }
 
 // notFound maps an empty result to sentinel.

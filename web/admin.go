@@ -533,7 +533,7 @@ func (s *Server) adminSetClientKey(c *gin.Context) {
 }
 
 func prepaidOut(b partners.PrepaidBalance) prepaidJSON {
-	return prepaidJSON{PartnerID: b.PartnerID, Balance: money.Money{Minor: b.Minor, Currency: b.Currency}}
+	return prepaidJSON{PartnerID: b.PartnerID, Balance: b.Balance}
 }
 
 func (s *Server) adminPrepaidBalance(c *gin.Context) {
