@@ -13,7 +13,7 @@ run: check-go services build
 	@CGO_ENABLED=0 bash scripts/gobuild.sh "the partner simulator" -o=bin/partnersim ./cmd/partnersim
 	@bash scripts/run.sh
 
-## test: the same services, then gofmt, go vet, the lint of the API document, the whole suite
+## test: the same services, then gofmt, go vet, staticcheck, the lint of the API document, the whole suite
 ## with the race detector, and a short run of every fuzz target (FUZZTIME, default 3s each)
 test: check-go test-deps services lint openapi-lint
 	@bash scripts/gobuild.sh "every package for the race detector" $(filter -race,$(GO_TEST_FLAGS)) ./...
@@ -81,11 +81,14 @@ stop:
 build: check-go
 	@CGO_ENABLED=0 bash scripts/gobuild.sh "the hub" "-ldflags=-X main.version=$(VERSION)" -o=$(BIN) ./cmd/hub
 
+## lint: gofmt, go vet and staticcheck (the version pinned in scripts/staticcheck.sh, installed
+## when absent); any finding fails
 lint: check-go
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.data/*')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	@CGO_ENABLED=0 bash scripts/gobuild.sh "every package" ./...
 	@CGO_ENABLED=0 go vet ./...
+	@bash scripts/staticcheck.sh
 
 migrate: services build
 	@. $(ENV) && ./$(BIN) migrate up

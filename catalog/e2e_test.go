@@ -7,6 +7,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
 )
@@ -32,7 +33,7 @@ func TestEarnAtAirlineAndBankRedeemHotelNight(t *testing.T) {
 		t.Helper()
 		tr, err := e.tx.Earn(e.ctx, partners.Principal{PartnerID: p.ID},
 			ledger.Idempotency{Scope: fmt.Sprintf("partner:%d", p.ID), Key: ref},
-			partners.EarnInput{MemberID: m.ID, Amount: partners.Money{Minor: minor, Currency: "EUR"}, OccurredAt: e.clock.Now(), ExternalRef: ref})
+			partners.EarnInput{MemberID: m.ID, Amount: money.Money{Minor: minor, Currency: "EUR"}, OccurredAt: e.clock.Now(), ExternalRef: ref})
 		if err != nil {
 			t.Fatalf("earn at %s: %v", p.Name, err)
 		}

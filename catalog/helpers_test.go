@@ -12,24 +12,14 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/internal/clock"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 var t0 = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
 
@@ -38,7 +28,7 @@ type env struct {
 	t       testing.TB
 	ctx     context.Context
 	db      *gorm.DB
-	clock   *clock
+	clock   *clock.Manual
 	ledger  *ledger.Service
 	members *members.Service
 	reg     *partners.Service
@@ -51,7 +41,7 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	db := testdb.New(t)
-	c := &clock{t: t0}
+	c := clock.New(t0)
 	reg, err := partners.NewService(db, partners.Options{Issuer: "https://hub.test", SecretsKey: make([]byte, 32), Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +119,7 @@ func (e *env) credit(memberID, issuer, pts int64) {
 func (e *env) reward(partnerID int64, tune func(*catalog.RewardInput)) catalog.Reward {
 	e.t.Helper()
 	in := catalog.RewardInput{Title: "Free night", Category: catalog.CategoryHotelNight, PricePoints: 15000,
-		Value: partners.Money{Minor: 12000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync}
+		Value: money.Money{Minor: 12000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync}
 	if tune != nil {
 		tune(&in)
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
-	"github.com/coalitionhub/hub/partners"
 )
 
 // Category is what kind of reward it is.
@@ -78,7 +78,7 @@ type Reward struct {
 	PricePoints       int64            `json:"price_points"`
 	TierPrices        map[string]int64 `json:"tier_prices"`
 	EligibleTiers     []string         `json:"eligible_tiers"`
-	Value             partners.Money   `json:"value"`
+	Value             money.Money      `json:"value"`
 	StockTotal        *int64           `json:"stock_total"`
 	StockRemaining    *int64           `json:"stock_remaining"`
 	ValidFrom         *time.Time       `json:"valid_from,omitempty"`
@@ -146,7 +146,7 @@ type RewardInput struct {
 	PricePoints     int64
 	TierPrices      map[string]int64
 	EligibleTiers   []string
-	Value           partners.Money
+	Value           money.Money
 	StockTotal      *int64
 	ValidFrom       *time.Time
 	ValidUntil      *time.Time

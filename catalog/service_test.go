@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -250,12 +251,12 @@ func TestUnfulfilledOrdersExpireAtTheDeadline(t *testing.T) {
 	r := e.reward(hotel.ID, func(in *catalog.RewardInput) { in.StockTotal = ptr[int64](2); in.FulfilmentHours = 48 })
 	m := e.member(airline.ID, 40000)
 	late := e.order(m.ID, r.ID)
-	e.clock.Advance(24 * time.Hour)
+	e.clock.Add(24 * time.Hour)
 	early := e.order(m.ID, r.ID)
 	if n, err := e.svc.ExpireOrders(e.ctx, 10); err != nil || n != 0 {
 		t.Fatalf("expire before any deadline: %d, %v; want 0", n, err)
 	}
-	e.clock.Advance(24 * time.Hour) // the first order's deadline
+	e.clock.Add(24 * time.Hour) // the first order's deadline
 	if _, err := e.svc.Fulfil(e.ctx, hotel.ID, late.ID, "BK-1"); !errors.Is(err, catalog.ErrDeadlinePassed) {
 		t.Fatalf("fulfil at the deadline: %v; want ErrDeadlinePassed", err)
 	}
@@ -287,7 +288,7 @@ func TestExpiryAfterLedgerSweptTheHold(t *testing.T) {
 	r := e.reward(hotel.ID, func(in *catalog.RewardInput) { in.FulfilmentHours = 1 })
 	m := e.member(airline.ID, 20000)
 	o := e.order(m.ID, r.ID)
-	e.clock.Advance(48 * time.Hour) // past deadline and grace: the ledger sweep gets there first
+	e.clock.Add(48 * time.Hour) // past deadline and grace: the ledger sweep gets there first
 	if _, err := e.ledger.ExpireHolds(e.ctx, 10); err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +392,7 @@ func TestCharityDonationIsARedemptionAtTheCharity(t *testing.T) {
 	airline := e.partner("Skyways", partners.SectorAirline, true)
 	charity := e.partner("Clean Oceans", partners.SectorCharity, false)
 	_, err := e.svc.CreateReward(e.ctx, airline.ID, catalog.RewardInput{Title: "Donate", Category: catalog.CategoryCharity,
-		PricePoints: 1000, Value: partners.Money{Minor: 500, Currency: "EUR"}, Fulfilment: catalog.FulfilmentInstant})
+		PricePoints: 1000, Value: money.Money{Minor: 500, Currency: "EUR"}, Fulfilment: catalog.FulfilmentInstant})
 	if !errors.Is(err, catalog.ErrNotCharity) {
 		t.Fatalf("donation reward at an airline: %v; want ErrNotCharity", err)
 	}
@@ -482,7 +483,7 @@ func TestRewardValidationAndStockChanges(t *testing.T) {
 	airline := e.partner("Skyways", partners.SectorAirline, true)
 	hotel := e.partner("Grand Hotels", partners.SectorHotel, false)
 	_, err := e.svc.CreateReward(e.ctx, hotel.ID, catalog.RewardInput{Title: "", Category: "spa", PricePoints: 0,
-		Value: partners.Money{Currency: "eur"}, Fulfilment: "later", BlackoutDates: []string{"24/12"}})
+		Value: money.Money{Currency: "eur"}, Fulfilment: "later", BlackoutDates: []string{"24/12"}})
 	for _, f := range []string{"title", "category", "price_points", "value.currency", "fulfilment", "blackout_dates[0]"} {
 		if !isFieldError(err, f) {
 			t.Errorf("invalid reward: %v; want a field error on %s", err, f)

@@ -9,8 +9,8 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
-	"github.com/coalitionhub/hub/partners"
 )
 
 // rewardRow is a catalog_rewards row plus the count of free voucher codes.
@@ -51,7 +51,7 @@ const rewardColumns = `r.id, r.partner_id, r.title, r.description, r.category, r
 func (r rewardRow) reward() Reward {
 	out := Reward{ID: r.ID, PartnerID: r.PartnerID, Title: r.Title, Description: r.Description,
 		Category: Category(r.Category), PricePoints: r.PricePoints,
-		Value:      partners.Money{Minor: r.ValueMinor, Currency: r.ValueCurrency},
+		Value:      money.Money{Minor: r.ValueMinor, Currency: r.ValueCurrency},
 		StockTotal: r.StockTotal, StockRemaining: r.StockRemaining, ValidFrom: utcPtr(r.ValidFrom),
 		ValidUntil: utcPtr(r.ValidUntil), PerMemberLimit: r.PerMemberLimit, Fulfilment: Fulfilment(r.Fulfilment),
 		FulfilmentHours: r.FulfilmentHours, Status: Status(r.Status), Visibility: Visibility(r.Visibility),

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/outbox"
 	"github.com/coalitionhub/hub/internal/validation"
@@ -85,7 +86,7 @@ func (s *Service) CreateProgramme(ctx context.Context, in NewProgramme) (Program
 		in.PartnerID, in.Code, in.Name, in.Unit, outP, outU, inU, inP, in.Increment, in.MinPoints, in.MaxPoints,
 		in.MonthlyMax, in.FeePoints, in.FeeMinor, feeCur, string(bands), in.EndpointURL, sealed,
 		in.PendingDeadline.Seconds(), now, now).Scan(&id).Error
-	if isUnique(err, "exchange_programmes_code_key") {
+	if database.IsUnique(err, "exchange_programmes_code_key") {
 		return Programme{}, fmt.Errorf("programme %q: %w", in.Code, ErrProgrammeExists)
 	}
 	if err != nil {
@@ -442,7 +443,7 @@ func (s *Service) Record(ctx context.Context, id int64, res CreditResult) (Excha
 			}
 			t, err := s.ledger.In(tx).Capture(ctx, ledger.CaptureRequest{
 				Idem:   ledger.Idempotency{Scope: "system", Key: "exchange:capture:" + x.PublicID},
-				HoldID: deref(x.HoldID)})
+				HoldID: database.Deref(x.HoldID)})
 			if err != nil {
 				return fmt.Errorf("capture exchange %d: %w", id, err)
 			}
@@ -509,7 +510,7 @@ func (s *Service) duplicate(tx *gorm.DB, x exchangeRow, res CreditResult, now ti
 // through the exchange's history (portal) and the partner by webhook.
 func (s *Service) fail(ctx context.Context, tx *gorm.DB, x exchangeRow, reason string, now time.Time) error {
 	if _, err := s.ledger.In(tx).Void(ctx, ledger.VoidRequest{
-		Idem: ledger.Idempotency{Scope: "system", Key: "exchange:void:" + x.PublicID}, HoldID: deref(x.HoldID)}); err != nil &&
+		Idem: ledger.Idempotency{Scope: "system", Key: "exchange:void:" + x.PublicID}, HoldID: database.Deref(x.HoldID)}); err != nil &&
 		!errors.Is(err, ledger.ErrHoldNotActive) {
 		return fmt.Errorf("void exchange %d hold: %w", x.ID, err)
 	}
@@ -666,7 +667,7 @@ func (s *Service) ReverseByPartner(ctx context.Context, partnerID int64, publicI
 		}
 		t, err := s.ledger.In(tx).Reverse(ctx, ledger.ReverseRequest{
 			Idem:          ledger.Idempotency{Scope: "system", Key: "exchange:reverse:" + x.PublicID},
-			TransactionID: deref(x.TransactionID), Reason: "exchange reversed by partner: " + reason, ExternalRef: x.PublicID})
+			TransactionID: database.Deref(x.TransactionID), Reason: "exchange reversed by partner: " + reason, ExternalRef: x.PublicID})
 		if err != nil {
 			return fmt.Errorf("reverse exchange %s: %w", publicID, err)
 		}
@@ -778,7 +779,7 @@ func (s *Service) Inbound(ctx context.Context, partnerID int64, idem ledger.Idem
 			return nil
 		}
 		if c.Billing == partners.BillingPrepaid && charge > 0 {
-			if _, err := s.registry.DrawDown(tx, partnerID, partners.Money{Minor: charge, Currency: c.Currency},
+			if _, err := s.registry.DrawDown(tx, partnerID, money.Money{Minor: charge, Currency: c.Currency},
 				fmt.Sprintf("exchange-in:%d", t.ID)); err != nil {
 				return err
 			}
@@ -793,7 +794,7 @@ func (s *Service) Inbound(ctx context.Context, partnerID int64, idem ledger.Idem
 			VALUES (?, 'inbound', ?, ?, ?, ?, ?, ?, 'completed', ?, ?, ?, ?, ?) RETURNING id`,
 			uuid.NewString(), p.ID, partnerID, in.MemberID, account, points, in.Units, t.ID, in.PartnerTransactionID,
 			now, now, now).Scan(&id).Error; err != nil {
-			if isUnique(err, "exchanges_inbound_ref") {
+			if database.IsUnique(err, "exchanges_inbound_ref") {
 				return fmt.Errorf("partner transaction %s: %w", in.PartnerTransactionID, ErrDuplicateReference)
 			}
 			return err

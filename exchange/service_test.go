@@ -14,23 +14,12 @@ import (
 
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/exchange/partnersim"
+	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 const (
 	startPoints = 100_000
@@ -40,7 +29,7 @@ const (
 
 type env struct {
 	db        *gorm.DB
-	clk       *clock
+	clk       *clock.Manual
 	sim       *partnersim.Sim
 	svc       *exchange.Service
 	ledger    *ledger.Service
@@ -56,7 +45,7 @@ func newEnv(t *testing.T, simCfg partnersim.Config) *env {
 	t.Helper()
 	ctx := context.Background()
 	db := testdb.New(t)
-	clk := &clock{t: time.Date(2025, 6, 10, 9, 0, 0, 0, time.UTC)}
+	clk := clock.New(time.Date(2025, 6, 10, 9, 0, 0, 0, time.UTC))
 	ps, err := partners.NewService(db, partners.Options{Issuer: "https://hub.test", SecretsKey: make([]byte, 32), Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

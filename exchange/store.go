@@ -2,12 +2,11 @@ package exchange
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/coalitionhub/hub/internal/database"
 	"gorm.io/gorm"
 )
 
@@ -110,20 +109,12 @@ const exchangeColumns = `id, public_id::text AS public_id, direction, programme_
 	fee_points, units, bonus_units, status, quote_id::text AS quote_id, hold_id, transaction_id, reversal_tx_id, partner_ref,
 	failure_reason, attempts, next_check_at, deadline_at, created_at, updated_at, completed_at`
 
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
-}
-
 func (r exchangeRow) exchange() Exchange {
 	return Exchange{ID: r.ID, PublicID: r.PublicID, Direction: Direction(r.Direction), ProgrammeID: r.ProgrammeID,
 		PartnerID: r.PartnerID, MemberID: r.MemberID, Account: r.Account, Points: r.Points, FeePoints: r.FeePoints,
-		Units: r.Units, BonusUnits: r.BonusUnits, Status: Status(r.Status), HoldID: deref(r.HoldID),
-		TransactionID: deref(r.TransactionID), ReversalTxID: deref(r.ReversalTxID), PartnerRef: deref(r.PartnerRef),
-		FailureReason: deref(r.FailureReason), Attempts: r.Attempts, DeadlineAt: r.DeadlineAt,
+		Units: r.Units, BonusUnits: r.BonusUnits, Status: Status(r.Status), HoldID: database.Deref(r.HoldID),
+		TransactionID: database.Deref(r.TransactionID), ReversalTxID: database.Deref(r.ReversalTxID), PartnerRef: database.Deref(r.PartnerRef),
+		FailureReason: database.Deref(r.FailureReason), Attempts: r.Attempts, DeadlineAt: r.DeadlineAt,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, CompletedAt: r.CompletedAt}
 }
 
@@ -173,9 +164,4 @@ func monthlyPoints(tx *gorm.DB, memberID, programmeID int64, dir Direction, star
 func monthStart(t time.Time) time.Time {
 	t = t.UTC()
 	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
-}
-
-func isUnique(err error, constraint string) bool {
-	var pg *pgconn.PgError
-	return errors.As(err, &pg) && pg.Code == "23505" && (constraint == "" || pg.ConstraintName == constraint)
 }

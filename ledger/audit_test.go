@@ -102,7 +102,7 @@ func populate(f *fixture) {
 	if _, err := f.svc.Transfer(f.ctx, ledger.TransferRequest{Idem: key(), FromMember: 2, ToMember: 3, Points: 10, Fee: 1}); err != nil {
 		f.t.Fatal(err)
 	}
-	f.clock.Advance(2 * time.Hour)
+	f.clock.Add(2 * time.Hour)
 	if _, err := f.svc.ExpireLots(f.ctx, f.clock.Now(), 10); err != nil {
 		f.t.Fatal(err)
 	}

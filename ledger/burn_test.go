@@ -34,7 +34,7 @@ func TestBurnHeldPostsACapturedHold(t *testing.T) {
 	f.earn(1, 1, 100)                                                                           // no expiry: last
 	f.earn(1, 2, 50, func(r *ledger.EarnRequest) { r.ExpiresAt = ptr(t0.Add(48 * time.Hour)) }) // first
 	f.earn(1, 3, 50, func(r *ledger.EarnRequest) { r.ExpiresAt = ptr(t0.Add(96 * time.Hour)) }) // second
-	f.clock.Advance(time.Minute)
+	f.clock.Add(time.Minute)
 	h, tr, err := f.burnHeld(f.holdReq(1, 9, 120))
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestBurnHeldRefusals(t *testing.T) {
 	f.earn(1, 1, 100)
 	f.earn(1, 2, 40, func(r *ledger.EarnRequest) { r.AvailableAt = ptr(t0.Add(24 * time.Hour)) }) // pending
 	f.earn(1, 3, 30, func(r *ledger.EarnRequest) { r.ExpiresAt = ptr(t0.Add(time.Minute)) })      // expires
-	f.clock.Advance(2 * time.Minute)
+	f.clock.Add(2 * time.Minute)
 	held, err := f.svc.Hold(f.ctx, f.holdReq(1, 9, 60))
 	if err != nil {
 		t.Fatal(err)

@@ -159,7 +159,7 @@ func TestBalancePartsAddUpInEveryState(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.wantParts(1, 350, 180, 50, 120, 0, 0)
-	f.clock.Advance(2 * time.Hour) // A's 100 points expire; the expiry run waits for the hold
+	f.clock.Add(2 * time.Hour) // A's 100 points expire; the expiry run waits for the hold
 	f.wantParts(1, 350, 80, 50, 120, 100, 0)
 	h2, err := f.svc.Hold(f.ctx, ledger.HoldRequest{Idem: key(), MemberID: 1, PartnerID: 7, Points: 80, ExpiresAt: t0.Add(24 * time.Hour), Purpose: "pos"})
 	if err != nil {
@@ -234,7 +234,7 @@ func TestAuditFindsHeldPointsBeyondCover(t *testing.T) {
 	if _, err := f.svc.Reverse(f.ctx, ledger.ReverseRequest{Idem: key(), TransactionID: e.ID}); err != nil {
 		t.Fatal(err)
 	}
-	f.clock.Advance(time.Minute)
+	f.clock.Add(time.Minute)
 	h, err := f.svc.Hold(f.ctx, ledger.HoldRequest{Idem: key(), MemberID: 1, PartnerID: 3, Points: 60, ExpiresAt: t0.Add(time.Hour), Purpose: "pos"})
 	if err != nil {
 		t.Fatal(err)

@@ -6,35 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 var t0 = time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC)
 
@@ -42,7 +24,7 @@ type fixture struct {
 	t     testing.TB
 	db    *gorm.DB
 	svc   *ledger.Service
-	clock *clock
+	clock *clock.Manual
 	ctx   context.Context
 	// noAudit skips the audit at cleanup (tests that corrupt data on purpose).
 	noAudit bool
@@ -53,7 +35,7 @@ func (f *fixture) skipAudit() { f.noAudit = true }
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	db := testdb.New(t)
-	c := &clock{t: t0}
+	c := clock.New(t0)
 	f := &fixture{t: t, db: db, svc: ledger.NewService(db, c.Now), clock: c, ctx: context.Background()}
 	t.Cleanup(func() {
 		if t.Failed() || f.noAudit {

@@ -46,7 +46,7 @@ func TestBurnOrderEarliestExpiryThenOldest(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	never := f.earn(1, 1, 10) // no expiry: last
-	f.clock.Advance(time.Hour)
+	f.clock.Add(time.Hour)
 	late := f.earn(1, 2, 10, func(r *ledger.EarnRequest) { r.ExpiresAt = ptr(t0.Add(90 * 24 * time.Hour)) }) // later expiry
 	f.earn(1, 3, 10, func(r *ledger.EarnRequest) { r.ExpiresAt = ptr(t0.Add(30 * 24 * time.Hour)) })
 	_ = never
@@ -86,7 +86,7 @@ func TestPendingPointsAreNotSpendable(t *testing.T) {
 	}
 	_, err := f.burn(1, 2, 41)
 	wantErr(t, err, ledger.ErrInsufficientPoints)
-	f.clock.Advance(14 * 24 * time.Hour)
+	f.clock.Add(14 * 24 * time.Hour)
 	f.wantBalance(1, 100, 100)
 	f.mustBurn(1, 2, 100)
 	f.wantBalance(1, 0, 0)
@@ -98,7 +98,7 @@ func TestExpiredPointsAreNotSpendableAndExpireToBreakage(t *testing.T) {
 	f.earn(1, 1, 30, func(r *ledger.EarnRequest) { r.ExpiresAt = ptr(t0.Add(24 * time.Hour)) })
 	f.earn(1, 2, 20)
 	f.earn(2, 1, 5, func(r *ledger.EarnRequest) { r.ExpiresAt = ptr(t0.Add(48 * time.Hour)) })
-	f.clock.Advance(25 * time.Hour)
+	f.clock.Add(25 * time.Hour)
 	f.wantBalance(1, 50, 20)
 	_, err := f.burn(1, 3, 21)
 	wantErr(t, err, ledger.ErrInsufficientPoints)
@@ -133,7 +133,7 @@ func TestExpiryWaitsForActiveHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.clock.Advance(2 * time.Hour)
+	f.clock.Add(2 * time.Hour)
 	res, err := f.svc.ExpireLots(f.ctx, f.clock.Now(), 10)
 	if err != nil || res.Lots != 0 {
 		t.Fatalf("expire with an active hold = %+v, %v; want nothing expired", res, err)
@@ -159,7 +159,7 @@ func TestIdempotentReplayAndMismatch(t *testing.T) {
 	if err != nil || first.Replayed {
 		t.Fatalf("first earn = %+v, %v", first, err)
 	}
-	f.clock.Advance(time.Minute)
+	f.clock.Add(time.Minute)
 	second, err := f.svc.Earn(f.ctx, req)
 	if err != nil || !second.Replayed {
 		t.Fatalf("replay = %+v, %v; want the stored result marked replayed", second, err)
@@ -249,7 +249,7 @@ func TestHoldVoidAndExpiry(t *testing.T) {
 		t.Fatalf("void = %+v, %v", v, err)
 	}
 	f.wantBalance(1, 100, 50)
-	f.clock.Advance(2 * time.Hour)
+	f.clock.Add(2 * time.Hour)
 	_, err = f.svc.Capture(f.ctx, ledger.CaptureRequest{Idem: key(), HoldID: h2.ID})
 	wantErr(t, err, ledger.ErrHoldNotActive)
 	n, err := f.svc.ExpireHolds(f.ctx, 10)
@@ -336,7 +336,7 @@ func TestTransferMovesLotsWithFeeAndLimits(t *testing.T) {
 		_, err := f.svc.Transfer(f.ctx, ledger.TransferRequest{Idem: key(), FromMember: 1, ToMember: 2, Points: tc.pts, Limits: lim})
 		wantErr(t, err, tc.want)
 	}
-	f.clock.Advance(24 * time.Hour)
+	f.clock.Add(24 * time.Hour)
 	_, err = f.svc.Transfer(f.ctx, ledger.TransferRequest{Idem: key(), FromMember: 1, ToMember: 2, Points: 31, Limits: lim})
 	wantErr(t, err, ledger.ErrTransferLimit) // monthly: 40 + 31 > 70
 	_, err = f.svc.Transfer(f.ctx, ledger.TransferRequest{Idem: key(), FromMember: 1, ToMember: 1, Points: 1})

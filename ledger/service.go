@@ -679,7 +679,7 @@ func reverseSpend(tx *gorm.DB, o Transaction, m *account, p int64, base posting,
 		lotIDs[i] = c.LotID
 	}
 	var origLots []lotRow
-	if err := tx.Raw(`SELECT `+lotColumns+` FROM ledger_lots l WHERE l.id = ANY(?::bigint[])`, pgArray(lotIDs)).Scan(&origLots).Error; err != nil {
+	if err := tx.Raw(`SELECT `+lotColumns+` FROM ledger_lots l WHERE l.id = ANY(?::bigint[])`, database.Int64Array(lotIDs)).Scan(&origLots).Error; err != nil {
 		return Transaction{}, err
 	}
 	byID := map[int64]lotRow{}

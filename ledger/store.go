@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/coalitionhub/hub/internal/database"
 	"gorm.io/gorm"
 )
 
@@ -48,7 +47,7 @@ func ensureAccounts(tx *gorm.DB, keys ...accountKey) (map[accountKey]int64, erro
 func lockAccounts(tx *gorm.DB, ids ...int64) (map[int64]*account, error) {
 	var rows []account
 	err := tx.Raw(`SELECT id, kind, owner_id, balance, held FROM ledger_accounts
-		WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE`, pgArray(ids)).Scan(&rows).Error
+		WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE`, database.Int64Array(ids)).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("lock accounts: %w", err)
 	}
@@ -236,7 +235,7 @@ func loadTransactions(tx *gorm.DB, ids []int64) ([]Transaction, error) {
 		return []Transaction{}, nil
 	}
 	var rows []txRow
-	if err := tx.Raw(`SELECT `+txColumns+` FROM ledger_transactions t WHERE t.id = ANY(?::bigint[])`, pgArray(ids)).Scan(&rows).Error; err != nil {
+	if err := tx.Raw(`SELECT `+txColumns+` FROM ledger_transactions t WHERE t.id = ANY(?::bigint[])`, database.Int64Array(ids)).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("load transactions: %w", err)
 	}
 	byID := make(map[int64]*Transaction, len(rows))
@@ -253,7 +252,7 @@ func loadTransactions(tx *gorm.DB, ids []int64) ([]Transaction, error) {
 	}
 	if err := tx.Raw(`SELECT e.transaction_id, e.account_id, a.kind, a.owner_id, e.amount
 		FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
-		WHERE e.transaction_id = ANY(?::bigint[]) ORDER BY e.id`, pgArray(ids)).Scan(&entries).Error; err != nil {
+		WHERE e.transaction_id = ANY(?::bigint[]) ORDER BY e.id`, database.Int64Array(ids)).Scan(&entries).Error; err != nil {
 		return nil, fmt.Errorf("load entries: %w", err)
 	}
 	for _, e := range entries {
@@ -268,7 +267,7 @@ func loadTransactions(tx *gorm.DB, ids []int64) ([]Transaction, error) {
 		Points          int64
 	}
 	if err := tx.Raw(`SELECT transaction_id, lot_id, issuer_partner_id, points FROM ledger_lot_consumptions
-		WHERE transaction_id = ANY(?::bigint[]) ORDER BY id`, pgArray(ids)).Scan(&cons).Error; err != nil {
+		WHERE transaction_id = ANY(?::bigint[]) ORDER BY id`, database.Int64Array(ids)).Scan(&cons).Error; err != nil {
 		return nil, fmt.Errorf("load consumptions: %w", err)
 	}
 	for _, c := range cons {
@@ -541,7 +540,7 @@ func closeHolds(tx *gorm.DB, ids []int64, status HoldStatus, now time.Time) (int
 	}
 	var released []int64
 	if err := tx.Raw(`UPDATE ledger_holds SET status = ?, closed_at = ? WHERE id = ANY(?::bigint[]) AND status = 'active'
-		RETURNING points`, string(status), now, pgArray(ids)).Scan(&released).Error; err != nil {
+		RETURNING points`, string(status), now, database.Int64Array(ids)).Scan(&released).Error; err != nil {
 		return 0, fmt.Errorf("close holds: %w", err)
 	}
 	var n int64
@@ -554,19 +553,10 @@ func closeHolds(tx *gorm.DB, ids []int64, status HoldStatus, now time.Time) (int
 // ---- helpers
 
 func translate(err error) error {
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) && pg.Code == "23505" && strings.Contains(pg.ConstraintName, "idempotency") {
-		return fmt.Errorf("%w (%s)", ErrIdempotencyMismatch, pg.ConstraintName)
+	if c := database.Constraint(err); database.Code(err) == database.UniqueViolation && strings.Contains(c, "idempotency") {
+		return fmt.Errorf("%w (%s)", ErrIdempotencyMismatch, c)
 	}
 	return err
-}
-
-func pgArray(ids []int64) string {
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = strconv.FormatInt(id, 10)
-	}
-	return "{" + strings.Join(parts, ",") + "}"
 }
 
 func nullID(id int64) *int64 {

@@ -27,6 +27,16 @@ var (
 	ErrConsentLocked = errors.New("too many failed redemption attempts")
 )
 
+// LockedError is ErrConsentLocked with the time left until the lock ends:
+// until enough of the failures leave the policy's window.
+type LockedError struct{ Wait time.Duration }
+
+func (e *LockedError) Error() string { return ErrConsentLocked.Error() }
+func (e *LockedError) Unwrap() error { return ErrConsentLocked }
+
+// RetryAfter is how long to wait before a check can pass.
+func (e *LockedError) RetryAfter() time.Duration { return e.Wait }
+
 // ConsentPolicy bounds redemption codes and failed attempts.
 type ConsentPolicy struct {
 	CodeTTL     time.Duration // how long a code is valid (5 minutes)
@@ -163,13 +173,30 @@ const (
 	(SELECT pin_hash FROM member_pins WHERE member_id = $1)`
 )
 
+// lockEndSQL is the failure whose leaving the window ends the lock: the
+// MaxFailures-th most recent one.
+const lockEndSQL = `SELECT failed_at FROM member_consent_failures WHERE member_id = ? AND failed_at > ?
+	ORDER BY failed_at DESC OFFSET ? LIMIT 1`
+
+// locked is the lock's error with the time left until it ends (the whole
+// window when that cannot be read).
+func (c *BurnConsent) locked(db *gorm.DB, memberID int64, since, now time.Time) error {
+	var at []time.Time
+	wait := c.policy.Window
+	if err := db.Raw(lockEndSQL, memberID, since, c.policy.MaxFailures-1).Scan(&at).Error; err == nil && len(at) == 1 {
+		wait = at[0].Add(c.policy.Window).Sub(now)
+	}
+	return &LockedError{Wait: max(wait, time.Second)}
+}
+
 // Verify checks the member's consent to a burn at partnerID. It runs in the
 // burn's transaction tx and must be its first statement:
 //
 //   - It takes the member's consent lock, held until tx ends, so concurrent
 //     checks of one member are counted one after the other, whatever their
 //     number: the check after the MaxFailures-th failure within Window sees
-//     it and answers ErrConsentLocked, until the window has passed.
+//     it and answers a *LockedError (ErrConsentLocked) saying how long
+//     the lock still lasts.
 //   - A right code is consumed in tx (if the burn rolls back, the code stays
 //     usable); a right PIN passes (a bcrypt compare at the cost its hash was
 //     made with). The redemption code is used when both are given.
@@ -205,7 +232,7 @@ func (c *BurnConsent) Verify(ctx context.Context, tx *gorm.DB, memberID, partner
 		return fmt.Errorf("consent of member %d: %w", memberID, err)
 	}
 	if failures >= int64(c.policy.MaxFailures) {
-		return fmt.Errorf("member %d: %w", memberID, ErrConsentLocked)
+		return fmt.Errorf("member %d: %w", memberID, c.locked(db, memberID, since, now))
 	}
 	if code != "" && used == 1 {
 		return nil

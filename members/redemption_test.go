@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/members"
@@ -56,28 +57,16 @@ func verify(c *members.BurnConsent, db *gorm.DB, member, partner int64, code, pi
 	return cmp.Or(err, refused)
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestRedemptionCodeIsSingleUseAndExpires(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	clk := &clock{t: time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)}
-	c := members.NewBurnConsent(db, clk.now, members.DefaultConsentPolicy)
+	clk := clock.New(time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC))
+	c := members.NewBurnConsent(db, clk.Now, members.DefaultConsentPolicy)
 	m := rawMember(t, db)
 	ctx := context.Background()
 
 	rc, err := c.IssueCode(ctx, m)
-	if err != nil || len(rc.Code) != 6 || !rc.ExpiresAt.Equal(clk.now().Add(5*time.Minute)) {
+	if err != nil || len(rc.Code) != 6 || !rc.ExpiresAt.Equal(clk.Now().Add(5*time.Minute)) {
 		t.Fatalf("IssueCode: %+v %v", rc, err)
 	}
 	if err := verify(c, db, m, 1, rc.Code, ""); err != nil {
@@ -88,7 +77,7 @@ func TestRedemptionCodeIsSingleUseAndExpires(t *testing.T) {
 	}
 
 	rc2, _ := c.IssueCode(ctx, m)
-	clk.add(5*time.Minute + time.Second)
+	clk.Add(5*time.Minute + time.Second)
 	if err := verify(c, db, m, 1, rc2.Code, ""); !errors.Is(err, members.ErrConsentInvalid) {
 		t.Fatalf("expired code: got %v, want ErrConsentInvalid", err)
 	}
@@ -155,8 +144,8 @@ func TestConcurrentUseOfOneCodeHasOneWinner(t *testing.T) {
 func TestGuessingLocksAfterFailures(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	clk := &clock{t: time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)}
-	c := members.NewBurnConsent(db, clk.now, members.DefaultConsentPolicy)
+	clk := clock.New(time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC))
+	c := members.NewBurnConsent(db, clk.Now, members.DefaultConsentPolicy)
 	m := rawMember(t, db)
 	rc, _ := c.IssueCode(context.Background(), m)
 	wrong := "000000"
@@ -167,12 +156,24 @@ func TestGuessingLocksAfterFailures(t *testing.T) {
 		if err := verify(c, db, m, 9, wrong, ""); !errors.Is(err, members.ErrConsentInvalid) {
 			t.Fatalf("guess %d: got %v", i, err)
 		}
+		clk.Add(time.Minute)
 	}
 	// Now even the right code is refused: the guesser cannot keep trying.
-	if err := verify(c, db, m, 9, rc.Code, ""); !errors.Is(err, members.ErrConsentLocked) {
-		t.Fatalf("after 5 failures: got %v, want ErrConsentLocked", err)
+	// The lock lasts until the first failure (5 minutes ago) leaves the
+	// 15-minute window.
+	err := verify(c, db, m, 9, rc.Code, "")
+	var le *members.LockedError
+	if !errors.Is(err, members.ErrConsentLocked) || !errors.As(err, &le) {
+		t.Fatalf("after 5 failures: got %v, want a *LockedError (ErrConsentLocked)", err)
 	}
-	clk.add(16 * time.Minute)
+	if le.RetryAfter() != 10*time.Minute {
+		t.Fatalf("the lock lasts %v more; want 10m0s", le.RetryAfter())
+	}
+	clk.Add(10*time.Minute - time.Second)
+	if err := verify(c, db, m, 9, rc.Code, ""); !errors.As(err, &le) || le.RetryAfter() != time.Second {
+		t.Fatalf("a second before the lock ends: got %v; want ErrConsentLocked for 1s more", err)
+	}
+	clk.Add(time.Second)
 	rc2, _ := c.IssueCode(context.Background(), m)
 	if err := verify(c, db, m, 9, rc2.Code, ""); err != nil {
 		t.Fatalf("after the window: %v", err)

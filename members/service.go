@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/throttle"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
@@ -433,7 +434,7 @@ func (s *Service) Merge(ctx context.Context, r MergeRequest) (Merge, error) {
 		if !ok1 || !ok2 {
 			return ErrNotFound
 		}
-		if Status(dup.Status) == StatusMerged && deref(dup.MergedIntoID) == sur.ID {
+		if Status(dup.Status) == StatusMerged && database.Deref(dup.MergedIntoID) == sur.ID {
 			done, err := mergeRows(tx, `duplicate_id = ?`, dup.ID)
 			if err != nil {
 				return err
@@ -705,7 +706,7 @@ func notEnded(r memberRow) error {
 	case StatusClosed:
 		return fmt.Errorf("member %d is closed: %w", r.ID, ErrMemberInactive)
 	case StatusMerged:
-		return fmt.Errorf("member %d was merged into %d: %w", r.ID, deref(r.MergedIntoID), ErrMemberInactive)
+		return fmt.Errorf("member %d was merged into %d: %w", r.ID, database.Deref(r.MergedIntoID), ErrMemberInactive)
 	}
 	return nil
 }

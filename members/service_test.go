@@ -11,36 +11,24 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 )
 
-// testClock is a settable test clock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type env struct {
 	db     *gorm.DB
 	ledger *ledger.Service
 	svc    *members.Service
-	clock  *testClock
+	clock  *clock.Manual
 }
 
 func newEnv(t *testing.T) env {
 	t.Helper()
 	db := testdb.New(t)
-	c := &testClock{t: time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)}
+	c := clock.New(time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC))
 	l := ledger.NewService(db, c.Now)
 	return env{db: db, ledger: l, svc: members.NewService(db, l, c.Now, members.WithPasswordCost(bcrypt.MinCost)), clock: c}
 }

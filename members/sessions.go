@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/validation"
 )
 
@@ -69,7 +70,7 @@ const sessionColumns = `id, member_id, created_at, last_seen_at, expires_at, end
 
 func (r sessionRow) session() Session {
 	return Session{ID: r.ID, MemberID: r.MemberID, CreatedAt: r.CreatedAt.UTC(), LastSeenAt: r.LastSeenAt.UTC(),
-		ExpiresAt: r.ExpiresAt.UTC(), EndedAt: utcPtr(r.EndedAt), EndReason: EndReason(deref(r.EndReason)),
+		ExpiresAt: r.ExpiresAt.UTC(), EndedAt: utcPtr(r.EndedAt), EndReason: EndReason(database.Deref(r.EndReason)),
 		UserAgent: r.UserAgent, IP: r.IP}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"gorm.io/gorm"
 )
 
@@ -360,31 +361,23 @@ func birthDate(s string) *time.Time {
 	return &t
 }
 
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
-}
-
 func toMember(r memberRow, idents []identifierRow) Member {
 	m := Member{
 		ID:           r.ID,
 		Status:       Status(r.Status),
-		StatusReason: deref(r.StatusReason),
+		StatusReason: database.Deref(r.StatusReason),
 		Profile: Profile{
-			GivenName:  deref(r.GivenName),
-			FamilyName: deref(r.FamilyName),
-			Email:      deref(r.Email),
-			Phone:      deref(r.Phone),
+			GivenName:  database.Deref(r.GivenName),
+			FamilyName: database.Deref(r.FamilyName),
+			Email:      database.Deref(r.Email),
+			Phone:      database.Deref(r.Phone),
 			Locale:     r.Locale,
 		},
 		Identifiers:        make([]Identifier, 0, len(idents)),
 		MarketingConsent:   r.MarketingConsent,
 		MarketingConsentAt: utcPtr(r.MarketingConsentAt),
-		SourcePartnerID:    deref(r.SourcePartnerID),
-		MergedIntoID:       deref(r.MergedIntoID),
+		SourcePartnerID:    database.Deref(r.SourcePartnerID),
+		MergedIntoID:       database.Deref(r.MergedIntoID),
 		CreatedAt:          r.CreatedAt.UTC(),
 		UpdatedAt:          r.UpdatedAt.UTC(),
 		ClosedAt:           utcPtr(r.ClosedAt),
@@ -397,7 +390,7 @@ func toMember(r memberRow, idents []identifierRow) Member {
 	for _, ir := range idents {
 		at := ir.CreatedAt.UTC()
 		m.Identifiers = append(m.Identifiers, Identifier{Type: IdentifierType(ir.Type), Value: ir.Value,
-			PartnerID: deref(ir.PartnerID), Primary: ir.IsPrimary, CreatedAt: &at})
+			PartnerID: database.Deref(ir.PartnerID), Primary: ir.IsPrimary, CreatedAt: &at})
 		if ir.IsPrimary {
 			m.CardNumber = ir.Value
 		}
@@ -420,7 +413,7 @@ func toConsent(r consentRow) ConsentEvent {
 
 func toMerge(r mergeRow) Merge {
 	return Merge{ID: r.ID, SurvivorID: r.SurvivorID, DuplicateID: r.DuplicateID,
-		LedgerTransactionID: deref(r.LedgerTransactionID), IdentifiersMoved: r.IdentifiersMoved, Actor: r.Actor,
+		LedgerTransactionID: database.Deref(r.LedgerTransactionID), IdentifiersMoved: r.IdentifiersMoved, Actor: r.Actor,
 		Reason: r.Reason, MergedAt: r.MergedAt.UTC()}
 }
 

@@ -18,14 +18,13 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/shopspring/decimal"
 )
 
-// Money is an amount in minor units (cents, kopecks) of an ISO 4217 currency.
-type Money struct {
-	Minor    int64  `json:"minor"`
-	Currency string `json:"currency"`
-}
+// Money is the hub's one money type (internal/money), named here for the
+// points API's files that still say Money.
+type Money = money.Money
 
 // RuleKind names how an earn component turns a purchase into points.
 type RuleKind string
@@ -149,7 +148,7 @@ func (r Rule) Set() RuleSet {
 type Purchase struct {
 	PartnerID  int64
 	OccurredAt time.Time
-	Amount     Money
+	Amount     money.Money
 	// Lines, when given, itemise Amount and must sum to it exactly; they
 	// carry the categories and SKUs that multipliers and exclusions match.
 	// Without lines the whole Amount is one uncategorised line.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 )
 
@@ -24,9 +25,9 @@ func usdRule() RuleDefinition {
 	return RuleDefinition{Earn: []EarnComponent{{Kind: KindPerCurrencyUnit, Currency: "USD", Rate: dec("1"), PerMinor: 100}}}
 }
 
-func usd(minor int64) Money { return Money{Minor: minor, Currency: "USD"} }
+func usd(minor int64) money.Money { return money.Money{Minor: minor, Currency: "USD"} }
 
-func purchase(amount Money) Purchase {
+func purchase(amount money.Money) Purchase {
 	return Purchase{PartnerID: 7, OccurredAt: earnT0, Amount: amount}
 }
 
@@ -109,7 +110,7 @@ func TestEvaluate(t *testing.T) {
 			want: []string{"base:19"}, total: 19},
 		{name: "1 point per 100 RUB", def: RuleDefinition{Earn: []EarnComponent{
 			{Kind: KindPerCurrencyUnit, Currency: "RUB", Rate: dec("1"), PerMinor: 10000}}},
-			p: purchase(Money{Minor: 1234567, Currency: "RUB"}), want: []string{"base:123"}, total: 123},
+			p: purchase(money.Money{Minor: 1234567, Currency: "RUB"}), want: []string{"base:123"}, total: 123},
 		{name: "fractional rate per step is exact", def: RuleDefinition{Earn: []EarnComponent{
 			{Kind: KindPerCurrencyUnit, Currency: "USD", Rate: dec("1"), PerMinor: 3}}},
 			// 300 cents / 3 = 100 exactly: a float or a 16-digit division might give 99.
@@ -117,7 +118,7 @@ func TestEvaluate(t *testing.T) {
 		{name: "percentage, point worth 1 RUB", def: RuleDefinition{Earn: []EarnComponent{
 			{Kind: KindPercentage, Currency: "RUB", Rate: dec("5"), PointValueMinor: decp("100")}}},
 			// 5% of 12,345.67 RUB = 617.2835 RUB -> 617 points
-			p: purchase(Money{Minor: 1234567, Currency: "RUB"}), want: []string{"base:617"}, total: 617},
+			p: purchase(money.Money{Minor: 1234567, Currency: "RUB"}), want: []string{"base:617"}, total: 617},
 		{name: "percentage, point worth half a cent", def: RuleDefinition{Earn: []EarnComponent{
 			{Kind: KindPercentage, Currency: "USD", Rate: dec("10"), PointValueMinor: decp("0.5")}}},
 			p: purchase(usd(1000)), want: []string{"base:200"}, total: 200},
@@ -231,14 +232,14 @@ func TestEvaluate(t *testing.T) {
 		{name: "promotion conditions unmet: category, min amount, tier", def: usdRule(),
 			promos: []Promotion{
 				promo(1, func(p *Promotion) { p.Conditions.Categories = []string{"coffee"} }),
-				promo(2, func(p *Promotion) { p.Conditions.MinAmount = &Money{Minor: 1001, Currency: "USD"} }),
-				promo(3, func(p *Promotion) { p.Conditions.MinAmount = &Money{Minor: 10, Currency: "EUR"} }),
+				promo(2, func(p *Promotion) { p.Conditions.MinAmount = &money.Money{Minor: 1001, Currency: "USD"} }),
+				promo(3, func(p *Promotion) { p.Conditions.MinAmount = &money.Money{Minor: 10, Currency: "EUR"} }),
 				promo(4, func(p *Promotion) { p.Conditions.Tiers = []string{"gold"} }),
 			},
 			p: withTier(purchase(usd(1000)), "silver"), want: []string{"base:10"}, total: 10},
 		{name: "promotion conditions met: min amount and tier", def: usdRule(),
 			promos: []Promotion{promo(1, func(p *Promotion) {
-				p.Conditions.MinAmount = &Money{Minor: 1000, Currency: "USD"}
+				p.Conditions.MinAmount = &money.Money{Minor: 1000, Currency: "USD"}
 				p.Conditions.Tiers = []string{"Gold"}
 			})},
 			p: withTier(purchase(usd(1000)), "gold"), want: []string{"base:10", "promotion:10"}, total: 20},
@@ -276,7 +277,7 @@ func TestEvaluateRates(t *testing.T) {
 	t.Parallel()
 	def := RuleDefinition{Earn: []EarnComponent{{Kind: KindPerCurrencyUnit, Currency: "RUB", Rate: dec("1"), PerMinor: 10000}},
 		Multipliers: Multipliers{Tier: []TierMultiplier{{Tier: "gold", Rate: dec("2")}}}}
-	p := purchase(Money{Minor: 1000000, Currency: "RUB"})
+	p := purchase(money.Money{Minor: 1000000, Currency: "RUB"})
 	p.MemberTier = "gold"
 	q, err := Evaluate(RuleSet{RuleID: 1, PartnerID: 7, Version: 1, Definition: def}, nil, p)
 	if err != nil {
@@ -316,13 +317,13 @@ func TestEvaluateErrors(t *testing.T) {
 		is     error
 		fields []string
 	}{
-		{name: "currency the rule does not earn in", rules: good, p: purchase(Money{Minor: 100, Currency: "EUR"}), is: ErrCurrencyNotEarned},
+		{name: "currency the rule does not earn in", rules: good, p: purchase(money.Money{Minor: 100, Currency: "EUR"}), is: ErrCurrencyNotEarned},
 		{name: "rule of another partner", rules: RuleSet{RuleID: 1, PartnerID: 8, Definition: usdRule()}, p: purchase(usd(100)), is: ErrRuleNotFound},
 		{name: "lines must add up to the amount", rules: good,
 			p:      Purchase{PartnerID: 7, OccurredAt: earnT0, Amount: usd(100), Lines: []Line{{Amount: 60}, {Amount: 30}}},
 			fields: []string{"lines"}},
 		{name: "malformed purchase", rules: good,
-			p: Purchase{Amount: Money{Minor: -1, Currency: "usd"}, Lines: []Line{{Amount: -5, Quantity: -1}},
+			p: Purchase{Amount: money.Money{Minor: -1, Currency: "usd"}, Lines: []Line{{Amount: -5, Quantity: -1}},
 				Activity: []Activity{{Unit: "", Quantity: -2}}},
 			fields: []string{"partner_id", "occurred_at", "amount.minor", "amount.currency", "lines[0].amount",
 				"lines[0].quantity", "activity[0].unit", "activity[0].quantity"}},

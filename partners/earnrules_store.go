@@ -2,11 +2,10 @@ package partners
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 )
@@ -62,10 +61,10 @@ func earnInsertRule(tx *gorm.DB, r Rule) (Rule, error) {
 	err = tx.Raw(`INSERT INTO earn_rules (partner_id, version, effective_from, definition, created_at, created_by)
 		VALUES (?, ?, ?, ?::jsonb, ?, ?) RETURNING `+earnRuleCols,
 		r.PartnerID, r.Version, r.EffectiveFrom, string(def), r.CreatedAt, r.CreatedBy).Scan(&row).Error
-	switch code := earnPgCode(err); {
-	case code == "23505":
+	switch code := database.Code(err); {
+	case code == database.UniqueViolation:
 		return Rule{}, fmt.Errorf("partner %d version %d: %w", r.PartnerID, r.Version, ErrRuleConflict)
-	case code == "23503":
+	case code == database.ForeignKeyViolation:
 		return Rule{}, fmt.Errorf("partner %d: %w", r.PartnerID, ErrPartnerNotFound)
 	case err != nil:
 		return Rule{}, err
@@ -205,10 +204,10 @@ func promoInsert(tx *gorm.DB, n NewPromotion, now time.Time, actor string) (Prom
 		VALUES (?, ?, ?, ?, ?, ?, ?::numeric, ?, ?, ?, ?::jsonb, ?, ?) RETURNING `+promotionCols,
 		partnerID, n.Name, code, n.StartsAt, n.EndsAt, string(n.Effect), mult, bonus, string(n.FundedBy),
 		n.Exclusive, string(cond), now, actor).Scan(&row).Error
-	switch code := earnPgCode(err); {
-	case code == "23P01":
+	switch code := database.Code(err); {
+	case code == database.ExclusionViolation:
 		return Promotion{}, fmt.Errorf("promotion code %s: %w", n.Code, ErrPromotionCodeInUse)
-	case code == "23503":
+	case code == database.ForeignKeyViolation:
 		return Promotion{}, fmt.Errorf("partner %d: %w", n.PartnerID, ErrPartnerNotFound)
 	case err != nil:
 		return Promotion{}, err
@@ -258,12 +257,4 @@ func promoEnd(tx *gorm.DB, id int64, now time.Time, actor string) (Promotion, bo
 	}
 	p, err := rows[0].promotion()
 	return p, err == nil, err
-}
-
-func earnPgCode(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
 }

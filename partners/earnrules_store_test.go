@@ -9,18 +9,10 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/validation"
 )
-
-// earnClock is a settable test clock.
-type earnClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *earnClock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *earnClock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // earnPartner inserts a bare partner row and returns its id.
 func earnPartner(t *testing.T, db *gorm.DB, name string) int64 {
@@ -33,11 +25,11 @@ func earnPartner(t *testing.T, db *gorm.DB, name string) int64 {
 	return id
 }
 
-func newRulesTest(t *testing.T) (*Rules, *earnClock, *gorm.DB, int64) {
+func newRulesTest(t *testing.T) (*Rules, *clock.Manual, *gorm.DB, int64) {
 	t.Helper()
 	db := testdb.New(t)
-	clock := &earnClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	return NewRules(db, clock.now), clock, db, earnPartner(t, db, "Shop "+t.Name())
+	clock := clock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	return NewRules(db, clock.Now), clock, db, earnPartner(t, db, "Shop "+t.Name())
 }
 
 func stepRule(perMinor int64) RuleDefinition {
@@ -63,7 +55,7 @@ func TestRuleVersionSelectionByDate(t *testing.T) {
 		t.Fatalf("publish v3: %v", err)
 	}
 	// v4 supersedes v3 before it takes effect (same effective_from).
-	clock.set(feb.Add(24 * time.Hour))
+	clock.Set(feb.Add(24 * time.Hour))
 	v4, err := s.PublishRule(ctx, pid, stepRule(400), mar, "staff:bob")
 	if err != nil {
 		t.Fatalf("publish v4: %v", err)
@@ -124,7 +116,7 @@ func TestPublishRuleRefusals(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, clock, _, pid := newRulesTest(t)
-	now := clock.now()
+	now := clock.Now()
 	if _, err := s.PublishRule(ctx, pid, stepRule(100), now.AddDate(0, 1, 0), "staff:ann"); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +163,7 @@ func TestRulesAreImmutableInTheDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, clock, db, pid := newRulesTest(t)
-	r, err := s.PublishRule(ctx, pid, stepRule(100), clock.now(), "a")
+	r, err := s.PublishRule(ctx, pid, stepRule(100), clock.Now(), "a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +175,7 @@ func TestRulesAreImmutableInTheDatabase(t *testing.T) {
 	}
 	// The database refuses a retroactive version even if the service is bypassed.
 	err = db.Exec(`INSERT INTO earn_rules (partner_id, version, effective_from, definition, created_at, created_by)
-		VALUES (?, 2, ?, '{"earn":[{}]}', ?, 'sql')`, pid, clock.now().Add(-time.Hour), clock.now()).Error
+		VALUES (?, 2, ?, '{"earn":[{}]}', ?, 'sql')`, pid, clock.Now().Add(-time.Hour), clock.Now()).Error
 	if err == nil {
 		t.Error("a retroactive earn rule row was accepted; want the CHECK to refuse it")
 	}
@@ -201,7 +193,7 @@ func TestConcurrentPublishGivesDistinctVersions(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = s.PublishRule(ctx, pid, stepRule(int64(i+1)), clock.now().Add(time.Hour), "a")
+			results[i], errs[i] = s.PublishRule(ctx, pid, stepRule(int64(i+1)), clock.Now().Add(time.Hour), "a")
 		}()
 	}
 	wg.Wait()

@@ -3,6 +3,7 @@ package partners
 import (
 	"time"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/shopspring/decimal"
 )
 
@@ -139,17 +140,15 @@ type NewContract struct {
 // PrepaidBalance is a prepaid partner's money balance.
 type PrepaidBalance struct {
 	PartnerID int64
-	Minor     int64
-	Currency  string
+	Balance   money.Money
 }
 
 // PrepaidMovement is one top-up (positive) or draw-down (negative).
 type PrepaidMovement struct {
 	ID        int64
 	PartnerID int64
-	Kind      string // top_up | draw_down
-	Minor     int64
-	Currency  string
+	Kind      string      // top_up | draw_down
+	Amount    money.Money // positive for a top-up, negative for a draw-down
 	Ref       string
 	CreatedAt time.Time
 	CreatedBy string

@@ -8,6 +8,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 )
 
@@ -71,7 +72,7 @@ type PromotionConditions struct {
 	// a multiplier then applies only to those lines' base.
 	Categories []string `json:"categories,omitempty"`
 	// MinAmount: the purchase amount must be at least this, in this currency.
-	MinAmount *Money `json:"min_amount,omitempty"`
+	MinAmount *money.Money `json:"min_amount,omitempty"`
 	// Tiers: the member must be in one of them.
 	Tiers []string `json:"tiers,omitempty"`
 }

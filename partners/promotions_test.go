@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 )
 
@@ -23,14 +24,14 @@ func TestPromotionsStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, clock, db, pid := newRulesTest(t)
-	now := clock.now()
+	now := clock.Now()
 	other := earnPartner(t, db, "Other shop")
 	day := 24 * time.Hour
 
 	double, err := s.CreatePromotion(ctx, NewPromotion{PartnerID: pid, Name: "Double weekend", Code: " double ",
 		StartsAt: now, EndsAt: now.Add(2 * day), Effect: EffectMultiplier, Multiplier: dec("2"),
 		FundedBy: FundedByPartner, Conditions: PromotionConditions{Categories: []string{"coffee"},
-			MinAmount: &Money{Minor: 500, Currency: "USD"}, Tiers: []string{"gold"}}}, "staff:ann")
+			MinAmount: &money.Money{Minor: 500, Currency: "USD"}, Tiers: []string{"gold"}}}, "staff:ann")
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
@@ -75,7 +76,7 @@ func TestPromotionsStore(t *testing.T) {
 	}
 
 	// Ending cuts the window at now; earlier purchases still qualify.
-	clock.set(now.Add(day))
+	clock.Set(now.Add(day))
 	ended, err := s.EndPromotion(ctx, double.ID, "staff:bob")
 	if err != nil {
 		t.Fatalf("end: %v", err)
@@ -114,7 +115,7 @@ func TestCreatePromotionValidation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, clock, _, pid := newRulesTest(t)
-	now := clock.now()
+	now := clock.Now()
 	base := func() NewPromotion {
 		return NewPromotion{PartnerID: pid, Name: "P", StartsAt: now, EndsAt: now.Add(time.Hour),
 			Effect: EffectMultiplier, Multiplier: dec("2"), FundedBy: FundedByPartner}
@@ -132,7 +133,7 @@ func TestCreatePromotionValidation(t *testing.T) {
 		{"unknown funder", func(n *NewPromotion) { n.FundedBy = "bank" }, "funded_by"},
 		{"coalition-wide funded by a partner", func(n *NewPromotion) { n.PartnerID = 0 }, "funded_by"},
 		{"bad code", func(n *NewPromotion) { n.Code = "no spaces!" }, "code"},
-		{"bad min amount", func(n *NewPromotion) { n.Conditions.MinAmount = &Money{Minor: 0, Currency: "USD"} }, "conditions.min_amount.minor"},
+		{"bad min amount", func(n *NewPromotion) { n.Conditions.MinAmount = &money.Money{Minor: 0, Currency: "USD"} }, "conditions.min_amount.minor"},
 		{"empty name", func(n *NewPromotion) { n.Name = "  " }, "name"},
 	}
 	for _, c := range cases {
@@ -163,7 +164,7 @@ func TestQuoteUsesRuleAndPromotionsInForce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, clock, _, pid := newRulesTest(t)
-	start := clock.now()
+	start := clock.Now()
 	jun := start.AddDate(0, 5, 0)
 	def := usdRule()
 	def.Multipliers.Tier = []TierMultiplier{{Tier: "gold", Rate: dec("2")}}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/throttle"
 	"github.com/coalitionhub/hub/internal/validation"
 )
@@ -392,7 +393,7 @@ func (s *Service) PrepaidBalance(ctx context.Context, partnerID int64) (PrepaidB
 // TopUp credits a prepaid partner's balance (the operator received money).
 // ref (e.g. the bank transfer reference) is unique per partner: a repeated
 // top-up with the same ref is ErrDuplicateRef and changes nothing.
-func (s *Service) TopUp(ctx context.Context, partnerID int64, amount Money, ref, actor string) (PrepaidBalance, error) {
+func (s *Service) TopUp(ctx context.Context, partnerID int64, amount money.Money, ref, actor string) (PrepaidBalance, error) {
 	var ve validation.Error
 	ve.Check(amount.Minor > 0, "amount.minor", "must be positive")
 	ve.Check(currencyRE.MatchString(amount.Currency), "amount.currency", "must be an ISO 4217 code")
@@ -420,7 +421,7 @@ func (s *Service) TopUp(ctx context.Context, partnerID int64, amount Money, ref,
 // partner's. It returns the balance after the draw-down (for the alert
 // threshold). Concurrent draw-downs serialise on the partner's prepaid
 // account row; call it only for partners whose contract bills prepaid.
-func (s *Service) DrawDown(tx *gorm.DB, partnerID int64, amount Money, ref string) (PrepaidBalance, error) {
+func (s *Service) DrawDown(tx *gorm.DB, partnerID int64, amount money.Money, ref string) (PrepaidBalance, error) {
 	var ve validation.Error
 	ve.Check(amount.Minor > 0, "amount.minor", "must be positive")
 	ve.Check(len(ref) >= 1 && len(ref) <= 200, "ref", "must be 1 to 200 characters")
@@ -434,7 +435,7 @@ func (s *Service) DrawDown(tx *gorm.DB, partnerID int64, amount Money, ref strin
 	return b, nil
 }
 
-func (s *Service) move(tx *gorm.DB, partnerID int64, kind string, amount Money, ref, actor string) (PrepaidBalance, error) {
+func (s *Service) move(tx *gorm.DB, partnerID int64, kind string, amount money.Money, ref, actor string) (PrepaidBalance, error) {
 	delta := amount.Minor
 	if kind == "draw_down" {
 		delta = -delta
@@ -447,7 +448,7 @@ func (s *Service) move(tx *gorm.DB, partnerID int64, kind string, amount Money, 
 		return PrepaidBalance{}, err
 	}
 	if ok {
-		return PrepaidBalance{PartnerID: partnerID, Minor: bal, Currency: amount.Currency}, nil
+		return PrepaidBalance{PartnerID: partnerID, Balance: money.Money{Minor: bal, Currency: amount.Currency}}, nil
 	}
 	acct, exists, err := selectPrepaidAccount(tx, partnerID)
 	switch {
@@ -455,8 +456,8 @@ func (s *Service) move(tx *gorm.DB, partnerID int64, kind string, amount Money, 
 		return PrepaidBalance{}, err
 	case !exists:
 		return PrepaidBalance{}, ErrNotPrepaid
-	case acct.Currency != amount.Currency:
-		return PrepaidBalance{}, validation.New("amount.currency", "must be the partner's settlement currency "+acct.Currency)
+	case acct.Balance.Currency != amount.Currency:
+		return PrepaidBalance{}, validation.New("amount.currency", "must be the partner's settlement currency "+acct.Balance.Currency)
 	}
 	return PrepaidBalance{}, ErrPrepaidExhausted
 }

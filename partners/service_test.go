@@ -11,22 +11,16 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/clock"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/validation"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func newTestService(t *testing.T) (*Service, *gorm.DB, *clock) {
+func newTestService(t *testing.T) (*Service, *gorm.DB, *clock.Manual) {
 	t.Helper()
 	db := testdb.New(t)
-	clk := &clock{t: time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC)}
+	clk := clock.New(time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC))
 	svc, err := NewService(db, Options{Issuer: "https://hub.test", SecretsKey: make([]byte, 32), Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -148,30 +142,30 @@ func TestPrepaidDrawDownRefusesWhenEmpty(t *testing.T) {
 	if _, err := svc.PublishContract(ctx, p.ID, in, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.TopUp(ctx, p.ID, Money{Minor: 1000, Currency: "EUR"}, "wire-1", "staff:x"); err != nil {
+	if _, err := svc.TopUp(ctx, p.ID, money.Money{Minor: 1000, Currency: "EUR"}, "wire-1", "staff:x"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.TopUp(ctx, p.ID, Money{Minor: 1000, Currency: "EUR"}, "wire-1", "staff:x"); !errors.Is(err, ErrDuplicateRef) {
+	if _, err := svc.TopUp(ctx, p.ID, money.Money{Minor: 1000, Currency: "EUR"}, "wire-1", "staff:x"); !errors.Is(err, ErrDuplicateRef) {
 		t.Fatalf("repeated top-up ref: error = %v, want ErrDuplicateRef", err)
 	}
 	var bal PrepaidBalance
 	err := db.Transaction(func(tx *gorm.DB) error {
 		var err error
-		bal, err = svc.DrawDown(tx, p.ID, Money{Minor: 600, Currency: "EUR"}, "earn-1")
+		bal, err = svc.DrawDown(tx, p.ID, money.Money{Minor: 600, Currency: "EUR"}, "earn-1")
 		return err
 	})
-	if err != nil || bal.Minor != 400 {
-		t.Fatalf("draw 600 of 1000: balance %d, err %v; want 400, nil", bal.Minor, err)
+	if err != nil || bal.Balance.Minor != 400 {
+		t.Fatalf("draw 600 of 1000: balance %d, err %v; want 400, nil", bal.Balance.Minor, err)
 	}
 	err = db.Transaction(func(tx *gorm.DB) error {
-		_, err := svc.DrawDown(tx, p.ID, Money{Minor: 401, Currency: "EUR"}, "earn-2")
+		_, err := svc.DrawDown(tx, p.ID, money.Money{Minor: 401, Currency: "EUR"}, "earn-2")
 		return err
 	})
 	if !errors.Is(err, ErrPrepaidExhausted) {
 		t.Fatalf("draw 401 of 400: error = %v, want ErrPrepaidExhausted", err)
 	}
 	err = db.Transaction(func(tx *gorm.DB) error {
-		_, err := svc.DrawDown(tx, p.ID, Money{Minor: 1, Currency: "USD"}, "earn-3")
+		_, err := svc.DrawDown(tx, p.ID, money.Money{Minor: 1, Currency: "USD"}, "earn-3")
 		return err
 	})
 	var ve *validation.Error
@@ -179,13 +173,13 @@ func TestPrepaidDrawDownRefusesWhenEmpty(t *testing.T) {
 		t.Fatalf("draw in USD from an EUR account: error = %v, want validation error", err)
 	}
 	got, err := svc.PrepaidBalance(ctx, p.ID)
-	if err != nil || got.Minor != 400 {
-		t.Fatalf("balance = %d, %v; want 400", got.Minor, err)
+	if err != nil || got.Balance.Minor != 400 {
+		t.Fatalf("balance = %d, %v; want 400", got.Balance.Minor, err)
 	}
 	var sum int64
 	db.Raw(`SELECT coalesce(sum(amount_minor), 0) FROM prepaid_movements WHERE partner_id = ?`, p.ID).Scan(&sum)
-	if sum != got.Minor {
-		t.Fatalf("sum of movements %d != balance %d", sum, got.Minor)
+	if sum != got.Balance.Minor {
+		t.Fatalf("sum of movements %d != balance %d", sum, got.Balance.Minor)
 	}
 
 	post := mustPartner(t, svc, "Postpaid D")
@@ -205,7 +199,7 @@ func TestPrepaidDrawDownConcurrent(t *testing.T) {
 	if _, err := svc.PublishContract(ctx, p.ID, in, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.TopUp(ctx, p.ID, Money{Minor: 20, Currency: "EUR"}, "wire-1", "test"); err != nil {
+	if _, err := svc.TopUp(ctx, p.ID, money.Money{Minor: 20, Currency: "EUR"}, "wire-1", "test"); err != nil {
 		t.Fatal(err)
 	}
 	var ok, exhausted atomic.Int64
@@ -217,7 +211,7 @@ func TestPrepaidDrawDownConcurrent(t *testing.T) {
 			defer wg.Done()
 			<-start
 			err := db.Transaction(func(tx *gorm.DB) error {
-				_, err := svc.DrawDown(tx, p.ID, Money{Minor: 1, Currency: "EUR"}, "earn-"+string(rune('A'+i/26))+string(rune('a'+i%26)))
+				_, err := svc.DrawDown(tx, p.ID, money.Money{Minor: 1, Currency: "EUR"}, "earn-"+string(rune('A'+i/26))+string(rune('a'+i%26)))
 				return err
 			})
 			switch {
@@ -238,8 +232,8 @@ func TestPrepaidDrawDownConcurrent(t *testing.T) {
 	b, _ := svc.PrepaidBalance(ctx, p.ID)
 	var n int64
 	db.Raw(`SELECT count(*) FROM prepaid_movements WHERE partner_id = ? AND kind = 'draw_down'`, p.ID).Scan(&n)
-	if b.Minor != 0 || n != 20 {
-		t.Fatalf("balance %d with %d draw-down rows; want 0 and 20", b.Minor, n)
+	if b.Balance.Minor != 0 || n != 20 {
+		t.Fatalf("balance %d with %d draw-down rows; want 0 and 20", b.Balance.Minor, n)
 	}
 }
 

@@ -1,11 +1,11 @@
 package partners
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/coalitionhub/hub/internal/database"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 )
@@ -146,7 +146,7 @@ func insertPartner(tx *gorm.DB, p NewPartner, now time.Time) (partnerRow, error)
 	err := tx.Raw(`INSERT INTO partners (name, sector, settlement_currency, time_zone, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?) RETURNING `+partnerCols,
 		p.Name, string(p.Sector), p.SettlementCurrency, p.TimeZone, now, now).Scan(&r).Error
-	if isUniqueViolation(err) {
+	if database.IsUnique(err, "") {
 		return r, ErrPartnerExists
 	}
 	return r, err
@@ -200,9 +200,9 @@ func insertOutlet(tx *gorm.DB, partnerID int64, o NewOutlet, now time.Time) (out
 	err := tx.Raw(`INSERT INTO partner_outlets (partner_id, code, name, address, time_zone, created_at)
 		VALUES (?, ?, ?, ?, ?, ?) RETURNING `+outletCols, partnerID, o.Code, o.Name, o.Address, tz, now).Scan(&r).Error
 	switch {
-	case isUniqueViolation(err):
+	case database.IsUnique(err, ""):
 		return r, ErrOutletExists
-	case isFKViolation(err):
+	case database.Code(err) == database.ForeignKeyViolation:
 		return r, ErrPartnerNotFound
 	}
 	return r, err
@@ -230,7 +230,7 @@ func insertContract(tx *gorm.DB, partnerID int64, version int, c NewContract, ac
 		partnerID, version, c.EffectiveFrom, c.Earn, c.Burn, c.IssuePrice, c.RedemptionRate, c.Currency,
 		string(c.Billing), c.PrepaidAlertThreshold, c.PendingDays, c.CapPerTransaction, c.CapPerMemberDay,
 		c.BreakageShare, c.OperatorFeeRate, c.Notes, now, actor).Scan(&r).Error
-	if isUniqueViolation(err) {
+	if database.IsUnique(err, "") {
 		return r, ErrContractConflict
 	}
 	return r, err
@@ -289,7 +289,7 @@ func adjustPrepaid(tx *gorm.DB, partnerID int64, kind string, delta int64, curre
 	}
 	err = tx.Exec(`INSERT INTO prepaid_movements (partner_id, kind, amount_minor, currency, ref, created_at, created_by)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, partnerID, kind, delta, currency, ref, now, actor).Error
-	if isUniqueViolation(err) {
+	if database.IsUnique(err, "") {
 		return 0, false, ErrDuplicateRef
 	}
 	if err != nil {
@@ -309,21 +309,8 @@ func selectPrepaidAccount(tx *gorm.DB, partnerID int64) (PrepaidBalance, bool, e
 	if len(rows) == 0 {
 		return PrepaidBalance{}, false, nil
 	}
-	return PrepaidBalance{PartnerID: partnerID, Minor: rows[0].BalanceMinor, Currency: rows[0].Currency}, true, nil
+	return PrepaidBalance{PartnerID: partnerID, Balance: money.Money{Minor: rows[0].BalanceMinor, Currency: rows[0].Currency}}, true, nil
 }
-
-// --- driver errors --------------------------------------------------------
-
-func pgCode(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
-}
-
-func isUniqueViolation(err error) bool { return pgCode(err) == "23505" }
-func isFKViolation(err error) bool     { return pgCode(err) == "23503" }
 
 // notFound maps an empty result to sentinel.
 func notFound[T any](rows []T, sentinel error, what string) (T, error) {
@@ -347,7 +334,7 @@ func insertClient(tx *gorm.DB, clientID string, partnerID int64, name string, se
 	err := tx.Exec(`INSERT INTO api_clients (client_id, partner_id, name, secret_hash, scopes, public_key_pem, public_key_alg, created_at)
 		VALUES (?, ?, ?, ?, string_to_array(?, ' '), ?, ?, ?)`,
 		clientID, partnerID, name, secretHash, JoinScopes(scopes), pemKey, alg, now).Error
-	if isFKViolation(err) {
+	if database.Code(err) == database.ForeignKeyViolation {
 		return ErrPartnerNotFound
 	}
 	return err
@@ -392,7 +379,7 @@ func insertStaff(tx *gorm.DB, email, hash string, role Role, now time.Time) (sta
 	var r staffRow
 	err := tx.Raw(`INSERT INTO staff_users (email, password_hash, role, created_at) VALUES (?, ?, ?, ?) RETURNING `+staffCols,
 		email, hash, string(role), now).Scan(&r).Error
-	if isUniqueViolation(err) {
+	if database.IsUnique(err, "") {
 		return r, ErrStaffExists
 	}
 	return r, err

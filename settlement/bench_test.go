@@ -96,7 +96,7 @@ func TestCloseGeneratedMonth(t *testing.T) {
 }
 
 // BenchmarkClosePeriod closes a generated month. SETTLEMENT_BENCH_TX sets
-// the number of earns (default 100000; the scale is 5000000 — an
+// the number of earns (default 100000; full scale is 5000000 — an
 // earn and half as many burns give 1.5 transactions per earn).
 //
 //	go test -run '^$' -bench ClosePeriod -benchtime 1x ./settlement/

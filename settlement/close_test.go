@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/partners"
 )
 
@@ -48,7 +49,7 @@ func checkLines(t *testing.T, st Statement, cur string, want []wantLine, net int
 	}
 }
 
-// TestCloseMonth is the issue's done-when test: a month built by hand with
+// TestCloseMonth is the close's end-to-end test: a month built by hand with
 // three partners, a contract change mid-month, two currencies, expiry,
 // reversals, prepaid, a late transaction and an adjustment; every line, the
 // matrix, the outstanding liability and every net asserted to the minor unit;
@@ -96,7 +97,7 @@ func TestCloseMonth(t *testing.T) {
 	}
 	// A disputed September line is settled by an adjustment in October.
 	e.clk.Set(at(2026, 10, 12, 9, 0))
-	adj, err := e.svc.Adjust(e.ctx, AdjustmentInput{PartnerID: a, Amount: Money{250, "EUR"}, Reason: "Goodwill on September issue charge",
+	adj, err := e.svc.Adjust(e.ctx, AdjustmentInput{PartnerID: a, Amount: money.Money{Minor: 250, Currency: "EUR"}, Reason: "Goodwill on September issue charge",
 		Corrects: &LineRef{StatementID: sepA.ID, LineNo: 1}, Actor: "finance@hub.test"})
 	if err != nil {
 		t.Fatal(err)
@@ -167,16 +168,16 @@ func TestCloseMonth(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantMatrix := []MatrixCell{
-		{a, a, 500, Money{300, "EUR"}},
-		{a, b, 1500, Money{1120, "EUR"}}, // 12.45 USD × 0.9 = 11.205 → 11.20
-		{c, b, 250, Money{187, "EUR"}},   // 2.075 → 2.08 USD × 0.9 = 1.872 → 1.87
+		{a, a, 500, money.Money{Minor: 300, Currency: "EUR"}},
+		{a, b, 1500, money.Money{Minor: 1120, Currency: "EUR"}}, // 12.45 USD × 0.9 = 11.205 → 11.20
+		{c, b, 250, money.Money{Minor: 187, Currency: "EUR"}},   // 2.075 → 2.08 USD × 0.9 = 1.872 → 1.87
 	}
 	if fmt.Sprint(rep.Matrix) != fmt.Sprint(wantMatrix) {
 		t.Errorf("matrix %v; want %v", rep.Matrix, wantMatrix)
 	}
 	wantOut := []Liability{
-		{a, 4133, Money{4766, "EUR"}}, // 1600 × 0.01 + 2533 × 0.0125 (31.6625 → 31.66)
-		{c, 750, Money{375, "EUR"}},
+		{a, 4133, money.Money{Minor: 4766, Currency: "EUR"}}, // 1600 × 0.01 + 2533 × 0.0125 (31.6625 → 31.66)
+		{c, 750, money.Money{Minor: 375, Currency: "EUR"}},
 	}
 	if fmt.Sprint(rep.Outstanding) != fmt.Sprint(wantOut) {
 		t.Errorf("outstanding %v; want %v", rep.Outstanding, wantOut)

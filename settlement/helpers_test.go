@@ -3,7 +3,6 @@ package settlement
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,23 +10,11 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 var berlin = func() *time.Location {
 	l, err := time.LoadLocation("Europe/Berlin")
@@ -48,7 +35,7 @@ type env struct {
 	t        testing.TB
 	ctx      context.Context
 	db       *gorm.DB
-	clk      *clock
+	clk      *clock.Manual
 	ledger   *ledger.Service
 	partners *partners.Service
 	svc      *Service
@@ -60,7 +47,7 @@ func newEnv(t *testing.T, start time.Time) *env { return newEnvTB(t, start) }
 func newEnvTB(t testing.TB, start time.Time) *env {
 	t.Helper()
 	db := testdb.New(t)
-	clk := &clock{t: start}
+	clk := clock.New(start)
 	ps, err := partners.NewService(db, partners.Options{Issuer: "https://hub.test", SecretsKey: make([]byte, 32), Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
@@ -28,7 +29,7 @@ func TestStatementLifecycle(t *testing.T) {
 	e.earn(at(2026, 9, 3, 10, 0), 1, a, 250, at(2026, 9, 3, 10, 0), nil, "A-1")
 	e.close(at(2026, 10, 1, 1, 0), "2026-09")
 	st := e.statementOf("2026-09", a)
-	if st.Status != StatementDraft || st.Net != (Money{-250, "EUR"}) {
+	if st.Status != StatementDraft || st.Net != (money.Money{Minor: -250, Currency: "EUR"}) {
 		t.Fatalf("statement %+v; want a draft of -2.50 EUR", st)
 	}
 	if _, err := e.svc.Send(e.ctx, st.ID); !errors.Is(err, ErrStatementState) {
@@ -134,7 +135,7 @@ func TestTaskHandlers(t *testing.T) {
 		t.Errorf("closing November before October: %v; want ErrEarlierPeriodOpen", err)
 	}
 	rep, err := e.svc.Report(ctx, "2026-09")
-	if err != nil || len(rep.Outstanding) != 1 || rep.Outstanding[0] != (Liability{0, 10, Money{0, "EUR"}}) {
+	if err != nil || len(rep.Outstanding) != 1 || rep.Outstanding[0] != (Liability{0, 10, money.Money{Minor: 0, Currency: "EUR"}}) {
 		t.Errorf("report %+v %v; want 10 operator-funded points outstanding", rep, err)
 	}
 	e.audit()

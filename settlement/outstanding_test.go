@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/partners"
 )
 
@@ -44,8 +45,8 @@ func TestOutstandingCarriedFromPreviousClose(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := []Liability{
-				{a, 1500, Money{1700, "EUR"}}, // 700 × 0.01 + 800 × 0.0125
-				{b, 500, Money{1000, "EUR"}},  // 500 × 0.02
+				{a, 1500, money.Money{Minor: 1700, Currency: "EUR"}}, // 700 × 0.01 + 800 × 0.0125
+				{b, 500, money.Money{Minor: 1000, Currency: "EUR"}},  // 500 × 0.02
 			}
 			if fmt.Sprint(rep.Outstanding) != fmt.Sprint(want) {
 				t.Errorf("outstanding %v; want %v", rep.Outstanding, want)
@@ -101,7 +102,7 @@ func TestFirstCloseTakesEarlierHistory(t *testing.T) {
 	e.close(at(2026, 12, 1, 0, 30), "2026-11")
 	checkLines(t, e.statementOf("2026-11", a), "EUR", []wantLine{{kind: LineIssued, version: 1, points: 50, minor: -50}}, -50)
 	rep, err := e.svc.Report(e.ctx, "2026-11")
-	if err != nil || fmt.Sprint(rep.Outstanding) != fmt.Sprint([]Liability{{a, 1350, Money{1350, "EUR"}}}) {
+	if err != nil || fmt.Sprint(rep.Outstanding) != fmt.Sprint([]Liability{{a, 1350, money.Money{Minor: 1350, Currency: "EUR"}}}) {
 		t.Fatalf("November outstanding %v %v; want 1350 points of partner %d", rep.Outstanding, err, a)
 	}
 	for _, m := range []string{"2026-10", "2026-11"} {

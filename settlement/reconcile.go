@@ -14,6 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/outbox"
 	"github.com/coalitionhub/hub/internal/validation"
@@ -384,7 +385,7 @@ type Resolution struct {
 	// the issue price for earns, credited at the redemption rate for burns).
 	// Otherwise the line is disputed and Note is required.
 	Accept bool
-	Amount *Money
+	Amount *money.Money
 	Note   string
 	Actor  string
 }
@@ -430,7 +431,7 @@ func (s *Service) Resolve(ctx context.Context, lineID int64, in Resolution) (Rec
 		}
 		amount := in.Amount
 		if amount == nil {
-			m, err := differenceValue(tx, l.PartnerID, l.Kind, deref(l.FilePoints)-deref(l.HubPoints), l.EndsAt)
+			m, err := differenceValue(tx, l.PartnerID, l.Kind, database.Deref(l.FilePoints)-database.Deref(l.HubPoints), l.EndsAt)
 			if err != nil {
 				return err
 			}
@@ -470,7 +471,7 @@ func (s *Service) Resolve(ctx context.Context, lineID int64, in Resolution) (Rec
 // differenceValue values diff points (file − hub) for the partner: an earn
 // difference is charged at the issue price, a burn difference credited at
 // the redemption rate, both of the contract in force at t.
-func differenceValue(tx *gorm.DB, partnerID int64, kind string, diff int64, t time.Time) (Money, error) {
+func differenceValue(tx *gorm.DB, partnerID int64, kind string, diff int64, t time.Time) (money.Money, error) {
 	var rows []struct {
 		IssuePrice     decimal.Decimal
 		RedemptionRate decimal.Decimal
@@ -478,14 +479,14 @@ func differenceValue(tx *gorm.DB, partnerID int64, kind string, diff int64, t ti
 	}
 	if err := tx.Raw(`SELECT issue_price, redemption_rate, currency FROM partner_contracts
 		WHERE partner_id = ? AND effective_from < ? ORDER BY effective_from DESC LIMIT 1`, partnerID, t).Scan(&rows).Error; err != nil {
-		return Money{}, err
+		return money.Money{}, err
 	}
 	if len(rows) == 0 {
-		return Money{}, fmt.Errorf("partner %d: %w", partnerID, ErrNoContract)
+		return money.Money{}, fmt.Errorf("partner %d: %w", partnerID, ErrNoContract)
 	}
 	c := rows[0]
 	if kind == "earn" {
-		return Money{-money.PointsValue(diff, c.IssuePrice, c.Currency), c.Currency}, nil
+		return money.Money{Minor: -money.PointsValue(diff, c.IssuePrice, c.Currency), Currency: c.Currency}, nil
 	}
-	return Money{money.PointsValue(diff, c.RedemptionRate, c.Currency), c.Currency}, nil
+	return money.Money{Minor: money.PointsValue(diff, c.RedemptionRate, c.Currency), Currency: c.Currency}, nil
 }

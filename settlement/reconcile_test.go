@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/partners"
 )
 
@@ -123,7 +124,7 @@ func TestReconciliationFindsPlantedDiscrepancies(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("discrepancies %v; want exactly %v", got, want)
 	}
-	if m := byRef["E-011"]; deref(m.FilePoints) != hub["earn E-011"]+5 || deref(m.HubPoints) != hub["earn E-011"] {
+	if m := byRef["E-011"]; database.Deref(m.FilePoints) != hub["earn E-011"]+5 || database.Deref(m.HubPoints) != hub["earn E-011"] {
 		t.Errorf("mismatch line %+v; want file %d hub %d", m, hub["earn E-011"]+5, hub["earn E-011"])
 	}
 

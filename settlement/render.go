@@ -43,7 +43,7 @@ func (st Statement) WriteCSV(w io.Writer) error {
 	return cw.Error()
 }
 
-func amount(m Money) string {
+func amount(m money.Money) string {
 	s := money.Format(m.Minor, m.Currency)
 	return strings.TrimSuffix(s, " "+m.Currency)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/partners"
@@ -393,7 +394,7 @@ func (s *Service) Report(ctx context.Context, monthStr string) (Report, error) {
 func repeatableRead(db *gorm.DB, fn func(tx *gorm.DB) error) error {
 	for attempt := 1; ; attempt++ {
 		err := db.Transaction(fn, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
-		if err == nil || pgCode(err) != "40001" || attempt == 5 {
+		if err == nil || database.Code(err) != database.SerializationFailure || attempt == 5 {
 			return err
 		}
 	}
@@ -639,7 +640,7 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 		}
 		base := Line{ContractVersion: *r.Version, Late: r.Late}
 		if r.Late {
-			base.TransactionID = deref(r.TransactionID)
+			base.TransactionID = database.Deref(r.TransactionID)
 			t := r.OccurredAt.UTC()
 			base.OccurredAt = &t
 		}
@@ -652,38 +653,38 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 		case "partner_issued":
 			l := base
 			l.Kind, l.Points, l.UnitPrice = LineIssued, -r.Amount, r.IssuePrice.Decimal.String()
-			l.Amount = Money{-value(l.Points, r.IssuePrice.Decimal, one), d.Currency}
+			l.Amount = money.Money{Minor: -value(l.Points, r.IssuePrice.Decimal, one), Currency: d.Currency}
 			l.Description = fmt.Sprintf("Points issued, contract v%d at %s %s/point", *r.Version, l.UnitPrice, d.Currency)
 			lines = append(lines, l)
 		case "partner_redeemed":
 			l := base
 			l.Kind, l.Points, l.UnitPrice = LineRedeemed, r.Amount, r.RedemptionRate.Decimal.String()
-			l.Amount = Money{value(l.Points, r.RedemptionRate.Decimal, one), d.Currency}
+			l.Amount = money.Money{Minor: value(l.Points, r.RedemptionRate.Decimal, one), Currency: d.Currency}
 			l.Description = fmt.Sprintf("Points redeemed, contract v%d at %s %s/point", *r.Version, l.UnitPrice, d.Currency)
 			lines = append(lines, l)
 			if r.FeeRate.Valid && r.FeeRate.Decimal.IsPositive() {
 				f := base
 				f.Kind, f.Points, f.UnitPrice, f.Factor = LineOperatorFee, r.Amount, l.UnitPrice, r.FeeRate.Decimal.String()
-				f.Amount = Money{-value(f.Points, r.RedemptionRate.Decimal, r.FeeRate.Decimal), d.Currency}
+				f.Amount = money.Money{Minor: -value(f.Points, r.RedemptionRate.Decimal, r.FeeRate.Decimal), Currency: d.Currency}
 				f.Description = fmt.Sprintf("Operator fee %s of redemptions, contract v%d", f.Factor, *r.Version)
 				lines = append(lines, f)
 			}
 		case "partner_exchange_in":
 			l := base
 			l.Kind, l.Points, l.UnitPrice = LineExchangeIn, -r.Amount, r.IssuePrice.Decimal.String()
-			l.Amount = Money{-value(l.Points, r.IssuePrice.Decimal, one), d.Currency}
+			l.Amount = money.Money{Minor: -value(l.Points, r.IssuePrice.Decimal, one), Currency: d.Currency}
 			l.Description = fmt.Sprintf("Points credited by exchange from the partner programme at %s %s/point", l.UnitPrice, d.Currency)
 			lines = append(lines, l)
 		case "partner_exchange_out":
 			l := base
 			l.Kind, l.Points, l.UnitPrice = LineExchangeOut, r.Amount, r.RedemptionRate.Decimal.String()
-			l.Amount = Money{value(l.Points, r.RedemptionRate.Decimal, one), d.Currency}
+			l.Amount = money.Money{Minor: value(l.Points, r.RedemptionRate.Decimal, one), Currency: d.Currency}
 			l.Description = fmt.Sprintf("Points exchanged to the partner programme at %s %s/point", l.UnitPrice, d.Currency)
 			lines = append(lines, l)
 		case "breakage":
 			l := base
 			l.Kind, l.Points, l.UnitPrice, l.Factor = LineBreakage, r.Amount, r.IssuePrice.Decimal.String(), r.BreakageShare.Decimal.String()
-			l.Amount = Money{value(l.Points, r.IssuePrice.Decimal, r.BreakageShare.Decimal), d.Currency}
+			l.Amount = money.Money{Minor: value(l.Points, r.IssuePrice.Decimal, r.BreakageShare.Decimal), Currency: d.Currency}
 			l.Description = fmt.Sprintf("Breakage share %s of expired points issued under contract v%d", l.Factor, *r.Version)
 			lines = append(lines, l)
 		default:
@@ -703,10 +704,10 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 		}
 		switch r.Kind {
 		case "draw_down":
-			d.Lines = append(d.Lines, Line{Kind: LinePrepaidDrawDown, Amount: Money{-r.Minor, r.Currency},
+			d.Lines = append(d.Lines, Line{Kind: LinePrepaidDrawDown, Amount: money.Money{Minor: -r.Minor, Currency: r.Currency},
 				Description: "Prepaid balance drawn for issued points"})
 		case "top_up":
-			d.Lines = append(d.Lines, Line{Kind: LinePrepaidTopUp, Amount: Money{r.Minor, r.Currency}, Informational: true,
+			d.Lines = append(d.Lines, Line{Kind: LinePrepaidTopUp, Amount: money.Money{Minor: r.Minor, Currency: r.Currency}, Informational: true,
 				Description: "Prepaid top-ups received (already paid; not part of the net)"})
 		}
 	}
@@ -720,7 +721,7 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 		if err != nil {
 			return nil, fmt.Errorf("adjustment %d: %w", a.ID, err)
 		}
-		l := Line{Kind: LineAdjustment, Amount: Money{minor, d.Currency}, AdjustmentID: a.ID, Description: a.Reason}
+		l := Line{Kind: LineAdjustment, Amount: money.Money{Minor: minor, Currency: d.Currency}, AdjustmentID: a.ID, Description: a.Reason}
 		if a.Currency != d.Currency {
 			l.Description += fmt.Sprintf(" (%s converted at %s)", money.Format(a.AmountMinor, a.Currency), rate.Rate)
 			if used[a.PartnerID] == nil {
@@ -729,7 +730,7 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 			used[a.PartnerID][rate.From+rate.To] = *rate
 		}
 		if a.CorrectsStatementID != nil {
-			l.Corrects = &LineRef{StatementID: *a.CorrectsStatementID, LineNo: deref(a.CorrectsLineNo)}
+			l.Corrects = &LineRef{StatementID: *a.CorrectsStatementID, LineNo: database.Deref(a.CorrectsLineNo)}
 		}
 		d.Lines = append(d.Lines, l)
 	}
@@ -749,7 +750,7 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 			}
 			return a.AdjustmentID < b.AdjustmentID
 		})
-		d.Charges, d.Credits, d.Net = Money{0, d.Currency}, Money{0, d.Currency}, Money{0, d.Currency}
+		d.Charges, d.Credits, d.Net = money.Money{Minor: 0, Currency: d.Currency}, money.Money{Minor: 0, Currency: d.Currency}, money.Money{Minor: 0, Currency: d.Currency}
 		for i := range d.Lines {
 			d.Lines[i].No = i + 1
 			if d.Lines[i].Informational {
@@ -814,7 +815,7 @@ func buildReport(p Period, base string, matrix []matrixRow, outstanding []liabil
 		if err != nil {
 			return Report{}, fmt.Errorf("matrix value at partner %d: %w", k.redeemer, err)
 		}
-		c.Value = Money{v, base}
+		c.Value = money.Money{Minor: v, Currency: base}
 		rep.Matrix = append(rep.Matrix, *c)
 	}
 	sort.Slice(rep.Matrix, func(i, j int) bool {
@@ -836,7 +837,7 @@ func buildReport(p Period, base string, matrix []matrixRow, outstanding []liabil
 		}
 	}
 	for id, l := range liab {
-		l.Value = Money{0, base}
+		l.Value = money.Money{Minor: 0, Currency: base}
 		if id != 0 {
 			v, err := toBase(liabLocal[id], currencies[id])
 			if err != nil {
@@ -870,9 +871,9 @@ func currencyOK(c string) bool {
 
 func (r statementRow) statement() (Statement, error) {
 	st := Statement{ID: r.ID, PeriodID: r.PeriodID, Period: r.Month, PartnerID: r.PartnerID, Status: StatementStatus(r.Status),
-		Net: Money{r.NetMinor, r.Currency}, SHA256: fmt.Sprintf("%x", r.SHA256), CreatedAt: r.CreatedAt.UTC(),
-		ApprovedAt: utcPtr(r.ApprovedAt), ApprovedBy: deref(r.ApprovedBy), SentAt: utcPtr(r.SentAt), PaidAt: utcPtr(r.PaidAt),
-		PaymentRef: deref(r.PaymentRef), Raw: json.RawMessage(r.Document)}
+		Net: money.Money{Minor: r.NetMinor, Currency: r.Currency}, SHA256: fmt.Sprintf("%x", r.SHA256), CreatedAt: r.CreatedAt.UTC(),
+		ApprovedAt: utcPtr(r.ApprovedAt), ApprovedBy: database.Deref(r.ApprovedBy), SentAt: utcPtr(r.SentAt), PaidAt: utcPtr(r.PaidAt),
+		PaymentRef: database.Deref(r.PaymentRef), Raw: json.RawMessage(r.Document)}
 	if err := json.Unmarshal([]byte(r.Document), &st.Document); err != nil {
 		return Statement{}, fmt.Errorf("statement %d document: %w", r.ID, err)
 	}
@@ -983,11 +984,11 @@ func (s *Service) Approve(ctx context.Context, id int64, actor string) (Statemen
 
 // StatementReady is the data of the statement.ready webhook.
 type StatementReady struct {
-	StatementID int64  `json:"statement_id"`
-	Period      string `json:"period"`
-	Net         Money  `json:"net"`
-	Direction   string `json:"direction"`
-	SHA256      string `json:"sha256"`
+	StatementID int64       `json:"statement_id"`
+	Period      string      `json:"period"`
+	Net         money.Money `json:"net"`
+	Direction   string      `json:"direction"`
+	SHA256      string      `json:"sha256"`
 }
 
 // Send moves an approved statement to sent and publishes statement.ready to
@@ -1060,7 +1061,7 @@ func (s *Service) adjust(tx *gorm.DB, in AdjustmentInput, reconLine *int64) (Adj
 		RETURNING `+adjustmentColumns, in.PartnerID, in.Amount.Minor, in.Amount.Currency, in.Reason, stID, lineNo, reconLine,
 		s.clock(), actor).Scan(&row).Error
 	if err != nil {
-		if pgCode(err) == "23503" {
+		if database.Code(err) == database.ForeignKeyViolation {
 			return Adjustment{}, fmt.Errorf("adjust partner %d: %w", in.PartnerID, ErrLineNotFound)
 		}
 		return Adjustment{}, err

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/shopspring/decimal"
 )
 
@@ -30,12 +31,6 @@ type Period struct {
 	ClosedAt     *time.Time   `json:"closed_at,omitempty"`
 	ClosedBy     string       `json:"closed_by,omitempty"`
 	ReportSHA256 string       `json:"report_sha256,omitempty"`
-}
-
-// Money is an amount in minor units of an ISO 4217 currency.
-type Money struct {
-	Minor    int64  `json:"minor"`
-	Currency string `json:"currency"`
 }
 
 // Rate is an exchange rate of a period: 1 From = Rate To, with its source.
@@ -75,36 +70,36 @@ type LineRef struct {
 // are settled here because their own period was closed; OccurredAt is their
 // original time. Informational lines are not part of the net.
 type Line struct {
-	No              int        `json:"no"`
-	Kind            LineKind   `json:"kind"`
-	Description     string     `json:"description"`
-	ContractVersion int        `json:"contract_version,omitempty"`
-	UnitPrice       string     `json:"unit_price,omitempty"`
-	Factor          string     `json:"factor,omitempty"`
-	Points          int64      `json:"points"`
-	Amount          Money      `json:"amount"`
-	Informational   bool       `json:"informational,omitempty"`
-	Late            bool       `json:"late,omitempty"`
-	TransactionID   int64      `json:"transaction_id,omitempty"`
-	OccurredAt      *time.Time `json:"occurred_at,omitempty"`
-	AdjustmentID    int64      `json:"adjustment_id,omitempty"`
-	Corrects        *LineRef   `json:"corrects,omitempty"`
+	No              int         `json:"no"`
+	Kind            LineKind    `json:"kind"`
+	Description     string      `json:"description"`
+	ContractVersion int         `json:"contract_version,omitempty"`
+	UnitPrice       string      `json:"unit_price,omitempty"`
+	Factor          string      `json:"factor,omitempty"`
+	Points          int64       `json:"points"`
+	Amount          money.Money `json:"amount"`
+	Informational   bool        `json:"informational,omitempty"`
+	Late            bool        `json:"late,omitempty"`
+	TransactionID   int64       `json:"transaction_id,omitempty"`
+	OccurredAt      *time.Time  `json:"occurred_at,omitempty"`
+	AdjustmentID    int64       `json:"adjustment_id,omitempty"`
+	Corrects        *LineRef    `json:"corrects,omitempty"`
 }
 
 // Document is the canonical content of a statement: what is hashed and what
 // the JSON, CSV and PDF renderings show. Net is the sum of the amounts of the
 // lines that are not informational; Charges and Credits split it by sign.
 type Document struct {
-	Period      string    `json:"period"`
-	TimeZone    string    `json:"time_zone"`
-	PeriodStart time.Time `json:"period_start"`
-	PeriodEnd   time.Time `json:"period_end"`
-	PartnerID   int64     `json:"partner_id"`
-	Currency    string    `json:"currency"`
-	Lines       []Line    `json:"lines"`
-	Charges     Money     `json:"charges"`
-	Credits     Money     `json:"credits"`
-	Net         Money     `json:"net"`
+	Period      string      `json:"period"`
+	TimeZone    string      `json:"time_zone"`
+	PeriodStart time.Time   `json:"period_start"`
+	PeriodEnd   time.Time   `json:"period_end"`
+	PartnerID   int64       `json:"partner_id"`
+	Currency    string      `json:"currency"`
+	Lines       []Line      `json:"lines"`
+	Charges     money.Money `json:"charges"`
+	Credits     money.Money `json:"credits"`
+	Net         money.Money `json:"net"`
 	// Direction is "to_partner" (the operator pays), "from_partner" or "none".
 	Direction string `json:"direction"`
 	Rates     []Rate `json:"rates,omitempty"`
@@ -129,7 +124,7 @@ type Statement struct {
 	Period     string          `json:"period"`
 	PartnerID  int64           `json:"partner_id"`
 	Status     StatementStatus `json:"status"`
-	Net        Money           `json:"net"`
+	Net        money.Money     `json:"net"`
 	SHA256     string          `json:"sha256"`
 	CreatedAt  time.Time       `json:"created_at"`
 	ApprovedAt *time.Time      `json:"approved_at,omitempty"`
@@ -146,19 +141,19 @@ type Statement struct {
 // redeemed at RedeemerPartnerID, net of burn reversals, and their value at
 // the redeemer's redemption rate converted to the base currency.
 type MatrixCell struct {
-	IssuerPartnerID   int64 `json:"issuer_partner_id"`
-	RedeemerPartnerID int64 `json:"redeemer_partner_id"`
-	Points            int64 `json:"points"`
-	Value             Money `json:"value"`
+	IssuerPartnerID   int64       `json:"issuer_partner_id"`
+	RedeemerPartnerID int64       `json:"redeemer_partner_id"`
+	Points            int64       `json:"points"`
+	Value             money.Money `json:"value"`
 }
 
 // Liability is the outstanding liability of an issuer at period end: points
 // it issued that were neither redeemed nor expired, valued at the issue price
 // in force when they were earned, in the base currency.
 type Liability struct {
-	IssuerPartnerID int64 `json:"issuer_partner_id"`
-	Points          int64 `json:"points"`
-	Value           Money `json:"value"`
+	IssuerPartnerID int64       `json:"issuer_partner_id"`
+	Points          int64       `json:"points"`
+	Value           money.Money `json:"value"`
 }
 
 // Report is the programme's balance sheet for a closed period, stored at
@@ -174,22 +169,22 @@ type Report struct {
 // Adjustment is a money correction settled as a line of the next period that
 // closes after it was made.
 type Adjustment struct {
-	ID                   int64     `json:"id"`
-	PartnerID            int64     `json:"partner_id"`
-	Amount               Money     `json:"amount"`
-	Reason               string    `json:"reason"`
-	Corrects             *LineRef  `json:"corrects,omitempty"`
-	ReconciliationLineID int64     `json:"reconciliation_line_id,omitempty"`
-	PeriodID             int64     `json:"period_id,omitempty"`
-	CreatedAt            time.Time `json:"created_at"`
-	CreatedBy            string    `json:"created_by"`
+	ID                   int64       `json:"id"`
+	PartnerID            int64       `json:"partner_id"`
+	Amount               money.Money `json:"amount"`
+	Reason               string      `json:"reason"`
+	Corrects             *LineRef    `json:"corrects,omitempty"`
+	ReconciliationLineID int64       `json:"reconciliation_line_id,omitempty"`
+	PeriodID             int64       `json:"period_id,omitempty"`
+	CreatedAt            time.Time   `json:"created_at"`
+	CreatedBy            string      `json:"created_by"`
 }
 
 // AdjustmentInput creates an adjustment. Corrects, when set, must name an
 // existing line of a statement of PartnerID.
 type AdjustmentInput struct {
 	PartnerID int64
-	Amount    Money
+	Amount    money.Money
 	Reason    string
 	Corrects  *LineRef
 	Actor     string

@@ -1,13 +1,11 @@
 package settlement
 
 import (
-	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/coalitionhub/hub/internal/database"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 )
@@ -117,7 +115,7 @@ type adjustmentRow struct {
 }
 
 func (r adjustmentRow) adjustment() Adjustment {
-	a := Adjustment{ID: r.ID, PartnerID: r.PartnerID, Amount: Money{r.AmountMinor, r.Currency}, Reason: r.Reason,
+	a := Adjustment{ID: r.ID, PartnerID: r.PartnerID, Amount: money.Money{Minor: r.AmountMinor, Currency: r.Currency}, Reason: r.Reason,
 		CreatedAt: r.CreatedAt.UTC(), CreatedBy: r.CreatedBy}
 	if r.CorrectsStatementID != nil && r.CorrectsLineNo != nil {
 		a.Corrects = &LineRef{StatementID: *r.CorrectsStatementID, LineNo: *r.CorrectsLineNo}
@@ -192,27 +190,11 @@ func utcPtr(t *time.Time) *time.Time {
 	return &u
 }
 
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
-}
-
 func selectStatements(tx *gorm.DB, where string, args ...any) ([]statementRow, error) {
 	var rows []statementRow
 	err := tx.Raw(`SELECT `+statementColumns+` FROM settlement_statements s
 		JOIN settlement_periods p ON p.id = s.period_id WHERE `+where, args...).Scan(&rows).Error
 	return rows, err
-}
-
-func pgCode(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
 }
 
 // ---- the close's aggregates
@@ -254,17 +236,8 @@ type periodRange struct {
 
 // args adds the query arguments that in refers to.
 func (pt periodTx) args(more map[string]any) map[string]any {
-	more["lo"], more["hi"], more["skip"] = pt.Lo, pt.Hi, int64Array(pt.Skip)
+	more["lo"], more["hi"], more["skip"] = pt.Lo, pt.Hi, database.Int64Array(pt.Skip)
 	return more
-}
-
-// int64Array is a bigint[] literal.
-func int64Array(ids []int64) string {
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = strconv.FormatInt(id, 10)
-	}
-	return "{" + strings.Join(parts, ",") + "}"
 }
 
 // in restricts a transaction id column to the period's transactions. The
@@ -316,7 +289,7 @@ func (set periodSet) sql() string {
 }
 
 func (set periodSet) args() map[string]any {
-	return map[string]any{"from": set.From, "end": set.End, "stragglers": int64Array(set.Stragglers)}
+	return map[string]any{"from": set.From, "end": set.End, "stragglers": database.Int64Array(set.Stragglers)}
 }
 
 // recordTransactions records the set's transactions as settled in p, and
@@ -406,7 +379,7 @@ func partnerAccounts(tx *gorm.DB, kinds ...string) (string, error) {
 	if err := tx.Raw(`SELECT id FROM ledger_accounts WHERE kind IN ? ORDER BY id`, kinds).Scan(&ids).Error; err != nil {
 		return "", err
 	}
-	return int64Array(ids), nil
+	return database.Int64Array(ids), nil
 }
 
 var partnerKinds = []string{"partner_issued", "partner_redeemed", "partner_exchange_in", "partner_exchange_out"}

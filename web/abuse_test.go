@@ -25,7 +25,8 @@ func (e *hubEnv) abuseMember(tok, ref string) int64 {
 // TestRedemptionCodeGuessingLocks guesses a member's redemption code through
 // POST /v1/burns: each wrong guess is a 403 consent_invalid, and after the
 // policy's 5 failures even the right code is refused with 429
-// consent_locked (Retry-After set); no burn or hold was written.
+// consent_locked, Retry-After saying the lock's remaining 15 minutes; no
+// burn or hold was written.
 func TestRedemptionCodeGuessingLocks(t *testing.T) {
 	t.Parallel()
 	e := newHubEnv(t, nil)
@@ -50,8 +51,8 @@ func TestRedemptionCodeGuessingLocks(t *testing.T) {
 	status, body, hdr := e.raw("POST", "/v1/burns", tok, map[string]any{"member_id": mid, "points": 100, "redemption_code": rc.Code})
 	var p Problem
 	_ = json.Unmarshal(body, &p)
-	if status != http.StatusTooManyRequests || p.Code != "consent_locked" || hdr.Get("Retry-After") == "" {
-		t.Fatalf("the right code after 5 wrong guesses: %d %s (Retry-After %q); want 429 consent_locked with Retry-After", status, body, hdr.Get("Retry-After"))
+	if status != http.StatusTooManyRequests || p.Code != "consent_locked" || hdr.Get("Retry-After") != "900" {
+		t.Fatalf("the right code after 5 wrong guesses: %d %s (Retry-After %q); want 429 consent_locked with Retry-After 900", status, body, hdr.Get("Retry-After"))
 	}
 	if after := e.rowCounts(); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("guessing wrote rows: before %v, after %v", before, after)

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/partners"
 )
@@ -174,19 +175,14 @@ func clientOut(c partners.Client, secret string) clientJSON {
 		PreviousSecretValidTo: c.PreviousValidTill, RevokedAt: c.RevokedAt, ClientSecret: secret}
 }
 
-type adminMoney struct {
-	Minor    int64  `json:"minor"`
-	Currency string `json:"currency"`
-}
-
 type topUpRequest struct {
-	Amount adminMoney `json:"amount"`
-	Ref    string     `json:"ref"`
+	Amount money.Money `json:"amount"`
+	Ref    string      `json:"ref"`
 }
 
 type prepaidJSON struct {
-	PartnerID int64      `json:"partner_id"`
-	Balance   adminMoney `json:"balance"`
+	PartnerID int64       `json:"partner_id"`
+	Balance   money.Money `json:"balance"`
 }
 
 type signingKeyJSON struct {
@@ -257,7 +253,7 @@ func actor(c *gin.Context) string {
 // adminLogin is POST /v1/admin/login: email + password for a staff token.
 func (s *Server) adminLogin(c *gin.Context) {
 	if wait, ok := s.loginLimits.allow(c.ClientIP()); !ok {
-		tooManyRequests(c, wait)
+		s.tooManyRequests(c, wait)
 		return
 	}
 	var req loginRequest
@@ -537,7 +533,7 @@ func (s *Server) adminSetClientKey(c *gin.Context) {
 }
 
 func prepaidOut(b partners.PrepaidBalance) prepaidJSON {
-	return prepaidJSON{PartnerID: b.PartnerID, Balance: adminMoney{Minor: b.Minor, Currency: b.Currency}}
+	return prepaidJSON{PartnerID: b.PartnerID, Balance: b.Balance}
 }
 
 func (s *Server) adminPrepaidBalance(c *gin.Context) {
@@ -560,7 +556,7 @@ func (s *Server) adminTopUp(c *gin.Context) {
 	}
 	if err == nil {
 		var b partners.PrepaidBalance
-		b, err = s.deps.Partners.TopUp(c.Request.Context(), id, partners.Money{Minor: req.Amount.Minor, Currency: req.Amount.Currency}, req.Ref, actor(c))
+		b, err = s.deps.Partners.TopUp(c.Request.Context(), id, req.Amount, req.Ref, actor(c))
 		if err == nil {
 			c.JSON(http.StatusCreated, prepaidOut(b))
 			return

@@ -2,7 +2,6 @@ package web
 
 import (
 	"errors"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -47,15 +46,18 @@ func bearerToken(c *gin.Context) (string, bool) {
 // unauthorized answers 401 with an RFC 6750 challenge. A request without
 // credentials gets no error code in the challenge; a bad token gets
 // invalid_token.
-func unauthorized(c *gin.Context, hadToken bool, detail string) {
+func (s *Server) unauthorized(c *gin.Context, hadToken bool, detail string) {
 	challenge := `Bearer realm="` + authRealm + `"`
-	code := "unauthorized"
+	err := errAuthRequired
 	if hadToken {
 		challenge += `, error="invalid_token", error_description="the access token is invalid, expired or revoked"`
-		code = "invalid_token"
+		err = errTokenRefused
+	}
+	if detail != "" {
+		err = withDetail(err, detail)
 	}
 	c.Header("WWW-Authenticate", challenge)
-	writeProblem(c, Problem{Status: http.StatusUnauthorized, Code: code, Title: "Authentication required", Detail: detail})
+	fail(c, s.deps.Log, err)
 }
 
 // authenticate verifies the bearer token with verify and stores the
@@ -64,13 +66,13 @@ func authenticate[P any](s *Server, c *gin.Context, key string, verify func(*gin
 	var zero P
 	raw, ok := bearerToken(c)
 	if !ok {
-		unauthorized(c, false, "send Authorization: Bearer <access token>")
+		s.unauthorized(c, false, "send Authorization: Bearer <access token>")
 		return zero, false
 	}
 	p, err := verify(c, raw)
 	if errors.Is(err, partners.ErrInvalidToken) {
 		s.deps.Log.InfoContext(c.Request.Context(), "token refused", "reason", err, "request_id", requestID(c))
-		unauthorized(c, true, "")
+		s.unauthorized(c, true, "")
 		return zero, false
 	}
 	if err != nil {
@@ -92,7 +94,7 @@ func (s *Server) partnerAuth() gin.HandlerFunc {
 			return
 		}
 		if wait, allowed := s.clientLimits.allow(p.ClientID); !allowed {
-			tooManyRequests(c, wait)
+			s.tooManyRequests(c, wait)
 			return
 		}
 		c.Next()
@@ -101,7 +103,7 @@ func (s *Server) partnerAuth() gin.HandlerFunc {
 
 // requireScope refuses (403 insufficient_scope) a partner request whose token
 // lacks scope. It must run after partnerAuth.
-func requireScope(scope partners.Scope) gin.HandlerFunc {
+func (s *Server) requireScope(scope partners.Scope) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p, ok := partnerPrincipal(c)
 		if ok && p.Has(scope) {
@@ -109,8 +111,7 @@ func requireScope(scope partners.Scope) gin.HandlerFunc {
 			return
 		}
 		c.Header("WWW-Authenticate", `Bearer realm="`+authRealm+`", error="insufficient_scope", scope="`+string(scope)+`"`)
-		writeProblem(c, Problem{Status: http.StatusForbidden, Code: "insufficient_scope", Title: "Insufficient scope",
-			Detail: "this operation needs the scope " + string(scope)})
+		fail(c, s.deps.Log, withDetail(errInsufficientScope, "this operation needs the scope "+string(scope)))
 	}
 }
 
@@ -127,7 +128,7 @@ func (s *Server) staffAuth() gin.HandlerFunc {
 
 // requireRole refuses (403 forbidden) a staff request whose role is not one
 // of roles. It must run after staffAuth.
-func requireRole(roles ...partners.Role) gin.HandlerFunc {
+func (s *Server) requireRole(roles ...partners.Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p, ok := staffPrincipal(c)
 		if ok {
@@ -138,15 +139,13 @@ func requireRole(roles ...partners.Role) gin.HandlerFunc {
 				}
 			}
 		}
-		writeProblem(c, Problem{Status: http.StatusForbidden, Code: "forbidden", Title: "Forbidden",
-			Detail: "your role may not do this"})
+		fail(c, s.deps.Log, withDetail(errForbidden, "your role may not do this"))
 	}
 }
 
-func tooManyRequests(c *gin.Context, wait time.Duration) {
-	retryAfter(c, wait)
-	writeProblem(c, Problem{Status: http.StatusTooManyRequests, Code: "rate_limited", Title: "Too many requests",
-		Detail: "slow down and retry after the number of seconds in Retry-After"})
+// tooManyRequests answers 429 rate_limited with Retry-After set to wait.
+func (s *Server) tooManyRequests(c *gin.Context, wait time.Duration) {
+	fail(c, s.deps.Log, &waitError{withDetail(errRateLimited, "slow down and retry after the number of seconds in Retry-After"), wait})
 }
 
 // keyedLimiter is a token bucket per key (client id, or client IP for

@@ -20,7 +20,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,23 +31,12 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/partners"
 )
 
 const testIssuer = "https://hub.test"
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // authEnv is a hub HTTP server on a fresh database, plus test-only routes
 // behind partnerAuth: /t/any (no scope) and /t/earn (points:earn).
@@ -57,13 +45,13 @@ type authEnv struct {
 	srv   *httptest.Server
 	svc   *partners.Service
 	db    *gorm.DB
-	clock *testClock
+	clock *clock.Manual
 }
 
 func newAuthEnv(t *testing.T, tune func(*Deps)) *authEnv {
 	t.Helper()
 	db := testdb.New(t)
-	clk := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := clock.New(time.Now().UTC().Truncate(time.Second))
 	svc, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +68,7 @@ func newAuthEnv(t *testing.T, tune func(*Deps)) *authEnv {
 		c.JSON(http.StatusOK, gin.H{"partner_id": p.PartnerID, "client_id": p.ClientID})
 	}
 	probe.GET("/t/any", s.partnerAuth(), ok)
-	probe.GET("/t/earn", s.partnerAuth(), requireScope(partners.ScopePointsEarn), ok)
+	probe.GET("/t/earn", s.partnerAuth(), s.requireScope(partners.ScopePointsEarn), ok)
 	probe.GET("/t/staff", s.staffAuth(), func(c *gin.Context) { c.Status(http.StatusNoContent) })
 	mux := http.NewServeMux()
 	mux.Handle("/t/", probe)

@@ -8,8 +8,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
-	"github.com/coalitionhub/hub/partners"
 )
 
 // The catalog: partners publish rewards and fulfil orders, the operator
@@ -23,7 +23,7 @@ type rewardRequest struct {
 	PricePoints     int64            `json:"price_points"`
 	TierPrices      map[string]int64 `json:"tier_prices"`
 	EligibleTiers   []string         `json:"eligible_tiers"`
-	Value           moneyJSON        `json:"value"`
+	Value           money.Money      `json:"value"`
 	StockTotal      *int64           `json:"stock_total"`
 	ValidFrom       *time.Time       `json:"valid_from"`
 	ValidUntil      *time.Time       `json:"valid_until"`
@@ -37,7 +37,7 @@ type rewardRequest struct {
 func (r rewardRequest) input() catalog.RewardInput {
 	return catalog.RewardInput{Title: r.Title, Description: r.Description, Category: catalog.Category(r.Category),
 		PricePoints: r.PricePoints, TierPrices: r.TierPrices, EligibleTiers: r.EligibleTiers,
-		Value: partners.Money{Minor: r.Value.Minor, Currency: r.Value.Currency}, StockTotal: r.StockTotal,
+		Value: r.Value, StockTotal: r.StockTotal,
 		ValidFrom: r.ValidFrom, ValidUntil: r.ValidUntil, BlackoutDates: r.BlackoutDates,
 		PerMemberLimit: r.PerMemberLimit, Fulfilment: catalog.Fulfilment(r.Fulfilment),
 		FulfilmentHours: r.FulfilmentHours, Status: catalog.Status(r.Status)}
@@ -52,7 +52,7 @@ type rewardJSON struct {
 	PricePoints       int64            `json:"price_points"`
 	TierPrices        map[string]int64 `json:"tier_prices"`
 	EligibleTiers     []string         `json:"eligible_tiers"`
-	Value             moneyJSON        `json:"value"`
+	Value             money.Money      `json:"value"`
 	StockTotal        *int64           `json:"stock_total"`
 	StockRemaining    *int64           `json:"stock_remaining"`
 	ValidFrom         *time.Time       `json:"valid_from,omitempty"`
@@ -72,7 +72,7 @@ type rewardJSON struct {
 func rewardOut(r catalog.Reward) rewardJSON {
 	return rewardJSON{ID: r.ID, PartnerID: r.PartnerID, Title: r.Title, Description: r.Description,
 		Category: string(r.Category), PricePoints: r.PricePoints, TierPrices: orEmptyMap(r.TierPrices),
-		EligibleTiers: orEmpty(r.EligibleTiers), Value: moneyJSON{Minor: r.Value.Minor, Currency: r.Value.Currency},
+		EligibleTiers: orEmpty(r.EligibleTiers), Value: r.Value,
 		StockTotal: r.StockTotal, StockRemaining: r.StockRemaining, ValidFrom: r.ValidFrom, ValidUntil: r.ValidUntil,
 		BlackoutDates: orEmpty(r.BlackoutDates), PerMemberLimit: r.PerMemberLimit, Fulfilment: string(r.Fulfilment),
 		FulfilmentHours: r.FulfilmentHours, Status: string(r.Status), Visibility: string(r.Visibility),
@@ -82,26 +82,26 @@ func rewardOut(r catalog.Reward) rewardJSON {
 // offerJSON is a reward as a member sees it: its price for the member's
 // tier, whether the member can afford it, and no partner-side counters.
 type offerJSON struct {
-	ID             int64      `json:"id"`
-	PartnerID      int64      `json:"partner_id"`
-	Title          string     `json:"title"`
-	Description    string     `json:"description"`
-	Category       string     `json:"category"`
-	Price          int64      `json:"price"`
-	Affordable     bool       `json:"affordable"`
-	Value          moneyJSON  `json:"value"`
-	StockRemaining *int64     `json:"stock_remaining"`
-	ValidUntil     *time.Time `json:"valid_until,omitempty"`
-	BlackoutDates  []string   `json:"blackout_dates"`
-	PerMemberLimit int        `json:"per_member_limit"`
-	Fulfilment     string     `json:"fulfilment"`
-	Featured       bool       `json:"featured"`
+	ID             int64       `json:"id"`
+	PartnerID      int64       `json:"partner_id"`
+	Title          string      `json:"title"`
+	Description    string      `json:"description"`
+	Category       string      `json:"category"`
+	Price          int64       `json:"price"`
+	Affordable     bool        `json:"affordable"`
+	Value          money.Money `json:"value"`
+	StockRemaining *int64      `json:"stock_remaining"`
+	ValidUntil     *time.Time  `json:"valid_until,omitempty"`
+	BlackoutDates  []string    `json:"blackout_dates"`
+	PerMemberLimit int         `json:"per_member_limit"`
+	Fulfilment     string      `json:"fulfilment"`
+	Featured       bool        `json:"featured"`
 }
 
 func offerOut(o catalog.Offer) offerJSON {
 	return offerJSON{ID: o.ID, PartnerID: o.PartnerID, Title: o.Title, Description: o.Description,
 		Category: string(o.Category), Price: o.Price, Affordable: o.Affordable,
-		Value: moneyJSON{Minor: o.Value.Minor, Currency: o.Value.Currency}, StockRemaining: o.StockRemaining,
+		Value: o.Value, StockRemaining: o.StockRemaining,
 		ValidUntil: o.ValidUntil, BlackoutDates: orEmpty(o.BlackoutDates), PerMemberLimit: o.PerMemberLimit,
 		Fulfilment: string(o.Fulfilment), Featured: o.Featured}
 }

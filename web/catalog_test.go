@@ -21,6 +21,7 @@ import (
 
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/internal/apitest"
+	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -34,7 +35,7 @@ type catalogEnv struct {
 	t      *testing.T
 	ctx    context.Context
 	db     *gorm.DB
-	clock  *testClock
+	clock  *clock.Manual
 	reg    *partners.Service
 	rules  *partners.Rules
 	mem    *members.Service
@@ -45,7 +46,7 @@ type catalogEnv struct {
 func newCatalogEnv(t *testing.T) *catalogEnv {
 	t.Helper()
 	db := testdb.New(t)
-	clk := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := clock.New(time.Now().UTC().Truncate(time.Second))
 	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)

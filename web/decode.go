@@ -53,6 +53,33 @@ func decodeJSON(c *gin.Context, dst any) ([]byte, error) {
 	return body, decodeStrict(body, dst)
 }
 
+// csvContentType accepts the media type of a CSV upload: text/csv, with no
+// charset or utf-8. Anything else, or none, is errUnsupportedMediaType
+// naming the header.
+func csvContentType(header string) error {
+	const want = "must be text/csv, with charset utf-8 if any"
+	mt, params, err := mime.ParseMediaType(header)
+	switch {
+	case header == "":
+		return &headerError{errUnsupportedMediaType, "Content-Type", "is missing: the body " + want}
+	case err != nil || mt != "text/csv" || (params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8")):
+		return &headerError{errUnsupportedMediaType, "Content-Type", fmt.Sprintf("%q is not CSV: the body %s", header, want)}
+	}
+	return nil
+}
+
+// multipartContentType accepts a form with a file: multipart/form-data with
+// its boundary. Anything else, or none, is errUnsupportedMediaType naming
+// the header.
+func multipartContentType(header string) error {
+	mt, params, err := mime.ParseMediaType(header)
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return &headerError{errUnsupportedMediaType, "Content-Type",
+			fmt.Sprintf("%q is not a form with a file: it must be multipart/form-data with a boundary", header)}
+	}
+	return nil
+}
+
 // jsonContentType accepts the media types of a JSON body:
 // application/json and application/*+json, with no charset or utf-8 (JSON
 // is UTF-8); other parameters are ignored. Anything else, or none, is

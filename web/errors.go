@@ -19,6 +19,7 @@ import (
 
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -57,6 +58,12 @@ var domainErrors = []errorKind{
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large", "Request body too large"},
 	{errUnsupportedMediaType, http.StatusUnsupportedMediaType, "unsupported_media_type", "The body is not of a type this endpoint takes"},
 	{errUnavailable, http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
+	{errInternal, http.StatusInternalServerError, "internal_error", "Internal error"},
+	{errAuthRequired, http.StatusUnauthorized, "unauthorized", "Authentication required"},
+	{errTokenRefused, http.StatusUnauthorized, "invalid_token", "Authentication required"},
+	{errInsufficientScope, http.StatusForbidden, "insufficient_scope", "Insufficient scope"},
+	{errForbidden, http.StatusForbidden, "forbidden", "Forbidden"},
+	{errRateLimited, http.StatusTooManyRequests, "rate_limited", "Too many requests"},
 
 	// partners: registry, contracts, prepaid, clients, staff.
 	{partners.ErrPartnerNotFound, http.StatusNotFound, "partner_not_found", "Partner not found"},
@@ -120,7 +127,7 @@ var domainErrors = []errorKind{
 	{ledger.ErrSameMember, http.StatusUnprocessableEntity, "same_member", "Source and destination are the same member"},
 	{ledger.ErrInvalidCursor, http.StatusBadRequest, "invalid_cursor", "Invalid cursor"},
 
-	// [catalog] errors
+	// catalog
 	{catalog.ErrRewardNotFound, http.StatusNotFound, "reward_not_found", "Reward not found"},
 	{catalog.ErrRewardUnavailable, http.StatusConflict, "reward_unavailable", "Reward cannot be ordered now"},
 	{catalog.ErrOutOfStock, http.StatusConflict, "out_of_stock", "Reward is out of stock"},
@@ -129,7 +136,7 @@ var domainErrors = []errorKind{
 	{catalog.ErrOrderNotPending, http.StatusConflict, "order_not_pending", "Order is no longer pending"},
 	{catalog.ErrDeadlinePassed, http.StatusConflict, "order_deadline_passed", "Fulfilment deadline has passed"},
 	{catalog.ErrNotCharity, http.StatusUnprocessableEntity, "not_charity", "Charity donations need a charity partner"},
-	// [settlement] errors
+	// settlement
 	{settlement.ErrPeriodNotFound, http.StatusNotFound, "period_not_found", "Settlement period not found"},
 	{settlement.ErrPeriodNotEnded, http.StatusConflict, "period_not_ended", "The settlement period has not ended yet"},
 	{settlement.ErrPeriodClosed, http.StatusConflict, "period_closed", "The settlement period is closed"},
@@ -144,7 +151,7 @@ var domainErrors = []errorKind{
 	{settlement.ErrReconLineNotFound, http.StatusNotFound, "reconciliation_line_not_found", "Reconciliation line not found"},
 	{settlement.ErrAlreadyResolved, http.StatusConflict, "already_resolved", "The reconciliation line is already resolved"},
 	{settlement.ErrNothingToResolve, http.StatusConflict, "nothing_to_resolve", "A matched line needs no resolution"},
-	// [exchange] errors
+	// exchange
 	{exchange.ErrProgrammeNotFound, http.StatusNotFound, "exchange_programme_not_found", "Exchange programme not found"},
 	{exchange.ErrProgrammeExists, http.StatusConflict, "exchange_programme_exists", "An exchange programme with this code exists"},
 	{exchange.ErrDirectionClosed, http.StatusUnprocessableEntity, "exchange_direction_closed", "The programme does not exchange in this direction"},
@@ -157,7 +164,7 @@ var domainErrors = []errorKind{
 	{exchange.ErrNotReversible, http.StatusConflict, "exchange_not_reversible", "The exchange cannot be reversed"},
 	{exchange.ErrPartnerUnavailable, http.StatusServiceUnavailable, "exchange_partner_unavailable", "The partner programme is unavailable"},
 	{exchange.ErrDuplicateReference, http.StatusConflict, "exchange_duplicate_reference", "Partner transaction id already used with different content"},
-	// [programme] errors
+	// programme
 	{programme.ErrUnknownCompanyLevel, http.StatusNotFound, "company_level_not_found", "Company level not found"},
 	{programme.ErrTransfersDisabled, http.StatusUnprocessableEntity, "transfers_disabled", "Transfers are disabled"},
 	{programme.ErrNotDesignated, http.StatusForbidden, "not_designated", "Not a designated employee of a company"},
@@ -172,9 +179,38 @@ var (
 	errMethodNotAllowed = errors.New("method not allowed")
 	errBodyTooLarge     = errors.New("request body too large")
 	errUnavailable      = errors.New("a backing service is unavailable")
-	// errUnsupportedMediaType: a JSON endpoint was sent another Content-Type.
+	// errUnsupportedMediaType: an endpoint was sent a Content-Type it does not take.
 	errUnsupportedMediaType = errors.New("unsupported media type")
+	errInternal             = errors.New("internal error") // a handler panicked
+	// The auth middleware's refusals (web/auth.go).
+	errAuthRequired      = errors.New("authentication required")
+	errTokenRefused      = errors.New("access token refused")
+	errInsufficientScope = errors.New("insufficient scope")
+	errForbidden         = errors.New("forbidden")
+	errRateLimited       = errors.New("rate limited")
 )
+
+// detailed is sentinel with a detail for people: its problem's detail is
+// the text, not the sentinel's.
+type detailed struct {
+	sentinel error
+	text     string
+}
+
+func (e *detailed) Error() string { return e.text }
+func (e *detailed) Unwrap() error { return e.sentinel }
+
+// withDetail wraps sentinel so that its problem says text as the detail.
+func withDetail(sentinel error, text string) error { return &detailed{sentinel, text} }
+
+// waitError is a refusal that says how long to wait before retrying.
+type waitError struct {
+	error
+	wait time.Duration
+}
+
+func (e *waitError) Unwrap() error             { return e.error }
+func (e *waitError) RetryAfter() time.Duration { return e.wait }
 
 // headerError is a domain error caused by one request header: its problem
 // names the header in errors[], as a validation problem names a field.
@@ -218,16 +254,16 @@ func problemFor(err error) (Problem, bool) {
 // retries instead of treating them as a bug.
 func backendUnavailable(err error) bool {
 	var ce *pgconn.ConnectError
-	var pe *pgconn.PgError
 	var ne net.Error
 	switch {
 	case errors.As(err, &ce), errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone), errors.Is(err, pgconn.ErrConnClosed),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.Is(err, io.ErrUnexpectedEOF), pgconn.Timeout(err):
 		return true
-	case errors.As(err, &pe):
+	case database.Code(err) != "":
 		// Class 08: connection exception; 57P01-57P03: shutdown, crash, starting up.
-		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+		code := database.Code(err)
+		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
 	case errors.As(err, &ne):
 		return true
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/exchange/partnersim"
+	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
@@ -40,7 +41,7 @@ type hubEnv struct {
 	t     testing.TB
 	ctx   context.Context
 	db    *gorm.DB
-	clock *testClock
+	clock *clock.Manual
 	reg   *partners.Service
 	rules *partners.Rules
 	led   *ledger.Service
@@ -55,7 +56,7 @@ type hubEnv struct {
 func newHubEnv(t testing.TB, tune func(*Deps)) *hubEnv {
 	t.Helper()
 	db := testdb.New(t)
-	clk := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := clock.New(time.Now().UTC().Truncate(time.Second))
 	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)

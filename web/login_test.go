@@ -226,3 +226,34 @@ func TestConcurrentSignInGuessesAreEachCounted(t *testing.T) {
 		}
 	}
 }
+
+// X-Forwarded-Proto: https makes the console's and portal's cookies Secure
+// only when a trusted proxy sends it; from any other peer the header is
+// ignored, so a client cannot pick the cookie attributes of a plain-HTTP hub.
+func TestForwardedProtoOnlyFromTrustedProxy(t *testing.T) {
+	t.Parallel()
+	secure := func(a answer) bool {
+		cookies := a.hdr.Values("Set-Cookie")
+		if len(cookies) == 0 {
+			t.Fatalf("GET /portal/login set no cookie: %d %s", a.status, a.body)
+		}
+		for _, c := range cookies {
+			if !strings.Contains(c, "; Secure") {
+				return false
+			}
+		}
+		return true
+	}
+	https := map[string]string{"X-Forwarded-Proto": "https"}
+	untrusted := newUIEnvWith(t, nil, nil)
+	if a := rawDo(t, http.MethodGet, untrusted.srv.URL+"/portal/login", https, "", ""); secure(a) {
+		t.Errorf("X-Forwarded-Proto from an untrusted peer made cookies Secure: %v", a.hdr.Values("Set-Cookie"))
+	}
+	trusted := newUIEnvWith(t, nil, func(d *Deps) { d.TrustedProxies = []string{"127.0.0.1/32", "::1"} })
+	if a := rawDo(t, http.MethodGet, trusted.srv.URL+"/portal/login", https, "", ""); !secure(a) {
+		t.Errorf("X-Forwarded-Proto from a trusted proxy left cookies without Secure: %v", a.hdr.Values("Set-Cookie"))
+	}
+	if a := rawDo(t, http.MethodGet, trusted.srv.URL+"/portal/login", nil, "", ""); secure(a) {
+		t.Errorf("plain HTTP from the proxy without X-Forwarded-Proto made cookies Secure: %v", a.hdr.Values("Set-Cookie"))
+	}
+}

@@ -25,13 +25,13 @@ func (s *Server) memberAuth() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		raw, ok := bearerToken(c)
 		if !ok {
-			unauthorized(c, false, "a member bearer token is required")
+			s.unauthorized(c, false, "a member bearer token is required")
 			return
 		}
 		p, _, err := s.memberSession(c.Request.Context(), raw)
 		if refusedSession(err) {
 			s.deps.Log.InfoContext(c.Request.Context(), "member token refused", "reason", err, "request_id", requestID(c))
-			unauthorized(c, true, "the token is invalid or expired, its session ended, or the member account is not active")
+			s.unauthorized(c, true, "the token is invalid or expired, its session ended, or the member account is not active")
 			return
 		}
 		if err != nil {
@@ -101,7 +101,7 @@ func (s *Server) memberLogin(c *gin.Context) {
 		return
 	}
 	if wait, ok := s.loginLimits.allow("member:" + c.ClientIP()); !ok {
-		tooManyRequests(c, wait)
+		s.tooManyRequests(c, wait)
 		return
 	}
 	ctx := c.Request.Context()

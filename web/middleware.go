@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"time"
@@ -82,7 +83,7 @@ func observe(log *slog.Logger, m *httpMetrics) gin.HandlerFunc {
 func recoverProblem(log *slog.Logger) gin.HandlerFunc {
 	return gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
 		log.Error("panic in handler", "panic", rec, "route", c.FullPath(), "request_id", requestID(c))
-		writeProblem(c, Problem{Status: http.StatusInternalServerError, Code: "internal_error", Title: "Internal error"})
+		fail(c, log, errInternal)
 	})
 }
 
@@ -98,18 +99,46 @@ var uploadRoutes = map[string]bool{
 const uploadMax = 1 << 30
 
 // limitBody refuses bodies larger than max bytes (uploadMax on uploadRoutes).
-func limitBody(max int64) gin.HandlerFunc {
+func limitBody(log *slog.Logger, max int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		limit := max
 		if c.Request.Method == http.MethodPost && uploadRoutes[c.FullPath()] {
 			limit = uploadMax
 		}
 		if c.Request.ContentLength > limit {
-			writeProblem(c, Problem{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
-				Title: "Request body too large", Detail: "the limit is " + strconv.FormatInt(limit, 10) + " bytes"})
+			fail(c, log, withDetail(errBodyTooLarge, "the limit is "+strconv.FormatInt(limit, 10)+" bytes"))
 			return
 		}
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 		c.Next()
+	}
+}
+
+// forwardedFromTrusted drops X-Forwarded-Proto from a request whose peer is
+// not one of the trusted proxies (Deps.TrustedProxies), so that only a proxy
+// can say the browser reached it over HTTPS. Client IPs are gin's business
+// (SetTrustedProxies).
+func forwardedFromTrusted(trusted []string) gin.HandlerFunc {
+	var nets []netip.Prefix
+	for _, t := range trusted {
+		if p, err := netip.ParsePrefix(t); err == nil {
+			nets = append(nets, p.Masked())
+		} else if a, err := netip.ParseAddr(t); err == nil {
+			nets = append(nets, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+		}
+	}
+	return func(c *gin.Context) {
+		if c.Request.Header.Get("X-Forwarded-Proto") == "" {
+			return
+		}
+		peer, err := netip.ParseAddrPort(c.Request.RemoteAddr)
+		if err == nil {
+			for _, n := range nets {
+				if n.Contains(peer.Addr().Unmap()) {
+					return
+				}
+			}
+		}
+		c.Request.Header.Del("X-Forwarded-Proto")
 	}
 }

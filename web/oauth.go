@@ -109,7 +109,7 @@ func (s *Server) oauthToken(c *gin.Context) {
 		return
 	}
 	if wait, ok := s.clientLimits.allow(client.ClientID); !ok {
-		tooManyRequests(c, wait)
+		s.tooManyRequests(c, wait)
 		return
 	}
 	tok, err := s.deps.Partners.IssueToken(ctx, client, form.Get("scope"))

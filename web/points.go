@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
@@ -19,11 +20,6 @@ import (
 // The partner points API: earn, quote, batch earn, burns with holds,
 // reversals and transaction reads. Every handler acts for the calling partner
 // only; another partner's object answers 404 as if it did not exist.
-
-type moneyJSON struct {
-	Minor    int64  `json:"minor"`
-	Currency string `json:"currency"`
-}
 
 // purchaseJSON is an earn's amount; Minor is a pointer so that a missing or
 // null minor is refused rather than read as 0.
@@ -53,7 +49,7 @@ func (r earnRequest) input(now time.Time) (partners.EarnInput, error) {
 		if r.Amount.Minor == nil {
 			return in, validation.New("amount.minor", "is required: the purchase amount in minor units")
 		}
-		in.Amount = partners.Money{Minor: *r.Amount.Minor, Currency: r.Amount.Currency}
+		in.Amount = money.Money{Minor: *r.Amount.Minor, Currency: r.Amount.Currency}
 	}
 	if r.OccurredAt != nil {
 		in.OccurredAt = *r.OccurredAt

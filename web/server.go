@@ -45,17 +45,14 @@ type Deps struct {
 	Members      *members.Service
 	Ledger       *ledger.Service
 	Consent      *members.BurnConsent
-	// [catalog] deps
 	// Catalog: rewards, orders, vouchers (web/catalog.go).
 	Catalog *catalog.Service
-	// [settlement] deps
 	// Settlement: periods, statements, reconciliation (web/settlement.go).
 	Settlement *settlement.Service
-	// [exchange] deps
+	// Exchange with partner programmes (web/exchange.go).
 	Exchange *exchange.Service
-	// [programme] deps
+	// Programme: tiers, transfers, companies (web/programme.go).
 	Programme *programme.Service
-	// [ui] deps
 	// Jobs lets the console show queues and failed tasks (web/ui_jobs.go);
 	// nil shows a notice. Now is the console's clock (nil: time.Now).
 	Jobs Jobs
@@ -129,33 +126,102 @@ func (s *Server) Handler() http.Handler {
 		s.deps.Log.Error("trusted proxies refused; trusting none", "err", err)
 		_ = r.SetTrustedProxies(nil)
 	}
-	r.Use(withRequestID(), recoverProblem(s.deps.Log), observe(s.deps.Log, s.metrics), limitBody(s.deps.MaxBody))
+	r.Use(withRequestID(), recoverProblem(s.deps.Log), observe(s.deps.Log, s.metrics), limitBody(s.deps.Log, s.deps.MaxBody),
+		forwardedFromTrusted(s.deps.TrustedProxies))
 	r.NoRoute(func(c *gin.Context) { fail(c, s.deps.Log, errNotFound) })
 	r.NoMethod(func(c *gin.Context) { fail(c, s.deps.Log, errMethodNotAllowed) })
 
-	// Operations.
-	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})))
-
-	// API description: OpenAPI 3.1 and its reference page (web/openapi.go).
-	r.GET("/openapi.json", s.openapi)
-	docs := r.Group("/docs", docsHeaders())
-	docs.GET("", s.docsPage)
-	docs.GET("/static/*file", serveStatic)
-
-	// OAuth 2.0 token endpoint and the hub's public keys (web/oauth.go).
+	// ---- Partner API: a partner's systems, bearer token from /oauth/token
+	// (web/oauth.go), one scope per capability. Another partner's object
+	// answers 404.
 	r.POST("/oauth/token", s.oauthToken)
 	r.GET("/.well-known/jwks.json", s.jwks)
+	scope := s.requireScope
+	v1 := r.Group("/v1", s.partnerAuth())
+	// Members (web/members_api.go).
+	v1.POST("/members", scope(partners.ScopeMembersWrite), s.enrolMember)
+	v1.GET("/members", scope(partners.ScopeMembersRead), s.lookupMember)
+	v1.GET("/members/:id", scope(partners.ScopeMembersRead), s.getMember)
+	// Points: earn, burns with holds, reversals, reads (web/points.go).
+	v1.POST("/earn/quote", scope(partners.ScopePointsEarn), s.quoteEarn)
+	v1.POST("/earn", scope(partners.ScopePointsEarn), s.earn)
+	v1.POST("/earn/batch", scope(partners.ScopePointsEarn), s.earnBatch)
+	v1.POST("/burns", scope(partners.ScopePointsBurn), s.burn)
+	v1.GET("/burns/:id", scope(partners.ScopePointsBurn), s.getBurn)
+	v1.POST("/burns/:id/capture", scope(partners.ScopePointsBurn), s.captureBurn)
+	v1.POST("/burns/:id/void", scope(partners.ScopePointsBurn), s.voidBurn)
+	v1.GET("/transactions", s.listTransactions)
+	v1.GET("/transactions/:id", s.getTransaction)
+	v1.POST("/transactions/:id/reversals", scope(partners.ScopePointsReverse), s.reverse)
+	// Webhooks (web/webhooks.go).
+	v1.POST("/webhooks", s.createWebhook)
+	v1.GET("/webhooks", s.listWebhooks)
+	v1.DELETE("/webhooks/:id", s.disableWebhook)
+	v1.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret)
+	v1.GET("/webhook-deliveries", s.listDeliveries)
+	// Catalog: publish rewards, fulfil orders (web/catalog.go).
+	v1.POST("/catalog/rewards", scope(partners.ScopeCatalogManage), s.createReward)
+	v1.GET("/catalog/rewards", scope(partners.ScopeCatalogManage), s.listRewards)
+	v1.GET("/catalog/rewards/:id", scope(partners.ScopeCatalogManage), s.getReward)
+	v1.PUT("/catalog/rewards/:id", scope(partners.ScopeCatalogManage), s.updateReward)
+	v1.POST("/catalog/rewards/:id/vouchers", scope(partners.ScopeCatalogManage), s.uploadVouchers)
+	v1.GET("/orders", scope(partners.ScopeOrdersFulfil), s.listOrders)
+	v1.GET("/orders/:id", scope(partners.ScopeOrdersFulfil), s.getOrder)
+	v1.POST("/orders/:id/fulfil", scope(partners.ScopeOrdersFulfil), s.fulfilOrder)
+	v1.POST("/orders/:id/reject", scope(partners.ScopeOrdersFulfil), s.rejectOrder)
+	// Settlement: statements and reconciliation files; {id} of the upload is
+	// the period, YYYY-MM (web/settlement.go).
+	v1.GET("/statements", scope(partners.ScopeSettlementRead), s.listStatements)
+	v1.GET("/statements/:id", scope(partners.ScopeSettlementRead), s.getStatement)
+	v1.POST("/statements/:id/reconciliation", scope(partners.ScopeSettlementRead), s.uploadReconciliation)
+	v1.GET("/reconciliations/:id", scope(partners.ScopeSettlementRead), s.getReconciliation)
+	// Exchange with partner programmes (web/exchange.go).
+	v1.POST("/exchanges", scope(partners.ScopeExchange), s.inboundExchange)
+	v1.GET("/exchanges/:id", scope(partners.ScopeExchange), s.partnerExchange)
+	v1.POST("/outbound-exchanges/:public_id/status", scope(partners.ScopeExchange), s.outboundStatus)
+	v1.POST("/outbound-exchanges/:public_id/reversal", scope(partners.ScopeExchange), s.outboundReversal)
 
-	// Operator admin API (web/admin.go). admin: everything; finance: reads,
-	// contracts, prepaid; support: reads.
-	all := requireRole(partners.RoleAdmin, partners.RoleFinance, partners.RoleSupport)
-	fin := requireRole(partners.RoleAdmin, partners.RoleFinance)
-	adm := requireRole(partners.RoleAdmin)
+	// ---- Member API: the portal's apps, member token from /v1/me/login
+	// (web/me.go).
+	r.POST("/v1/me/login", s.memberLogin)
+	me := r.Group("/v1/me", s.memberAuth())
+	me.POST("/logout", s.memberLogout)
+	me.PUT("/password", s.meChangePassword)
+	me.GET("", s.meProfile)
+	me.GET("/balance", s.meBalance)
+	me.GET("/transactions", s.meTransactions)
+	me.POST("/redemption-codes", s.meRedemptionCode)
+	me.PUT("/pin", s.meSetPIN)
+	// Catalog: browse and order (web/catalog.go).
+	me.GET("/catalog", s.meCatalog)
+	me.GET("/catalog/:id", s.meCatalogReward)
+	me.POST("/orders", s.mePlaceOrder)
+	me.GET("/orders", s.meListOrders)
+	me.GET("/orders/:id", s.meGetOrder)
+	me.POST("/orders/:id/cancel", s.meCancelOrder)
+	// Exchange (web/exchange.go).
+	me.GET("/exchange-programmes", s.meExchangeProgrammes)
+	me.GET("/exchange-links", s.meExchangeLinks)
+	me.PUT("/exchange-links/:id", s.meLinkExchangeAccount)
+	me.POST("/exchange-quotes", s.meExchangeQuote)
+	me.POST("/exchanges", s.meConfirmExchange)
+	me.GET("/exchanges", s.meExchanges)
+	me.GET("/exchanges/:id", s.meExchange)
+	// Programme: transfers, tier standing, company codes (web/programme.go).
+	me.POST("/transfers", s.meTransfer)
+	me.GET("/programme", s.meProgramme)
+	me.POST("/company/redemption-codes", s.meCompanyCode)
+
+	// ---- Admin API: the operator's staff, staff token from /v1/admin/login.
+	// admin: everything; finance: reads, contracts, prepaid, settlement;
+	// support: reads.
+	all := s.requireRole(partners.RoleAdmin, partners.RoleFinance, partners.RoleSupport)
+	fin := s.requireRole(partners.RoleAdmin, partners.RoleFinance)
+	adm := s.requireRole(partners.RoleAdmin)
 	r.POST("/v1/admin/login", s.adminLogin)
 	a := r.Group("/v1/admin", s.staffAuth())
 	a.POST("/logout", s.adminLogout)
+	// Partners, contracts, prepaid, API clients, signing keys, staff (web/admin.go).
 	a.GET("/partners", all, s.adminListPartners)
 	a.POST("/partners", adm, s.adminCreatePartner)
 	a.GET("/partners/:id", all, s.adminGetPartner)
@@ -183,69 +249,49 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/partners/:id/promotions", all, s.adminListPromotions)
 	a.POST("/partners/:id/promotions", fin, s.adminCreatePromotion)
 	a.POST("/promotions/:id/end", fin, s.adminEndPromotion)
+	// Catalog moderation (web/catalog.go).
+	a.GET("/catalog/rewards", all, s.adminListRewards)
+	a.POST("/catalog/rewards/:id/moderation", adm, s.adminModerateReward)
+	// Settlement: periods, rates, statements, adjustments, reconciliation
+	// (web/settlement.go).
+	a.GET("/settlement/periods", all, s.adminListPeriods)
+	a.GET("/settlement/periods/:month", all, s.adminGetPeriod)
+	a.POST("/settlement/periods/:month/close", fin, s.adminClosePeriod)
+	a.GET("/settlement/periods/:month/report", all, s.adminPeriodReport)
+	a.GET("/settlement/periods/:month/rates", all, s.adminListRates)
+	a.PUT("/settlement/periods/:month/rates", fin, s.adminSetRate)
+	a.POST("/settlement/periods/:month/reconciliations", fin, s.adminUploadReconciliation)
+	a.GET("/settlement/statements", all, s.adminListStatements)
+	a.GET("/settlement/statements/:id", all, s.adminGetStatement)
+	a.POST("/settlement/statements/:id/approve", fin, s.adminApproveStatement)
+	a.POST("/settlement/statements/:id/send", fin, s.adminSendStatement)
+	a.POST("/settlement/statements/:id/paid", fin, s.adminPayStatement)
+	a.POST("/settlement/adjustments", fin, s.adminCreateAdjustment)
+	a.GET("/settlement/reconciliations/:id", all, s.adminGetReconciliation)
+	a.GET("/settlement/reconciliations/:id/lines", all, s.adminReconciliationLines)
+	a.GET("/settlement/reconciliations/:id/errors", all, s.adminReconciliationErrors)
+	a.POST("/settlement/reconciliation-lines/:id/resolve", fin, s.adminResolveReconLine)
+	// Exchanges and exchange programmes (web/exchange.go).
+	a.GET("/exchanges", all, s.adminExchanges)
+	a.GET("/exchanges/:id", all, s.adminExchange)
+	a.GET("/exchange-programmes", all, s.adminExchangeProgrammes)
+	a.POST("/exchange-programmes", adm, s.adminCreateExchangeProgramme)
+	// Programme: policy, tiers, grants, companies (web/admin_programme.go).
+	a.GET("/programme/policy", all, s.adminProgrammePolicy)
+	a.PUT("/programme/policy", adm, s.adminSetProgrammePolicy)
+	a.GET("/programme/tiers", all, s.adminProgrammeTiers)
+	a.PUT("/programme/tiers/:code", adm, s.adminPutProgrammeTier)
+	a.POST("/programme/grants", fin, s.adminGrantTier)
+	a.GET("/members/:id/tier", all, s.adminMemberTier)
+	a.GET("/programme/company-levels/:code", all, s.adminCompanyLevel)
+	a.PUT("/programme/company-levels/:code", adm, s.adminPutCompanyLevel)
+	a.POST("/programme/companies", adm, s.adminCreateCompany)
+	a.POST("/programme/companies/:id/employees", adm, s.adminAddEmployee)
+	a.POST("/programme/corporate-partners", adm, s.adminAddCorporatePartner)
 
-	// Partner API (web/members_api.go, web/points.go, web/webhooks.go):
-	// bearer token from /oauth/token, one scope per capability.
-	scope := requireScope
-	v1 := r.Group("/v1", s.partnerAuth())
-	v1.POST("/members", scope(partners.ScopeMembersWrite), s.enrolMember)
-	v1.GET("/members", scope(partners.ScopeMembersRead), s.lookupMember)
-	v1.GET("/members/:id", scope(partners.ScopeMembersRead), s.getMember)
-	v1.POST("/earn/quote", scope(partners.ScopePointsEarn), s.quoteEarn)
-	v1.POST("/earn", scope(partners.ScopePointsEarn), s.earn)
-	v1.POST("/earn/batch", scope(partners.ScopePointsEarn), s.earnBatch)
-	v1.POST("/burns", scope(partners.ScopePointsBurn), s.burn)
-	v1.GET("/burns/:id", scope(partners.ScopePointsBurn), s.getBurn)
-	v1.POST("/burns/:id/capture", scope(partners.ScopePointsBurn), s.captureBurn)
-	v1.POST("/burns/:id/void", scope(partners.ScopePointsBurn), s.voidBurn)
-	v1.GET("/transactions", s.listTransactions)
-	v1.GET("/transactions/:id", s.getTransaction)
-	v1.POST("/transactions/:id/reversals", scope(partners.ScopePointsReverse), s.reverse)
-	v1.POST("/webhooks", s.createWebhook)
-	v1.GET("/webhooks", s.listWebhooks)
-	v1.DELETE("/webhooks/:id", s.disableWebhook)
-	v1.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret)
-	v1.GET("/webhook-deliveries", s.listDeliveries)
-
-	// Member API for the portal and apps (web/me.go): member token from /v1/me/login.
-	me := r.Group("/v1/me", s.memberAuth())
-	r.POST("/v1/me/login", s.memberLogin)
-	me.POST("/logout", s.memberLogout)
-	me.PUT("/password", s.meChangePassword)
-	me.GET("", s.meProfile)
-	me.GET("/balance", s.meBalance)
-	me.GET("/transactions", s.meTransactions)
-	me.POST("/redemption-codes", s.meRedemptionCode)
-	me.PUT("/pin", s.meSetPIN)
-
-	// [ui] routes
-	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/portal") })
-	// Member portal and operator console: server-rendered pages with
-	// cookie sessions and CSRF checks (web/ui_portal.go, web/ui_console.go).
-	pg := r.Group("/portal", uiHeaders())
-	pg.GET("/static/*file", serveStatic)
-	pg.GET("/login", s.portalLoginPage)
-	pg.POST("/login", s.portalLogin)
-	pm := pg.Group("", s.portalSession(), s.requireCSRF("portal"))
-	pm.POST("/logout", s.portalLogout)
-	pm.GET("", s.portalHome)
-	pm.GET("/history", s.portalHistory)
-	pm.GET("/catalog", s.portalCatalog)
-	pm.POST("/orders", s.portalOrder)
-	pm.POST("/orders/:id/cancel", s.portalCancelOrder)
-	pm.GET("/redeem", s.portalRedeemPage)
-	pm.POST("/redeem", s.portalRedeem)
-	pm.GET("/exchange", s.portalExchange)
-	pm.POST("/exchange/link", s.portalLink)
-	pm.POST("/exchange/quote", s.portalQuote)
-	pm.POST("/exchange/confirm", s.portalConfirm)
-	pm.GET("/transfers", s.portalTransfers)
-	pm.POST("/transfers", s.portalTransfer)
-	pm.GET("/accounts", s.portalAccounts)
-	pm.GET("/consent", s.portalConsent)
-	pm.POST("/consent", s.portalSetConsent)
-	pm.POST("/password", s.portalChangePassword)
-	pm.GET("/export", s.portalExport)
+	// ---- Console: the operator's server-rendered pages, cookie session and
+	// CSRF check (web/ui_console.go and the ui_*.go it uses). Roles as in the
+	// admin API.
 	cg := r.Group("/console", uiHeaders())
 	cg.GET("/static/*file", serveStatic)
 	cg.GET("/login", s.consoleLoginPage)
@@ -285,85 +331,43 @@ func (s *Server) Handler() http.Handler {
 	cs.POST("/jobs/retry", cAdm, s.consoleRetryJob)
 	cs.GET("/audit", cAdm, s.consoleAudit)
 
-	// [catalog] routes
-	// Catalog (web/catalog.go): partners publish rewards and fulfil orders,
-	// the operator moderates, members browse and order.
-	v1.POST("/catalog/rewards", scope(partners.ScopeCatalogManage), s.createReward)
-	v1.GET("/catalog/rewards", scope(partners.ScopeCatalogManage), s.listRewards)
-	v1.GET("/catalog/rewards/:id", scope(partners.ScopeCatalogManage), s.getReward)
-	v1.PUT("/catalog/rewards/:id", scope(partners.ScopeCatalogManage), s.updateReward)
-	v1.POST("/catalog/rewards/:id/vouchers", scope(partners.ScopeCatalogManage), s.uploadVouchers)
-	v1.GET("/orders", scope(partners.ScopeOrdersFulfil), s.listOrders)
-	v1.GET("/orders/:id", scope(partners.ScopeOrdersFulfil), s.getOrder)
-	v1.POST("/orders/:id/fulfil", scope(partners.ScopeOrdersFulfil), s.fulfilOrder)
-	v1.POST("/orders/:id/reject", scope(partners.ScopeOrdersFulfil), s.rejectOrder)
-	a.GET("/catalog/rewards", all, s.adminListRewards)
-	a.POST("/catalog/rewards/:id/moderation", adm, s.adminModerateReward)
-	me.GET("/catalog", s.meCatalog)
-	me.GET("/catalog/:id", s.meCatalogReward)
-	me.POST("/orders", s.mePlaceOrder)
-	me.GET("/orders", s.meListOrders)
-	me.GET("/orders/:id", s.meGetOrder)
-	me.POST("/orders/:id/cancel", s.meCancelOrder)
-	// [settlement] routes
-	// Settlement (web/settlement.go): partners read statements and upload
-	// reconciliation files ({id} of the upload is the period, YYYY-MM);
-	// finance closes periods and moves statements through their life cycle.
-	v1.GET("/statements", scope(partners.ScopeSettlementRead), s.listStatements)
-	v1.GET("/statements/:id", scope(partners.ScopeSettlementRead), s.getStatement)
-	v1.POST("/statements/:id/reconciliation", scope(partners.ScopeSettlementRead), s.uploadReconciliation)
-	v1.GET("/reconciliations/:id", scope(partners.ScopeSettlementRead), s.getReconciliation)
-	a.GET("/settlement/periods", all, s.adminListPeriods)
-	a.GET("/settlement/periods/:month", all, s.adminGetPeriod)
-	a.POST("/settlement/periods/:month/close", fin, s.adminClosePeriod)
-	a.GET("/settlement/periods/:month/report", all, s.adminPeriodReport)
-	a.GET("/settlement/periods/:month/rates", all, s.adminListRates)
-	a.PUT("/settlement/periods/:month/rates", fin, s.adminSetRate)
-	a.POST("/settlement/periods/:month/reconciliations", fin, s.adminUploadReconciliation)
-	a.GET("/settlement/statements", all, s.adminListStatements)
-	a.GET("/settlement/statements/:id", all, s.adminGetStatement)
-	a.POST("/settlement/statements/:id/approve", fin, s.adminApproveStatement)
-	a.POST("/settlement/statements/:id/send", fin, s.adminSendStatement)
-	a.POST("/settlement/statements/:id/paid", fin, s.adminPayStatement)
-	a.POST("/settlement/adjustments", fin, s.adminCreateAdjustment)
-	a.GET("/settlement/reconciliations/:id", all, s.adminGetReconciliation)
-	a.GET("/settlement/reconciliations/:id/lines", all, s.adminReconciliationLines)
-	a.GET("/settlement/reconciliations/:id/errors", all, s.adminReconciliationErrors)
-	a.POST("/settlement/reconciliation-lines/:id/resolve", fin, s.adminResolveReconLine)
-	// [exchange] routes
-	// Exchange to and from partner programmes (web/exchange.go).
-	me.GET("/exchange-programmes", s.meExchangeProgrammes)
-	me.GET("/exchange-links", s.meExchangeLinks)
-	me.PUT("/exchange-links/:id", s.meLinkExchangeAccount)
-	me.POST("/exchange-quotes", s.meExchangeQuote)
-	me.POST("/exchanges", s.meConfirmExchange)
-	me.GET("/exchanges", s.meExchanges)
-	me.GET("/exchanges/:id", s.meExchange)
-	v1.POST("/exchanges", scope(partners.ScopeExchange), s.inboundExchange)
-	v1.GET("/exchanges/:id", scope(partners.ScopeExchange), s.partnerExchange)
-	v1.POST("/outbound-exchanges/:public_id/status", scope(partners.ScopeExchange), s.outboundStatus)
-	v1.POST("/outbound-exchanges/:public_id/reversal", scope(partners.ScopeExchange), s.outboundReversal)
-	a.GET("/exchanges", all, s.adminExchanges)
-	a.GET("/exchanges/:id", all, s.adminExchange)
-	a.GET("/exchange-programmes", all, s.adminExchangeProgrammes)
-	a.POST("/exchange-programmes", adm, s.adminCreateExchangeProgramme)
-	// [programme] routes
-	// Operator programme API (web/admin_programme.go).
-	a.GET("/programme/policy", all, s.adminProgrammePolicy)
-	a.PUT("/programme/policy", adm, s.adminSetProgrammePolicy)
-	a.GET("/programme/tiers", all, s.adminProgrammeTiers)
-	a.PUT("/programme/tiers/:code", adm, s.adminPutProgrammeTier)
-	a.POST("/programme/grants", fin, s.adminGrantTier)
-	a.GET("/members/:id/tier", all, s.adminMemberTier)
-	a.GET("/programme/company-levels/:code", all, s.adminCompanyLevel)
-	a.PUT("/programme/company-levels/:code", adm, s.adminPutCompanyLevel)
-	a.POST("/programme/companies", adm, s.adminCreateCompany)
-	a.POST("/programme/companies/:id/employees", adm, s.adminAddEmployee)
-	a.POST("/programme/corporate-partners", adm, s.adminAddCorporatePartner)
-	// Programme rules (web/programme.go): transfers, tier standing, company codes.
-	me.POST("/transfers", s.meTransfer)
-	me.GET("/programme", s.meProgramme)
-	me.POST("/company/redemption-codes", s.meCompanyCode)
+	// ---- Portal: the member's server-rendered pages, cookie session and
+	// CSRF check (web/ui_portal.go).
+	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/portal") })
+	pg := r.Group("/portal", uiHeaders())
+	pg.GET("/static/*file", serveStatic)
+	pg.GET("/login", s.portalLoginPage)
+	pg.POST("/login", s.portalLogin)
+	pm := pg.Group("", s.portalSession(), s.requireCSRF("portal"))
+	pm.POST("/logout", s.portalLogout)
+	pm.GET("", s.portalHome)
+	pm.GET("/history", s.portalHistory)
+	pm.GET("/catalog", s.portalCatalog)
+	pm.POST("/orders", s.portalOrder)
+	pm.POST("/orders/:id/cancel", s.portalCancelOrder)
+	pm.GET("/redeem", s.portalRedeemPage)
+	pm.POST("/redeem", s.portalRedeem)
+	pm.GET("/exchange", s.portalExchange)
+	pm.POST("/exchange/link", s.portalLink)
+	pm.POST("/exchange/quote", s.portalQuote)
+	pm.POST("/exchange/confirm", s.portalConfirm)
+	pm.GET("/transfers", s.portalTransfers)
+	pm.POST("/transfers", s.portalTransfer)
+	pm.GET("/accounts", s.portalAccounts)
+	pm.GET("/consent", s.portalConsent)
+	pm.POST("/consent", s.portalSetConsent)
+	pm.POST("/password", s.portalChangePassword)
+	pm.GET("/export", s.portalExport)
+
+	// ---- Operations and the API description: probes, metrics, OpenAPI 3.1
+	// and its reference page (web/health.go, web/openapi.go).
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})))
+	r.GET("/openapi.json", s.openapi)
+	docs := r.Group("/docs", docsHeaders())
+	docs.GET("", s.docsPage)
+	docs.GET("/static/*file", serveStatic)
 
 	return r
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/settlement"
 )
@@ -116,6 +117,9 @@ func (s *Server) uploadReconciliation(c *gin.Context) {
 
 func (s *Server) reconciliationUpload(c *gin.Context, partnerID int64) {
 	month, err := pathMonth(c, "id")
+	if err == nil {
+		err = csvContentType(c.GetHeader("Content-Type"))
+	}
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -299,7 +303,7 @@ func (s *Server) statementStep(c *gin.Context, step func(int64) (settlement.Stat
 func (s *Server) adminCreateAdjustment(c *gin.Context) {
 	var req struct {
 		PartnerID int64               `json:"partner_id"`
-		Amount    settlement.Money    `json:"amount"`
+		Amount    money.Money         `json:"amount"`
 		Reason    string              `json:"reason"`
 		Corrects  *settlement.LineRef `json:"corrects"`
 	}
@@ -326,6 +330,10 @@ func (s *Server) adminUploadReconciliation(c *gin.Context) {
 	n, err := strconv.ParseInt(c.Query("partner_id"), 10, 64)
 	if err != nil || n <= 0 {
 		fail(c, s.deps.Log, validation.New("partner_id", "is required"))
+		return
+	}
+	if err := csvContentType(c.GetHeader("Content-Type")); err != nil {
+		fail(c, s.deps.Log, err)
 		return
 	}
 	if _, err := s.deps.Partners.Partner(c.Request.Context(), n); err != nil {
@@ -435,9 +443,9 @@ func (s *Server) adminResolveReconLine(c *gin.Context) {
 		return
 	}
 	var req struct {
-		Action string            `json:"action"`
-		Amount *settlement.Money `json:"amount"`
-		Note   string            `json:"note"`
+		Action string       `json:"action"`
+		Amount *money.Money `json:"amount"`
+		Note   string       `json:"note"`
 	}
 	if _, err := decodeJSON(c, &req); err != nil {
 		fail(c, s.deps.Log, err)

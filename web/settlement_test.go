@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
 	"github.com/coalitionhub/hub/settlement"
@@ -47,7 +48,7 @@ func TestSettlementAPI(t *testing.T) {
 	now := time.Now().In(berlin)
 	last := time.Date(now.Year(), now.Month()-1, 10, 12, 0, 0, 0, berlin)
 	month := last.Format("2006-01")
-	ledgerClock := &testClock{t: last}
+	ledgerClock := clock.New(last)
 	var svc *settlement.Service
 	var led *ledger.Service
 	e := newContractEnv(t, func(d *Deps) {

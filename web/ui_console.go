@@ -678,6 +678,10 @@ func (s *Server) consoleReconciliation(c *gin.Context) {
 }
 
 func (s *Server) consoleUploadReconciliation(c *gin.Context) {
+	if err := multipartContentType(c.GetHeader("Content-Type")); err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
 	pid, _ := strconv.ParseInt(c.PostForm("partner_id"), 10, 64)
 	var v validation.Error
 	month := optionalMonth(strings.TrimSpace(c.PostForm("period")), "period", &v)

@@ -193,7 +193,8 @@ func serveStatic(c *gin.Context) {
 }
 
 // secureRequest reports whether the browser reached us over HTTPS (directly
-// or through a proxy that says so); cookies are then Secure.
+// or through a trusted proxy that says so: forwardedFromTrusted drops the
+// header of any other peer); cookies are then Secure.
 func secureRequest(c *gin.Context) bool {
 	return c.Request.TLS != nil || strings.EqualFold(c.GetHeader("X-Forwarded-Proto"), "https")
 }

@@ -22,6 +22,8 @@ import (
 
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/internal/clock"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/testredis"
 	"github.com/coalitionhub/hub/ledger"
@@ -37,7 +39,7 @@ type uiEnv struct {
 	t     *testing.T
 	ctx   context.Context
 	db    *gorm.DB
-	clock *testClock
+	clock *clock.Manual
 	reg   *partners.Service
 	led   *ledger.Service
 	mem   *members.Service
@@ -58,7 +60,7 @@ func newUIEnvWith(t *testing.T, jobs Jobs, tune func(*Deps)) *uiEnv {
 	db := testdb.New(t)
 	// Mid-month, so "this month" and "last month" are unambiguous.
 	now := time.Now().UTC()
-	clk := &testClock{t: time.Date(now.Year(), now.Month(), 15, 12, 0, 0, 0, time.UTC)}
+	clk := clock.New(time.Date(now.Year(), now.Month(), 15, 12, 0, 0, 0, time.UTC))
 	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
@@ -256,7 +258,7 @@ func audit(t *testing.T, db *gorm.DB) {
 
 func TestPortalSignInSessionCookieAndCSRF(t *testing.T) {
 	t.Parallel()
-	e := newUIEnv(t, nil)
+	e := newUIEnvWith(t, nil, func(d *Deps) { d.TrustedProxies = []string{"127.0.0.1", "::1"} })
 	air := e.partner("Sky Air", partners.SectorAirline)
 	e.member("ada@example.test", air.ID, 1000)
 	b := e.browser()
@@ -297,7 +299,7 @@ func TestPortalSignInSessionCookieAndCSRF(t *testing.T) {
 		t.Fatalf("session cookie = %+v, want HttpOnly, SameSite=Lax, Path=/portal, not Secure over http, with MaxAge", c)
 	}
 
-	// Behind an HTTPS proxy the cookie is Secure.
+	// Behind an HTTPS proxy (a trusted one: the test's peer) the cookie is Secure.
 	https := e.browser()
 	https.hdr["X-Forwarded-Proto"] = "https"
 	body = https.page("/portal/login")
@@ -346,7 +348,7 @@ func TestPortalPagesOrderAndCancel(t *testing.T) {
 	hotel := e.partner("Grand Hotels", partners.SectorHotel)
 	m := e.member("grace@example.test", hotel.ID, 20000)
 	r, err := e.cat.CreateReward(e.ctx, hotel.ID, catalog.RewardInput{Title: "Free night", Category: catalog.CategoryHotelNight,
-		PricePoints: 15000, Value: partners.Money{Minor: 12000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync})
+		PricePoints: 15000, Value: money.Money{Minor: 12000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync})
 	if err != nil {
 		t.Fatal(err)
 	}

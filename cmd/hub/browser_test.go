@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/testredis"
 	"github.com/coalitionhub/hub/ledger"
@@ -286,7 +287,7 @@ func seedBrowserData(t *testing.T, db *gorm.DB) browserData {
 		t.Helper()
 		n++
 		tr, err := txs.Earn(ctx, partners.Principal{PartnerID: partnerID}, ledger.Idempotency{Scope: fmt.Sprintf("partner:%d", partnerID),
-			Key: fmt.Sprintf("seed-earn-%d", n)}, partners.EarnInput{MemberID: memberID, Amount: partners.Money{Minor: minor, Currency: "EUR"},
+			Key: fmt.Sprintf("seed-earn-%d", n)}, partners.EarnInput{MemberID: memberID, Amount: money.Money{Minor: minor, Currency: "EUR"},
 			OccurredAt: clock, ExternalRef: fmt.Sprintf("receipt-%d", n)})
 		if err != nil {
 			t.Fatalf("earn %d at partner %d: %v", minor, partnerID, err)
@@ -338,16 +339,16 @@ func seedBrowserData(t *testing.T, db *gorm.DB) browserData {
 
 	// Rewards at partners other than the ones Ada earned at.
 	night, err := cat.CreateReward(ctx, d.hotelID, catalog.RewardInput{Title: "Weekend night in Lisbon", Description: "One night for two with breakfast at any Grand Hotels property.",
-		Category: catalog.CategoryHotelNight, PricePoints: 8_000, Value: partners.Money{Minor: 14_000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync})
+		Category: catalog.CategoryHotelNight, PricePoints: 8_000, Value: money.Money{Minor: 14_000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync})
 	if err != nil {
 		t.Fatalf("create reward: %v", err)
 	}
 	d.rewardID, d.rewardTitle, d.rewardPrice = night.ID, night.Title, 8_000
 	for _, r := range []catalog.RewardInput{
 		{Title: "Dinner for two", Description: "A three-course dinner at Olive Kitchen.", Category: catalog.CategoryDining,
-			PricePoints: 5_000, Value: partners.Money{Minor: 8_000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync},
+			PricePoints: 5_000, Value: money.Money{Minor: 8_000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync},
 		{Title: "Business class upgrade", Description: "Upgrade one Sky Air flight in Europe.", Category: catalog.CategoryFlight,
-			PricePoints: 40_000, Value: partners.Money{Minor: 30_000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync},
+			PricePoints: 40_000, Value: money.Money{Minor: 30_000, Currency: "EUR"}, Fulfilment: catalog.FulfilmentAsync},
 	} {
 		partnerID := d.restaurantID
 		if r.Category == catalog.CategoryFlight {

@@ -11,7 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/coalitionhub/hub/internal/demo"
+	"github.com/coalitionhub/hub/cmd/hub/demo"
+	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/migrations"
 	"github.com/coalitionhub/hub/programme"
@@ -39,7 +40,7 @@ func (a *app) migrate(ctx context.Context, args []string) error {
 	}
 }
 
-// seed loads the demo coalition (internal/demo) and prints how to use it.
+// seed loads the demo coalition (cmd/hub/demo) and prints how to use it.
 func (a *app) seed(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
 	n := fs.Int("members", 2500, "members to enrol")
@@ -47,8 +48,8 @@ func (a *app) seed(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
-	clock := demo.NewClock(time.Now())
-	svc, err := a.buildServices(clock.Now)
+	clk := clock.New(time.Now())
+	svc, err := a.buildServices(clk.Now)
 	if err != nil {
 		return err
 	}
@@ -56,7 +57,7 @@ func (a *app) seed(ctx context.Context, args []string) error {
 	creds, err := demo.Seed(ctx, demo.Services{DB: a.db, Partners: svc.partners, Rules: svc.rules,
 		Members: svc.members, Consent: svc.consent, Ledger: svc.ledger, Transactions: svc.transactions,
 		Programme: svc.programme, Exchange: svc.exchange},
-		clock, demo.Options{Members: *n, Months: *months, AdminPassword: os.Getenv("HUB_DEMO_PASSWORD"), Out: os.Stdout,
+		clk, demo.Options{Members: *n, Months: *months, AdminPassword: os.Getenv("HUB_DEMO_PASSWORD"), Out: os.Stdout,
 			PartnerSimURL: os.Getenv("HUB_DEMO_PARTNERSIM_URL"), PartnerSimKey: os.Getenv("HUB_DEMO_PARTNERSIM_KEY")})
 	if err != nil {
 		return err

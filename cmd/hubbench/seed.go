@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -154,7 +153,7 @@ func seed(ctx context.Context, o options, db *gorm.DB, key string) (seeded, erro
 		return s, err
 	}
 	rules := partners.NewRules(db, clock)
-	// The programme of the demo coalition (internal/demo): a rolling 12-month
+	// The programme of the demo coalition (cmd/hub/demo): a rolling 12-month
 	// window, points expiring after 24 months, three earned tiers. Every
 	// partner's rule multiplies by tier, so an earn reads the member's tier,
 	// and members crossing a threshold during the run are upgraded: the
@@ -312,5 +311,3 @@ func (h *hubProc) rss() int64 {
 func openDB(ctx context.Context, dbURL string) (*gorm.DB, error) {
 	return database.Open(ctx, dbURL, database.Options{MaxConns: 8})
 }
-
-var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -4,7 +4,6 @@ package database
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	neturl "net/url"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for admin statements
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -71,8 +69,7 @@ func Close(db *gorm.DB, log *slog.Logger) {
 }
 
 func unreachable(url string, err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "3D000" {
+	if Code(err) == NoSuchDatabase {
 		return fmt.Errorf("PostgreSQL at %s has no such database: run `hub migrate up` (it creates it) or `make run`",
 			config.RedactURL(url))
 	}

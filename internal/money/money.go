@@ -1,5 +1,6 @@
-// Package money converts exact decimal amounts to integer minor units with
-// named rounding, per ISO 4217 currency exponent.
+// Package money holds the hub's one Money type and converts exact decimal
+// amounts to integer minor units with named rounding, per ISO 4217 currency
+// exponent.
 package money
 
 import (
@@ -7,6 +8,12 @@ import (
 
 	"github.com/shopspring/decimal"
 )
+
+// Money is an amount in minor units (cents, kopecks) of an ISO 4217 currency.
+type Money struct {
+	Minor    int64  `json:"minor"`
+	Currency string `json:"currency"`
+}
 
 // exponents lists currencies whose minor unit is not the cent (ISO 4217).
 var exponents = map[string]int32{

@@ -16,7 +16,6 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,7 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 
@@ -78,16 +76,15 @@ func NewWithURL(t testing.TB) (*gorm.DB, string) {
 			t.Fatalf("testdb: %v", err)
 		}
 		_, err = admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, tpl))
-		var pe *pgconn.PgError
-		errors.As(err, &pe)
+		code := database.Code(err)
 		switch {
 		case err == nil:
-		case pe != nil && pe.Code == "55006" && time.Now().Before(deadline):
+		case code == "55006" && time.Now().Before(deadline):
 			// object_in_use: a session is connected to the template for a
 			// moment; wait for it.
 			time.Sleep(50 * time.Millisecond)
 			continue
-		case pe != nil && pe.Code == "3D000" && !rebuilt:
+		case code == database.NoSuchDatabase && !rebuilt:
 			// invalid_catalog_name: the template is gone (dropped by hand, or
 			// by an older version of this package in another checkout).
 			forgetTemplate(tpl)
@@ -139,8 +136,7 @@ func (d slotWaiter) Open(name string) (driver.Conn, error) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		c, err := d.Driver.Open(name)
-		var pe *pgconn.PgError
-		if err == nil || !errors.As(err, &pe) || pe.Code != "53300" || time.Now().After(deadline) {
+		if err == nil || database.Code(err) != "53300" || time.Now().After(deadline) {
 			return c, err
 		}
 		time.Sleep(100 * time.Millisecond)

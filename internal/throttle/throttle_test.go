@@ -7,21 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/throttle"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func waitOf(t *testing.T, err error) time.Duration {
 	t.Helper()
@@ -35,9 +24,9 @@ func waitOf(t *testing.T, err error) time.Duration {
 func TestBurstThenOnePerInterval(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	clk := &clock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
-	l := throttle.New(db, "staff", throttle.Policy{Burst: 3, Interval: time.Minute}, clk.now)
-	other := throttle.New(db, "member", throttle.Policy{Burst: 3, Interval: time.Minute}, clk.now)
+	clk := clock.New(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
+	l := throttle.New(db, "staff", throttle.Policy{Burst: 3, Interval: time.Minute}, clk.Now)
+	other := throttle.New(db, "member", throttle.Policy{Burst: 3, Interval: time.Minute}, clk.Now)
 	ctx := context.Background()
 	for i := range 3 {
 		if err := l.Take(ctx, "a@hub.test"); err != nil {
@@ -54,11 +43,11 @@ func TestBurstThenOnePerInterval(t *testing.T) {
 	if err := other.Take(ctx, "a@hub.test"); err != nil {
 		t.Fatalf("the same key in another namespace: %v", err)
 	}
-	clk.add(40 * time.Second)
+	clk.Add(40 * time.Second)
 	if w := waitOf(t, l.Take(ctx, "a@hub.test")); w != 20*time.Second {
 		t.Fatalf("40 s later: wait %s, want 20s", w)
 	}
-	clk.add(20 * time.Second)
+	clk.Add(20 * time.Second)
 	if err := l.Take(ctx, "a@hub.test"); err != nil {
 		t.Fatalf("one interval later: %v", err)
 	}
@@ -85,8 +74,8 @@ func TestBurstThenOnePerInterval(t *testing.T) {
 func TestConcurrentTakesNeverExceedTheBurst(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	clk := &clock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
-	l := throttle.New(db, "member", throttle.Policy{Burst: 5, Interval: time.Hour}, clk.now)
+	clk := clock.New(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
+	l := throttle.New(db, "member", throttle.Policy{Burst: 5, Interval: time.Hour}, clk.Now)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	allowed, limited := 0, 0
@@ -115,14 +104,14 @@ func TestConcurrentTakesNeverExceedTheBurst(t *testing.T) {
 func TestCleanupDeletesOnlySpentRows(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	clk := &clock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
-	l := throttle.New(db, "staff", throttle.Policy{Burst: 2, Interval: time.Minute}, clk.now)
+	clk := clock.New(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
+	l := throttle.New(db, "staff", throttle.Policy{Burst: 2, Interval: time.Minute}, clk.Now)
 	ctx := context.Background()
 	_ = l.Take(ctx, "old")
-	clk.add(2 * time.Minute)
+	clk.Add(2 * time.Minute)
 	_ = l.Take(ctx, "new")
 	_ = l.Take(ctx, "new")
-	if err := throttle.CleanupHandler(db, clk.now)(ctx, nil); err != nil {
+	if err := throttle.CleanupHandler(db, clk.Now)(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	var n int64

@@ -29,29 +29,16 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/internal/clock"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
 	"github.com/coalitionhub/hub/programme"
 )
 
-// Clock is the simulated clock the seed moves through history. Services
-// built for seeding take its Now.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// NewClock starts at t.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
-// Now reads the clock.
-func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-// Set moves the clock.
-func (c *Clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
-
-// Services are the domain services the seed drives; build them with Clock.Now.
+// Services are the domain services the seed drives; build them with the
+// Now of the clock handed to Seed.
 type Services struct {
 	DB           *gorm.DB
 	Partners     *partners.Service
@@ -106,7 +93,7 @@ func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 
 func eurPurchase(minMinor, maxMinor int64) func(r *mrand.Rand) partners.EarnInput {
 	return func(r *mrand.Rand) partners.EarnInput {
-		return partners.EarnInput{Amount: partners.Money{Minor: minMinor + r.Int64N(maxMinor-minMinor), Currency: "EUR"}}
+		return partners.EarnInput{Amount: money.Money{Minor: minMinor + r.Int64N(maxMinor-minMinor), Currency: "EUR"}}
 	}
 }
 
@@ -125,7 +112,7 @@ func coalition() []*demoPartner {
 			earnProb: 0.15, burns: true,
 			shop: func(r *mrand.Rand) partners.EarnInput {
 				segs := 1 + r.Int64N(2)
-				return partners.EarnInput{Amount: partners.Money{Minor: 8000 + r.Int64N(60000), Currency: "EUR"},
+				return partners.EarnInput{Amount: money.Money{Minor: 8000 + r.Int64N(60000), Currency: "EUR"},
 					Activity: []partners.Activity{{Unit: "segment", Quantity: segs}}}
 			}},
 		{name: "Harbour Hotels", sector: partners.SectorHotel, currency: "EUR", tz: "Europe/Lisbon",
@@ -138,7 +125,7 @@ func coalition() []*demoPartner {
 			earnProb: 0.12, burns: true,
 			shop: func(r *mrand.Rand) partners.EarnInput {
 				nights := 1 + r.Int64N(4)
-				return partners.EarnInput{Amount: partners.Money{Minor: nights * (9000 + r.Int64N(9000)), Currency: "EUR"},
+				return partners.EarnInput{Amount: money.Money{Minor: nights * (9000 + r.Int64N(9000)), Currency: "EUR"},
 					Activity: []partners.Activity{{Unit: "night", Quantity: nights}}}
 			}},
 		{name: "Meridian Bank", sector: partners.SectorBank, currency: "EUR", tz: "Europe/Berlin",
@@ -152,7 +139,7 @@ func coalition() []*demoPartner {
 			shop: func(r *mrand.Rand) partners.EarnInput {
 				amt := 1000 + r.Int64N(25000)
 				cat := []string{"groceries", "travel", "fuel", "dining", "cash_withdrawal"}[r.IntN(5)]
-				return partners.EarnInput{Amount: partners.Money{Minor: amt, Currency: "EUR"},
+				return partners.EarnInput{Amount: money.Money{Minor: amt, Currency: "EUR"},
 					Lines: []partners.Line{{Category: cat, Amount: amt, Quantity: 1}}}
 			}},
 		{name: "Olive & Vine Restaurants", sector: partners.SectorRestaurant, currency: "EUR", tz: "Europe/Rome",
@@ -173,7 +160,7 @@ func coalition() []*demoPartner {
 			shop: func(r *mrand.Rand) partners.EarnInput {
 				amt := 1500 + r.Int64N(30000)
 				cat := []string{"apparel", "electronics", "home", "gift_cards"}[r.IntN(4)]
-				return partners.EarnInput{Amount: partners.Money{Minor: amt, Currency: "EUR"},
+				return partners.EarnInput{Amount: money.Money{Minor: amt, Currency: "EUR"},
 					Lines: []partners.Line{{Category: cat, Amount: amt, Quantity: 1}}}
 			}},
 	}
@@ -185,9 +172,9 @@ var allScopes = []partners.Scope{partners.ScopeMembersRead, partners.ScopeMember
 	partners.ScopePointsBurn, partners.ScopePointsReverse, partners.ScopeCatalogManage, partners.ScopeOrdersFulfil,
 	partners.ScopeExchange, partners.ScopeSettlementRead}
 
-// Seed loads the demo coalition. clock must be the clock the services in s
+// Seed loads the demo coalition. clk must be the clock the services in s
 // were built with.
-func Seed(ctx context.Context, s Services, clock *Clock, o Options) (Credentials, error) {
+func Seed(ctx context.Context, s Services, clk *clock.Manual, o Options) (Credentials, error) {
 	if o.Members <= 0 {
 		o.Members = 2500
 	}
@@ -204,7 +191,7 @@ func Seed(ctx context.Context, s Services, clock *Clock, o Options) (Credentials
 		o.Out = io.Discard
 	}
 	start := o.Real.AddDate(0, -o.Months, 0).Truncate(24 * time.Hour)
-	clock.Set(start.Add(-time.Hour))
+	clk.Set(start.Add(-time.Hour))
 	creds := Credentials{Staff: map[string]string{}}
 
 	pw := o.AdminPassword
@@ -259,14 +246,14 @@ func Seed(ctx context.Context, s Services, clock *Clock, o Options) (Credentials
 	}
 	if done != "" && !fresh {
 		fmt.Fprintf(o.Out, "demo history already seeded (%s): skipping\n", done)
-		clock.Set(o.Real)
+		clk.Set(o.Real)
 		return creds, nil
 	}
 	// An interrupted run is simply run again: every step is idempotent.
-	if err := history(ctx, s, clock, o, demo, start); err != nil {
+	if err := history(ctx, s, clk, o, demo, start); err != nil {
 		return creds, err
 	}
-	clock.Set(o.Real)
+	clk.Set(o.Real)
 	if err := demoMember(ctx, s, pw, &creds); err != nil {
 		return creds, err
 	}
@@ -379,7 +366,7 @@ func ensurePartner(ctx context.Context, s Services, p *demoPartner, start time.T
 		return 0, false, fmt.Errorf("seed contract of %s: %w", p.name, err)
 	}
 	if p.contract.Billing == partners.BillingPrepaid {
-		if _, err := s.Partners.TopUp(ctx, created.ID, partners.Money{Minor: 25_000_000, Currency: p.currency},
+		if _, err := s.Partners.TopUp(ctx, created.ID, money.Money{Minor: 25_000_000, Currency: p.currency},
 			"demo-opening-balance", "seed"); err != nil {
 			return 0, false, fmt.Errorf("top up %s: %w", p.name, err)
 		}
@@ -421,7 +408,7 @@ var familyNames = []string{"Silva", "Meyer", "Rossi", "Novak", "Kaya", "Haddad",
 
 // history enrols members spread over the period and simulates their
 // activity day by day.
-func history(ctx context.Context, s Services, clock *Clock, o Options, demo []*demoPartner, start time.Time) error {
+func history(ctx context.Context, s Services, clk *clock.Manual, o Options, demo []*demoPartner, start time.Time) error {
 	r := mrand.New(mrand.NewPCG(20261122, 1))
 	days := int(o.Real.Sub(start).Hours() / 24)
 	type member struct {
@@ -436,7 +423,7 @@ func history(ctx context.Context, s Services, clock *Clock, o Options, demo []*d
 	}
 	progress := newProgress(o.Out, "enrolling members", o.Members)
 	for day := 0; day < days; day++ {
-		clock.Set(start.AddDate(0, 0, day).Add(9 * time.Hour))
+		clk.Set(start.AddDate(0, 0, day).Add(9 * time.Hour))
 		for i := range ms {
 			if ms[i].joined != day {
 				continue
@@ -483,7 +470,7 @@ func history(ctx context.Context, s Services, clock *Clock, o Options, demo []*d
 	progress = newProgress(o.Out, "simulating activity", seq)
 	var failures atomic.Int64
 	for day := 0; day < days; day++ {
-		clock.Set(start.AddDate(0, 0, day+1))
+		clk.Set(start.AddDate(0, 0, day+1))
 		evs := byDay[day]
 		work := make(chan event)
 		var wg sync.WaitGroup
