@@ -57,6 +57,7 @@ var domainErrors = []errorKind{
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large", "Request body too large"},
 	{errUnsupportedMediaType, http.StatusUnsupportedMediaType, "unsupported_media_type", "The body is not of a type this endpoint takes"},
 	{errUnavailable, http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
+	{errJobNotFound, http.StatusNotFound, "job_not_found", "No such job"},
 
 	// partners: registry, contracts, prepaid, clients, staff.
 	{partners.ErrPartnerNotFound, http.StatusNotFound, "partner_not_found", "Partner not found"},
@@ -71,6 +72,7 @@ var domainErrors = []errorKind{
 	{partners.ErrClientRevoked, http.StatusConflict, "client_revoked", "API client is revoked"},
 	{partners.ErrStaffNotFound, http.StatusNotFound, "staff_not_found", "Staff user not found"},
 	{partners.ErrStaffExists, http.StatusConflict, "staff_exists", "A staff user with this email exists"},
+	{partners.ErrLastAdmin, http.StatusConflict, "last_admin", "The last active admin must stay an admin"},
 	{partners.ErrInvalidCredentials, http.StatusUnauthorized, "invalid_credentials", "Invalid email or password"},
 	{partners.ErrLoginLocked, http.StatusTooManyRequests, "login_locked", "Too many failed logins"},
 	{partners.ErrInvalidToken, http.StatusUnauthorized, "invalid_token", "Invalid token"},
@@ -101,6 +103,7 @@ var domainErrors = []errorKind{
 	{members.ErrInvalidMerge, http.StatusConflict, "invalid_merge", "These members cannot be merged"},
 	{members.ErrCardRequired, http.StatusConflict, "card_required", "Card numbers cannot be added or removed"},
 	{members.ErrNotClosed, http.StatusConflict, "member_not_closed", "Close the account before erasure"},
+	{members.ErrErasureBlocked, http.StatusConflict, "erasure_blocked", "The member cannot be erased yet"},
 	{members.ErrConsentRequired, http.StatusBadRequest, "consent_required", "A redemption code or PIN is required"},
 	{members.ErrConsentInvalid, http.StatusForbidden, "consent_invalid", "Redemption code or PIN is not valid"},
 	{members.ErrInvalidLogin, http.StatusUnauthorized, "invalid_credentials", "Invalid email or password"},
@@ -172,6 +175,7 @@ var (
 	errMethodNotAllowed = errors.New("method not allowed")
 	errBodyTooLarge     = errors.New("request body too large")
 	errUnavailable      = errors.New("a backing service is unavailable")
+	errJobNotFound      = errors.New("no such job")
 	// errUnsupportedMediaType: a JSON endpoint was sent another Content-Type.
 	errUnsupportedMediaType = errors.New("unsupported media type")
 )
