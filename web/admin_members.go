@@ -67,9 +67,11 @@ func (s *Server) adjustMember(c *gin.Context, idem ledger.Idempotency, id, point
 		return s.deps.Ledger.Adjust(ctx, ledger.AdjustRequest{Idem: idem, MemberID: id, Points: ledger.Points(points),
 			Reason: reason, Actor: staffActor(staff(c))})
 	}()
-	if !t.Replayed {
-		s.audit(c, "member.adjust", memberTarget(id), fmt.Sprintf("%d points: %s", points, reason), err)
+	if t.Replayed { // the same action answered again, not a second one
+		c.Set(ctxAudited, true)
+		return t, nil
 	}
+	s.audit(c, "member.adjust", memberTarget(id), fmt.Sprintf("%d points: %s", points, reason), err)
 	return t, err
 }
 

@@ -171,6 +171,11 @@ func TestAdminMemberAdjustmentsAreIdempotentAndValidated(t *testing.T) {
 	if audited != 2 {
 		t.Fatalf("audit log holds %d successful adjustments; want 2 (a replay is not a second action)", audited)
 	}
+	var entries int64
+	e.db.Raw(`SELECT count(*) FROM operator_audit_log`).Scan(&entries)
+	if entries != 10 { // 4 bad inputs, support's refusal, 2 adjustments, the mismatch, the debit refused, the unknown member
+		t.Fatalf("audit log holds %d entries; want 10 (every call but the replay)", entries)
+	}
 }
 
 func TestAdminMemberSearchSuspendMergeExport(t *testing.T) {

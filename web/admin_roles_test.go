@@ -150,6 +150,7 @@ func TestAdminRoleMatrix(t *testing.T) {
 	}
 	routes := adminRoutes(t)
 	seen := map[string]bool{}
+	changes := int64(0) // calls that may change something: each is audited once
 	for _, r := range routes {
 		seen[r] = true
 		allowed, ok := adminRoleMatrix[r]
@@ -167,6 +168,9 @@ func TestAdminRoleMatrix(t *testing.T) {
 		}
 		for _, role := range []string{"admin", "finance", "support"} {
 			code, out := e.call(method, concretePath(route), tokens[role], body)
+			if method != http.MethodGet {
+				changes++
+			}
 			may := strings.Contains(" "+allowed+" ", " "+role+" ")
 			switch {
 			case may && (code == 401 || code == 403):
@@ -180,6 +184,14 @@ func TestAdminRoleMatrix(t *testing.T) {
 		if !seen[r] {
 			t.Errorf("adminRoleMatrix row %s matches no route (renamed or removed?)", r)
 		}
+	}
+	if got := e.count("operator_audit_log"); got != changes {
+		t.Errorf("the audit log holds %d entries after %d admin calls that may change something; want one each", got, changes)
+	}
+	var forbidden int64
+	e.db.Raw(`SELECT count(*) FROM operator_audit_log WHERE role = 'support' AND outcome = 'ok'`).Scan(&forbidden)
+	if forbidden != 0 {
+		t.Errorf("%d calls by support are audited as ok; support may change nothing", forbidden)
 	}
 }
 

@@ -155,6 +155,7 @@ func (s *Server) Handler() http.Handler {
 	adm := requireRole(partners.RoleAdmin)
 	r.POST("/v1/admin/login", s.adminLogin)
 	a := r.Group("/v1/admin", s.staffAuth())
+	a.Use(s.auditAdminAPI()) // every call that may change something is in the audit log (web/admin_audit.go)
 	a.POST("/logout", s.adminLogout)
 	a.GET("/partners", all, s.adminListPartners)
 	a.POST("/partners", adm, s.adminCreatePartner)

@@ -27,14 +27,15 @@ type auditEntry struct {
 	RequestID string
 }
 
-// audit records a console action of the signed-in staff member with its
-// outcome (err nil: ok). A failure to record is logged, not shown: the
+// audit records a console or admin API action of the signed-in staff
+// member with its outcome (err nil: ok). A failure to record is logged, not shown: the
 // action itself already happened.
 func (s *Server) audit(c *gin.Context, action, target, detail string, err error) {
 	p, ok := staffPrincipal(c)
 	if !ok || s.deps.DB == nil {
 		return
 	}
+	c.Set(ctxAudited, true)
 	outcome := "ok"
 	if err != nil {
 		outcome = "failed"
