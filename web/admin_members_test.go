@@ -61,7 +61,7 @@ func (e *memberAdminEnv) member(email string) members.Member {
 
 // sendKey is send with an Idempotency-Key header; it returns the header
 // of the answer too.
-func (e *memberAdminEnv) sendKey(method, path, token, key string, body any) (int, map[string]any, http.Header) {
+func (e *contractEnv) sendKey(method, path, token, key string, body any) (int, map[string]any, http.Header) {
 	e.t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+path, bytes.NewReader(apitest.MustJSON(e.t, body)))
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/coalitionhub/hub/internal/validation"
+	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/settlement"
 )
 
@@ -303,16 +304,23 @@ func (s *Server) adminCreateAdjustment(c *gin.Context) {
 		Reason    string              `json:"reason"`
 		Corrects  *settlement.LineRef `json:"corrects"`
 	}
-	if _, err := decodeJSON(c, &req); err != nil {
-		fail(c, s.deps.Log, err)
-		return
+	body, err := decodeJSON(c, &req)
+	var idem ledger.Idempotency
+	if err == nil {
+		idem, err = idempotency(c, staffScope(c), body)
 	}
-	a, err := s.deps.Settlement.Adjust(c.Request.Context(), settlement.AdjustmentInput{PartnerID: req.PartnerID,
-		Amount: req.Amount, Reason: req.Reason, Corrects: req.Corrects, Actor: actor(c)})
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
+	a, err := s.deps.Settlement.Adjust(c.Request.Context(), settlement.AdjustmentInput{PartnerID: req.PartnerID,
+		Amount: req.Amount, Reason: req.Reason, Corrects: req.Corrects, Actor: actor(c),
+		Key: &settlement.AdjustmentKey{Scope: idem.Scope, Key: idem.Key, Hash: idem.RequestHash}})
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	replayed(c, a.Replayed)
 	c.JSON(http.StatusCreated, a)
 }
 
