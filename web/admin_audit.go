@@ -12,7 +12,10 @@ import (
 // HEAD) is recorded in the operator audit log, with its outcome, like the
 // console's actions. Handlers that record their own entry (with a detail
 // line: web/admin_members.go, web/admin_ops.go) mark the request, and the
-// middleware then leaves it alone.
+// middleware then leaves it alone. A call refused as bad input (400, 413,
+// 415) is not recorded: it attempted nothing, and bad input writes nothing.
+// Refusals for the caller's role or by the domain (403, 404, 409, 422) are
+// recorded as failed.
 
 const ctxAudited = "audit.recorded"
 
@@ -78,9 +81,24 @@ func (s *Server) auditAdminAPI() gin.HandlerFunc {
 			return
 		}
 		var err error
-		if c.Writer.Status() >= 400 {
+		switch st := c.Writer.Status(); {
+		case badInputStatus(st):
+			return
+		case st >= 400:
 			err = errAuditFailed
 		}
 		s.audit(c, adminAction(c.Request.Method, c.FullPath()), strings.TrimPrefix(c.Request.URL.Path, "/v1/admin/"), "", err)
 	}
+}
+
+// badInputStatus reports the statuses of a request refused as bad input.
+func badInputStatus(status int) bool {
+	return status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge ||
+		status == http.StatusUnsupportedMediaType
+}
+
+// badInput reports whether err is bad input (answered 400, 413 or 415).
+func badInput(err error) bool {
+	p, _ := problemFor(err)
+	return badInputStatus(p.Status)
 }

@@ -109,6 +109,29 @@ func (s *Server) mergeMember(c *gin.Context, survivor, duplicate int64, reason s
 
 // --- handlers -------------------------------------------------------------------
 
+// pathMember reads the member id of the path; an id that is not one is 404
+// member_not_found, answered here.
+func (s *Server) pathMember(c *gin.Context) (int64, bool) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		fail(c, s.deps.Log, members.ErrNotFound)
+		return 0, false
+	}
+	return id, true
+}
+
+// renderMember answers m with its balance, or err as a problem.
+func (s *Server) renderMember(c *gin.Context, m members.Member, err error) {
+	if err == nil {
+		var out adminMemberJSON
+		if out, err = s.adminMember(c.Request.Context(), m); err == nil {
+			c.JSON(http.StatusOK, out)
+			return
+		}
+	}
+	fail(c, s.deps.Log, err)
+}
+
 // adminListMembers is GET /v1/admin/members?q=&status=&cursor=&limit=.
 func (s *Server) adminListMembers(c *gin.Context) {
 	var v validation.Error
@@ -135,20 +158,12 @@ func (s *Server) adminListMembers(c *gin.Context) {
 
 // adminGetMember is GET /v1/admin/members/{id}.
 func (s *Server) adminGetMember(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		fail(c, s.deps.Log, members.ErrNotFound)
+	id, ok := s.pathMember(c)
+	if !ok {
 		return
 	}
 	m, err := s.deps.Members.Get(c.Request.Context(), id)
-	if err == nil {
-		var out adminMemberJSON
-		if out, err = s.adminMember(c.Request.Context(), m); err == nil {
-			c.JSON(http.StatusOK, out)
-			return
-		}
-	}
-	fail(c, s.deps.Log, err)
+	s.renderMember(c, m, err)
 }
 
 type adjustmentRequest struct {
@@ -160,9 +175,8 @@ type adjustmentRequest struct {
 // credit, < 0 debit. Idempotent under Idempotency-Key (per staff account):
 // a replay answers the first result with Idempotent-Replayed: true.
 func (s *Server) adminAdjustPoints(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		fail(c, s.deps.Log, members.ErrNotFound)
+	id, ok := s.pathMember(c)
+	if !ok {
 		return
 	}
 	var req adjustmentRequest
@@ -197,9 +211,8 @@ type memberStatusRequest struct {
 
 // adminSetMemberStatus is POST /v1/admin/members/{id}/status.
 func (s *Server) adminSetMemberStatus(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		fail(c, s.deps.Log, members.ErrNotFound)
+	id, ok := s.pathMember(c)
+	if !ok {
 		return
 	}
 	var req memberStatusRequest
@@ -208,14 +221,7 @@ func (s *Server) adminSetMemberStatus(c *gin.Context) {
 		return
 	}
 	m, err := s.setMemberStatus(c, id, members.Status(req.Status), strings.TrimSpace(req.Reason))
-	if err == nil {
-		var out adminMemberJSON
-		if out, err = s.adminMember(c.Request.Context(), m); err == nil {
-			c.JSON(http.StatusOK, out)
-			return
-		}
-	}
-	fail(c, s.deps.Log, err)
+	s.renderMember(c, m, err)
 }
 
 type mergeRequest struct {
@@ -225,9 +231,8 @@ type mergeRequest struct {
 
 // adminMergeMember is POST /v1/admin/members/{id}/merge: {id} survives.
 func (s *Server) adminMergeMember(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		fail(c, s.deps.Log, members.ErrNotFound)
+	id, ok := s.pathMember(c)
+	if !ok {
 		return
 	}
 	var req mergeRequest
@@ -247,9 +252,8 @@ func (s *Server) adminMergeMember(c *gin.Context) {
 // hub holds about the member (members.Export). A POST because it records
 // the request in the register of data-subject requests.
 func (s *Server) adminExportMember(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		fail(c, s.deps.Log, members.ErrNotFound)
+	id, ok := s.pathMember(c)
+	if !ok {
 		return
 	}
 	x, err := s.deps.Members.Export(c.Request.Context(), id, staffActor(staff(c)))
@@ -273,9 +277,8 @@ type erasureRequest struct {
 // it is open (remaining points forfeited) and erased (members.EraseAccount).
 // Repeating it answers the erased member again.
 func (s *Server) adminEraseMember(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		fail(c, s.deps.Log, members.ErrNotFound)
+	id, ok := s.pathMember(c)
+	if !ok {
 		return
 	}
 	var req erasureRequest
@@ -286,14 +289,7 @@ func (s *Server) adminEraseMember(c *gin.Context) {
 	reason := strings.TrimSpace(req.Reason)
 	m, err := s.eraseMember(c, id, reason)
 	s.audit(c, "member.erase", memberTarget(id), reason, err)
-	if err == nil {
-		var out adminMemberJSON
-		if out, err = s.adminMember(c.Request.Context(), m); err == nil {
-			c.JSON(http.StatusOK, out)
-			return
-		}
-	}
-	fail(c, s.deps.Log, err)
+	s.renderMember(c, m, err)
 }
 
 // eraseMember refuses an erasure while an exchange of the member is open

@@ -150,7 +150,7 @@ func TestAdminRoleMatrix(t *testing.T) {
 	}
 	routes := adminRoutes(t)
 	seen := map[string]bool{}
-	changes := int64(0) // calls that may change something: each is audited once
+	changes := int64(0) // calls that may change something, not refused as bad input: each is audited once
 	for _, r := range routes {
 		seen[r] = true
 		allowed, ok := adminRoleMatrix[r]
@@ -168,7 +168,7 @@ func TestAdminRoleMatrix(t *testing.T) {
 		}
 		for _, role := range []string{"admin", "finance", "support"} {
 			code, out := e.call(method, concretePath(route), tokens[role], body)
-			if method != http.MethodGet {
+			if method != http.MethodGet && !badInputStatus(code) {
 				changes++
 			}
 			may := strings.Contains(" "+allowed+" ", " "+role+" ")
@@ -186,7 +186,7 @@ func TestAdminRoleMatrix(t *testing.T) {
 		}
 	}
 	if got := e.count("operator_audit_log"); got != changes {
-		t.Errorf("the audit log holds %d entries after %d admin calls that may change something; want one each", got, changes)
+		t.Errorf("the audit log holds %d entries after %d admin calls that may change something (bad input aside); want one each", got, changes)
 	}
 	var forbidden int64
 	e.db.Raw(`SELECT count(*) FROM operator_audit_log WHERE role = 'support' AND outcome = 'ok'`).Scan(&forbidden)

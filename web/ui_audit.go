@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -36,6 +37,9 @@ func (s *Server) audit(c *gin.Context, action, target, detail string, err error)
 		return
 	}
 	c.Set(ctxAudited, true)
+	if err != nil && strings.HasPrefix(c.FullPath(), "/v1/") && badInput(err) {
+		return // bad input to the API writes nothing (web/admin_audit.go)
+	}
 	outcome := "ok"
 	if err != nil {
 		outcome = "failed"
