@@ -43,6 +43,17 @@ func (s *Server) adminMember(ctx context.Context, m members.Member) (adminMember
 
 func memberTarget(id int64) string { return "member:" + strconv.FormatInt(id, 10) }
 
+// staffMove decodes the JSON body of a staff request that moves points or
+// money into req, and reads its Idempotency-Key (required), scoped to the
+// staff account.
+func staffMove(c *gin.Context, req any) (ledger.Idempotency, error) {
+	body, err := decodeJSON(c, req)
+	if err != nil {
+		return ledger.Idempotency{}, err
+	}
+	return idempotency(c, staffScope(c), body)
+}
+
 // staffScope is the idempotency scope of a staff member's point moves: a
 // key is unique per staff account, as a partner's is per partner.
 func staffScope(c *gin.Context) string {
@@ -180,16 +191,12 @@ func (s *Server) adminAdjustPoints(c *gin.Context) {
 		return
 	}
 	var req adjustmentRequest
-	body, err := decodeJSON(c, &req)
+	idem, err := staffMove(c, &req)
 	if err == nil {
 		var v validation.Error
 		v.Check(req.Points != 0, "points", "must be a whole number other than 0, negative to deduct")
 		v.Check(strings.TrimSpace(req.Reason) != "" && len(req.Reason) <= 500, "reason", "is required (at most 500 characters)")
 		err = v.Err()
-	}
-	var idem ledger.Idempotency
-	if err == nil {
-		idem, err = idempotency(c, staffScope(c), body)
 	}
 	if err != nil {
 		fail(c, s.deps.Log, err)

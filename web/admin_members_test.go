@@ -351,20 +351,7 @@ func TestAdminMemberErasure(t *testing.T) {
 
 func TestAdminStaffRolesAndJobs(t *testing.T) {
 	t.Parallel()
-	ks := testredis.New(t)
-	cl := asynq.NewClient(ks.Opt())
-	t.Cleanup(func() { cl.Close() })
-	in := asynq.NewInspector(ks.Opt())
-	t.Cleanup(func() { in.Close() })
-	info, err := cl.Enqueue(asynq.NewTask("test:broken", []byte(`{}`)), asynq.Queue("low"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := in.ArchiveTask("low", info.ID); err != nil {
-		t.Fatal(err)
-	}
-	jobs := NewAsynqJobs(ks.Opt())
-	t.Cleanup(func() { jobs.Close() })
+	jobs, in, info := failedTaskQueue(t)
 	e := newMemberAdminEnv(t, jobs)
 	admin := e.login("root@hub.test", partners.RoleAdmin)
 	support := e.login("help@hub.test", partners.RoleSupport)
@@ -426,4 +413,25 @@ func TestAdminStaffRolesAndJobs(t *testing.T) {
 	if runs != 3 {
 		t.Fatalf("audit log holds %d job runs; want 3", runs)
 	}
+}
+
+// failedTaskQueue is a real queue (its own Redis keyspace) holding one
+// archived task in the queue "low", read through AsynqJobs.
+func failedTaskQueue(t *testing.T) (*AsynqJobs, *asynq.Inspector, *asynq.TaskInfo) {
+	t.Helper()
+	ks := testredis.New(t)
+	cl := asynq.NewClient(ks.Opt())
+	t.Cleanup(func() { cl.Close() })
+	in := asynq.NewInspector(ks.Opt())
+	t.Cleanup(func() { in.Close() })
+	info, err := cl.Enqueue(asynq.NewTask("test:broken", []byte(`{}`)), asynq.Queue("low"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.ArchiveTask("low", info.ID); err != nil {
+		t.Fatal(err)
+	}
+	jobs := NewAsynqJobs(ks.Opt())
+	t.Cleanup(func() { jobs.Close() })
+	return jobs, in, info
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/coalitionhub/hub/internal/validation"
-	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/settlement"
 )
 
@@ -304,11 +303,7 @@ func (s *Server) adminCreateAdjustment(c *gin.Context) {
 		Reason    string              `json:"reason"`
 		Corrects  *settlement.LineRef `json:"corrects"`
 	}
-	body, err := decodeJSON(c, &req)
-	var idem ledger.Idempotency
-	if err == nil {
-		idem, err = idempotency(c, staffScope(c), body)
-	}
+	idem, err := staffMove(c, &req)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
