@@ -1016,14 +1016,25 @@ func (s *Service) MarkPaid(ctx context.Context, id int64, ref string) (Statement
 }
 
 // Adjust records a money correction for a partner, settled as a line of the
-// next period that closes; Corrects links it to the disputed line. Errors:
-// *validation.Error, ErrLineNotFound.
+// next period that closes; Corrects links it to the disputed line. With a
+// Key, a repeated request answers the first adjustment (Replayed) and
+// records nothing. Errors: *validation.Error, ErrLineNotFound,
+// ledger.ErrIdempotencyMismatch.
 func (s *Service) Adjust(ctx context.Context, in AdjustmentInput) (Adjustment, error) {
 	var out Adjustment
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if in.Key != nil {
+			prior, found, err := priorAdjustment(tx, *in.Key)
+			if err != nil || found {
+				out = prior
+				return err
+			}
+		}
 		var err error
-		out, err = s.adjust(tx, in, nil)
-		return err
+		if out, err = s.adjust(tx, in, nil); err != nil || in.Key == nil {
+			return err
+		}
+		return keyAdjustment(tx, out.ID, *in.Key)
 	})
 	return out, err
 }

@@ -178,14 +178,19 @@ type Adjustment struct {
 	PeriodID             int64       `json:"period_id,omitempty"`
 	CreatedAt            time.Time   `json:"created_at"`
 	CreatedBy            string      `json:"created_by"`
+	// Replayed is true when this answer is the adjustment made earlier
+	// under the same key (AdjustmentInput.Key). Not stored.
+	Replayed bool `json:"-"`
 }
 
 // AdjustmentInput creates an adjustment. Corrects, when set, must name an
-// existing line of a statement of PartnerID.
+// existing line of a statement of PartnerID. Key, when set, makes the
+// request idempotent (AdjustmentKey).
 type AdjustmentInput struct {
 	PartnerID int64
 	Amount    money.Money
 	Reason    string
 	Corrects  *LineRef
 	Actor     string
+	Key       *AdjustmentKey
 }

@@ -64,6 +64,7 @@ var domainErrors = []errorKind{
 	{errInsufficientScope, http.StatusForbidden, "insufficient_scope", "Insufficient scope"},
 	{errForbidden, http.StatusForbidden, "forbidden", "Forbidden"},
 	{errRateLimited, http.StatusTooManyRequests, "rate_limited", "Too many requests"},
+	{errJobNotFound, http.StatusNotFound, "job_not_found", "No such job"},
 
 	// partners: registry, contracts, prepaid, clients, staff.
 	{partners.ErrPartnerNotFound, http.StatusNotFound, "partner_not_found", "Partner not found"},
@@ -78,6 +79,7 @@ var domainErrors = []errorKind{
 	{partners.ErrClientRevoked, http.StatusConflict, "client_revoked", "API client is revoked"},
 	{partners.ErrStaffNotFound, http.StatusNotFound, "staff_not_found", "Staff user not found"},
 	{partners.ErrStaffExists, http.StatusConflict, "staff_exists", "A staff user with this email exists"},
+	{partners.ErrLastAdmin, http.StatusConflict, "last_admin", "The last active admin must stay an admin"},
 	{partners.ErrInvalidCredentials, http.StatusUnauthorized, "invalid_credentials", "Invalid email or password"},
 	{partners.ErrLoginLocked, http.StatusTooManyRequests, "login_locked", "Too many failed logins"},
 	{partners.ErrInvalidToken, http.StatusUnauthorized, "invalid_token", "Invalid token"},
@@ -108,6 +110,7 @@ var domainErrors = []errorKind{
 	{members.ErrInvalidMerge, http.StatusConflict, "invalid_merge", "These members cannot be merged"},
 	{members.ErrCardRequired, http.StatusConflict, "card_required", "Card numbers cannot be added or removed"},
 	{members.ErrNotClosed, http.StatusConflict, "member_not_closed", "Close the account before erasure"},
+	{members.ErrErasureBlocked, http.StatusConflict, "erasure_blocked", "The member cannot be erased yet"},
 	{members.ErrConsentRequired, http.StatusBadRequest, "consent_required", "A redemption code or PIN is required"},
 	{members.ErrConsentInvalid, http.StatusForbidden, "consent_invalid", "Redemption code or PIN is not valid"},
 	{members.ErrInvalidLogin, http.StatusUnauthorized, "invalid_credentials", "Invalid email or password"},
@@ -179,6 +182,7 @@ var (
 	errMethodNotAllowed = errors.New("method not allowed")
 	errBodyTooLarge     = errors.New("request body too large")
 	errUnavailable      = errors.New("a backing service is unavailable")
+	errJobNotFound      = errors.New("no such job")
 	// errUnsupportedMediaType: an endpoint was sent a Content-Type it does not take.
 	errUnsupportedMediaType = errors.New("unsupported media type")
 	errInternal             = errors.New("internal error") // a handler panicked

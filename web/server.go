@@ -220,6 +220,7 @@ func (s *Server) Handler() http.Handler {
 	adm := s.requireRole(partners.RoleAdmin)
 	r.POST("/v1/admin/login", s.adminLogin)
 	a := r.Group("/v1/admin", s.staffAuth())
+	a.Use(s.auditAdminAPI()) // every call that may change something is in the audit log (web/admin_audit.go)
 	a.POST("/logout", s.adminLogout)
 	// Partners, contracts, prepaid, API clients, signing keys, staff (web/admin.go).
 	a.GET("/partners", all, s.adminListPartners)
@@ -243,6 +244,18 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/staff", adm, s.adminListStaff)
 	a.POST("/staff", adm, s.adminCreateStaff)
 	a.POST("/staff/:id/status", adm, s.adminSetStaffStatus)
+	a.PUT("/staff/:id/role", adm, s.adminSetStaffRole)
+	// Members, jobs (web/admin_members.go, web/admin_ops.go).
+	a.GET("/members", all, s.adminListMembers)
+	a.GET("/members/:id", all, s.adminGetMember)
+	a.POST("/members/:id/adjustments", fin, s.adminAdjustPoints)
+	a.POST("/members/:id/status", adm, s.adminSetMemberStatus)
+	a.POST("/members/:id/merge", adm, s.adminMergeMember)
+	a.POST("/members/:id/export", adm, s.adminExportMember)
+	a.POST("/members/:id/erasure", adm, s.adminEraseMember)
+	a.GET("/jobs", all, s.adminListJobs)
+	a.POST("/jobs/retry", adm, s.adminRetryJob)
+	a.POST("/jobs/:name/run", adm, s.adminRunJob)
 	// Earn rules and promotions (web/admin_rules.go).
 	a.GET("/partners/:id/earn-rules", all, s.adminListRules)
 	a.POST("/partners/:id/earn-rules", fin, s.adminPublishRule)

@@ -307,16 +307,19 @@ func (s *Server) adminCreateAdjustment(c *gin.Context) {
 		Reason    string              `json:"reason"`
 		Corrects  *settlement.LineRef `json:"corrects"`
 	}
-	if _, err := decodeJSON(c, &req); err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	a, err := s.deps.Settlement.Adjust(c.Request.Context(), settlement.AdjustmentInput{PartnerID: req.PartnerID,
-		Amount: req.Amount, Reason: req.Reason, Corrects: req.Corrects, Actor: actor(c)})
+	idem, err := staffMove(c, &req)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
+	a, err := s.deps.Settlement.Adjust(c.Request.Context(), settlement.AdjustmentInput{PartnerID: req.PartnerID,
+		Amount: req.Amount, Reason: req.Reason, Corrects: req.Corrects, Actor: actor(c),
+		Key: &settlement.AdjustmentKey{Scope: idem.Scope, Key: idem.Key, Hash: idem.RequestHash}})
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	replayed(c, a.Replayed)
 	c.JSON(http.StatusCreated, a)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -171,10 +172,37 @@ func TestSettlementAPI(t *testing.T) {
 		map[string]any{"from": "USD", "to": "EUR", "rate": "zero", "source": "x"})
 	e.expect(409, "period_closed", http.MethodPut, "/v1/admin/settlement/periods/"+month+"/rates", fin,
 		map[string]any{"from": "USD", "to": "EUR", "rate": "0.9", "source": "ECB"})
-	e.expect(201, "", http.MethodPost, "/v1/admin/settlement/adjustments", fin, map[string]any{"partner_id": p.ID,
-		"amount": map[string]any{"minor": -120, "currency": "EUR"}, "reason": "late fee", "corrects": map[string]any{"statement_id": mustInt(t, sid), "line_no": 1}})
-	e.expect(422, "statement_line_not_found", http.MethodPost, "/v1/admin/settlement/adjustments", fin, map[string]any{"partner_id": other.ID,
+	// Money adjustments are idempotent under Idempotency-Key.
+	adj := map[string]any{"partner_id": p.ID, "amount": map[string]any{"minor": -120, "currency": "EUR"}, "reason": "late fee",
+		"corrects": map[string]any{"statement_id": mustInt(t, sid), "line_no": 1}}
+	const adjPath = "/v1/admin/settlement/adjustments"
+	var before int64
+	e.db.Raw(`SELECT count(*) FROM settlement_adjustments`).Scan(&before)
+	if code, body, _ := e.sendKey(http.MethodPost, adjPath, fin, "", adj); code != 400 || !slices.Contains(fieldErrors(t, body), "Idempotency-Key") {
+		t.Fatalf("adjustment without a key: %d %v; want 400 naming Idempotency-Key", code, body)
+	}
+	c1, first, h1 := e.sendKey(http.MethodPost, adjPath, fin, "adj-1", adj)
+	if c1 != 201 || h1.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("adjustment: %d %v; want 201", c1, first)
+	}
+	c2, again, h2 := e.sendKey(http.MethodPost, adjPath, fin, "adj-1", adj)
+	if c2 != 201 || again["id"] != first["id"] || h2.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replayed adjustment: %d %v (replayed %q); want 201, adjustment %v, Idempotent-Replayed: true", c2, again, h2.Get("Idempotent-Replayed"), first["id"])
+	}
+	adj["reason"] = "another fee"
+	if code, body, _ := e.sendKey(http.MethodPost, adjPath, fin, "adj-1", adj); code != 409 || body["code"] != "idempotency_mismatch" {
+		t.Fatalf("same key, other adjustment: %d %v; want 409 idempotency_mismatch", code, body)
+	}
+	var after int64
+	e.db.Raw(`SELECT count(*) FROM settlement_adjustments`).Scan(&after)
+	if after-before != 1 {
+		t.Fatalf("%d adjustments recorded; want 1 (the replay and the refusals record none)", after-before)
+	}
+	c3, adjBody, _ := e.sendKey(http.MethodPost, adjPath, fin, "adj-2", map[string]any{"partner_id": other.ID,
 		"amount": map[string]any{"minor": 5, "currency": "EUR"}, "reason": "x", "corrects": map[string]any{"statement_id": mustInt(t, sid), "line_no": 1}})
+	if c3 != 422 || adjBody["code"] != "statement_line_not_found" {
+		t.Fatalf("adjustment of another partner's line: %d %v; want 422 statement_line_not_found", c3, adjBody)
+	}
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -27,13 +28,17 @@ type auditEntry struct {
 	RequestID string
 }
 
-// audit records a console action of the signed-in staff member with its
-// outcome (err nil: ok). A failure to record is logged, not shown: the
+// audit records a console or admin API action of the signed-in staff
+// member with its outcome (err nil: ok). A failure to record is logged, not shown: the
 // action itself already happened.
 func (s *Server) audit(c *gin.Context, action, target, detail string, err error) {
 	p, ok := staffPrincipal(c)
 	if !ok || s.deps.DB == nil {
 		return
+	}
+	c.Set(ctxAudited, true)
+	if err != nil && strings.HasPrefix(c.FullPath(), "/v1/") && badInput(err) {
+		return // bad input to the API writes nothing (web/admin_audit.go)
 	}
 	outcome := "ok"
 	if err != nil {

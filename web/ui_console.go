@@ -371,21 +371,20 @@ func (s *Server) consoleAdjust(c *gin.Context) {
 	back := fmt.Sprintf("/console/members/%d", id)
 	pts, perr := strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(c.PostForm("points")), ",", ""), 10, 64)
 	reason := strings.TrimSpace(c.PostForm("reason"))
-	p := staff(c)
 	var err error
 	if perr != nil {
 		err = validation.New("points", "must be a whole number, negative to deduct")
+		s.audit(c, "member.adjust", memberTarget(id), fmt.Sprintf("%s points: %s", c.PostForm("points"), reason), err)
 	} else {
 		key := c.PostForm("key")
 		if key == "" {
 			key = randomString(16)
 		}
+		// The form's key is the console's Idempotency-Key, in the same
+		// per-staff scope as the API's (prefixed so the two never collide).
 		h := sha256.Sum256([]byte(fmt.Sprintf("console adjust\n%d\n%d\n%s", id, pts, reason)))
-		_, err = s.deps.Ledger.Adjust(c.Request.Context(), ledger.AdjustRequest{
-			Idem:     ledger.Idempotency{Scope: "console:staff:" + strconv.FormatInt(p.StaffID, 10), Key: "adjust-" + key, RequestHash: h[:]},
-			MemberID: id, Points: ledger.Points(pts), Reason: reason, Actor: staffActor(p)})
+		_, err = s.adjustMember(c, ledger.Idempotency{Scope: staffScope(c), Key: "console-" + key, RequestHash: h[:]}, id, pts, reason)
 	}
-	s.audit(c, "member.adjust", "member:"+c.Param("id"), fmt.Sprintf("%s points: %s", c.PostForm("points"), reason), err)
 	if err != nil {
 		s.failBack(c, back, err)
 		return
@@ -396,22 +395,15 @@ func (s *Server) consoleAdjust(c *gin.Context) {
 func (s *Server) consoleMemberStatus(c *gin.Context) {
 	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
 	back := fmt.Sprintf("/console/members/%d", id)
-	ctx := c.Request.Context()
-	actor := staffActor(staff(c))
-	reason := strings.TrimSpace(c.PostForm("reason"))
-	var err error
 	action := c.PostForm("action")
-	switch action {
-	case "suspend":
-		_, err = s.deps.Members.Suspend(ctx, id, reason, actor)
-	case "reactivate":
-		_, err = s.deps.Members.Reactivate(ctx, id, actor)
-	default:
-		err = validation.New("action", "must be suspend or reactivate")
-		action = "invalid"
+	status := map[string]members.Status{"suspend": members.StatusSuspended, "reactivate": members.StatusActive}[action]
+	if status == "" {
+		err := validation.New("action", "must be suspend or reactivate")
+		s.audit(c, "member.invalid", memberTarget(id), "", err)
+		s.failBack(c, back, err)
+		return
 	}
-	s.audit(c, "member."+action, "member:"+c.Param("id"), reason, err)
-	if err != nil {
+	if _, err := s.setMemberStatus(c, id, status, strings.TrimSpace(c.PostForm("reason"))); err != nil {
 		s.failBack(c, back, err)
 		return
 	}
@@ -422,10 +414,7 @@ func (s *Server) consoleMerge(c *gin.Context) {
 	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
 	back := fmt.Sprintf("/console/members/%d", id)
 	dup, _ := strconv.ParseInt(strings.TrimSpace(c.PostForm("duplicate_id")), 10, 64)
-	_, err := s.deps.Members.Merge(c.Request.Context(), members.MergeRequest{SurvivorID: id, DuplicateID: dup,
-		Actor: staffActor(staff(c)), Reason: strings.TrimSpace(c.PostForm("reason"))})
-	s.audit(c, "member.merge", "member:"+c.Param("id"), "duplicate "+c.PostForm("duplicate_id"), err)
-	if err != nil {
+	if _, err := s.mergeMember(c, id, dup, strings.TrimSpace(c.PostForm("reason"))); err != nil {
 		s.failBack(c, back, err)
 		return
 	}
@@ -767,15 +756,9 @@ func (s *Server) consoleJobs(c *gin.Context) {
 }
 
 func (s *Server) consoleRetryJob(c *gin.Context) {
-	if s.deps.Jobs == nil {
-		s.failBack(c, "/console/jobs", errUnavailable)
-		return
-	}
-	q, id := c.PostForm("queue"), c.PostForm("task_id")
-	err := s.deps.Jobs.RetryTask(c.Request.Context(), q, id)
-	s.audit(c, "job.retry", "task:"+q+"/"+id, "", err)
-	if err != nil {
-		s.failBack(c, "/console/jobs", fmt.Errorf("%w: %v", errUnavailable, err))
+	id := c.PostForm("task_id")
+	if err := s.retryJob(c, c.PostForm("queue"), id); err != nil {
+		s.failBack(c, "/console/jobs", err)
 		return
 	}
 	okBack(c, "/console/jobs", "Task "+id+" queued to run again.")

@@ -25,7 +25,6 @@ import (
 	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/testdb"
-	"github.com/coalitionhub/hub/internal/testredis"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
@@ -600,20 +599,7 @@ func TestConsoleClosesPeriodAndDownloadsStatement(t *testing.T) {
 
 func TestConsoleJobsOverRealQueue(t *testing.T) {
 	t.Parallel()
-	ks := testredis.New(t)
-	in := asynq.NewInspector(ks.Opt())
-	t.Cleanup(func() { in.Close() })
-	cl := asynq.NewClient(ks.Opt())
-	t.Cleanup(func() { cl.Close() })
-	info, err := cl.Enqueue(asynq.NewTask("test:broken", []byte(`{}`)), asynq.Queue("low"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := in.ArchiveTask("low", info.ID); err != nil {
-		t.Fatal(err)
-	}
-	jobs := NewAsynqJobs(ks.Opt())
-	t.Cleanup(func() { jobs.Close() })
+	jobs, in, info := failedTaskQueue(t)
 	e := newUIEnv(t, jobs)
 	e.staffUser("admin@hub.test", partners.RoleAdmin)
 	b := e.browser()

@@ -28,6 +28,9 @@ commands:
   migrate up|down|status
                    apply, roll back one, or list database migrations
   seed             load the demo coalition (idempotent)
+  staff create --email EMAIL --role admin|finance|support
+                   add an operator staff account (the first admin of an empty
+                   database); the password is prompted for, or read from stdin
   audit            check the ledger invariants; exits 1 on any breach
   openapi          print the API description the hub serves at /openapi.json
                    (OpenAPI 3.1, indented JSON), for linters and client generators
@@ -61,7 +64,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return printOpenAPI(os.Stdout)
 	}
 	switch cmd {
-	case "serve", "worker", "all", "migrate", "seed", "audit":
+	case "serve", "worker", "all", "migrate", "seed", "audit", "staff":
 	default:
 		return usageError(fmt.Sprintf("unknown command %q\n\n%s", cmd, usage))
 	}
@@ -96,6 +99,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return app.seed(ctx, args)
 	case "audit":
 		return app.audit(ctx, args)
+	case "staff":
+		return app.staff(ctx, args)
 	default:
 		return usageError(fmt.Sprintf("unknown command %q\n\n%s", cmd, usage))
 	}
