@@ -268,7 +268,7 @@ func replayBatch(rec idemRecord, idem Idempotency, hash []byte, txs map[int64]*T
 	return c, nil
 }
 
-// transaction is the earn p posts, as earnStatement answers it.
+// transaction is the earn p posts.
 func (p *batchEarn) transaction(now time.Time) Transaction {
 	r := p.r
 	total := r.Points + r.OperatorFunded
