@@ -52,4 +52,3 @@ func TestEarnRepaysDebtAcrossBothLotsAndReplaysIdentically(t *testing.T) {
 		t.Fatalf("joined replay = %+v, %v", joined, err)
 	}
 }
-

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
-
 )
 
 // Running totals of qualifying credits (programme_member_windows): one row
