@@ -506,12 +506,12 @@ func TestBatchEarnPricesByStoredTier(t *testing.T) {
 	}
 }
 
-// A batch writes its running totals in lane 1 before it locks its members,
-// single earns in lane 0 after (migration 00242). Both lanes count toward the
-// tier (6 flights in one lane and 4 in the other make gold); single earns and
-// batches of one partner for the same members, all at once, neither deadlock
-// nor fail; the lanes sum to the credits, and SyncWindows folds them into lane
-// 0 without calling that drift.
+// Earns write their running totals in lane 1 before the ledger locks their
+// members (migration 00242), and SyncWindows folds them into lane 0: both
+// lanes count toward the tier; single earns (gathered by the group commit)
+// and batches of one partner for the same members, all at once, neither
+// deadlock nor fail; the lanes sum to the credits, and SyncWindows folds them
+// without calling that drift.
 func TestBatchAndSingleEarnsShareRunningTotals(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
