@@ -10,8 +10,8 @@ import (
 
 // Group commit: a single earn is an item of a batch. Earns that arrive while
 // another batch is being posted wait a little (GroupCommit.Wait, or until
-// GroupCommit.MaxItems are waiting, or until a batch in flight finishes) and
-// are posted together through the batch path (post), in one database
+// GroupCommit.MaxItems are waiting, or, with GroupCommit.InFlight batches
+// being posted, until one of them finishes) and are posted together through the batch path (post), in one database
 // transaction: one commit, one member check, one ledger posting and one
 // programme statement for all of them instead of one each. An earn that
 // arrives when nothing is in flight and nothing waits is posted at once,
@@ -29,14 +29,22 @@ import (
 type GroupCommit struct {
 	// MaxItems: a batch is posted as soon as this many earns wait.
 	MaxItems int
-	// Wait bounds how long the first earn waiting behind a batch in flight
-	// waits for others before its batch is posted anyway.
+	// Wait is how long the first earn waiting behind a batch in flight
+	// waits for others before its batch is posted, when fewer than
+	// InFlight batches are being posted; otherwise the waiting earns go
+	// together as soon as one of those finishes.
 	Wait time.Duration
+	// InFlight is how many batches may be posted at once before waiting
+	// earns stay queued for one of them to finish (MaxItems waiting earns
+	// are posted anyway). Two keep the database busy with one batch while
+	// the hub prices the next; more make smaller batches.
+	InFlight int
 }
 
 // DefaultGroupCommit is the group commit of NewTransactions: batches of up to
-// 64 earns, waiting at most 1 ms (an earn's own posting takes several).
-var DefaultGroupCommit = GroupCommit{MaxItems: 64, Wait: time.Millisecond}
+// 64 earns, waiting at most 1 ms (an earn's own posting takes several), two
+// batches in flight.
+var DefaultGroupCommit = GroupCommit{MaxItems: 64, Wait: time.Millisecond, InFlight: 2}
 
 // GroupCommitStats counts what the group commit did since the process
 // started.
@@ -103,8 +111,8 @@ func (c *coalescer) submit(ctx context.Context, it partnerEarn) BatchOutcome {
 		batch = c.takeLocked()
 		c.inFlight++
 	case len(c.queue) == 1:
-		gen := c.gen
-		c.timer = time.AfterFunc(s.Wait, func() { c.expire(gen) })
+		gen, inFlight := c.gen, max(s.InFlight, 1)
+		c.timer = time.AfterFunc(s.Wait, func() { c.expire(gen, inFlight) })
 	}
 	c.mu.Unlock()
 	if batch != nil {
@@ -133,10 +141,11 @@ func (c *coalescer) takeLocked() []*earnCall {
 }
 
 // expire posts the queue of generation gen when its first earn has waited
-// long enough (the queue may have been taken meanwhile).
-func (c *coalescer) expire(gen uint64) {
+// long enough, unless it has been taken meanwhile or inFlight batches are
+// being posted (the first of them to finish takes it).
+func (c *coalescer) expire(gen uint64, inFlight int) {
 	c.mu.Lock()
-	if gen != c.gen || len(c.queue) == 0 {
+	if gen != c.gen || len(c.queue) == 0 || c.inFlight >= inFlight {
 		c.mu.Unlock()
 		return
 	}

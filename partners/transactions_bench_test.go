@@ -102,6 +102,9 @@ func BenchmarkEarn(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(e.stmts.Load())/float64(b.N), "stmts/op")
+	if st := e.tx.GroupCommitStats(); st.Batches > 0 {
+		b.ReportMetric(float64(st.Earns)/float64(st.Batches), "earns/batch")
+	}
 }
 
 // TestEarnWithTierStatementCount: an earn whose rule depends on the member's
