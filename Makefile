@@ -102,10 +102,12 @@ audit: services build
 ## bench: a few-minute run of every benchmark (HTTP load against a real hub in its own
 ## database hub_bench, settlement close of a generated month); prints a table and writes
 ## bench-results/*.json. Not part of `make test`. Full scale: BENCH_ARGS="-duration 60s
-## -settle-tx 5000000 -settle-members 1000000" (see docs/performance.md).
+## -settle-tx 5000000 -settle-members 1000000" (see docs/performance.md). The second run is
+## single earns at 1, 4, 16 and 64 clients (earn-scale): the group commit at low and high load.
 bench: check-go services build
 	@go build -o bin/hubbench ./cmd/hubbench
 	@. $(ENV) && ./bin/hubbench -quick -hub $(BIN) $(BENCH_ARGS)
+	@. $(ENV) && ./bin/hubbench -quick -hub $(BIN) -workloads earn-scale $(BENCH_ARGS)
 
 ## check-go: Go on PATH (the version is in go.mod), and the CA certificates it fetches modules with
 check-go:

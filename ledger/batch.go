@@ -268,7 +268,7 @@ func replayBatch(rec idemRecord, idem Idempotency, hash []byte, txs map[int64]*T
 	return c, nil
 }
 
-// transaction is the earn p posts, as earnStatement answers it.
+// transaction is the earn p posts.
 func (p *batchEarn) transaction(now time.Time) Transaction {
 	r := p.r
 	total := r.Points + r.OperatorFunded
@@ -535,7 +535,7 @@ func writeEarnBatch(tx *gorm.DB, posts []*batchEarn, accts map[int64]*account, n
 		if err := rows.Scan(&c.LotID, &txID, &issuer, &c.Points); err != nil {
 			return err
 		}
-		c.IssuerPartnerID = deref(issuer)
+		c.IssuerPartnerID = database.Deref(issuer)
 		out[txID] = append(out[txID], c)
 		return nil
 	})

@@ -331,7 +331,7 @@ func postBurn(tx *gorm.DB, r HoldRequest, capture Idempotency, hash []byte, c bu
 			return Hold{}, Transaction{}, fmt.Errorf("burn: consumptions: %w", err)
 		}
 		for _, x := range consumed {
-			t.Consumptions = append(t.Consumptions, LotConsumption{LotID: deref(x[0]), IssuerPartnerID: deref(x[1]), Points: Points(deref(x[2]))})
+			t.Consumptions = append(t.Consumptions, LotConsumption{LotID: database.Deref(x[0]), IssuerPartnerID: database.Deref(x[1]), Points: Points(database.Deref(x[2]))})
 		}
 	}
 	h.Status, h.Captured, h.ClosedAt, h.CaptureTransactionID = HoldCaptured, r.Points, &now, t.ID

@@ -1,12 +1,10 @@
 package ledger_test
 
 import (
-	"strconv"
 	"testing"
 
 	"gorm.io/gorm"
 
-	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/ledger"
 )
 
@@ -53,44 +51,4 @@ func TestEarnRepaysDebtAcrossBothLotsAndReplaysIdentically(t *testing.T) {
 	}); err != nil || !joined.Replayed || joined.ID != first.ID {
 		t.Fatalf("joined replay = %+v, %v", joined, err)
 	}
-}
-
-// EarnThen sends its follow-up with every posting statement; the follow-up
-// finds the transaction just posted in PostedEarnSetting, also on a member's
-// first earn (the posting is sent again once the account exists), and not on
-// a replay.
-func TestEarnThenFollowUpSeesThePostedTransaction(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	earnThen := func(req ledger.EarnRequest) (ledger.Transaction, *string) {
-		t.Helper()
-		var posted *string
-		var tr ledger.Transaction
-		err := database.Transaction(f.ctx, f.db, func(tx *gorm.DB) error {
-			var err error
-			tr, err = f.svc.Joined(tx).EarnThen(f.ctx, req, &database.Follow{
-				SQL:  `SELECT nullif(current_setting('` + ledger.PostedEarnSetting + `', true), '')`,
-				Dest: []any{&posted}})
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr, posted
-	}
-	req := ledger.EarnRequest{Idem: key(), MemberID: 7, PartnerID: 2, Points: 40, OccurredAt: t0, ExternalRef: "then"}
-	// Member 7's first earn: no account yet.
-	first, posted := earnThen(req)
-	if posted == nil || *posted != strconv.FormatInt(first.ID, 10) {
-		t.Fatalf("the follow-up of a first earn saw %v, want transaction %d", posted, first.ID)
-	}
-	second, posted := earnThen(ledger.EarnRequest{Idem: key(), MemberID: 7, PartnerID: 2, Points: 5, OccurredAt: t0, ExternalRef: "then-2"})
-	if second.Replayed || posted == nil || *posted != strconv.FormatInt(second.ID, 10) {
-		t.Fatalf("the follow-up of an earn saw %v, want transaction %d", posted, second.ID)
-	}
-	again, posted := earnThen(req)
-	if !again.Replayed || again.ID != first.ID || posted != nil {
-		t.Fatalf("replay %+v: the follow-up saw %v, want nothing", again, posted)
-	}
-	f.wantBalance(7, 45, 45)
 }

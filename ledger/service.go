@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -155,73 +154,13 @@ func replay[T any](tx *gorm.DB, rec idemRecord, idem Idempotency, op string, has
 // the new points repay it first. Errors: *validation.Error,
 // ErrIdempotencyMismatch.
 //
-// The hot path of the hub: when the accounts exist (every earn but a
-// member's or partner's first), the whole posting — idempotency record,
-// balance, transaction, entries, lots and any debt repayment — is one SQL
-// statement (earnStatement), atomic on its own, so a Service outside any
-// transaction needs no BEGIN/COMMIT either.
+// An earn is a batch of one (EarnBatch): the ledger has one earn posting.
 func (s *Service) Earn(ctx context.Context, r EarnRequest) (Transaction, error) {
-	return s.EarnThen(ctx, r, nil)
-}
-
-// EarnThen is Earn that sends then (when not nil) in the same round trip as
-// every posting statement it sends, right after it, in the same database
-// transaction: then finds the transaction just posted through
-// PostedEarnSetting, and must do nothing when the setting does not name the
-// transaction it expects. then.Dest holds the answer of its last run, which
-// followed the posting when the returned transaction is not Replayed. A
-// member's first earn sends the posting twice (the first finds its account
-// missing and writes nothing, and then runs after both).
-func (s *Service) EarnThen(ctx context.Context, r EarnRequest, then *database.Follow) (Transaction, error) {
-	if err := r.validate(); err != nil {
+	out, err := s.EarnBatch(ctx, []EarnRequest{r})
+	if err != nil {
 		return Transaction{}, err
 	}
-	hash := r.Idem.RequestHash
-	if len(hash) == 0 {
-		h, err := hashRequest(r)
-		if err != nil {
-			return Transaction{}, fmt.Errorf("earn: hash request: %w", err)
-		}
-		hash = h
-	}
-	post := func(tx *gorm.DB) (Transaction, error) {
-		now := s.clock()
-		for attempt := 0; attempt < 3; attempt++ {
-			res, err := earnStatement(tx, r, hash, now, then)
-			if err != nil {
-				return Transaction{}, err
-			}
-			switch {
-			case res.posted:
-				return res.t, nil
-			case res.accountsMissing:
-				// A first earn: create the accounts (before any lock is taken,
-				// see ensureAccounts) and post again.
-				if _, err := ensureAccounts(tx, r.accountKeys()...); err != nil {
-					return Transaction{}, err
-				}
-			default:
-				rec, err := readIdempotency(tx, r.Idem)
-				if err != nil {
-					return Transaction{}, err
-				}
-				return replay[Transaction](tx, rec, r.Idem, "earn", hash)
-			}
-		}
-		return Transaction{}, errors.New("earn: accounts not visible after retries")
-	}
-	if !s.nested {
-		// Not in anyone's transaction: each statement commits on its own,
-		// and the posting is one statement.
-		return post(s.db.WithContext(ctx))
-	}
-	var out Transaction
-	err := s.within(ctx, func(tx *gorm.DB) error {
-		var err error
-		out, err = post(tx)
-		return err
-	})
-	return out, err
+	return out[0].Transaction, out[0].Err
 }
 
 func (r EarnRequest) accountKeys() []accountKey {
@@ -620,7 +559,7 @@ func reverseEarn(tx *gorm.DB, o Transaction, m *account, p int64, base posting, 
 			rest -= n
 			entries = append(entries, Entry{AccountID: e.AccountID, Kind: e.Kind, OwnerID: e.OwnerID, Points: Points(n)})
 			for _, l := range earnLots {
-				if (deref(l.IssuerPartnerID) == 0) == (kind == KindOperatorPromotions) && l.Remaining > 0 {
+				if (database.Deref(l.IssuerPartnerID) == 0) == (kind == KindOperatorPromotions) && l.Remaining > 0 {
 					k := min(l.Remaining, n)
 					slices = append(slices, slice{l, k})
 					used[l.ID] += k
@@ -714,7 +653,7 @@ func reverseSpend(tx *gorm.DB, o Transaction, m *account, p int64, base posting,
 		if l.AvailableAt.After(now) {
 			avail = l.AvailableAt
 		}
-		specs = append(specs, lotSpec{Amount: n, IssuerPartnerID: deref(l.IssuerPartnerID), OriginLotID: l.ID,
+		specs = append(specs, lotSpec{Amount: n, IssuerPartnerID: database.Deref(l.IssuerPartnerID), OriginLotID: l.ID,
 			EarnedAt: l.EarnedAt, AvailableAt: avail, ExpiresAt: l.ExpiresAt})
 	}
 	if rest != 0 {
@@ -823,7 +762,7 @@ func mirrorLot(l lotRow, n int64, now time.Time) lotSpec {
 	if avail.Before(now) {
 		avail = now
 	}
-	return lotSpec{Amount: n, IssuerPartnerID: deref(l.IssuerPartnerID), OriginLotID: l.ID, EarnedAt: l.EarnedAt,
+	return lotSpec{Amount: n, IssuerPartnerID: database.Deref(l.IssuerPartnerID), OriginLotID: l.ID, EarnedAt: l.EarnedAt,
 		AvailableAt: avail, ExpiresAt: l.ExpiresAt}
 }
 

@@ -218,9 +218,9 @@ const txColumns = `t.id, t.type, t.member_id, t.counter_member_id, t.partner_id,
 	t.external_ref, t.reverses_id, t.hold_id, t.reason, t.actor, t.details::text AS details, t.balance_after`
 
 func (r txRow) transaction() Transaction {
-	t := Transaction{ID: r.ID, Type: r.Type, MemberID: r.MemberID, CounterMemberID: deref(r.CounterMemberID),
-		PartnerID: deref(r.PartnerID), Points: Points(r.Points), OccurredAt: r.OccurredAt.UTC(), PostedAt: r.PostedAt.UTC(),
-		ExternalRef: r.ExternalRef, ReversesID: deref(r.ReversesID), HoldID: deref(r.HoldID), Reason: r.Reason,
+	t := Transaction{ID: r.ID, Type: r.Type, MemberID: r.MemberID, CounterMemberID: database.Deref(r.CounterMemberID),
+		PartnerID: database.Deref(r.PartnerID), Points: Points(r.Points), OccurredAt: r.OccurredAt.UTC(), PostedAt: r.PostedAt.UTC(),
+		ExternalRef: r.ExternalRef, ReversesID: database.Deref(r.ReversesID), HoldID: database.Deref(r.HoldID), Reason: r.Reason,
 		Actor: r.Actor, BalanceAfter: Points(r.BalanceAfter), Entries: []Entry{}}
 	if r.Details != nil {
 		t.Details = json.RawMessage(*r.Details)
@@ -272,7 +272,7 @@ func loadTransactions(tx *gorm.DB, ids []int64) ([]Transaction, error) {
 	}
 	for _, c := range cons {
 		if t := byID[c.TransactionID]; t != nil {
-			t.Consumptions = append(t.Consumptions, LotConsumption{LotID: c.LotID, IssuerPartnerID: deref(c.IssuerPartnerID), Points: Points(c.Points)})
+			t.Consumptions = append(t.Consumptions, LotConsumption{LotID: c.LotID, IssuerPartnerID: database.Deref(c.IssuerPartnerID), Points: Points(c.Points)})
 		}
 	}
 	out := make([]Transaction, 0, len(ids))
@@ -306,8 +306,8 @@ const lotColumns = `l.id, l.account_id, l.transaction_id, l.origin_lot_id, l.iss
 const lotOrder = `l.expires_at ASC NULLS LAST, l.earned_at, l.id`
 
 func (r lotRow) lot(memberID int64) Lot {
-	l := Lot{ID: r.ID, MemberID: memberID, EarnTransactionID: r.TransactionID, OriginLotID: deref(r.OriginLotID),
-		IssuerPartnerID: deref(r.IssuerPartnerID), Amount: Points(r.Amount), Remaining: Points(r.Remaining),
+	l := Lot{ID: r.ID, MemberID: memberID, EarnTransactionID: r.TransactionID, OriginLotID: database.Deref(r.OriginLotID),
+		IssuerPartnerID: database.Deref(r.IssuerPartnerID), Amount: Points(r.Amount), Remaining: Points(r.Remaining),
 		EarnedAt: r.EarnedAt.UTC(), AvailableAt: r.AvailableAt.UTC()}
 	if r.ExpiresAt != nil {
 		e := r.ExpiresAt.UTC()
@@ -408,7 +408,7 @@ func consume(tx *gorm.DB, txID int64, slices []slice, now time.Time) ([]LotConsu
 	for i, s := range slices {
 		vals[i] = "(?::bigint, ?::bigint)"
 		args = append(args, s.Lot.ID, s.Points)
-		out[i] = LotConsumption{LotID: s.Lot.ID, IssuerPartnerID: deref(s.Lot.IssuerPartnerID), Points: Points(s.Points)}
+		out[i] = LotConsumption{LotID: s.Lot.ID, IssuerPartnerID: database.Deref(s.Lot.IssuerPartnerID), Points: Points(s.Points)}
 	}
 	args = append(args, txID, now)
 	q := `WITH c(lot_id, points) AS (VALUES ` + strings.Join(vals, ", ") + `),
@@ -469,7 +469,7 @@ func createLots(tx *gorm.DB, accountID, memberID, txID int64, specs []lotSpec, d
 		if i < len(repay) && repay[i] > 0 {
 			cvals = append(cvals, "(?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::timestamptz)")
 			cargs = append(cargs, r.ID, txID, r.IssuerPartnerID, repay[i], now)
-			cons = append(cons, LotConsumption{LotID: r.ID, IssuerPartnerID: deref(r.IssuerPartnerID), Points: Points(repay[i])})
+			cons = append(cons, LotConsumption{LotID: r.ID, IssuerPartnerID: database.Deref(r.IssuerPartnerID), Points: Points(repay[i])})
 		}
 	}
 	if len(cvals) > 0 {
@@ -507,7 +507,7 @@ const holdColumns = `id, account_id, member_id, partner_id, points, captured, st
 func (r holdRow) hold() Hold {
 	h := Hold{ID: r.ID, MemberID: r.MemberID, PartnerID: r.PartnerID, Points: Points(r.Points), Captured: Points(r.Captured),
 		Status: r.Status, Purpose: r.Purpose, Destination: r.Destination, ExpiresAt: r.ExpiresAt.UTC(),
-		CreatedAt: r.CreatedAt.UTC(), CaptureTransactionID: deref(r.CaptureTransactionID), ExternalRef: r.ExternalRef}
+		CreatedAt: r.CreatedAt.UTC(), CaptureTransactionID: database.Deref(r.CaptureTransactionID), ExternalRef: r.ExternalRef}
 	if r.ClosedAt != nil {
 		c := r.ClosedAt.UTC()
 		h.ClosedAt = &c
@@ -564,11 +564,4 @@ func nullID(id int64) *int64 {
 		return nil
 	}
 	return &id
-}
-
-func deref(p *int64) int64 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }

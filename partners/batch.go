@@ -1,18 +1,20 @@
 package partners
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"strconv"
-	"strings"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
+	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 )
@@ -31,48 +33,46 @@ type BatchOutcome struct {
 	Err         error
 }
 
-// ProgrammeBatch is what a Programme may offer on top of Programme for
-// batches: the tiers of many members in one read (an entry for every member
-// asked; "" for none), and the earns of a batch recorded together, inside
-// its transaction. EarnBatch uses it when Programme implements it, and calls
-// MemberTier and Earned per member and earn otherwise.
-type ProgrammeBatch interface {
-	MemberTiers(ctx context.Context, memberIDs []int64) (map[int64]string, error)
-	EarnedBatch(ctx context.Context, tx *gorm.DB, earns []PostedEarn) error
-}
-
-// ProgrammeEarlyBatch is what a Programme may offer on top of
-// ProgrammeBatch: the batch's qualifying credits recorded before the ledger
-// locks the members (ledger.Service.EarnBatchWith), so the members' account
-// rows are not held while they are written; CreditBatch gets the earns as
-// they will be posted (transaction id, member, occurred_at, the partner's
-// points as the issued entry) and returns the rest, which EarnBatch calls
-// with the posted earns once the ledger has posted them.
-type ProgrammeEarlyBatch interface {
-	CreditBatch(ctx context.Context, tx *gorm.DB, earns []PostedEarn) (func(context.Context, *gorm.DB, []PostedEarn) error, error)
+// partnerEarn is an earn of a partner, the unit the earn path posts: a batch
+// sent by a partner holds that partner's earns, a flush of the group commit
+// any partner's.
+type partnerEarn struct {
+	PartnerID int64
+	BatchEarn
 }
 
 // EarnBatch prices and posts earns as Earn would, one after another in input
 // order, each under its own key, with a constant number of round trips per
 // batch: one member check (with the configuration stamp), the programme's
 // tiers when the pricing depends on them, the daily-cap sums when the
-// contract caps, and one database transaction holding ledger.EarnBatch and
-// the programme's records (one call when the programme offers
-// ProgrammeBatch).
+// contract caps, and one database transaction holding the ledger's posting,
+// the programme's credits, prepaid draw-downs and webhook events.
 //
 // Outcomes are in input order; an earn refused (invalid, member inactive,
-// nothing to earn, key reused with another body, ...) does not affect the
-// others. The error is for the batch as a whole (the database failed): then
-// nothing was posted, and a retry of the same batch is safe.
+// nothing to earn, key reused with another body, prepaid balance exhausted,
+// ...) does not affect the others. The error is for the batch as a whole
+// (the database failed): then nothing was posted, and a retry of the same
+// batch is safe.
 //
 // One difference with earns sent one by one: every earn is priced with its
 // member's tier as of the start of the batch, so an upgrade that an earn of
 // the batch earns applies from the next request on, not to the member's
 // later earns in the same batch.
-//
-// Prepaid partners are priced and posted earn by earn (Earn), since a
-// draw-down refused for one earn must refuse that earn alone.
 func (t *Transactions) EarnBatch(ctx context.Context, p Principal, items []BatchEarn) ([]BatchOutcome, error) {
+	earns := make([]partnerEarn, len(items))
+	for i, it := range items {
+		earns[i] = partnerEarn{PartnerID: p.PartnerID, BatchEarn: it}
+	}
+	out, err := t.post(ctx, earns)
+	if err != nil {
+		return nil, fmt.Errorf("earn batch of partner %d: %w", p.PartnerID, err)
+	}
+	return out, nil
+}
+
+// post is the one earn path: it prices and posts items (of any partners) as
+// EarnBatch describes.
+func (t *Transactions) post(ctx context.Context, items []partnerEarn) ([]BatchOutcome, error) {
 	now := t.now()
 	out := make([]BatchOutcome, len(items))
 	var live []int
@@ -86,15 +86,7 @@ func (t *Transactions) EarnBatch(ctx context.Context, p Principal, items []Batch
 	if len(live) == 0 {
 		return out, nil
 	}
-	// The member check reads the members' stored tiers too when the
-	// programme can name them in SQL (as a single earn's does), so a rule
-	// with tier multipliers costs no round trip of its own.
-	st, hasStored := t.Programme.(ProgrammeStoredTier)
-	var tierSQL string
-	if hasStored {
-		tierSQL = st.StoredTierSQL()
-	}
-	stamp, memberErr, stored, err := t.checkMembersTier(ctx, memberIDs(items, live), p.PartnerID, tierSQL)
+	stamps, memberErr, err := t.checkMembersAt(ctx, memberIDs(items, live), partnerIDs(items, live))
 	if err != nil {
 		return nil, err
 	}
@@ -102,90 +94,58 @@ func (t *Transactions) EarnBatch(ctx context.Context, p Principal, items []Batch
 	if len(live) == 0 {
 		return out, nil
 	}
-	cfg, err := t.config(ctx, p.PartnerID, stamp)
-	if err != nil {
-		return nil, err
+	cfgs := map[int64]*partnerConfig{}
+	for _, id := range partnerIDs(items, live) {
+		if cfgs[id], err = t.config(ctx, id, stamps[id]); err != nil {
+			return nil, err
+		}
 	}
 	contracts := make([]Contract, len(items))
 	live = keep(live, func(i int) error {
-		c, err := cfg.contractAt(p.PartnerID, items[i].Input.OccurredAt, true)
-		if err != nil {
-			return err
-		}
+		c, err := cfgs[items[i].PartnerID].contractAt(items[i].PartnerID, items[i].Input.OccurredAt, true)
 		contracts[i] = c
-		return nil
+		return err
 	}, out)
+
+	// The tiers of the members whose price depends on them, in one read.
+	var tiered []int
 	for _, i := range live {
-		if contracts[i].Billing == BillingPrepaid {
-			return t.earnEach(ctx, p, items), nil
+		if cfgs[items[i].PartnerID].tiers {
+			tiered = append(tiered, i)
 		}
 	}
-	var tiers map[int64]string
-	var tierErr map[int64]error
-	switch {
-	case cfg.tiers && hasStored:
-		tiers = map[int64]string{}
-		for _, id := range memberIDs(items, live) {
-			if tiers[id], err = st.TierFromStored(ctx, stored[id]); err != nil {
-				return nil, err
-			}
-		}
-	case cfg.tiers:
-		if tiers, tierErr, err = t.memberTiers(ctx, memberIDs(items, live)); err != nil {
+	tiers := map[int64]string{}
+	if t.Programme != nil && len(tiered) > 0 {
+		if tiers, err = t.Programme.MemberTiers(ctx, memberIDs(items, tiered)); err != nil {
 			return nil, err
 		}
 	}
 	quotes := make([]Quote, len(items))
 	live = keep(live, func(i int) error {
 		in := items[i].Input
-		if err := tierErr[in.MemberID]; err != nil {
-			return err
-		}
-		q, err := cfg.quote(Purchase{PartnerID: p.PartnerID, OccurredAt: in.OccurredAt, Amount: in.Amount,
-			Lines: in.Lines, Activity: in.Activity, EventCode: in.EventCode, PromoCodes: in.PromoCodes,
-			MemberTier: tiers[in.MemberID]})
+		q, err := cfgs[items[i].PartnerID].quote(Purchase{PartnerID: items[i].PartnerID, OccurredAt: in.OccurredAt,
+			Amount: in.Amount, Lines: in.Lines, Activity: in.Activity, EventCode: in.EventCode,
+			PromoCodes: in.PromoCodes, MemberTier: tiers[in.MemberID]})
 		quotes[i] = capQuote(q, contracts[i])
 		return err
 	}, out)
 
-	// Daily caps: what each member earned at the partner today, then the
-	// earns of the batch in input order. Replays are left out: their points
-	// are in the sums already (or in the earlier earn of the batch they
-	// repeat), as they would be for earns sent one by one.
+	earned, taken, err := t.capState(ctx, items, live, contracts)
+	if err != nil {
+		return nil, err
+	}
 	type scopedKey struct{ scope, key string }
-	earned := map[int64]int64{}
-	taken := map[scopedKey]bool{}
-	anyCap := false
-	for _, i := range live {
-		anyCap = anyCap || contracts[i].CapPerMemberDay > 0
-	}
-	if anyCap {
-		capKeys := map[string][]string{} // by scope
-		for _, i := range live {
-			capKeys[items[i].Idem.Scope] = append(capKeys[items[i].Idem.Scope], items[i].Idem.Key)
-		}
-		if earned, err = t.earnedTodayBatch(ctx, p.PartnerID, memberIDs(items, live)); err != nil {
-			return nil, err
-		}
-		for scope, keys := range capKeys {
-			found, err := t.ledger.TakenKeys(ctx, scope, keys)
-			if err != nil {
-				return nil, err
-			}
-			for k := range found {
-				taken[scopedKey{scope, k}] = true
-			}
-		}
-	}
 	counted := map[scopedKey]bool{}
 	var reqs []ledger.EarnRequest
 	var reqIdx []int
+	var charges []money.Money
 	for _, i := range live {
 		it, c, q := items[i], contracts[i], quotes[i]
 		points := q.Points
 		var capped int64
+		earner := memberAt{it.PartnerID, it.Input.MemberID}
 		if c.CapPerMemberDay > 0 {
-			room := max(c.CapPerMemberDay-earned[it.Input.MemberID], 0)
+			room := max(c.CapPerMemberDay-earned[earner], 0)
 			if points > room {
 				capped = points - room
 				points = room
@@ -193,36 +153,108 @@ func (t *Transactions) EarnBatch(ctx context.Context, p Principal, items []Batch
 		}
 		if points == 0 && q.OperatorFunded == 0 {
 			if capped > 0 {
-				out[i].Err = wrapEarn(it.Input, fmt.Errorf("member %d at partner %d: %w", it.Input.MemberID, p.PartnerID, ErrDailyCapReached))
+				out[i].Err = wrapEarn(it.Input, fmt.Errorf("member %d at partner %d: %w", it.Input.MemberID, it.PartnerID, ErrDailyCapReached))
 			} else {
 				out[i].Err = wrapEarn(it.Input, ErrNothingToEarn)
 			}
 			continue
 		}
-		req, _, err := t.earnRequest(ctx, p.PartnerID, it.Idem, it.Input, c, q, points, capped)
+		req, charge, err := t.earnRequest(ctx, it.PartnerID, it.Idem, it.Input, c, q, points, capped)
 		if err != nil {
 			out[i].Err = wrapEarn(it.Input, err)
 			continue
 		}
-		if k := (scopedKey{it.Idem.Scope, it.Idem.Key}); !counted[k] && !taken[k] {
+		if k := (scopedKey{it.Idem.Scope, it.Idem.Key}); c.CapPerMemberDay > 0 && !counted[k] && !taken[it.Idem.Scope][k.key] {
 			// A new earn (a key used before replays): later earns of the
 			// member see it in their cap. ledger_transactions.points, which
-			// earnedToday sums, includes the operator-funded points.
-			earned[it.Input.MemberID] += points + q.OperatorFunded
+			// the cap sums, includes the operator-funded points.
+			earned[earner] += points + q.OperatorFunded
 			counted[k] = true
+		}
+		if c.Billing != BillingPrepaid {
+			charge = 0
 		}
 		reqs = append(reqs, req)
 		reqIdx = append(reqIdx, i)
+		charges = append(charges, money.Money{Minor: charge, Currency: c.Currency})
 	}
-	if len(reqs) == 0 {
-		return out, nil
+	// A draw-down refused refuses its earn alone: the transaction is rolled
+	// back and run again without it (rare: a prepaid balance running out).
+	for len(reqs) > 0 {
+		res, refused, err := t.commit(ctx, items, cfgs, reqs, reqIdx, charges)
+		if refused < 0 && err != nil {
+			return nil, err
+		}
+		if refused < 0 {
+			for n, r := range res {
+				out[reqIdx[n]] = r
+			}
+			break
+		}
+		out[reqIdx[refused]].Err = wrapEarn(items[reqIdx[refused]].Input, err)
+		reqs = slices.Delete(reqs, refused, refused+1)
+		reqIdx = slices.Delete(reqIdx, refused, refused+1)
+		charges = slices.Delete(charges, refused, refused+1)
 	}
+	return out, nil
+}
 
-	early, hasEarly := t.Programme.(ProgrammeEarlyBatch)
-	err = t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var rest func(context.Context, *gorm.DB, []PostedEarn) error
+// memberAt is a member at a partner (daily caps count per partner).
+type memberAt struct{ partner, member int64 }
+
+// capState reads what the daily caps of the live items need: what each
+// member earned today at each capping partner, and which of their keys are
+// taken already (by scope), whose earns are replays that take no room.
+func (t *Transactions) capState(ctx context.Context, items []partnerEarn, live []int, contracts []Contract) (map[memberAt]int64, map[string]map[string]bool, error) {
+	earned := map[memberAt]int64{}
+	taken := map[string]map[string]bool{}
+	byPartner := map[int64][]int{}
+	keys := map[string][]string{}
+	for _, i := range live {
+		if contracts[i].CapPerMemberDay > 0 {
+			byPartner[items[i].PartnerID] = append(byPartner[items[i].PartnerID], i)
+			keys[items[i].Idem.Scope] = append(keys[items[i].Idem.Scope], items[i].Idem.Key)
+		}
+	}
+	for partnerID, idx := range byPartner {
+		sums, err := t.earnedTodayBatch(ctx, partnerID, memberIDs(items, idx))
+		if err != nil {
+			return nil, nil, err
+		}
+		for id, v := range sums {
+			earned[memberAt{partnerID, id}] = v
+		}
+	}
+	for scope, ks := range keys {
+		found, err := t.ledger.TakenKeys(ctx, scope, ks)
+		if err != nil {
+			return nil, nil, err
+		}
+		taken[scope] = found
+	}
+	return earned, taken, nil
+}
+
+// errDrawDownRefused rolls back a batch whose draw-down was refused.
+var errDrawDownRefused = errors.New("draw-down refused")
+
+// commit posts reqs (the earns items[reqIdx[n]]) in one database
+// transaction: the ledger's posting, with the programme's credits recorded
+// between the key claims and the member locks, then the prepaid draw-downs
+// (charges, in partner order), the programme's rest and the webhook events
+// of the new earns. It returns the outcomes in the order of reqs; or, with
+// nothing committed, the index in reqs of an earn whose draw-down was
+// refused and why (ErrPrepaidExhausted, ErrNotPrepaid, a currency the
+// prepaid account does not hold); or the error of the whole.
+func (t *Transactions) commit(ctx context.Context, items []partnerEarn, cfgs map[int64]*partnerConfig,
+	reqs []ledger.EarnRequest, reqIdx []int, charges []money.Money) ([]BatchOutcome, int, error) {
+	res := make([]BatchOutcome, len(reqs))
+	refused := -1
+	var refusal error
+	err := database.Transaction(ctx, t.db, func(tx *gorm.DB) error {
+		var rest EarnedRest
 		var claimed func(*gorm.DB, []ledger.ClaimedEarn) error
-		if hasEarly {
+		if t.Programme != nil {
 			claimed = func(tx *gorm.DB, cs []ledger.ClaimedEarn) error {
 				earns := make([]PostedEarn, len(cs))
 				for k, c := range cs {
@@ -232,70 +264,73 @@ func (t *Transactions) EarnBatch(ctx context.Context, p Principal, items []Batch
 					if r.Points > 0 {
 						tr.Entries = []ledger.Entry{{Kind: ledger.KindPartnerIssued, OwnerID: r.PartnerID, Points: -r.Points}}
 					}
-					earns[k] = PostedEarn{PartnerID: p.PartnerID, Input: items[reqIdx[c.Index]].Input, Transaction: tr}
+					earns[k] = PostedEarn{PartnerID: r.PartnerID, Input: items[reqIdx[c.Index]].Input, Transaction: tr}
 				}
 				var err error
-				rest, err = early.CreditBatch(ctx, tx, earns)
+				rest, err = t.Programme.CreditEarns(ctx, tx, earns)
 				return err
 			}
 		}
-		res, err := t.ledger.Joined(tx).EarnBatchWith(ctx, reqs, claimed)
+		lres, err := t.ledger.Joined(tx).EarnBatchWith(ctx, reqs, claimed)
 		if err != nil {
 			return err
 		}
 		var posted []PostedEarn
-		for n, r := range res {
+		var draws []int
+		for n, r := range lres {
 			i := reqIdx[n]
 			if r.Err != nil {
-				out[i].Err = wrapEarn(items[i].Input, r.Err)
+				res[n].Err = wrapEarn(items[i].Input, r.Err)
 				continue
 			}
-			out[i].Transaction = r.Transaction
-			if !r.Transaction.Replayed {
-				posted = append(posted, PostedEarn{PartnerID: p.PartnerID, Input: items[i].Input, Transaction: r.Transaction})
+			res[n].Transaction = r.Transaction
+			if r.Transaction.Replayed {
+				continue
+			}
+			if charges[n].Minor > 0 {
+				draws = append(draws, n)
+			}
+			posted = append(posted, PostedEarn{PartnerID: items[i].PartnerID, Input: items[i].Input, Transaction: r.Transaction})
+		}
+		// Prepaid accounts are locked in partner order: two batches
+		// drawing on the same partners cannot wait for each other in a cycle.
+		slices.SortStableFunc(draws, func(a, b int) int { return cmp.Compare(reqs[a].PartnerID, reqs[b].PartnerID) })
+		for _, n := range draws {
+			ref := fmt.Sprintf("earn:%d", res[n].Transaction.ID)
+			if _, err := t.registry.DrawDown(tx, reqs[n].PartnerID, charges[n], ref); err != nil {
+				var ve *validation.Error
+				if errors.Is(err, ErrPrepaidExhausted) || errors.Is(err, ErrNotPrepaid) || errors.As(err, &ve) {
+					refused, refusal = n, err
+					return errDrawDownRefused
+				}
+				return err
 			}
 		}
 		if len(posted) == 0 {
 			return nil
 		}
-		if hasEarly {
+		if t.Programme != nil {
 			if rest == nil {
-				return fmt.Errorf("earn batch: %d earns posted without their qualifying credits", len(posted))
+				return fmt.Errorf("%d earns posted without their qualifying credits", len(posted))
 			}
 			if err := rest(ctx, tx, posted); err != nil {
 				return err
 			}
-		} else if b, ok := t.Programme.(ProgrammeBatch); ok {
-			if err := b.EarnedBatch(ctx, tx, posted); err != nil {
-				return err
-			}
-		} else if t.Programme != nil {
-			for _, e := range posted {
-				if err := t.Programme.Earned(ctx, tx, e); err != nil {
-					return err
-				}
-			}
 		}
 		for _, e := range posted {
-			if err := publish(tx, cfg, t.now(), p.PartnerID, EventTransactionPosted, ViewOf(e.Transaction)); err != nil {
+			if err := publish(tx, cfgs[e.PartnerID], t.now(), e.PartnerID, EventTransactionPosted, ViewOf(e.Transaction)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if refused >= 0 {
+		return nil, refused, refusal
+	}
 	if err != nil {
-		return nil, fmt.Errorf("earn batch of partner %d: %w", p.PartnerID, err)
+		return nil, -1, err
 	}
-	return out, nil
-}
-
-// earnEach is the batch earn by earn, each in its own database transaction.
-func (t *Transactions) earnEach(ctx context.Context, p Principal, items []BatchEarn) []BatchOutcome {
-	out := make([]BatchOutcome, len(items))
-	for i, it := range items {
-		out[i].Transaction, out[i].Err = t.Earn(ctx, p, it.Idem, it.Input)
-	}
-	return out
+	return res, -1, nil
 }
 
 func wrapEarn(in EarnInput, err error) error {
@@ -317,11 +352,24 @@ func keep(live []int, check func(i int) error, out []BatchOutcome) []int {
 }
 
 // memberIDs returns the distinct members of the given items.
-func memberIDs(items []BatchEarn, idx []int) []int64 {
+func memberIDs(items []partnerEarn, idx []int) []int64 {
 	seen := make(map[int64]bool, len(idx))
 	var ids []int64
 	for _, i := range idx {
 		if id := items[i].Input.MemberID; !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// partnerIDs returns the distinct partners of the given items.
+func partnerIDs(items []partnerEarn, idx []int) []int64 {
+	seen := make(map[int64]bool, len(idx))
+	var ids []int64
+	for _, i := range idx {
+		if id := items[i].PartnerID; !seen[id] {
 			seen[id] = true
 			ids = append(ids, id)
 		}
@@ -365,108 +413,78 @@ func (t *Transactions) earnRequest(ctx context.Context, partnerID int64, idem le
 // each member that may not transact, its error (members.ErrNotFound,
 // members.ErrMemberInactive).
 func (t *Transactions) checkMembers(ctx context.Context, ids []int64, partnerID int64) (configStamp, map[int64]error, error) {
-	stamp, errs, _, err := t.checkMembersTier(ctx, ids, partnerID, "")
-	return stamp, errs, err
+	stamps, errs, err := t.checkMembersAt(ctx, ids, []int64{partnerID})
+	return stamps[partnerID], errs, err
 }
 
-// checkMembersTier is checkMembers that also reads tierSQL (a SQL expression
-// over the member row m, "" for none) for each member found: an earn reads
-// the member's stored tier in the same round trip (ProgrammeStoredTier).
-func (t *Transactions) checkMembersTier(ctx context.Context, ids []int64, partnerID int64, tierSQL string) (configStamp, map[int64]error, map[int64]*string, error) {
-	type row struct {
-		ID             *int64
-		Status         *string
-		MergedIntoID   *int64
-		PartnerVersion int64
-		GlobalVersion  int64
-		Tier           *string
-	}
-	var rows []row
-	// One member (every single earn and burn) is compared with "=", not
-	// "= ANY(array)": PostgreSQL cannot know an array parameter's length
-	// when it weighs its generic plan, so with ANY it planned the statement
-	// afresh on most executions (~0.15 ms each).
+// checkMembersAt is checkMembers for members transacting with several
+// partners: the configuration stamp of each partner, in the same round trip.
+func (t *Transactions) checkMembersAt(ctx context.Context, ids, partnerIDs []int64) (map[int64]configStamp, map[int64]error, error) {
+	// One member (every single earn and burn alone) is compared with "=",
+	// not "= ANY(array)": PostgreSQL cannot know an array parameter's
+	// length when it weighs its generic plan, so with ANY it planned the
+	// statement afresh on most executions (~0.15 ms each).
 	match, arg := "m.id = ANY($2::bigint[])", any(ids)
 	if len(ids) == 1 {
 		match, arg = "m.id = $2::bigint", ids[0]
 	}
-	tier := "CAST(NULL AS text)"
-	if tierSQL != "" {
-		tier = tierSQL
-	}
+	// The partners' versions (partner 0: coalition-wide), then the members.
 	// Straight to the connection (database.Query): gorm's scan of a batch's
 	// members cost more than the statement.
-	err := database.Query(t.db.WithContext(ctx), `SELECT m.id, m.status, m.merged_into_id, v.partner_version, v.global_version, `+tier+` AS tier
-		FROM (SELECT coalesce((SELECT version FROM partner_config_versions WHERE partner_id = $1), 0) AS partner_version,
-		             coalesce((SELECT version FROM partner_config_versions WHERE partner_id = 0), 0) AS global_version) v
-		LEFT JOIN members m ON `+match, []any{partnerID, arg}, func(rs *sql.Rows) error {
-		var r row
-		if err := rs.Scan(&r.ID, &r.Status, &r.MergedIntoID, &r.PartnerVersion, &r.GlobalVersion, &r.Tier); err != nil {
-			return err
-		}
-		rows = append(rows, r)
-		return nil
-	})
-	if err != nil {
-		return configStamp{}, nil, nil, fmt.Errorf("get members: %w", err)
-	}
-	if len(rows) == 0 {
-		return configStamp{}, nil, nil, fmt.Errorf("get members: no configuration stamp")
-	}
-	found := make(map[int64]bool, len(rows))
+	versions := map[int64]int64{}
+	found := make(map[int64]bool, len(ids))
 	errs := map[int64]error{}
-	tiers := map[int64]*string{}
-	for _, r := range rows {
-		if r.ID == nil {
-			continue
-		}
-		found[*r.ID] = true
-		tiers[*r.ID] = r.Tier
-		m := members.Member{ID: *r.ID, Status: members.Status(*r.Status)}
-		if r.MergedIntoID != nil {
-			m.MergedIntoID = *r.MergedIntoID
-		}
-		if err := members.CanTransact(m); err != nil {
-			errs[*r.ID] = err
-		}
+	err := database.Query(t.db.WithContext(ctx), `SELECT false AS member, p.id, CAST(NULL AS text) AS status,
+			CAST(NULL AS bigint) AS merged_into_id,
+			coalesce((SELECT version FROM partner_config_versions WHERE partner_id = p.id), 0) AS version
+		FROM unnest(CAST($1 AS bigint[])) AS p(id)
+		UNION ALL
+		SELECT true, m.id, m.status, m.merged_into_id, 0 FROM members m WHERE `+match,
+		[]any{append([]int64{0}, partnerIDs...), arg}, func(rs *sql.Rows) error {
+			var member bool
+			var id, version int64
+			var status *string
+			var merged *int64
+			if err := rs.Scan(&member, &id, &status, &merged, &version); err != nil {
+				return err
+			}
+			if !member {
+				versions[id] = version
+				return nil
+			}
+			found[id] = true
+			m := members.Member{ID: id}
+			if status != nil {
+				m.Status = members.Status(*status)
+			}
+			if merged != nil {
+				m.MergedIntoID = *merged
+			}
+			if err := members.CanTransact(m); err != nil {
+				errs[id] = err
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, nil, fmt.Errorf("get members: %w", err)
+	}
+	stamps := make(map[int64]configStamp, len(partnerIDs))
+	for _, id := range partnerIDs {
+		stamps[id] = configStamp{Partner: versions[id], Global: versions[0]}
 	}
 	for _, id := range ids {
 		if !found[id] {
 			errs[id] = fmt.Errorf("get member %d: %w", id, members.ErrNotFound)
 		}
 	}
-	return configStamp{Partner: rows[0].PartnerVersion, Global: rows[0].GlobalVersion}, errs, tiers, nil
+	return stamps, errs, nil
 }
 
-// memberTiers returns the members' tiers: in one call when the programme
-// offers ProgrammeBatch (its error fails the batch), else member by member
-// (an error is that member's).
-func (t *Transactions) memberTiers(ctx context.Context, ids []int64) (map[int64]string, map[int64]error, error) {
-	tiers := map[int64]string{}
-	errs := map[int64]error{}
-	if t.Programme == nil || len(ids) == 0 {
-		return tiers, errs, nil
-	}
-	if b, ok := t.Programme.(ProgrammeBatch); ok {
-		tiers, err := b.MemberTiers(ctx, ids)
-		if err != nil {
-			return nil, nil, err
-		}
-		return tiers, errs, nil
-	}
-	for _, id := range ids {
-		tier, err := t.Programme.MemberTier(ctx, id)
-		if err != nil {
-			errs[id] = err
-			continue
-		}
-		tiers[id] = tier
-	}
-	return tiers, errs, nil
-}
-
-// earnedTodayBatch is earnedToday for many members in one round trip (and
-// one for the partner's time zone).
+// earnedTodayBatch sums the points (partner- and operator-funded) each
+// member earned at the partner today in the partner's time zone (net of
+// nothing: reversals do not give cap room back, which keeps earn-refund
+// loops from resetting the cap), in one round trip (and one for the
+// partner's time zone).
 func (t *Transactions) earnedTodayBatch(ctx context.Context, partnerID int64, ids []int64) (map[int64]int64, error) {
 	loc := time.UTC
 	if p, err := t.registry.Partner(ctx, partnerID); err == nil {
@@ -482,7 +500,7 @@ func (t *Transactions) earnedTodayBatch(ctx context.Context, partnerID int64, id
 	}
 	if err := t.db.WithContext(ctx).Raw(`SELECT member_id, COALESCE(sum(points), 0) AS points FROM ledger_transactions
 		WHERE type = 'earn' AND partner_id = ? AND member_id = ANY(CAST(? AS bigint[])) AND posted_at >= ?
-		GROUP BY member_id`, partnerID, int64Array(ids), start).Scan(&rows).Error; err != nil {
+		GROUP BY member_id`, partnerID, database.Int64Array(ids), start).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("earned today at partner %d: %w", partnerID, err)
 	}
 	out := make(map[int64]int64, len(ids))
@@ -490,14 +508,4 @@ func (t *Transactions) earnedTodayBatch(ctx context.Context, partnerID int64, id
 		out[r.MemberID] = r.Points
 	}
 	return out, nil
-}
-
-// int64Array is ids as a PostgreSQL array literal (gorm would expand a slice
-// into a list of parameters).
-func int64Array(ids []int64) string {
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = strconv.FormatInt(id, 10)
-	}
-	return "{" + strings.Join(parts, ",") + "}"
 }

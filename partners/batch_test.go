@@ -13,6 +13,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -94,7 +95,7 @@ func (e *batchEnv) partnerRule(t *testing.T, name string, edit func(*partners.Ne
 	return partners.Principal{PartnerID: p.ID}
 }
 
-func eur(minor int64) partners.Money { return partners.Money{Minor: minor, Currency: "EUR"} }
+func eur(minor int64) money.Money { return money.Money{Minor: minor, Currency: "EUR"} }
 
 // batchEarnScenario runs the same history on a fresh environment, posting
 // the batch's earns with one EarnBatch or one Earn each, and returns each
@@ -254,24 +255,19 @@ func TestEarnBatchKeysArePerPartner(t *testing.T) {
 	}
 }
 
-// fakeProgramme records how the batch calls the programme.
+// fakeProgramme records how the earn path calls the programme.
 type fakeProgramme struct {
-	tierCalls, earnedCalls, batchTierCalls, batchEarned atomic.Int64
-	posted                                              atomic.Int64
-	tier                                                string // every member's
+	batchTierCalls, credits atomic.Int64
+	posted                  atomic.Int64
+	tier                    string // every member's
+	// fail, when set, fails the credits of earns including this member, as
+	// a database error inside the batch's transaction would.
+	fail int64
 }
 
-func (f *fakeProgramme) MemberTier(context.Context, int64) (string, error) {
-	f.tierCalls.Add(1)
-	return "", nil
-}
 func (f *fakeProgramme) EarnExpiry(_ context.Context, occurred time.Time) (*time.Time, error) {
 	at := occurred.AddDate(2, 0, 0)
 	return &at, nil
-}
-func (f *fakeProgramme) Earned(context.Context, *gorm.DB, partners.PostedEarn) error {
-	f.earnedCalls.Add(1)
-	return nil
 }
 func (f *fakeProgramme) Reversed(context.Context, *gorm.DB, ledger.Transaction) error { return nil }
 func (f *fakeProgramme) MemberTiers(_ context.Context, ids []int64) (map[int64]string, error) {
@@ -282,16 +278,22 @@ func (f *fakeProgramme) MemberTiers(_ context.Context, ids []int64) (map[int64]s
 	}
 	return out, nil
 }
-func (f *fakeProgramme) EarnedBatch(_ context.Context, _ *gorm.DB, earns []partners.PostedEarn) error {
-	f.batchEarned.Add(1)
-	f.posted.Add(int64(len(earns)))
-	return nil
+func (f *fakeProgramme) CreditEarns(_ context.Context, _ *gorm.DB, earns []partners.PostedEarn) (partners.EarnedRest, error) {
+	for _, e := range earns {
+		if f.fail != 0 && e.Transaction.MemberID == f.fail {
+			return nil, errors.New("programme: connection lost")
+		}
+	}
+	f.credits.Add(1)
+	return func(_ context.Context, _ *gorm.DB, posted []partners.PostedEarn) error {
+		f.posted.Add(int64(len(posted)))
+		return nil
+	}, nil
 }
 
-// With a programme that offers ProgrammeBatch, a batch of 200 earns costs
-// the member check and the ledger's four statements; the programme is asked
-// once for the tiers and told once of the new earns (not of replays).
-// Without it, MemberTier and Earned are called per member and per earn.
+// A batch of 200 earns costs the member check and the ledger's four
+// statements; the programme is asked once for the tiers (only when the
+// price depends on them) and told once of the new earns (not of replays).
 func TestEarnBatchStatementsAndProgrammeCalls(t *testing.T) {
 	t.Parallel()
 	e := newBatchEnv(t)
@@ -336,10 +338,9 @@ func TestEarnBatchStatementsAndProgrammeCalls(t *testing.T) {
 	}
 	again := run(append(items[:100:100], batch("c", 100)...)) // half replays
 	// The rule does not depend on tiers: no tier is read.
-	if fake.tierCalls.Load() != 0 || fake.earnedCalls.Load() != 0 || fake.batchTierCalls.Load() != 0 ||
-		fake.batchEarned.Load() != 3 || fake.posted.Load() != 300 {
-		t.Errorf("programme calls: tier %d earned %d, batch tiers %d, batch earned %d with %d earns; want 0 0 0 3 300",
-			fake.tierCalls.Load(), fake.earnedCalls.Load(), fake.batchTierCalls.Load(), fake.batchEarned.Load(), fake.posted.Load())
+	if fake.batchTierCalls.Load() != 0 || fake.credits.Load() != 3 || fake.posted.Load() != 300 {
+		t.Errorf("programme calls: tiers %d, credits %d with %d earns; want 0 3 300",
+			fake.batchTierCalls.Load(), fake.credits.Load(), fake.posted.Load())
 	}
 	t.Logf("half replays: %d statements", again)
 
@@ -351,7 +352,7 @@ func TestEarnBatchStatementsAndProgrammeCalls(t *testing.T) {
 		t.Fatalf("gold batch: %v %+v, %d tier reads; want 30 points (10 times 3), one tier read", err, out[0], fake.batchTierCalls.Load())
 	}
 
-	// The programme of cmd/hub (per member and per earn until it offers ProgrammeBatch).
+	// The programme of cmd/hub.
 	e.tx.Programme = real
 	n = run(batch("r", 200))
 	t.Logf("a batch of 200 earns with the programme service: %d statements", n)
@@ -386,8 +387,7 @@ func TestEarnBatchPublishesNewEarns(t *testing.T) {
 	}
 }
 
-// A prepaid partner's batch is posted earn by earn: a draw-down the balance
-// cannot pay refuses that earn alone.
+// A draw-down the prepaid balance cannot pay refuses its earn alone.
 func TestEarnBatchPrepaid(t *testing.T) {
 	t.Parallel()
 	e := newBatchEnv(t)

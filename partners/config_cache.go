@@ -83,28 +83,6 @@ func (t *Transactions) checkMember(ctx context.Context, memberID, partnerID int6
 	return stamp, errs[memberID]
 }
 
-// checkEarner is checkMember for an earn: when the programme can name the
-// member's stored tier in SQL (ProgrammeStoredTier), the same round trip
-// reads it. The function it returns gives the member's tier, called only
-// when the price depends on it.
-func (t *Transactions) checkEarner(ctx context.Context, memberID, partnerID int64) (configStamp, func() (string, error), error) {
-	st, ok := t.Programme.(ProgrammeStoredTier)
-	if !ok {
-		stamp, err := t.checkMember(ctx, memberID, partnerID)
-		return stamp, func() (string, error) {
-			if t.Programme == nil {
-				return "", nil
-			}
-			return t.Programme.MemberTier(ctx, memberID)
-		}, err
-	}
-	stamp, errs, stored, err := t.checkMembersTier(ctx, []int64{memberID}, partnerID, st.StoredTierSQL())
-	if err != nil {
-		return configStamp{}, nil, err
-	}
-	return stamp, func() (string, error) { return st.TierFromStored(ctx, stored[memberID]) }, errs[memberID]
-}
-
 // config returns the partner's configuration as of stamp, from memory when
 // it is current, else read in one read-only snapshot and kept.
 func (t *Transactions) config(ctx context.Context, partnerID int64, stamp configStamp) (*partnerConfig, error) {

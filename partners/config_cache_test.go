@@ -7,6 +7,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
@@ -27,7 +28,7 @@ func TestEarnSeesConfigurationChangesAtOnce(t *testing.T) {
 		n++
 		ref := "cfg-" + time.Now().Format("150405.000000000")
 		tr, err := tx.Earn(ctx, e.p, ledger.Idempotency{Scope: "cfg", Key: ref}, partners.EarnInput{MemberID: e.members[0],
-			Amount: partners.Money{Minor: 10000, Currency: "EUR"}, OccurredAt: time.Now(), ExternalRef: ref})
+			Amount: money.Money{Minor: 10000, Currency: "EUR"}, OccurredAt: time.Now(), ExternalRef: ref})
 		if err != nil {
 			t.Fatalf("earn %d: %v", n, err)
 		}

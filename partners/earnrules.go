@@ -22,10 +22,6 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// Money is the hub's one money type (internal/money), named here for the
-// points API's files that still say Money.
-type Money = money.Money
-
 // RuleKind names how an earn component turns a purchase into points.
 type RuleKind string
 

@@ -10,7 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/coalitionhub/hub/internal/database"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -56,47 +56,35 @@ type Transactions struct {
 	// reversal inside its database transaction (qualifying credits, dual
 	// accrual). Package programme implements it.
 	Programme Programme
+	// GroupCommit says how single earns are gathered into batches.
+	GroupCommit GroupCommit
 
 	configs configCache
+	group   coalescer
 }
 
 // Programme is what the points API needs from the programme rules. Declared
-// here, by its consumer, so that partners does not import programme.
+// here, by its consumer, so that partners does not import programme; package
+// programme implements it.
 type Programme interface {
-	// MemberTier returns the member's tier code ("" for none).
-	MemberTier(ctx context.Context, memberID int64) (string, error)
+	// MemberTiers returns the tier code of each member asked ("" for none).
+	MemberTiers(ctx context.Context, memberIDs []int64) (map[int64]string, error)
 	// EarnExpiry returns when points earned at occurred expire (nil = no expiry of their own).
 	EarnExpiry(ctx context.Context, occurred time.Time) (*time.Time, error)
-	// Earned is called once per newly posted earn, inside its transaction.
-	Earned(ctx context.Context, tx *gorm.DB, e PostedEarn) error
+	// CreditEarns records what the earns about to be posted count toward
+	// (qualifying credits), inside their database transaction, after their
+	// idempotency keys are claimed and before the ledger locks their members.
+	// It gets each earn as it will be posted (transaction id, member,
+	// occurred_at, the partner-funded points as the issued entry) and
+	// returns the rest, called with the earns once posted.
+	CreditEarns(ctx context.Context, tx *gorm.DB, earns []PostedEarn) (EarnedRest, error)
 	// Reversed is called once per newly posted reversal, inside its transaction.
 	Reversed(ctx context.Context, tx *gorm.DB, reversal ledger.Transaction) error
 }
 
-// ProgrammeStoredTier is implemented by a programme whose members' stored
-// tier can be read by SQL in the member check an earn sends anyway, saving
-// the earn the round trip of MemberTier.
-type ProgrammeStoredTier interface {
-	// StoredTierSQL is a SQL expression of the stored tier code (NULL for
-	// none) of the member row aliased m.
-	StoredTierSQL() string
-	// TierFromStored returns what MemberTier would from the stored code.
-	TierFromStored(ctx context.Context, stored *string) (string, error)
-}
-
-// ProgrammeEarnStatement is implemented by a programme that can record an
-// earn's qualifying credit in a statement sent in the same round trip as the
-// posting (ledger.EarnThen), saving the earn the round trip of Earned.
-type ProgrammeEarnStatement interface {
-	// EarnedStatement returns the statement for the earn of in at the
-	// partner, partnerPoints of it partner-funded, and the rest of Earned,
-	// called with the posted earn (when it is not a replay) after the
-	// statement has run.
-	EarnedStatement(ctx context.Context, tx *gorm.DB, partnerID int64, in EarnInput, partnerPoints int64) (*database.Follow, EarnedRest, error)
-}
-
-// EarnedRest is what Earned does after the qualifying credit is recorded.
-type EarnedRest func(ctx context.Context, tx *gorm.DB, e PostedEarn) error
+// EarnedRest is what the programme does once the earns it credited are
+// posted, inside their transaction (upgrades, company credits).
+type EarnedRest func(ctx context.Context, tx *gorm.DB, posted []PostedEarn) error
 
 // PostedEarn is an earn the points API just posted, with the purchase it paid for.
 type PostedEarn struct {
@@ -108,14 +96,17 @@ type PostedEarn struct {
 // NewTransactions wires the points API.
 func NewTransactions(db *gorm.DB, l *ledger.Service, m *members.Service, c *members.BurnConsent,
 	registry *Service, rules *Rules, now func() time.Time) *Transactions {
-	return &Transactions{db: db, ledger: l, members: m, consent: c, registry: registry, rules: rules, now: now,
-		HoldTTL: 7 * 24 * time.Hour}
+	t := &Transactions{db: db, ledger: l, members: m, consent: c, registry: registry, rules: rules, now: now,
+		HoldTTL: 7 * 24 * time.Hour, GroupCommit: DefaultGroupCommit}
+	t.group.post = t.post
+	t.group.settings = func() GroupCommit { return t.GroupCommit }
+	return t
 }
 
 // EarnInput is an earn (or its quote) as a partner sends it.
 type EarnInput struct {
 	MemberID    int64
-	Amount      Money
+	Amount      money.Money
 	Lines       []Line
 	Activity    []Activity
 	EventCode   string
@@ -185,11 +176,10 @@ func (t *Transactions) QuoteEarn(ctx context.Context, p Principal, in EarnInput)
 
 // price checks the member and prices the earn in with the configuration in
 // force: one round trip when the partner's configuration is cached (the
-// member check with the configuration stamp and, when the programme offers
-// ProgrammeStoredTier, the member's stored tier; else a second for the tier
-// when the rule or a promotion depends on it).
+// member check with the configuration stamp), a second for the tier when the
+// rule or a promotion depends on it.
 func (t *Transactions) price(ctx context.Context, partnerID int64, in EarnInput) (*partnerConfig, Contract, Quote, error) {
-	stamp, memberTier, err := t.checkEarner(ctx, in.MemberID, partnerID)
+	stamp, err := t.checkMember(ctx, in.MemberID, partnerID)
 	if err != nil {
 		return nil, Contract{}, Quote{}, err
 	}
@@ -203,9 +193,11 @@ func (t *Transactions) price(ctx context.Context, partnerID int64, in EarnInput)
 	}
 	var tier string
 	if t.Programme != nil && cfg.tiers {
-		if tier, err = memberTier(); err != nil {
+		tiers, err := t.Programme.MemberTiers(ctx, []int64{in.MemberID})
+		if err != nil {
 			return nil, Contract{}, Quote{}, err
 		}
+		tier = tiers[in.MemberID]
 	}
 	q, err := cfg.quote(Purchase{PartnerID: partnerID, OccurredAt: in.OccurredAt, Amount: in.Amount,
 		Lines: in.Lines, Activity: in.Activity, EventCode: in.EventCode, PromoCodes: in.PromoCodes, MemberTier: tier})
@@ -237,100 +229,18 @@ func capQuote(q Quote, c Contract) Quote {
 // Earn prices and posts an earn. Idempotent under idem: a replay returns the
 // stored transaction and draws down nothing twice. Prepaid partners are
 // refused with ErrPrepaidExhausted when their balance cannot pay the points.
+//
+// The earn is an item of a batch (EarnBatch's path): concurrent earns are
+// gathered by the group commit (GroupCommit) and posted together in one
+// database transaction, each with its own outcome; an earn that arrives when
+// nothing else is in flight is posted at once. It returns once its batch has
+// committed (or failed).
 func (t *Transactions) Earn(ctx context.Context, p Principal, idem ledger.Idempotency, in EarnInput) (ledger.Transaction, error) {
 	if err := in.validate(t.now()); err != nil {
 		return ledger.Transaction{}, err
 	}
-	cfg, c, q, err := t.price(ctx, p.PartnerID, in)
-	if err != nil {
-		return ledger.Transaction{}, err
-	}
-	q = capQuote(q, c)
-	var out ledger.Transaction
-	err = database.Transaction(ctx, t.db, func(tx *gorm.DB) error {
-		points := q.Points
-		var capped int64
-		if c.CapPerMemberDay > 0 {
-			earned, err := t.earnedToday(tx, p.PartnerID, in.MemberID, c)
-			if err != nil {
-				return err
-			}
-			room := max(c.CapPerMemberDay-earned, 0)
-			if points > room {
-				capped = points - room
-				points = room
-			}
-		}
-		if points == 0 && q.OperatorFunded == 0 {
-			if capped > 0 {
-				return fmt.Errorf("member %d at partner %d: %w", in.MemberID, p.PartnerID, ErrDailyCapReached)
-			}
-			return ErrNothingToEarn
-		}
-		req, charge, err := t.earnRequest(ctx, p.PartnerID, idem, in, c, q, points, capped)
-		if err != nil {
-			return err
-		}
-		// The programme's credit travels with the posting when it can.
-		var then *database.Follow
-		var rest EarnedRest
-		if ps, ok := t.Programme.(ProgrammeEarnStatement); ok {
-			if then, rest, err = ps.EarnedStatement(ctx, tx, p.PartnerID, in, points); err != nil {
-				return err
-			}
-		}
-		tr, err := t.ledger.Joined(tx).EarnThen(ctx, req, then)
-		if err != nil {
-			return err
-		}
-		out = tr
-		if tr.Replayed {
-			return nil
-		}
-		if c.Billing == BillingPrepaid && charge > 0 {
-			ref := fmt.Sprintf("earn:%d", tr.ID)
-			if _, err := t.registry.DrawDown(tx, p.PartnerID, Money{Minor: charge, Currency: c.Currency}, ref); err != nil {
-				return err
-			}
-		}
-		posted := PostedEarn{PartnerID: p.PartnerID, Input: in, Transaction: tr}
-		if rest != nil {
-			if err := rest(ctx, tx, posted); err != nil {
-				return err
-			}
-		} else if t.Programme != nil {
-			if err := t.Programme.Earned(ctx, tx, posted); err != nil {
-				return err
-			}
-		}
-		return publish(tx, cfg, t.now(), p.PartnerID, EventTransactionPosted, ViewOf(tr))
-	})
-	if err != nil {
-		return ledger.Transaction{}, fmt.Errorf("earn for member %d: %w", in.MemberID, err)
-	}
-	return out, nil
-}
-
-// earnedToday sums the partner-funded points the member earned at the
-// partner today in the partner's time zone (net of nothing: reversals do not
-// give cap room back, which keeps earn-refund loops from resetting the cap).
-// It reads in tx only: the earn's transaction never waits for a second pool
-// connection.
-func (t *Transactions) earnedToday(tx *gorm.DB, partnerID, memberID int64, c Contract) (int64, error) {
-	loc := time.UTC
-	p, err := selectPartner(tx, partnerID, false)
-	if err != nil {
-		return 0, fmt.Errorf("partner %d: %w", partnerID, err)
-	}
-	if l, err := time.LoadLocation(p.TimeZone); err == nil {
-		loc = l
-	}
-	now := t.now().In(loc)
-	start := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
-	var sum int64
-	err = tx.Raw(`SELECT COALESCE(sum(points), 0) FROM ledger_transactions
-		WHERE type = 'earn' AND partner_id = ? AND member_id = ? AND posted_at >= ?`, partnerID, memberID, start).Scan(&sum).Error
-	return sum, err
+	o := t.group.submit(ctx, partnerEarn{PartnerID: p.PartnerID, BatchEarn: BatchEarn{Idem: idem, Input: in}})
+	return o.Transaction, o.Err
 }
 
 // TransactionView is a ledger transaction as its partner sees it, in API

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -14,8 +12,6 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
 )
-
-var _ partners.ProgrammeBatch = (*Service)(nil)
 
 // MemberTiers is MemberTier for many members, in one read (none when no
 // tiers are defined).
@@ -41,7 +37,7 @@ func (s *Service) MemberTiers(ctx context.Context, memberIDs []int64) (map[int64
 		TierCode string
 	}
 	if err := db.Raw(`SELECT member_id, tier_code FROM programme_member_tiers WHERE member_id = ANY(CAST(? AS bigint[]))`,
-		int64Array(memberIDs)).Find(&rows).Error; err != nil {
+		database.Int64Array(memberIDs)).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("tiers of %d members: %w", len(memberIDs), err)
 	}
 	for _, id := range memberIDs {
@@ -55,11 +51,11 @@ func (s *Service) MemberTiers(ctx context.Context, memberIDs []int64) (map[int64
 	return out, nil
 }
 
-// earnedBatchSQL is earnedSQL for the earns of a batch: the credits, their
+// earnedBatchSQL records the credits of the earns of a batch: the credits, their
 // running totals in lane 1 (summed per member, month and partner first: one
 // upsert per row), and, when tiers are defined (@standing), each member's
 // standing from @from on after all of its credits (the base tier rows come
-// after the member lock, in CreditBatch's rest). The members' running
+// after the member lock, in CreditEarns's rest). The members' running
 // totals are read in one index scan of the primary key for all of the
 // batch's members (= ANY of the array; a join with the unnested items made
 // PostgreSQL hash the whole table for every batch when statistics lagged a
@@ -129,33 +125,32 @@ FROM m LEFT JOIN per_member pm USING (member_id)
 	LEFT JOIN grants g ON g.member_id = m.member_id
 ORDER BY m.member_id`)
 
-var _ partners.ProgrammeEarlyBatch = (*Service)(nil)
+var _ partners.Programme = (*Service)(nil)
 
-// EarnedBatch is Earned for the new earns of a batch, inside its
-// transaction: CreditBatch, then what it leaves to do.
-func (s *Service) EarnedBatch(ctx context.Context, tx *gorm.DB, earns []partners.PostedEarn) error {
-	rest, err := s.CreditBatch(ctx, tx, earns)
-	if err != nil {
-		return err
-	}
-	return rest(ctx, tx, earns)
-}
-
-// CreditBatch records the qualifying credits of a batch's earns and adds
-// them to lane 1 of the running totals (migration 00242), in one statement
-// that also returns each member's standing. The ledger calls it between the
-// batch's idempotency claims and its member locks (partners.EarnBatch), so
-// that the members' account rows are not held while it runs; nothing it
-// locks is locked by another path before an account row (single earns and
-// reversals write lane 0).
+// CreditEarns records the qualifying credits of earns about to be posted
+// (partners.Programme): the one way an earn's credit is recorded. It adds them to
+// lane 1 of the running totals (migration 00242), in one statement that also
+// returns each member's standing. Qualifying points are the partner-funded
+// points (operator-funded bonuses do not qualify); spend counts only in the
+// policy currency. The points API calls it between the earns' idempotency
+// claims and the ledger's member locks, so that the members' account rows
+// are not held while it runs; nothing it locks is locked by another path
+// before an account row (reversals write lane 0).
 //
 // It returns the rest, to run once the earns are posted (with the posted
 // earns): the base tier row of members who have none, the exact evaluation
-// of each member whose standing crosses a threshold (as Earned does, once,
-// after all of its earns of the batch), and company credits as Earned gives
-// them. Those take tier rows and company accounts, which every path takes
-// after member accounts.
-func (s *Service) CreditBatch(ctx context.Context, tx *gorm.DB, earns []partners.PostedEarn) (func(context.Context, *gorm.DB, []partners.PostedEarn) error, error) {
+// of each member whose standing crosses a threshold (once per member, after
+// all of its earns), and the credit of the member's company when the
+// partner is a corporate partner (dual accrual). Those take tier rows and
+// company accounts, which every path takes after member accounts.
+//
+// The running totals decide whether the member may move up: whole months
+// count at least everything the window counts (a rolling window starts
+// mid-month; every earn's net credit, reversals included, is non-negative),
+// and Evaluate only goes up with more credits, so when these totals move the
+// member nowhere, the exact window cannot either. When they would, evaluate
+// decides on the exact window under the tier row's lock.
+func (s *Service) CreditEarns(ctx context.Context, tx *gorm.DB, earns []partners.PostedEarn) (partners.EarnedRest, error) {
 	done := func(context.Context, *gorm.DB, []partners.PostedEarn) error { return nil }
 	if len(earns) == 0 {
 		return done, nil
@@ -221,7 +216,7 @@ func (s *Service) CreditBatch(ctx context.Context, tx *gorm.DB, earns []partners
 		if len(untiered) > 0 && base != "" {
 			if err := tx.Exec(`INSERT INTO programme_member_tiers (member_id, tier_code, since, last_review_at, updated_at)
 				SELECT id, ?, ?, ?, ? FROM unnest(CAST(? AS bigint[])) AS id ORDER BY id
-				ON CONFLICT (member_id) DO NOTHING`, base, now, now, now, int64Array(untiered)).Error; err != nil {
+				ON CONFLICT (member_id) DO NOTHING`, base, now, now, now, database.Int64Array(untiered)).Error; err != nil {
 				return fmt.Errorf("base tier of %d members: %w", len(untiered), err)
 			}
 		}
@@ -245,12 +240,4 @@ func (s *Service) CreditBatch(ctx context.Context, tx *gorm.DB, earns []partners
 		}
 		return nil
 	}, nil
-}
-
-func int64Array(ids []int64) string {
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = strconv.FormatInt(id, 10)
-	}
-	return "{" + strings.Join(parts, ",") + "}"
 }

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/internal/database"
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -17,16 +18,16 @@ import (
 	"github.com/coalitionhub/hub/programme"
 )
 
-// BenchmarkCreditBatch measures the programme's statement of a batch earn
-// (CreditBatch: 200 qualifying credits, their running totals in lane 1 and
+// BenchmarkCreditEarns measures the programme's statement of a batch earn
+// (CreditEarns: 200 qualifying credits, their running totals in lane 1 and
 // the standing of the batch's members) on a quiet database, one client, each
 // batch rolled back so that every iteration sees the same tables: 20,000
 // members holding a tier row and ~4 months of running totals each over 20
 // partners. It isolates the statement the bench's batch workload cannot
 // measure apart from the machine's noise (docs/performance.md).
 //
-//	go test -run '^$' -bench CreditBatch -benchtime 200x ./programme/
-func BenchmarkCreditBatch(b *testing.B) {
+//	go test -run '^$' -bench CreditEarns -benchtime 200x ./programme/
+func BenchmarkCreditEarns(b *testing.B) {
 	ctx := context.Background()
 	db := testdb.New(b)
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
@@ -71,7 +72,7 @@ func BenchmarkCreditBatch(b *testing.B) {
 		for i := range earns {
 			txID++
 			earns[i] = partners.PostedEarn{PartnerID: 1 + rng.Int64N(20),
-				Input: partners.EarnInput{Amount: partners.Money{Minor: 10_000, Currency: "EUR"}},
+				Input: partners.EarnInput{Amount: money.Money{Minor: 10_000, Currency: "EUR"}},
 				Transaction: ledger.Transaction{ID: txID, MemberID: 1 + rng.Int64N(members), OccurredAt: now,
 					Entries: []ledger.Entry{{Kind: ledger.KindPartnerIssued, Points: -100}}}}
 		}
@@ -79,7 +80,7 @@ func BenchmarkCreditBatch(b *testing.B) {
 	}
 	run := func(earns []partners.PostedEarn) {
 		err := database.Transaction(ctx, db, func(tx *gorm.DB) error {
-			if _, err := prog.CreditBatch(ctx, tx, earns); err != nil {
+			if _, err := prog.CreditEarns(ctx, tx, earns); err != nil {
 				return err
 			}
 			return rollback

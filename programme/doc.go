@@ -23,8 +23,8 @@
 //     they always equal the credits' sums; an earn reads them, not the
 //     credits, to see whether the member may move up, and only then decides
 //     on the exact window. SyncWindows (daily) rebuilds them from the credits.
-//     Batch earns write theirs in lane 1 before the ledger locks their
-//     members, every other path in lane 0; readers sum the lanes and
+//     Earns write theirs in lane 1 before the ledger locks their members,
+//     reversals in lane 0; readers sum the lanes and
 //     SyncWindows folds them (docs/programme.md).
 //   - Tiers: thresholds combine with OR; an upgrade applies as soon as a
 //     threshold is crossed; a downgrade happens only at the yearly review (to

@@ -215,8 +215,7 @@ func (s *Service) Tiers(ctx context.Context) ([]Tier, error) {
 // MemberTier returns the member's tier code: the stored tier, or the base
 // tier's code when the member has none ("" when no tiers are defined).
 // One primary-key read of the member's tier code (the definitions are
-// cached), none when no tiers are defined. An earn reads the code in its
-// member check instead (StoredTierSQL).
+// cached), none when no tiers are defined.
 func (s *Service) MemberTier(ctx context.Context, memberID int64) (string, error) {
 	tiers, _, err := s.configCtx(ctx)
 	if err != nil || len(tiers) == 0 {
@@ -227,20 +226,13 @@ func (s *Service) MemberTier(ctx context.Context, memberID int64) (string, error
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("tier of member %d: %w", memberID, err)
 	}
-	return s.TierFromStored(ctx, code)
+	return s.tierFromStored(ctx, code)
 }
 
-// StoredTierSQL is the stored tier code of the member row m, for the member
-// check of an earn (partners.ProgrammeStoredTier): the earn then needs no
-// round trip of its own for the tier.
-func (s *Service) StoredTierSQL() string {
-	return `(SELECT tier_code FROM programme_member_tiers WHERE member_id = m.id)`
-}
-
-// TierFromStored returns the member's tier from its stored code (nil: none
+// tierFromStored returns the member's tier from its stored code (nil: none
 // stored yet): the base tier when the code is not a defined tier, "" when no
 // tiers are defined. The definitions are cached.
-func (s *Service) TierFromStored(ctx context.Context, stored *string) (string, error) {
+func (s *Service) tierFromStored(ctx context.Context, stored *string) (string, error) {
 	tiers, _, err := s.configCtx(ctx)
 	if err != nil || len(tiers) == 0 {
 		return "", err
@@ -439,7 +431,7 @@ func (s *Service) EarnExpiry(ctx context.Context, occurred time.Time) (*time.Tim
 // one stay); segment(s) or flight(s).
 // spend is the qualifying spend of a purchase: its amount in the policy's
 // currency, nothing in any other.
-func (p Policy) spend(m partners.Money) int64 {
+func (p Policy) spend(m money.Money) int64 {
 	if m.Currency != p.Currency {
 		return 0
 	}
@@ -461,109 +453,6 @@ func activityMetrics(acts []partners.Activity) (nights, stays, flights int64) {
 		stays = 1
 	}
 	return max(nights, 0), max(stays, 0), max(flights, 0)
-}
-
-// Earned records the qualifying credits of a posted earn, upgrades the
-// member when a threshold is crossed, and credits the member's company when
-// the partner is a corporate partner (dual accrual). Qualifying points are the
-// partner-funded points (operator-funded bonuses do not qualify); spend counts
-// only in the policy currency.
-//
-// The common case is one statement: it inserts the credit, adds it to the
-// member's running totals and returns those totals from the first month of
-// the window on, the member's tier and its grants in force. Whole months
-// count at least everything the window counts (a rolling window starts
-// mid-month; every earn's net credit, reversals included, is non-negative),
-// and Evaluate only goes up with more credits, so when these totals move the
-// member nowhere, the exact window cannot either. When they would, evaluate
-// decides on the exact window under the tier row's lock, as before.
-func (s *Service) Earned(ctx context.Context, tx *gorm.DB, e partners.PostedEarn) error {
-	tiers, p, err := s.config(tx)
-	if err != nil {
-		return err
-	}
-	tr := e.Transaction
-	var qp int64
-	for _, en := range tr.Entries {
-		if en.Kind == ledger.KindPartnerIssued {
-			qp -= int64(en.Points)
-		}
-	}
-	spend := p.spend(e.Input.Amount)
-	nights, stays, flights := activityMetrics(e.Input.Activity)
-	now := s.clock()
-	var base string
-	if len(tiers) > 0 {
-		base = tiers[0].Code
-	}
-	st, err := recordEarned(tx, credit{MemberID: tr.MemberID, TransactionID: tr.ID, PartnerID: e.PartnerID,
-		OccurredAt: tr.OccurredAt, PostedAt: now, Points: qp, Spend: spend, Nights: nights, Stays: stays,
-		Flights: flights}, base, totalsFrom(p.TierWindow, now))
-	if err != nil {
-		return err
-	}
-	return s.afterCredit(ctx, tx, tiers, p, e, st, spend, now)
-}
-
-var _ partners.ProgrammeEarnStatement = (*Service)(nil)
-
-// EarnedStatement is Earned in two steps for the single earn: the statement
-// that records the qualifying credit, which the ledger sends in the same
-// round trip as the posting (ledger.EarnThen; it finds the transaction just
-// posted through ledger.PostedEarnSetting), and the rest, run with the posted
-// transaction once the posting has answered. The credit is the same as
-// Earned's: qualifying points are the partner-funded points (known before
-// posting), the month is the stored occurred_at's.
-func (s *Service) EarnedStatement(ctx context.Context, tx *gorm.DB, partnerID int64, in partners.EarnInput, partnerPoints int64) (*database.Follow, partners.EarnedRest, error) {
-	tiers, p, err := s.config(tx)
-	if err != nil {
-		return nil, nil, err
-	}
-	spend := p.spend(in.Amount)
-	nights, stays, flights := activityMetrics(in.Activity)
-	now := s.clock()
-	var base string
-	if len(tiers) > 0 {
-		base = tiers[0].Code
-	}
-	args, err := earnedThenQuery.Args(map[string]any{"member": in.MemberID, "partner": partnerID, "points": partnerPoints,
-		"spend": spend, "nights": nights, "stays": stays, "flights": flights, "posted": now, "base": base,
-		"from": totalsFrom(p.TierWindow, now)})
-	if err != nil {
-		return nil, nil, err
-	}
-	var st standing
-	var credited *int64
-	follow := &database.Follow{SQL: earnedThenQuery.SQL, Args: args, Dest: []any{&credited, &st.Inserted, &st.Points,
-		&st.Spend, &st.Nights, &st.Stays, &st.Flights, &st.Partners, &st.Tier, &st.Grants}}
-	rest := func(ctx context.Context, tx *gorm.DB, e partners.PostedEarn) error {
-		if credited == nil || *credited != e.Transaction.ID || st.Inserted != 1 {
-			return fmt.Errorf("qualifying credits of transaction %d: the statement sent with the posting did not record them", e.Transaction.ID)
-		}
-		return s.afterCredit(ctx, tx, tiers, p, e, st, spend, now)
-	}
-	return follow, rest, nil
-}
-
-// afterCredit is what Earned does once the credit is recorded: the upgrade
-// when the running totals cross a threshold, and the company's credit.
-func (s *Service) afterCredit(ctx context.Context, tx *gorm.DB, tiers []Tier, p Policy, e partners.PostedEarn, st standing, spend int64, now time.Time) error {
-	tr := e.Transaction
-	if len(tiers) > 0 && st.Inserted > 0 {
-		d := Evaluate(tiers, EvalInput{Current: st.tier(), Credits: st.credits(), Grants: st.grants(), At: now})
-		if d.Changed {
-			if _, err := s.evaluate(tx, tr.MemberID, now, false); err != nil {
-				return fmt.Errorf("tier of member %d: %w", tr.MemberID, err)
-			}
-		}
-	}
-	if spend <= 0 {
-		return nil
-	}
-	if ok, err := s.corporate(tx, e.PartnerID); err != nil || !ok {
-		return err
-	}
-	return s.creditCompany(ctx, tx, p, e, spend)
 }
 
 type creditRow struct {

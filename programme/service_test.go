@@ -11,6 +11,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -368,7 +369,7 @@ func TestDualAccrualAndTiers(t *testing.T) {
 	if err := e.prog.AddEmployee(ctx, co.ID, emp.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	in := partners.EarnInput{MemberID: emp.ID, Amount: partners.Money{Minor: 600_000, Currency: "EUR"},
+	in := partners.EarnInput{MemberID: emp.ID, Amount: money.Money{Minor: 600_000, Currency: "EUR"},
 		Activity: []partners.Activity{{Unit: "segment", Quantity: 2}}, OccurredAt: e.clk.Now(), ExternalRef: "PNR1"}
 	// As the web layer does: the hash of the request body identifies the request.
 	idem := ledger.Idempotency{Scope: "partner:" + itoa(air.ID), Key: "ticket-1", RequestHash: []byte("body of ticket-1")}
@@ -481,7 +482,7 @@ func TestBatchEarnPricesByStoredTier(t *testing.T) {
 		id      int64
 		flights int64
 	}{{gold.ID, 10}, {blue.ID, 1}} {
-		in := partners.EarnInput{MemberID: m.id, Amount: partners.Money{Minor: 1_000, Currency: "EUR"},
+		in := partners.EarnInput{MemberID: m.id, Amount: money.Money{Minor: 1_000, Currency: "EUR"},
 			Activity: []partners.Activity{{Unit: "segment", Quantity: m.flights}}, OccurredAt: e.clk.Now(), ExternalRef: "qualify"}
 		if _, err := e.tx.Earn(ctx, pr, ledger.Idempotency{Scope: scope, Key: "qualify-" + itoa(m.id)}, in); err != nil {
 			t.Fatalf("qualifying earn: %v", err)
@@ -493,7 +494,7 @@ func TestBatchEarnPricesByStoredTier(t *testing.T) {
 	var items []partners.BatchEarn
 	for i, id := range []int64{gold.ID, blue.ID, fresh.ID} {
 		items = append(items, partners.BatchEarn{Idem: ledger.Idempotency{Scope: scope, Key: "batch-" + itoa(int64(i)), RequestHash: []byte{byte(i)}},
-			Input: partners.EarnInput{MemberID: id, Amount: partners.Money{Minor: 10_000, Currency: "EUR"}, OccurredAt: e.clk.Now(), ExternalRef: "b"}})
+			Input: partners.EarnInput{MemberID: id, Amount: money.Money{Minor: 10_000, Currency: "EUR"}, OccurredAt: e.clk.Now(), ExternalRef: "b"}})
 	}
 	out, err := e.tx.EarnBatch(ctx, pr, items)
 	if err != nil {
@@ -506,18 +507,18 @@ func TestBatchEarnPricesByStoredTier(t *testing.T) {
 	}
 }
 
-// A batch writes its running totals in lane 1 before it locks its members,
-// single earns in lane 0 after (migration 00242). Both lanes count toward the
-// tier (6 flights in one lane and 4 in the other make gold); single earns and
-// batches of one partner for the same members, all at once, neither deadlock
-// nor fail; the lanes sum to the credits, and SyncWindows folds them into lane
-// 0 without calling that drift.
+// Earns write their running totals in lane 1 before the ledger locks their
+// members (migration 00242), and SyncWindows folds them into lane 0: both
+// lanes count toward the tier; single earns (gathered by the group commit)
+// and batches of one partner for the same members, all at once, neither
+// deadlock nor fail; the lanes sum to the credits, and SyncWindows folds them
+// without calling that drift.
 func TestBatchAndSingleEarnsShareRunningTotals(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e, pr, scope := newFlightTiers(t)
 	flights := func(n int64, ref string) partners.EarnInput {
-		return partners.EarnInput{Amount: partners.Money{Minor: 1_000, Currency: "EUR"}, OccurredAt: e.clk.Now(),
+		return partners.EarnInput{Amount: money.Money{Minor: 1_000, Currency: "EUR"}, OccurredAt: e.clk.Now(),
 			Activity: []partners.Activity{{Unit: "segment", Quantity: n}}, ExternalRef: ref}
 	}
 	m := e.member("lanes@example.com", "")

@@ -10,14 +10,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
-
-	"github.com/coalitionhub/hub/internal/database"
-	"github.com/coalitionhub/hub/ledger"
 )
 
 // Running totals of qualifying credits (programme_member_windows): one row
 // per member, UTC calendar month of occurred_at, partner and lane (1 for
-// batch earns, 0 for everything else; readers sum them), changed in the
+// earns, 0 for reversals; readers sum them), changed in the
 // same statement that inserts a qualifying credit. An earn decides whether
 // the member may move up from these rows (at most 13 months of them) instead
 // of summing every credit of its window; programme_qualifying_credits stays
@@ -33,7 +30,7 @@ func monthOf(t time.Time) time.Time {
 // totalsFrom returns the first month whose running totals an earn at at
 // reads: the month in which the tier window (outside the review) starts.
 // Whole months cover the window and possibly a little before it (a rolling
-// window starts mid-month), never less: see Earned.
+// window starts mid-month), never less: see CreditEarns.
 func totalsFrom(w TierWindow, at time.Time) time.Time {
 	from, _ := Window(w, at, false)
 	return monthOf(from)
@@ -68,21 +65,6 @@ const insertCredit = `credit AS (
 	RETURNING member_id, transaction_id, CAST(@month AS date) AS month
 )` + creditBucket
 
-// creditPosted is insertCredit for the earn posted just before in the same
-// database transaction (ledger.PostedEarnSetting; nothing when the setting
-// does not name an earn of @member at @partner): its id and occurred_at come
-// from the transaction row, the month from occurred_at as monthOf computes it.
-const creditPosted = `credit AS (
-	INSERT INTO programme_qualifying_credits (member_id, transaction_id, reverses_id, partner_id, occurred_at,
-		qualifying_points, spend_minor, nights, stays, flights, posted_at)
-	SELECT t.member_id, t.id, NULL, CAST(@partner AS bigint), t.occurred_at, @points, @spend, @nights, @stays, @flights, @posted
-	FROM ledger_transactions t
-	WHERE t.id = CAST(nullif(current_setting('` + ledger.PostedEarnSetting + `', true), '') AS bigint)
-		AND t.member_id = CAST(@member AS bigint) AND t.partner_id = CAST(@partner AS bigint) AND t.type = 'earn'
-	ON CONFLICT (transaction_id) DO NOTHING
-	RETURNING member_id, transaction_id, CAST(date_trunc('month', occurred_at AT TIME ZONE 'UTC') AS date) AS month
-)` + creditBucket
-
 // creditBucket adds the credit (when one was inserted) to the running
 // totals of its month (the credit CTE's month) and partner.
 const creditBucket = `, bucket AS (
@@ -96,51 +78,8 @@ const creditBucket = `, bucket AS (
 	RETURNING month, partner_id, qualifying_points, spend_minor, nights, stays, flights
 )`
 
-// earnedSQL is the one statement of an earn: the credit and its running
-// totals, the member's base tier row when it has none (a new row counts as
-// reviewed now, as in evaluate), and what the upgrade check needs: the
-// member's totals from @from on (the statement's snapshot does not see the
-// bucket it just changed, so that row comes from RETURNING), its tier and
-// the tiers of its grants in force.
-var earnedSQL = `WITH ` + insertCredit + earnedStanding
-
-// earnedThenSQL is earnedSQL for the earn just posted (creditPosted), sent in
-// the posting's round trip. Both answer the credited transaction's id first
-// (NULL when they credited nothing).
-var earnedThenSQL = `WITH ` + creditPosted + earnedStanding
-
-// earnedStanding is the rest of earnedSQL after the credit and its bucket.
-const earnedStanding = `, tier_row AS (
-	INSERT INTO programme_member_tiers (member_id, tier_code, since, last_review_at, updated_at)
-	SELECT member_id, @base, @posted, @posted, @posted FROM credit WHERE @base <> ''
-	ON CONFLICT (member_id) DO NOTHING
-), per_partner AS (
-	SELECT partner_id, sum(qualifying_points) AS points, sum(spend_minor) AS spend, sum(nights) AS nights,
-		sum(stays) AS stays, sum(flights) AS flights
-	FROM (SELECT partner_id, qualifying_points, spend_minor, nights, stays, flights FROM programme_member_windows w
-			WHERE w.member_id = CAST(@member AS bigint) AND w.month >= @from
-			AND NOT EXISTS (SELECT 1 FROM bucket b WHERE b.month = w.month AND b.partner_id = w.partner_id AND w.lane = 0)
-		UNION ALL
-		SELECT partner_id, qualifying_points, spend_minor, nights, stays, flights FROM bucket WHERE month >= @from) r
-	GROUP BY partner_id
-)
-SELECT (SELECT transaction_id FROM credit) AS credited, (SELECT count(*) FROM credit) AS inserted,
-	coalesce(sum(points), 0) AS points, coalesce(sum(spend), 0) AS spend, coalesce(sum(nights), 0) AS nights,
-	coalesce(sum(stays), 0) AS stays, coalesce(sum(flights), 0) AS flights,
-	count(*) FILTER (WHERE points > 0) AS partners,
-	(SELECT tier_code FROM programme_member_tiers WHERE member_id = CAST(@member AS bigint)) AS tier,
-	(SELECT string_agg(tier_code, ',') FROM programme_tier_grants WHERE member_id = CAST(@member AS bigint)
-		AND starts_at <= @posted AND (ends_at IS NULL OR ends_at > @posted)) AS grants
-FROM per_partner`
-
-// earnedQuery and earnedThenQuery are earnedSQL and earnedThenSQL compiled
-// to positional arguments.
-var (
-	earnedQuery     = database.CompileNamed(earnedSQL)
-	earnedThenQuery = database.CompileNamed(earnedThenSQL)
-)
-
-// standing is what earnedSQL returns.
+// standing is a member's running totals, tier and grants in force, as the
+// statement that records a batch's credits returns them (earnedBatchSQL).
 type standing struct {
 	Inserted                                        int64
 	Points, Spend, Nights, Stays, Flights, Partners int64
@@ -171,28 +110,6 @@ func (st standing) grants() []Grant {
 		gs = append(gs, Grant{TierCode: code})
 	}
 	return gs
-}
-
-// recordEarned inserts an earn's qualifying credit, adds it to the running
-// totals and returns the member's standing over the months from from on.
-// base is the base tier's code ("" when no tiers are defined).
-// It goes straight to the connection (database.QueryRow): through gorm, the
-// expansion of its thirty named arguments was a tenth of the hub's CPU per
-// earn.
-func recordEarned(tx *gorm.DB, c credit, base string, from time.Time) (standing, error) {
-	values := c.args()
-	values["base"], values["from"] = base, from
-	args, err := earnedQuery.Args(values)
-	if err != nil {
-		return standing{}, err
-	}
-	var st standing
-	var credited *int64
-	if err := database.QueryRow(tx, earnedQuery.SQL, args, &credited, &st.Inserted, &st.Points, &st.Spend, &st.Nights, &st.Stays,
-		&st.Flights, &st.Partners, &st.Tier, &st.Grants); err != nil {
-		return standing{}, fmt.Errorf("qualifying credits of transaction %d: %w", c.TransactionID, err)
-	}
-	return st, nil
 }
 
 // recordReversal inserts a reversal's negative qualifying credit and takes it
@@ -238,7 +155,7 @@ func (s *Service) syncRange(ctx context.Context, lo, hi int64, keep time.Time) (
 				ORDER BY member_id, month, partner_id, lane FOR UPDATE`, lo, hi).Error; err != nil {
 				return err
 			}
-			// Lane 1 (batch earns, migration 00242) is folded into lane 0;
+			// Lane 1 (earns, migration 00242) is folded into lane 0;
 			// drift is the difference between the truth and the sum of the
 			// lanes, so folding alone does not count.
 			return tx.Raw(`WITH truth AS (

@@ -77,12 +77,12 @@ func TestCloseMonth(t *testing.T) {
 	// October. The contract change of A applies from 15 October.
 	e.clk.Set(at(2026, 10, 1, 9, 0))
 	e.contract(a, at(2026, 10, 15, 0, 0), "0.0125", "0.006", "0.5", "0", partners.BillingPostpaid)
-	if _, err := e.partners.TopUp(e.ctx, c, partners.Money{Minor: 10000, Currency: "EUR"}, "SEPA-1", "test"); err != nil {
+	if _, err := e.partners.TopUp(e.ctx, c, money.Money{Minor: 10000, Currency: "EUR"}, "SEPA-1", "test"); err != nil {
 		t.Fatal(err)
 	}
 	cEarn := e.earn(at(2026, 10, 2, 12, 0), m3, c, 1000, at(2026, 10, 2, 12, 0), nil, "C-1")
 	if err := e.db.Transaction(func(tx *gorm.DB) error {
-		_, err := e.partners.DrawDown(tx, c, partners.Money{Minor: 500, Currency: "EUR"}, fmt.Sprintf("earn:%d", cEarn.ID))
+		_, err := e.partners.DrawDown(tx, c, money.Money{Minor: 500, Currency: "EUR"}, fmt.Sprintf("earn:%d", cEarn.ID))
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -114,12 +114,11 @@ func TestEarnBatchResultsPerItem(t *testing.T) {
 // batch's transaction would.
 type brokenProgramme struct{ partners.Programme }
 
-func (brokenProgramme) MemberTier(context.Context, int64) (string, error) { return "", nil }
 func (brokenProgramme) EarnExpiry(context.Context, time.Time) (*time.Time, error) {
 	return nil, nil
 }
-func (brokenProgramme) Earned(context.Context, *gorm.DB, partners.PostedEarn) error {
-	return errors.New("programme: connection lost")
+func (brokenProgramme) CreditEarns(context.Context, *gorm.DB, []partners.PostedEarn) (partners.EarnedRest, error) {
+	return nil, errors.New("programme: connection lost")
 }
 
 // A failure of the batch's database transaction answers the whole request

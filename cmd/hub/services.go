@@ -69,6 +69,7 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 	// [programme] services
 	svc.programme = programme.NewService(a.db, l, m, c, now)
 	svc.transactions.Programme = svc.programme
+	svc.transactions.GroupCommit = partners.GroupCommit{MaxItems: a.cfg.EarnBatchMax, Wait: a.cfg.EarnBatchWait}
 	return svc, nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +23,16 @@ func TestParseFlagsRefusesTheDemoDatabase(t *testing.T) {
 	}
 	if o.duration != 10*time.Second || o.settleTx != 200_000 || len(o.workloads) != 2 || dbName(o.dbURL) != "hub_bench" {
 		t.Fatalf("quick options %+v; want 10s, 200000 settle tx, 2 workloads, database hub_bench", o)
+	}
+	if o, err := parseFlags([]string{"-workloads", "earn-scale,burn@2"}); err != nil ||
+		strings.Join(o.workloads, ",") != "earn-spread@1,earn-spread@4,earn-spread@16,earn-spread@64,burn@2" {
+		t.Fatalf("earn-scale,burn@2: workloads %v (%v)", o.workloads, err)
+	}
+	if kind, n := splitWorkload("earn-spread@4", 16); kind != "earn-spread" || n != 4 {
+		t.Fatalf("earn-spread@4 = %s with %d clients", kind, n)
+	}
+	if _, err := parseFlags([]string{"-workloads", "settle@2"}); err == nil {
+		t.Fatal("parseFlags accepted clients for settle")
 	}
 	if _, err := parseFlags([]string{"-workloads", "nope"}); err == nil {
 		t.Fatal("parseFlags accepted an unknown workload")

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,7 +127,7 @@ func runHTTP(ctx context.Context, o options, workloads []string) ([]WorkloadResu
 			break
 		}
 		s.codeRound = round
-		if w == "burn" || w == "mix" {
+		if kind, _ := splitWorkload(w, 0); kind == "burn" || kind == "mix" {
 			if err := issueCodes(ctx, db, s, round); err != nil {
 				return nil, mach, fmt.Errorf("issue redemption codes: %w", err)
 			}
@@ -249,8 +250,8 @@ func runWorkload(ctx context.Context, o options, name string, hc *http.Client, b
 	runID := fmt.Sprintf("%s-%d", name, time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
-	n := o.clients
-	if name == "batch" {
+	kind, n := splitWorkload(name, o.clients)
+	if kind == "batch" {
 		n = o.batchClients
 	}
 	clients := make([]*client, n)
@@ -265,7 +266,7 @@ func runWorkload(ctx context.Context, o options, name string, hc *http.Client, b
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				n := c.step(ctx, name)
+				n := c.step(ctx, kind)
 				done.Add(n)
 			}
 		}()
@@ -319,6 +320,21 @@ func runWorkload(ctx context.Context, o options, name string, hc *http.Client, b
 	r.OpsPerSec = float64(r.Ops) / elapsed.Seconds()
 	r.ReqPerSec = float64(r.Requests) / elapsed.Seconds()
 	return r
+}
+
+// splitWorkload splits a workload name into its kind and its clients: a
+// name may end in "@N" (earn-spread@4: the earn-spread workload with 4
+// clients); without it, the workload has def clients.
+func splitWorkload(name string, def int) (string, int) {
+	kind, clients, ok := strings.Cut(name, "@")
+	if !ok {
+		return name, def
+	}
+	n, err := strconv.Atoi(clients)
+	if err != nil || n < 1 {
+		return kind, def
+	}
+	return kind, n
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

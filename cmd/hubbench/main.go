@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,7 @@ type options struct {
 	batchSize     int
 	batchClients  int
 	hubConns      int
+	hubPort       int
 	settleTx      int
 	settleMembers int
 	settlePartner int
@@ -54,6 +56,12 @@ type options struct {
 }
 
 var allWorkloads = []string{"earn-spread", "earn-hot", "burn", "burn-pin", "mix", "batch", "settle"}
+
+// earnScale is what the workload earn-scale stands for: single earns at 1, 4,
+// 16 and 64 clients, so that the group commit's cost at low load (p50 at one
+// client) shows beside its gain at high load. Any workload may be written
+// with "@clients" that way.
+var earnScale = []string{"earn-spread@1", "earn-spread@4", "earn-spread@16", "earn-spread@64"}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "close-period" {
@@ -92,7 +100,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL for the bench hub (default: HUB_REDIS_URL with database 13)")
 	fs.StringVar(&o.hubBin, "hub", "bin/hub", "the hub binary to start (built by `make build`)")
 	fs.StringVar(&o.outDir, "out", "bench-results", "where the JSON result is written")
-	fs.StringVar(&workloads, "workloads", strings.Join(allWorkloads, ","), "comma-separated workloads: "+strings.Join(allWorkloads, ", "))
+	fs.StringVar(&workloads, "workloads", strings.Join(allWorkloads, ","), "comma-separated workloads: "+strings.Join(allWorkloads, ", ")+
+		", earn-scale ("+strings.Join(earnScale, ", ")+"); a workload@N runs with N clients")
 	fs.IntVar(&o.clients, "clients", 16, "concurrent closed-loop clients")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "duration of each HTTP workload")
 	fs.IntVar(&o.partners, "partners", 20, "partners (each with a contract, an earn rule and an API client)")
@@ -101,6 +110,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.batchSize, "batch-size", 200, "earns per batch request")
 	fs.IntVar(&o.batchClients, "batch-clients", 4, "concurrent clients of the batch workload (each sends a whole batch)")
 	fs.IntVar(&o.hubConns, "hub-conns", 32, "HUB_DB_MAX_CONNS of the bench hub")
+	fs.IntVar(&o.hubPort, "hub-port", 0, "loopback port of the bench hub (default: any free port)")
 	fs.IntVar(&o.settleTx, "settle-tx", 5_000_000, "transactions in the generated settlement month (0 skips)")
 	fs.IntVar(&o.settleMembers, "settle-members", 1_000_000, "members in the generated settlement month")
 	fs.IntVar(&o.settlePartner, "settle-partners", 20, "partners in the generated settlement month")
@@ -129,8 +139,16 @@ func parseFlags(args []string) (options, error) {
 		if w == "" {
 			continue
 		}
-		if !contains(allWorkloads, w) {
-			return o, fmt.Errorf("unknown workload %q (have %s)", w, strings.Join(allWorkloads, ", "))
+		if w == "earn-scale" {
+			o.workloads = append(o.workloads, earnScale...)
+			continue
+		}
+		kind, n, hasClients := strings.Cut(w, "@")
+		if !contains(allWorkloads, kind) {
+			return o, fmt.Errorf("unknown workload %q (have %s, earn-scale)", w, strings.Join(allWorkloads, ", "))
+		}
+		if c, err := strconv.Atoi(n); hasClients && (err != nil || c < 1 || kind == "settle") {
+			return o, fmt.Errorf("workload %q: @ takes a number of clients >= 1, and not for settle", w)
 		}
 		o.workloads = append(o.workloads, w)
 	}

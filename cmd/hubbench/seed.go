@@ -232,7 +232,7 @@ type hubProc struct {
 // startHub starts `hub all` against the bench database with the per-client
 // rate limit lifted and waits for /readyz.
 func startHub(ctx context.Context, o options, dbURL, key string) (*hubProc, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", o.hubPort))
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,13 @@ type Config struct {
 	// tests. Off by default: receivers must then be https URLs of public
 	// hosts. Private ranges stay refused either way (package netguard).
 	WebhookAllowLoopback bool
+	// EarnBatchMax (HUB_EARN_BATCH_MAX) and EarnBatchWait
+	// (HUB_EARN_BATCH_WAIT) shape the group commit of single earns: a batch
+	// is posted as soon as EarnBatchMax earns wait, or when the first of
+	// them has waited EarnBatchWait behind a batch in flight. An earn that
+	// arrives when nothing is in flight never waits.
+	EarnBatchMax  int
+	EarnBatchWait time.Duration
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map
@@ -81,6 +88,13 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ClientBurst, err = intVar(get, "HUB_CLIENT_BURST", 40); err != nil {
 		return c, err
+	}
+	if c.EarnBatchMax, err = intVar(get, "HUB_EARN_BATCH_MAX", 64); err != nil {
+		return c, err
+	}
+	waitText := get("HUB_EARN_BATCH_WAIT", "1ms")
+	if c.EarnBatchWait, err = time.ParseDuration(waitText); err != nil || c.EarnBatchWait < 0 || c.EarnBatchWait > time.Second {
+		return c, fmt.Errorf("HUB_EARN_BATCH_WAIT must be a Go duration from 0 to 1s such as 1ms, got %q", waitText)
 	}
 	rateText := get("HUB_CLIENT_RATE", "20")
 	if c.ClientRate, err = strconv.ParseFloat(rateText, 64); err != nil || c.ClientRate <= 0 {

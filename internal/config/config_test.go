@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(m map[string]string) func(string) string {
@@ -17,6 +18,9 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if c.HTTPAddr != "127.0.0.1:8080" || c.PublicURL != "http://127.0.0.1:8080" {
 		t.Fatalf("defaults: got addr %q public %q", c.HTTPAddr, c.PublicURL)
+	}
+	if c.EarnBatchMax != 64 || c.EarnBatchWait != time.Millisecond {
+		t.Fatalf("defaults: earn batches of %d, waiting %s; want 64, 1ms", c.EarnBatchMax, c.EarnBatchWait)
 	}
 	if c.WebhookAllowLoopback {
 		t.Fatal("defaults: webhooks to loopback allowed; want refused unless HUB_WEBHOOK_ALLOW_LOOPBACK=1")
@@ -37,6 +41,8 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		"HUB_LOG_LEVEL":              {"HUB_LOG_LEVEL": "loud"},
 		"HUB_PPROF_ADDR":             {"HUB_PPROF_ADDR": "0.0.0.0:6060"},
 		"HUB_WEBHOOK_ALLOW_LOOPBACK": {"HUB_WEBHOOK_ALLOW_LOOPBACK": "yes"},
+		"HUB_EARN_BATCH_MAX":         {"HUB_EARN_BATCH_MAX": "0"},
+		"HUB_EARN_BATCH_WAIT":        {"HUB_EARN_BATCH_WAIT": "-1ms"},
 	}
 	for name, e := range cases {
 		_, err := Load(env(e))
