@@ -230,6 +230,14 @@ func TestBrowserMemberClaimsAndPays(t *testing.T) {
 	b.run(t, "sign in as the new member", chromedp.SendKeys(chromedp.CSS("#password"), "joão's first passphrase"),
 		chromedp.Click(chromedp.CSS("#login-submit")), chromedp.WaitVisible(chromedp.CSS("#balance-available")))
 	b.expectText(t, "#balance-available", "0")
+
+	// The mail catcher's own pages show what the hub sent.
+	b.run(t, "the catcher's list", chromedp.Navigate(mc.WebURL+"/"), chromedp.WaitVisible(chromedp.CSS("#messages")))
+	b.shots2(t, "mailcatcher")
+	b.run(t, "a message in the catcher", chromedp.Navigate(fmt.Sprintf("%s/messages/%d", mc.WebURL, claim.ID)),
+		chromedp.WaitVisible(chromedp.CSS("#text")))
+	b.expectContains(t, "#text", "card")
+	b.shots2(t, "mailcatcher-message")
 	b.assertNoConsoleErrors(t)
 
 	rep, err := ledger.Audit(ctx, db)

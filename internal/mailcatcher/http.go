@@ -119,7 +119,7 @@ func (c *Catcher) messagePage(w http.ResponseWriter, r *http.Request) {
 func page(w http.ResponseWriter, title string, body *template.Template, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-src 'self'; base-uri 'none'; form-action 'none'")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-src 'self'; base-uri 'none'; form-action 'none'")
 	var b strings.Builder
 	if err := body.Execute(&b, map[string]any{"Title": title, "Data": data}); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
