@@ -144,7 +144,7 @@ func (s *Service) Claim(ctx context.Context, r ClaimRequest) error {
 	card, email := strings.TrimSpace(r.CardNumber), strings.TrimSpace(r.Email)
 	if (card == "") == (email == "") {
 		ve := &validation.Error{}
-		ve.Add("card_number", "give the card number or the email address on file, not both")
+		ve.Add("card_number", "give either the card number or the email address on file (exactly one)")
 		return ve
 	}
 	db := s.db.WithContext(ctx)
