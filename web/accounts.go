@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -172,7 +173,11 @@ func (s *Server) accountPage(c *gin.Context, status int, name, title string, dat
 func (s *Server) accountRefusal(c *gin.Context, err error) (int, string) {
 	p, _ := problemFor(err)
 	setRetryAfter(c, err)
-	return max(p.Status, http.StatusBadRequest), s.friendly(c, err)
+	status := max(p.Status, http.StatusBadRequest)
+	if fc := (*validation.Cause)(nil); errors.As(err, &fc) && fc.Field == "token" {
+		return status, "This link " + fc.Message + "."
+	}
+	return status, s.friendly(c, err)
 }
 
 func (s *Server) portalSignupPage(c *gin.Context) {
