@@ -16,6 +16,7 @@ import (
 	"github.com/coalitionhub/hub/internal/mailcatcher"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
+	"github.com/coalitionhub/hub/partners"
 )
 
 // accountsEnv is a contract-checked hub with the member base, and a real
@@ -304,4 +305,88 @@ func TestAccountMailRequestsAreLimitedPerAddress(t *testing.T) {
 	e.expect(202, "", "POST", "/v1/me/signup", "", map[string]string{"email": "a@example.test"})
 	e.expect(202, "", "POST", "/v1/me/claim", "", map[string]string{"email": "b@example.test"})
 	e.expect(429, "rate_limited", "POST", "/v1/me/password-reset", "", map[string]string{"email": "c@example.test"})
+}
+
+// The portal's account pages: a forged form is refused, bad input is shown
+// on the form with its status and changes nothing (the link stays usable),
+// a PIN is set from the pay-with-points page, and "sign out everywhere"
+// ends every session.
+func TestPortalAccountPages(t *testing.T) {
+	t.Parallel()
+	e := newUIEnv(t, nil)
+	air := e.partner("Sky Air", partners.SectorAirline)
+	m := e.member("kim@example.test", air.ID, 100)
+	b := e.browser()
+
+	login := b.page("/portal/login")
+	for _, link := range []string{`href="/portal/reset"`, `href="/portal/claim"`, `href="/portal/signup"`} {
+		if !strings.Contains(login, link) {
+			t.Fatalf("sign-in page lacks %s", link)
+		}
+	}
+	claim := b.page("/portal/claim")
+	if st, _, _ := b.post("/portal/claim", url.Values{"csrf": {"forged"}, "card_number": {m.CardNumber}}); st != http.StatusForbidden {
+		t.Fatalf("claim with a forged form: %d, want 403", st)
+	}
+	st, body, _ := b.post("/portal/claim", url.Values{"csrf": {csrfOf(t, claim)}, "card_number": {"12"}})
+	if st != http.StatusBadRequest || !strings.Contains(body, `id="error"`) || !strings.Contains(body, "card number") {
+		t.Fatalf("claim with a bad card: %d; want 400 with the error on the form", st)
+	}
+	var queued int64
+	e.db.Raw(`SELECT count(*) FROM outbound_mail`).Scan(&queued)
+	if queued != 0 {
+		t.Fatalf("%d mails queued by refused forms", queued)
+	}
+	reset := b.page("/portal/reset")
+	st, body, _ = b.post("/portal/reset", url.Values{"csrf": {csrfOf(t, reset)}, "email": {"kim@example.test"}})
+	if st != http.StatusOK || !strings.Contains(body, `id="sent"`) {
+		t.Fatalf("reset: %d", st)
+	}
+	var data string
+	e.db.Raw(`SELECT data->>'token' FROM outbound_mail`).Scan(&data)
+	verify := b.page("/portal/verify?token=" + data)
+	st, body, _ = b.post("/portal/verify", url.Values{"csrf": {csrfOf(t, verify)}, "token": {data},
+		"password": {"qwertyuiop"}, "password_again": {"qwertyuiop"}})
+	if st != http.StatusBadRequest || !strings.Contains(body, "too easy to guess") || !strings.Contains(body, `id="verify-form"`) {
+		t.Fatalf("weak password: %d; want 400 with the form shown again", st)
+	}
+	st, _, h := b.post("/portal/verify", url.Values{"csrf": {csrfOf(t, verify)}, "token": {data},
+		"password": {"kim's new passphrase"}, "password_again": {"kim's new passphrase"}})
+	if st != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/portal/login?email=kim%40example.test") {
+		t.Fatalf("verify: %d → %q", st, h.Get("Location"))
+	}
+	if st, _, _ := b.get("/portal/verify?token=" + data); st != http.StatusGone {
+		t.Fatalf("the used link's page: %d, want 410", st)
+	}
+
+	// Signed in: PIN and sign out everywhere.
+	body = b.page("/portal/login")
+	if st, _, _ := b.post("/portal/login", url.Values{"csrf": {csrfOf(t, body)}, "email": {"kim@example.test"}, "password": {"kim's new passphrase"}}); st != http.StatusSeeOther {
+		t.Fatalf("sign in with the new password: %d", st)
+	}
+	redeem := b.page("/portal/redeem")
+	if !strings.Contains(redeem, "no PIN yet") {
+		t.Fatal("pay-with-points page does not say there is no PIN")
+	}
+	if st, _, h := b.post("/portal/pin", url.Values{"csrf": {csrfOf(t, redeem)}, "pin": {"1234"}, "pin_again": {"4321"}}); st != http.StatusSeeOther || h.Get("Location") != "/portal/redeem" {
+		t.Fatalf("mismatched PIN: %d", st)
+	}
+	if at, _ := members.NewBurnConsent(e.db, e.clock.Now, members.DefaultConsentPolicy).PINSetAt(e.ctx, m.ID); at != nil {
+		t.Fatal("a mismatched PIN was set")
+	}
+	b.post("/portal/pin", url.Values{"csrf": {csrfOf(t, redeem)}, "pin": {"2468"}, "pin_again": {"2468"}})
+	if !strings.Contains(b.page("/portal/redeem"), "Your PIN was set") {
+		t.Fatal("the PIN is not shown as set")
+	}
+	consent := b.page("/portal/consent")
+	if !strings.Contains(consent, `id="session-current"`) {
+		t.Fatal("privacy page does not list this session")
+	}
+	if st, _, h := b.post("/portal/sessions/end-all", url.Values{"csrf": {csrfOf(t, consent)}}); st != http.StatusSeeOther || h.Get("Location") != "/portal/login" {
+		t.Fatalf("sign out everywhere: %d → %q", st, h.Get("Location"))
+	}
+	open, err := e.mem.OpenSessions(e.ctx, m.ID)
+	if err != nil || len(open) != 0 {
+		t.Fatalf("open sessions after signing out everywhere: %v (%v)", open, err)
+	}
 }
