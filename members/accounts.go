@@ -331,6 +331,22 @@ func (s *Service) UseLink(ctx context.Context, token, password string) (Redeemed
 func (s *Service) useLink(ctx context.Context, hash []byte, pw []byte) (Redeemed, error) {
 	var out Redeemed
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Locks in one order, so that uses of links of one address or one
+		// account wait for each other instead of deadlocking: the address
+		// (an advisory lock), the account, then the link. A password change
+		// takes the account first too.
+		peek, err := linkByHash(tx, hash, false)
+		if err != nil {
+			return err
+		}
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtext('member-link'), hashtext(?))`, peek.Email).Error; err != nil {
+			return err
+		}
+		if peek.MemberID != nil {
+			if _, err := getMemberRow(tx, *peek.MemberID, true); err != nil {
+				return err
+			}
+		}
 		r, err := linkByHash(tx, hash, true)
 		if err != nil {
 			return err

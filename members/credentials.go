@@ -60,7 +60,8 @@ func (s *Service) setPassword(ctx context.Context, memberID int64, password, kee
 		return err
 	}
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := getMemberRow(tx, memberID, false); err != nil {
+		// The account's lock first, as a link's use takes it (no deadlock).
+		if _, err := getMemberRow(tx, memberID, true); err != nil {
 			return err
 		}
 		now := s.clock()
