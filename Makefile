@@ -11,6 +11,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
 ## run: install/start PostgreSQL and Redis if needed, migrate, seed the demo coalition, serve
 run: check-go services build
 	@CGO_ENABLED=0 bash scripts/gobuild.sh "the partner simulator" -o=bin/partnersim ./cmd/partnersim
+	@CGO_ENABLED=0 bash scripts/gobuild.sh "the mail catcher" -o=bin/mailcatcher ./cmd/mailcatcher
 	@bash scripts/run.sh
 
 ## test: the same services, then gofmt, go vet, staticcheck, the lint of the API document, the whole suite

@@ -44,23 +44,24 @@ func throttleKey(memberID int64, email string) string {
 	return "email:" + email
 }
 
-// SetPassword sets the member's portal password (10 to 72 characters,
-// stored as a bcrypt hash) and ends every session of the member: it is the
+// SetPassword sets the member's portal password (passwordRule: 10 to 72
+// characters and not easy to guess; stored as a bcrypt hash) and ends every session of the member: it is the
 // operator's reset, so nobody signed in before it stays signed in.
 func (s *Service) SetPassword(ctx context.Context, memberID int64, password string) error {
 	return s.setPassword(ctx, memberID, password, "")
 }
 
 func (s *Service) setPassword(ctx context.Context, memberID int64, password, keepSession string) error {
-	if len(password) < 10 || len(password) > 72 {
-		return validation.New("password", "must be 10 to 72 characters")
+	if msg := passwordRule(password); msg != "" {
+		return validation.New("password", msg)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.passwordCost)
 	if err != nil {
 		return err
 	}
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := getMemberRow(tx, memberID, false); err != nil {
+		// The account's lock first, as a link's use takes it (no deadlock).
+		if _, err := getMemberRow(tx, memberID, true); err != nil {
 			return err
 		}
 		now := s.clock()
@@ -70,7 +71,12 @@ func (s *Service) setPassword(ctx context.Context, memberID int64, password, kee
 			memberID, string(hash), now).Error; err != nil {
 			return err
 		}
-		return endSessions(tx, memberID, keepSession, EndPasswordChanged, now)
+		if err := endSessions(tx, memberID, keepSession, EndPasswordChanged, now); err != nil {
+			return err
+		}
+		// A password set here makes emailed reset and claim links obsolete.
+		return tx.Exec(`UPDATE member_links SET revoked_at = ? WHERE member_id = ? AND used_at IS NULL AND revoked_at IS NULL`,
+			now, memberID).Error
 	})
 	if err != nil {
 		return fmt.Errorf("set password of member %d: %w", memberID, err)
@@ -148,8 +154,8 @@ func (s *Service) checkPassword(ctx context.Context, key string, memberID int64,
 // other session of the member ends; keepSession, the one the change was
 // made from, stays signed in.
 func (s *Service) ChangePassword(ctx context.Context, memberID int64, current, next, keepSession string) error {
-	if len(next) < 10 || len(next) > 72 {
-		return validation.New("new_password", "must be 10 to 72 characters")
+	if msg := passwordRule(next); msg != "" {
+		return validation.New("new_password", msg)
 	}
 	key := throttleKey(memberID, "")
 	if err := s.checkPassword(ctx, key, memberID, current); err != nil {

@@ -123,6 +123,19 @@ func (c *BurnConsent) SetPIN(ctx context.Context, memberID int64, pin string) er
 		memberID, string(hash), c.now().UTC()).Error
 }
 
+// PINSetAt is when the member last set a PIN (nil: no PIN yet).
+func (c *BurnConsent) PINSetAt(ctx context.Context, memberID int64) (*time.Time, error) {
+	var at []time.Time
+	if err := c.db.WithContext(ctx).Raw(`SELECT updated_at FROM member_pins WHERE member_id = ?`, memberID).Scan(&at).Error; err != nil {
+		return nil, fmt.Errorf("PIN of member %d: %w", memberID, err)
+	}
+	if len(at) == 0 {
+		return nil, nil
+	}
+	t := at[0].UTC()
+	return &t, nil
+}
+
 const (
 	codeRule = "must be the 6 digits of a redemption code"
 	pinRule  = "must be 4 to 6 digits"

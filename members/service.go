@@ -30,6 +30,7 @@ type Service struct {
 	ledger *ledger.Service
 	now    func() time.Time
 	logins *throttle.Limiter // per-account sign-in throttle
+	mails  *throttle.Limiter // per-account budget of emailed links (MailPolicy)
 
 	passwordCost int           // bcrypt cost of new passwords
 	dummyHash    func() []byte // what an unknown email's password is compared with
@@ -48,6 +49,7 @@ func WithPasswordCost(cost int) Option { return func(s *Service) { s.passwordCos
 // now is the clock (tests pass a fixed one).
 func NewService(db *gorm.DB, l *ledger.Service, now func() time.Time, opts ...Option) *Service {
 	s := &Service{db: db, ledger: l, now: now, logins: throttle.New(db, "member", throttle.DefaultPolicy, now),
+		mails:        throttle.New(db, "member_mail", MailPolicy, now),
 		passwordCost: bcrypt.DefaultCost}
 	for _, o := range opts {
 		o(s)
@@ -619,6 +621,9 @@ func (s *Service) Erase(ctx context.Context, id int64, actor string) (Member, er
 				}
 				if err := tx.Exec(`DELETE FROM member_sessions WHERE member_id = ?`, mid).Error; err != nil {
 					return fmt.Errorf("erase sessions of member %d: %w", mid, err)
+				}
+				if err := tx.Exec(`DELETE FROM member_links WHERE member_id = ?`, mid).Error; err != nil {
+					return fmt.Errorf("erase emailed links of member %d: %w", mid, err)
 				}
 				if err := insertDSR(tx, mid, DSRErasure, actor, now); err != nil {
 					return fmt.Errorf("record request: %w", err)

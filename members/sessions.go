@@ -32,6 +32,10 @@ const (
 	EndSuspended       EndReason = "suspended"
 	EndClosed          EndReason = "closed"
 	EndMerged          EndReason = "merged"
+	// EndPasswordReset: a password set through an emailed link ends every session.
+	EndPasswordReset EndReason = "password_reset"
+	// EndSignedOutEverywhere: the member's "sign out everywhere".
+	EndSignedOutEverywhere EndReason = "signed_out_everywhere"
 )
 
 // SessionInfo describes the client a session was started from.

@@ -117,6 +117,9 @@ var domainErrors = []errorKind{
 	{members.ErrSessionEnded, http.StatusUnauthorized, "invalid_token", "Invalid token"},
 	{members.ErrLoginLocked, http.StatusTooManyRequests, "login_locked", "Too many failed sign-ins"},
 	{members.ErrConsentLocked, http.StatusTooManyRequests, "consent_locked", "Too many failed redemption attempts"},
+	{members.ErrLinkExpired, http.StatusGone, "link_expired", "The link has expired"},
+	{members.ErrLinkUsed, http.StatusGone, "link_used", "The link was used already or replaced by a newer one"},
+	{members.ErrMailThrottled, http.StatusTooManyRequests, "mail_throttled", "Too many emails asked for this account"},
 
 	// ledger.
 	{ledger.ErrNotFound, http.StatusNotFound, "not_found", "Not found"},
@@ -240,6 +243,9 @@ func problemFor(err error) (Problem, bool) {
 			p := Problem{Status: k.status, Code: k.code, Title: k.title, Detail: detailOf(err, k.err)}
 			if he := (*headerError)(nil); errors.As(err, &he) {
 				p.Errors = []validation.FieldError{{Field: he.header, Message: he.message}}
+			}
+			if fc := (*validation.Cause)(nil); errors.As(err, &fc) {
+				p.Errors = []validation.FieldError{{Field: fc.Field, Message: fc.Message}}
 			}
 			return p, true
 		}

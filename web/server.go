@@ -184,8 +184,15 @@ func (s *Server) Handler() http.Handler {
 	// ---- Member API: the portal's apps, member token from /v1/me/login
 	// (web/me.go).
 	r.POST("/v1/me/login", s.memberLogin)
+	// Accounts by emailed link, no token (web/accounts.go).
+	r.POST("/v1/me/signup", s.meSignup)
+	r.POST("/v1/me/claim", s.meClaim)
+	r.POST("/v1/me/password-reset", s.meRequestPasswordReset)
+	r.POST("/v1/me/verify", s.meVerify)
 	me := r.Group("/v1/me", s.memberAuth())
 	me.POST("/logout", s.memberLogout)
+	me.POST("/logout-all", s.meLogoutEverywhere)
+	me.GET("/sessions", s.meSessions)
 	me.PUT("/password", s.meChangePassword)
 	me.GET("", s.meProfile)
 	me.GET("/balance", s.meBalance)
@@ -351,6 +358,14 @@ func (s *Server) Handler() http.Handler {
 	pg.GET("/static/*file", serveStatic)
 	pg.GET("/login", s.portalLoginPage)
 	pg.POST("/login", s.portalLogin)
+	pg.GET("/signup", s.portalSignupPage)
+	pg.POST("/signup", s.portalSignup)
+	pg.GET("/claim", s.portalClaimPage)
+	pg.POST("/claim", s.portalClaim)
+	pg.GET("/reset", s.portalResetPage)
+	pg.POST("/reset", s.portalReset)
+	pg.GET("/verify", s.portalVerifyPage)
+	pg.POST("/verify", s.portalVerify)
 	pm := pg.Group("", s.portalSession(), s.requireCSRF("portal"))
 	pm.POST("/logout", s.portalLogout)
 	pm.GET("", s.portalHome)
@@ -360,6 +375,7 @@ func (s *Server) Handler() http.Handler {
 	pm.POST("/orders/:id/cancel", s.portalCancelOrder)
 	pm.GET("/redeem", s.portalRedeemPage)
 	pm.POST("/redeem", s.portalRedeem)
+	pm.POST("/pin", s.portalSetPIN)
 	pm.GET("/exchange", s.portalExchange)
 	pm.POST("/exchange/link", s.portalLink)
 	pm.POST("/exchange/quote", s.portalQuote)
@@ -370,6 +386,7 @@ func (s *Server) Handler() http.Handler {
 	pm.GET("/consent", s.portalConsent)
 	pm.POST("/consent", s.portalSetConsent)
 	pm.POST("/password", s.portalChangePassword)
+	pm.POST("/sessions/end-all", s.portalLogoutEverywhere)
 	pm.GET("/export", s.portalExport)
 
 	// ---- Operations and the API description: probes, metrics, OpenAPI 3.1

@@ -80,7 +80,7 @@ func (s *Server) portalLoginPage(c *gin.Context) {
 			return
 		}
 	}
-	p := portalPage("login", "Sign in", gin.H{"Email": ""})
+	p := portalPage("login", "Sign in", gin.H{"Email": c.Query("email")})
 	p.CSRF = loginCSRF(c, "/portal")
 	s.render(c, "portal_login", p)
 }
@@ -331,20 +331,46 @@ func (s *Server) portalCancelOrder(c *gin.Context) {
 }
 
 func (s *Server) portalRedeemPage(c *gin.Context) {
-	s.render(c, "portal_redeem", portalPage("redeem", "Pay with points", gin.H{}))
+	data, err := s.redeemData(c)
+	if err != nil {
+		s.pageError(c, "portal", err)
+		return
+	}
+	s.render(c, "portal_redeem", portalPage("redeem", "Pay with points", data))
+}
+
+// redeemData is what the pay-with-points page shows besides a code: the
+// points a code can spend and whether a PIN is set.
+func (s *Server) redeemData(c *gin.Context) (gin.H, error) {
+	bal, err := s.deps.Ledger.Balance(c.Request.Context(), me(c))
+	if err != nil {
+		return nil, err
+	}
+	pinAt, err := s.deps.Consent.PINSetAt(c.Request.Context(), me(c))
+	if err != nil {
+		return nil, err
+	}
+	return gin.H{"Balance": bal, "PINSetAt": pinAt}, nil
 }
 
 // portalRedeem issues a one-time code and shows it at once (never stored
-// in a redirect or cookie).
+// in a redirect or cookie), large, with its expiry counting down.
 func (s *Server) portalRedeem(c *gin.Context) {
+	data, err := s.redeemData(c)
+	if err != nil {
+		s.pageError(c, "portal", err)
+		return
+	}
 	rc, err := s.deps.Consent.IssueCode(c.Request.Context(), me(c))
 	if err != nil {
-		p := portalPage("redeem", "Pay with points", gin.H{})
+		p := portalPage("redeem", "Pay with points", data)
 		p.Error = s.friendly(c, err)
 		s.renderStatus(c, http.StatusOK, "portal_redeem", p)
 		return
 	}
-	s.render(c, "portal_redeem", portalPage("redeem", "Pay with points", gin.H{"Code": rc}))
+	data["Code"] = rc
+	data["Minutes"] = int(rc.ExpiresAt.Sub(s.now()).Round(time.Minute).Minutes())
+	s.render(c, "portal_redeem", portalPage("redeem", "Pay with points", data))
 }
 
 func (s *Server) portalExchange(c *gin.Context) {
@@ -480,7 +506,14 @@ func (s *Server) portalAccounts(c *gin.Context) {
 
 func (s *Server) portalConsent(c *gin.Context) {
 	m, _ := c.Get("ui.member")
-	s.render(c, "portal_consent", portalPage("consent", "Privacy and consent", gin.H{"Member": m}))
+	p, _ := memberPrincipal(c)
+	sessions, err := s.deps.Members.OpenSessions(c.Request.Context(), p.MemberID)
+	if err != nil {
+		s.pageError(c, "portal", err)
+		return
+	}
+	s.render(c, "portal_consent", portalPage("consent", "Privacy and security", gin.H{"Member": m,
+		"Sessions": sessions, "Current": p.SessionID}))
 }
 
 func (s *Server) portalSetConsent(c *gin.Context) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/internal/mail"
 	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -33,6 +34,8 @@ type services struct {
 	exchange *exchange.Service
 	// [programme] fields
 	programme *programme.Service
+	// mail sends what the domains queue (the worker's mail:send).
+	mail *mail.Sender
 }
 
 // buildServices wires the domains. now is time.Now in production; the seed
@@ -70,6 +73,10 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 	svc.programme = programme.NewService(a.db, l, m, c, now)
 	svc.transactions.Programme = svc.programme
 	svc.transactions.GroupCommit = partners.GroupCommit{MaxItems: a.cfg.EarnBatchMax, Wait: a.cfg.EarnBatchWait}
+	if svc.mail, err = mail.NewSender(a.db, mail.Config{SMTPURL: a.cfg.SMTPURL, From: a.cfg.MailFrom,
+		BaseURL: a.cfg.PublicURL, Now: now, Log: a.log}); err != nil {
+		return nil, err
+	}
 	return svc, nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/internal/mail"
 	"github.com/coalitionhub/hub/internal/outbox"
 	"github.com/coalitionhub/hub/internal/throttle"
 	"github.com/coalitionhub/hub/ledger"
@@ -61,6 +62,10 @@ func (a *app) tasks(svc *services) []task {
 		// [programme] tasks
 		{typ: programme.TypeDaily, handler: programme.HandleDaily(svc.programme),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(5), asynq.Timeout(time.Hour)}, cron: "30 1 * * *"},
+
+		// Mail: rendered and sent over SMTP, once per queued message.
+		{typ: mail.TypeSend, handler: mail.HandleSend(svc.mail),
+			opts: []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(mail.MaxRetry), asynq.Timeout(time.Minute)}},
 
 		{typ: outbox.TypeCleanup, handler: outbox.CleanupHandler(a.db, now),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "17 3 * * *"},

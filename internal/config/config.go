@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
@@ -54,6 +55,13 @@ type Config struct {
 	// arrives when nothing is in flight never waits.
 	EarnBatchMax  int
 	EarnBatchWait time.Duration
+	// SMTPURL (HUB_SMTP_URL) is where the worker sends mail:
+	// smtp://[user:password@]host[:port] (STARTTLS required, except on a
+	// loopback host) or smtps://... (TLS from the first byte). The default
+	// is the local mail catcher of `make run`. Its password is never logged.
+	SMTPURL string
+	// MailFrom (HUB_MAIL_FROM) is the From of every mail the hub sends.
+	MailFrom string
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map
@@ -75,6 +83,8 @@ func Load(getenv func(string) string) (Config, error) {
 		SigningKeyDir: get("HUB_SIGNING_KEY_DIR", ".data/keys"),
 		SecretsKey:    get("HUB_SECRETS_KEY", ""),
 		PprofAddr:     get("HUB_PPROF_ADDR", ""),
+		SMTPURL:       get("HUB_SMTP_URL", "smtp://127.0.0.1:1025"),
+		MailFrom:      get("HUB_MAIL_FROM", "Coalition Rewards <no-reply@coalition.example>"),
 	}
 	var err error
 	if c.DBMaxConns, err = intVar(get, "HUB_DB_MAX_CONNS", 20); err != nil {
@@ -124,6 +134,12 @@ func Load(getenv func(string) string) (Config, error) {
 	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 		return c, fmt.Errorf("HUB_REDIS_URL must be a redis:// URL, got %q", redactURL(c.RedisURL))
 	}
+	if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
+		return c, fmt.Errorf("HUB_SMTP_URL must be smtp://[user:password@]host[:port] or smtps://..., got %q", redactURL(c.SMTPURL))
+	}
+	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
+		return c, fmt.Errorf("HUB_MAIL_FROM must be an address such as \"Coalition Rewards <no-reply@example.com>\", got %q", c.MailFrom)
+	}
 	if _, err := time.LoadLocation(c.OperatorTZ); err != nil {
 		return c, fmt.Errorf("HUB_OPERATOR_TZ: %w", err)
 	}
@@ -151,6 +167,7 @@ func (c Config) Redacted() []any {
 		"http", c.HTTPAddr, "public_url", c.PublicURL, "operator_tz", c.OperatorTZ,
 		"webhook_allow_loopback", c.WebhookAllowLoopback,
 		"trusted_proxies", strings.Join(c.TrustedProxies, ","),
+		"smtp", redactURL(c.SMTPURL), "mail_from", c.MailFrom,
 	}
 }
 

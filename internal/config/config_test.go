@@ -43,6 +43,8 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		"HUB_WEBHOOK_ALLOW_LOOPBACK": {"HUB_WEBHOOK_ALLOW_LOOPBACK": "yes"},
 		"HUB_EARN_BATCH_MAX":         {"HUB_EARN_BATCH_MAX": "0"},
 		"HUB_EARN_BATCH_WAIT":        {"HUB_EARN_BATCH_WAIT": "-1ms"},
+		"HUB_SMTP_URL":               {"HUB_SMTP_URL": "http://mail.example"},
+		"HUB_MAIL_FROM":              {"HUB_MAIL_FROM": "not an address"},
 	}
 	for name, e := range cases {
 		_, err := Load(env(e))
@@ -54,7 +56,7 @@ func TestLoadRejectsBadValues(t *testing.T) {
 
 func TestRedactedHidesPassword(t *testing.T) {
 	t.Parallel()
-	c, err := Load(env(map[string]string{"HUB_DATABASE_URL": "postgres://u:s3cret@db/hub"}))
+	c, err := Load(env(map[string]string{"HUB_DATABASE_URL": "postgres://u:s3cret@db/hub", "HUB_SMTP_URL": "smtps://u:s3cret@mail.example"}))
 	if err != nil {
 		t.Fatal(err)
 	}

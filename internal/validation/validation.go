@@ -69,3 +69,20 @@ func Clip(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// Cause is a domain error blamed on one field (a link that expired, say):
+// the HTTP layer answers with the status and code of the sentinel Err and
+// names Field in the problem's errors, as it does for bad input.
+type Cause struct {
+	Field   string
+	Message string
+	Err     error
+}
+
+// Blame returns err blamed on field.
+func Blame(field, message string, err error) error {
+	return &Cause{Field: field, Message: message, Err: err}
+}
+
+func (c *Cause) Error() string { return c.Field + " " + c.Message + ": " + c.Err.Error() }
+func (c *Cause) Unwrap() error { return c.Err }

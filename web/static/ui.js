@@ -14,3 +14,26 @@ document.addEventListener("submit", function (ev) {
     buttons[i].setAttribute("aria-busy", "true");
   }
 });
+
+// The redemption code's countdown: <time id="code-countdown" datetime=...>
+// counts down to the code's expiry and says when it has expired.
+(function () {
+  var el = document.getElementById("code-countdown");
+  if (!el) {
+    return;
+  }
+  var end = Date.parse(el.getAttribute("datetime"));
+  function tick() {
+    var left = Math.round((end - Date.now()) / 1000);
+    if (left <= 0) {
+      var p = el.parentNode.parentNode;
+      p.classList.add("expired");
+      p.textContent = "This code has expired. Get a new one below.";
+      return;
+    }
+    var s = left % 60;
+    el.textContent = Math.floor(left / 60) + ":" + (s < 10 ? "0" : "") + s;
+    window.setTimeout(tick, 1000);
+  }
+  tick();
+})();
