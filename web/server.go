@@ -383,6 +383,8 @@ func (s *Server) Handler() http.Handler {
 	pm.GET("/transfers", s.portalTransfers)
 	pm.POST("/transfers", s.portalTransfer)
 	pm.GET("/accounts", s.portalAccounts)
+	pm.GET("/profile", s.portalProfile)
+	pm.POST("/profile", s.portalSetProfile)
 	pm.GET("/consent", s.portalConsent)
 	pm.POST("/consent", s.portalSetConsent)
 	pm.POST("/password", s.portalChangePassword)
