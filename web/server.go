@@ -195,6 +195,7 @@ func (s *Server) Handler() http.Handler {
 	me.GET("/sessions", s.meSessions)
 	me.PUT("/password", s.meChangePassword)
 	me.GET("", s.meProfile)
+	me.PATCH("", s.meUpdateProfile)
 	me.GET("/balance", s.meBalance)
 	me.GET("/transactions", s.meTransactions)
 	me.POST("/redemption-codes", s.meRedemptionCode)

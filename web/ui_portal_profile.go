@@ -101,3 +101,51 @@ func (s *Server) portalSetProfile(c *gin.Context) {
 	}
 	okBack(c, "/portal/profile", "Your profile is saved.")
 }
+
+// meUpdateProfile changes the signed-in member's name, phone, language and
+// marketing consent (PATCH /v1/me); fields left out keep their value. The
+// whole profile is checked by members before anything is written.
+func (s *Server) meUpdateProfile(c *gin.Context) {
+	var req struct {
+		Profile *struct {
+			GivenName  *string `json:"given_name"`
+			FamilyName *string `json:"family_name"`
+			Phone      *string `json:"phone"`
+			Locale     *string `json:"locale"`
+		} `json:"profile"`
+		MarketingConsent *bool `json:"marketing_consent"`
+	}
+	if _, err := decodeJSON(c, &req); err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	ctx := c.Request.Context()
+	m, err := s.deps.Members.Get(ctx, me(c))
+	if err != nil {
+		fail(c, s.deps.Log, err)
+		return
+	}
+	if r := req.Profile; r != nil {
+		p := m.Profile
+		for _, f := range []struct {
+			in  *string
+			out *string
+		}{{r.GivenName, &p.GivenName}, {r.FamilyName, &p.FamilyName}, {r.Phone, &p.Phone}, {r.Locale, &p.Locale}} {
+			if f.in != nil {
+				*f.out = *f.in
+			}
+		}
+		if m, err = s.deps.Members.UpdateProfile(ctx, m.ID, p); err != nil {
+			fail(c, s.deps.Log, err)
+			return
+		}
+	}
+	if req.MarketingConsent != nil && *req.MarketingConsent != m.MarketingConsent {
+		actor := "member:" + strconv.FormatInt(m.ID, 10)
+		if _, err := s.deps.Members.SetConsent(ctx, m.ID, members.Consent{Marketing: *req.MarketingConsent, Source: "member api"}, actor); err != nil {
+			fail(c, s.deps.Log, err)
+			return
+		}
+	}
+	s.meProfile(c)
+}

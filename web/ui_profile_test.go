@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -182,4 +183,54 @@ func regexpFind(t *testing.T, body, re string) string {
 		t.Fatalf("no %s in the page", re)
 	}
 	return m[1]
+}
+
+// TestMeUpdateProfile: PATCH /v1/me changes the fields it names and keeps
+// the others; bad input is a 400 naming the field and writes nothing; a
+// change of consent is one consent event.
+func TestMeUpdateProfile(t *testing.T) {
+	t.Parallel()
+	e := newAccountsEnv(t, nil)
+	m, _, err := e.mem.Enrol(context.Background(), members.EnrolRequest{Identifier: members.Identifier{Type: members.IdentifierEmail, Value: "noa@example.test"},
+		Profile: members.Profile{GivenName: "Noa", FamilyName: "Levi", Email: "noa@example.test"}, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.mem.SetPassword(context.Background(), m.ID, "noa's first passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	tok := e.signIn("noa@example.test", "noa's first passphrase")
+	for _, c := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"profile": map[string]any{"phone": "call me"}}, "profile.phone"},
+		{map[string]any{"profile": map[string]any{"locale": "Klingon!"}, "marketing_consent": true}, "profile.locale"},
+		{map[string]any{"profile": map[string]any{"given_name": strings.Repeat("N", 101)}}, "profile.given_name"},
+		{map[string]any{"profile": map[string]any{"email": "new@example.test"}}, "profile.email"},
+		{map[string]any{"marketing_consent": "yes"}, "marketing_consent"},
+	} {
+		e.expectField(http.StatusBadRequest, "invalid_request", c.field, http.MethodPatch, "/v1/me", tok, c.body)
+	}
+	after, err := e.mem.Get(context.Background(), m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Profile != m.Profile || after.MarketingConsent {
+		t.Fatalf("bad input wrote: %+v consent %v", after.Profile, after.MarketingConsent)
+	}
+	if trail, _ := e.mem.ConsentHistory(context.Background(), m.ID); len(trail) != 0 {
+		t.Fatalf("bad input recorded consent: %+v", trail)
+	}
+
+	out := e.expect(http.StatusOK, "", http.MethodPatch, "/v1/me", tok, map[string]any{
+		"profile": map[string]any{"phone": "+972 50 123 4567", "locale": "fr"}, "marketing_consent": true})
+	prof, _ := out["profile"].(map[string]any)
+	if prof["phone"] != "+972501234567" || prof["locale"] != "fr" || prof["given_name"] != "Noa" || out["marketing_consent"] != true {
+		t.Fatalf("PATCH /v1/me answered %v", out)
+	}
+	e.expect(http.StatusOK, "", http.MethodPatch, "/v1/me", tok, map[string]any{"marketing_consent": true})
+	if trail, err := e.mem.ConsentHistory(context.Background(), m.ID); err != nil || len(trail) != 1 || trail[0].Source != "member api" {
+		t.Fatalf("consent trail = %+v (%v), want one grant from the member API", trail, err)
+	}
 }
