@@ -120,6 +120,21 @@ func (b *browserSession) profileEdits(t *testing.T) {
 	t.Helper()
 	b.run(t, "profile", chromedp.Navigate(b.url("/portal/profile")), chromedp.WaitVisible(chromedp.CSS("#profile-form")))
 	b.run(t, "the card's QR code", chromedp.WaitVisible(chromedp.CSS("#card-qr")))
+	// A click on a submit button shows it busy at once (here the post is
+	// held back by the page, so the busy state stays to be looked at), and
+	// a second click does not submit the form again.
+	b.run(t, "hold the post back", chromedp.Evaluate[chromedp.Void](`window.posts = 0;
+		document.getElementById("profile-form").addEventListener("submit", e => { e.preventDefault(); window.posts++; });`),
+		chromedp.Click(chromedp.CSS("#profile-save")), chromedp.Click(chromedp.CSS("#profile-save")))
+	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+	busy, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const b = document.getElementById("profile-save");
+		return b.getAttribute("aria-busy") + " " + getComputedStyle(b, "::before").animationName + " " + getComputedStyle(b).cursor +
+			" " + window.posts; })()`))
+	cancel()
+	if err != nil || busy != "true spin progress 1" {
+		t.Errorf("submit button after two clicks: %q (%v), want busy with a spinner, and one submit", busy, err)
+	}
+	b.run(t, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#profile-form")))
 	b.run(t, "a bad phone number",
 		chromedp.SetValue(chromedp.CSS("#profile-phone"), "call me maybe"),
 		chromedp.SetValue(chromedp.CSS("#profile-given"), "Augusta Ada"),
