@@ -660,7 +660,9 @@ func showcase(ctx context.Context, s Services, o Options, demo []*demoPartner, s
 			ledger.Idempotency{Scope: fmt.Sprintf("partner:%d", retail), Key: "demo-pending-purchase"},
 			partners.EarnInput{MemberID: ids[0], Amount: money.Money{Minor: 34_900, Currency: "EUR"},
 				Lines:      []partners.Line{{Category: "electronics", Amount: 34_900, Quantity: 1}},
-				OccurredAt: o.Real.Add(-2 * time.Hour), ExternalRef: "demo-pending-purchase"}); err != nil && !expected(err) {
+				OccurredAt: o.Real.Add(-2 * time.Hour), ExternalRef: "demo-pending-purchase"}); err != nil && !expected(err) &&
+			!errors.Is(err, ledger.ErrIdempotencyMismatch) { // a later seed: the purchase is in, at an earlier time
+
 			return fmt.Errorf("seed pending points: %w", err)
 		}
 	}
