@@ -329,6 +329,20 @@ func (s *Service) SetConsent(ctx context.Context, memberID int64, c Consent, act
 	return m, nil
 }
 
+// ConsentHistory returns a member's recorded consent grants and
+// withdrawals, newest first: the trail behind the current consent.
+func (s *Service) ConsentHistory(ctx context.Context, memberID int64) ([]ConsentEvent, error) {
+	rows, err := consentRows(s.db.WithContext(ctx), []int64{memberID})
+	if err != nil {
+		return nil, fmt.Errorf("consents of member %d: %w", memberID, err)
+	}
+	out := make([]ConsentEvent, len(rows))
+	for i, r := range rows {
+		out[len(rows)-1-i] = toConsent(r)
+	}
+	return out, nil
+}
+
 // Suspend stops an active member from transacting (fraud review, a lost
 // card). Suspending a suspended member changes nothing; closed and merged
 // members cannot be suspended (ErrMemberInactive).

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/shopspring/decimal"
 
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
@@ -187,17 +188,26 @@ func (s *Server) portalHome(c *gin.Context) {
 			s.pageError(c, "portal", err)
 			return
 		}
-		notices, err := s.deps.Programme.Notices(ctx, id)
-		if err != nil {
-			s.pageError(c, "portal", err)
-			return
-		}
 		data["Status"] = st
 		data["Progress"] = nextTier(tiers, st)
-		data["Notices"] = notices
 	}
+	lots, err := s.deps.Ledger.Lots(ctx, id)
+	if err != nil {
+		s.pageError(c, "portal", err)
+		return
+	}
+	data["Expiring"] = expiringSoon(lots, s.now(), 30)
+	recent, _, err := s.deps.Ledger.List(ctx, ledger.Filter{MemberID: id, Limit: 5})
+	if err != nil {
+		s.pageError(c, "portal", err)
+		return
+	}
+	data["Recent"] = historyRows(recent, id, s.partnerNames(c))
 	m, _ := c.Get("ui.member")
 	data["Member"] = m
+	if mem, ok := m.(members.Member); ok {
+		data["CardQR"] = cardQR(mem.CardNumber)
+	}
 	s.render(c, "portal_home", portalPage("home", "My points", data))
 }
 
@@ -236,25 +246,30 @@ func (s *Server) portalHistory(c *gin.Context) {
 		s.pageError(c, "portal", err)
 		return
 	}
-	names := s.partnerNames(c)
-	rows := make([]historyRow, len(list))
-	for i, t := range list {
-		points := int64(t.Points)
-		for _, e := range t.Entries {
-			if e.Kind == ledger.KindMember && e.OwnerID == f.MemberID {
-				points = int64(e.Points)
-			}
-		}
-		rows[i] = historyRow{ID: t.ID, When: t.OccurredAt, Type: string(t.Type), Partner: names[t.PartnerID],
-			Points: points, Balance: int64(t.BalanceAfter), Reason: t.Reason}
-	}
-	data["Rows"] = rows
+	data["Rows"] = historyRows(list, f.MemberID, s.partnerNames(c))
 	if next != "" {
 		q := c.Request.URL.Query()
 		q.Set("cursor", next)
 		data["Next"] = "/portal/history?" + q.Encode()
 	}
 	s.render(c, "portal_history", p)
+}
+
+// historyRows turns ledger transactions into the member's lines: the points
+// are the member's own side of the move (a transfer's credit or debit).
+func historyRows(list []ledger.Transaction, memberID int64, names map[int64]string) []historyRow {
+	rows := make([]historyRow, len(list))
+	for i, t := range list {
+		points := int64(t.Points)
+		for _, e := range t.Entries {
+			if e.Kind == ledger.KindMember && e.OwnerID == memberID {
+				points = int64(e.Points)
+			}
+		}
+		rows[i] = historyRow{ID: t.ID, When: t.OccurredAt, Type: string(t.Type), Partner: names[t.PartnerID],
+			Points: points, Balance: int64(t.BalanceAfter), Reason: t.Reason}
+	}
+	return rows
 }
 
 var memberTxTypes = []ledger.TxType{ledger.TypeEarn, ledger.TypeCapture, ledger.TypeBurn, ledger.TypeReversal,
@@ -440,45 +455,72 @@ func (s *Server) portalConfirm(c *gin.Context) {
 }
 
 func (s *Server) portalTransfers(c *gin.Context) {
-	list, _, err := s.deps.Ledger.List(c.Request.Context(), ledger.Filter{MemberID: me(c),
+	s.transfersPage(c, http.StatusOK, gin.H{"Key": randomString(16)}, "")
+}
+
+// transfersPage renders the transfers page: the programme's transfer rules
+// (minimum, fee, limits) above the form, the form filled with form (after an
+// error: what the member typed, and the same idempotency key), and the
+// member's recent transfers.
+func (s *Server) transfersPage(c *gin.Context, status int, form gin.H, errText string) {
+	ctx := c.Request.Context()
+	list, _, err := s.deps.Ledger.List(ctx, ledger.Filter{MemberID: me(c),
 		Types: []ledger.TxType{ledger.TypeTransfer}, Limit: 20})
 	if err != nil {
 		s.pageError(c, "portal", err)
 		return
 	}
-	rows := make([]historyRow, len(list))
-	for i, t := range list {
-		points := int64(t.Points)
-		for _, e := range t.Entries {
-			if e.Kind == ledger.KindMember && e.OwnerID == me(c) {
-				points = int64(e.Points)
-			}
+	form["Rows"] = historyRows(list, me(c), nil)
+	if s.deps.Programme != nil {
+		pol, err := s.deps.Programme.Policy(ctx)
+		if err != nil {
+			s.pageError(c, "portal", err)
+			return
 		}
-		rows[i] = historyRow{ID: t.ID, When: t.OccurredAt, Type: "transfer", Points: points, Balance: int64(t.BalanceAfter)}
+		form["Policy"] = pol
+		form["FeeRate"] = pol.TransferFeeRate.Mul(decimal.NewFromInt(100)).String()
+		bal, err := s.deps.Ledger.Balance(ctx, me(c))
+		if err != nil {
+			s.pageError(c, "portal", err)
+			return
+		}
+		form["Available"] = int64(bal.Available)
 	}
-	s.render(c, "portal_transfers", portalPage("transfers", "Transfers", gin.H{"Rows": rows, "Key": randomString(16)}))
+	p := portalPage("transfers", "Transfers", form)
+	p.Error = errText
+	s.renderStatus(c, status, "portal_transfers", p)
 }
 
+// portalTransfer sends points to another card. A refused transfer shows the
+// page again with the error and the member's input kept (not a redirect).
 func (s *Server) portalTransfer(c *gin.Context) {
+	key := c.PostForm("key")
+	if key == "" {
+		key = randomString(16)
+	}
+	form := gin.H{"Key": key, "ToCard": c.PostForm("to_card"), "Points": c.PostForm("points")}
+	fail := func(err error) {
+		status := http.StatusInternalServerError
+		if p, known := problemFor(err); known {
+			status = p.Status
+		}
+		s.transfersPage(c, status, form, s.friendly(c, err))
+	}
 	if s.deps.Programme == nil {
-		s.failBack(c, "/portal/transfers", programme.ErrTransfersDisabled)
+		fail(programme.ErrTransfersDisabled)
 		return
 	}
 	card := strings.ReplaceAll(strings.TrimSpace(c.PostForm("to_card")), " ", "")
 	pts, err := strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(c.PostForm("points")), ",", ""), 10, 64)
 	if err != nil || pts <= 0 {
-		s.failBack(c, "/portal/transfers", validation.New("points", "must be a whole number above zero"))
+		fail(validation.New("points", "must be a whole number above zero"))
 		return
-	}
-	key := c.PostForm("key")
-	if key == "" {
-		key = randomString(16)
 	}
 	h := sha256.Sum256([]byte(fmt.Sprintf("portal transfer\n%s\n%d", card, pts)))
 	idem := ledger.Idempotency{Scope: "member:" + strconv.FormatInt(me(c), 10), Key: "portal-" + key, RequestHash: h[:]}
 	tr, err := s.deps.Programme.Transfer(c.Request.Context(), idem, me(c), card, pts)
 	if err != nil {
-		s.failBack(c, "/portal/transfers", err)
+		fail(err)
 		return
 	}
 	okBack(c, "/portal/transfers", fmt.Sprintf("Sent %s points to card %s.", formatPoints(int64(tr.Points)), card))

@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/testredis"
@@ -107,7 +108,43 @@ func memberOrdersReward(t *testing.T, b *browserSession, d browserData) {
 		t.Fatalf("ledger balance after ordering = %+v, want available %d and held %d", bal, after, d.rewardPrice)
 	}
 	// Every page of the navigation opens from its link and renders cleanly.
-	b.visitNav(t, "nav-history", "nav-catalog", "nav-redeem", "nav-exchange", "nav-transfers", "nav-accounts", "nav-consent", "nav-home")
+	b.visitNav(t, "nav-history", "nav-catalog", "nav-redeem", "nav-exchange", "nav-transfers", "nav-accounts", "nav-profile",
+		"nav-consent", "nav-home")
+	b.expectText(t, "#card-number", d.memberCard)
+	b.run(t, "home lists the latest transactions", chromedp.WaitVisible(chromedp.CSS("#recent")), chromedp.WaitVisible(chromedp.CSS("#card-qr")))
+
+	// The transfer form shows its rules before submit and keeps what the
+	// member typed after a refusal.
+	b.run(t, "transfers", chromedp.Click(chromedp.CSS("#nav-transfers")), chromedp.WaitVisible(chromedp.CSS("#transfer-rules")))
+	b.run(t, "a transfer to an unknown card",
+		chromedp.SendKeys(chromedp.CSS("#to_card"), "7301000000000000"),
+		chromedp.SendKeys(chromedp.CSS("#transfer-points"), "1500"),
+		chromedp.Click(chromedp.CSS("#transfer-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#error")))
+	b.expectValue(t, "#to_card", "7301000000000000")
+	b.expectValue(t, "#transfer-points", "1500")
+	// The refusal is a 4xx page (no such card), which Chromium logs as a failed load.
+	b.forgetConsole(t, "status of 4")
+
+	// Every signed-in page at phone width: nothing scrolls sideways, the
+	// navigation is one menu button, touch targets are 44 px high; each
+	// page is photographed at 1280 and 375 px.
+	for _, pg := range []struct{ path, ready, shot string }{
+		{"/portal", "#balance-available", "portal-home"},
+		{"/portal/history", "#history", "portal-history"},
+		{"/portal/catalog", "#offers", "portal-catalog"},
+		{"/portal/redeem", "#pin-form", "portal-pay"},
+		{"/portal/exchange", "#programmes", "portal-exchange"},
+		{"/portal/transfers", "#transfer-form", "portal-transfers"},
+		{"/portal/accounts", "#identifiers", "portal-accounts"},
+		{"/portal/profile", "#profile-form", "portal-profile"},
+		{"/portal/consent", "#sessions", "portal-privacy"},
+	} {
+		b.run(t, "open "+pg.path, chromedp.Navigate(b.url(pg.path)), chromedp.WaitVisible(chromedp.CSS(pg.ready)))
+		b.shots2(t, pg.shot)
+		b.assertPhoneLayout(t, pg.path, pg.ready)
+	}
+	b.profileEdits(t)
 	b.run(t, "portal sign-out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 }
 
@@ -191,6 +228,7 @@ type browserData struct {
 	month                         string // the closed period, YYYY-MM (last month, UTC)
 	memberID                      int64
 	memberEmail, memberName       string
+	memberCard                    string
 	memberPoints                  int64
 	rewardID                      int64
 	rewardTitle                   string
@@ -311,6 +349,11 @@ func seedBrowserData(t *testing.T, db *gorm.DB) browserData {
 	// The member who uses the portal: points from the airline and the bank.
 	d.memberEmail, d.memberName = "ada@example.com", "Ada Lovelace"
 	d.memberID = enrol(d.memberEmail, "Ada", "Lovelace")
+	if m, err := mem.Get(ctx, d.memberID); err != nil {
+		t.Fatal(err)
+	} else {
+		d.memberCard = m.CardNumber
+	}
 	d.airlineIssued += earn(d.airlineID, d.memberID, 612_000) // 12,240 points
 	d.memberPoints = d.airlineIssued + earn(d.bankID, d.memberID, 31_000)
 
@@ -357,6 +400,24 @@ func seedBrowserData(t *testing.T, db *gorm.DB) browserData {
 		if _, err := cat.CreateReward(ctx, partnerID, r); err != nil {
 			t.Fatalf("create reward %s: %v", r.Title, err)
 		}
+	}
+
+	// Two exchange programmes, one of them linked to Ada's account, so the
+	// exchange page shows both the link form and the quote form.
+	xch := exchange.NewService(db, led, mem, reg, acceptingPartner{}, now)
+	miles, err := xch.CreateProgramme(ctx, exchange.NewProgramme{PartnerID: d.airlineID, Code: "skymiles", Name: "Sky Air Miles",
+		Unit: "miles", Out: &exchange.Ratio{From: 1000, To: 700}, Increment: 1000, MinPoints: 1000, MaxPoints: 200000, FeePoints: 50,
+		EndpointURL: "http://127.0.0.1:9/miles", APIKey: "browser-test"})
+	if err != nil {
+		t.Fatalf("create exchange programme: %v", err)
+	}
+	if _, err := xch.CreateProgramme(ctx, exchange.NewProgramme{PartnerID: d.hotelID, Code: "grandstay", Name: "Grand Hotels Stay Points",
+		Unit: "stay points", Out: &exchange.Ratio{From: 100, To: 50}, Increment: 100, MinPoints: 500, MaxPoints: 50000,
+		EndpointURL: "http://127.0.0.1:9/stays", APIKey: "browser-test"}); err != nil {
+		t.Fatalf("create exchange programme: %v", err)
+	}
+	if _, err := xch.Link(ctx, d.memberID, miles.ID, "SA-20931877"); err != nil {
+		t.Fatalf("link exchange account: %v", err)
 	}
 
 	// A little activity this month, so the dashboard's monthly charts have bars.

@@ -1,7 +1,8 @@
 // Coalition Hub: the little script the pages use. Everything works without
 // it; it only asks for confirmation before irreversible console actions
-// (forms with data-confirm) and disables a submit button after one click so
-// a double click does not post twice.
+// (forms with data-confirm), shows a submit button busy after one click (a
+// spinner, ui.css) and ignores a second submit of a form being posted, so a
+// double click does not post twice.
 document.addEventListener("submit", function (ev) {
   var form = ev.target;
   var msg = form.getAttribute("data-confirm");
@@ -9,9 +10,25 @@ document.addEventListener("submit", function (ev) {
     ev.preventDefault();
     return;
   }
-  var buttons = form.querySelectorAll("button[type=submit]");
+  if (form.getAttribute("data-busy")) {
+    ev.preventDefault(); // already on its way
+    return;
+  }
+  if (form.method.toLowerCase() === "post") {
+    form.setAttribute("data-busy", "true");
+  }
+  var buttons = form.querySelectorAll("button[type=submit], button:not([type])");
   for (var i = 0; i < buttons.length; i++) {
     buttons[i].setAttribute("aria-busy", "true");
+  }
+});
+
+// A page shown again from the back/forward cache is not busy any more.
+window.addEventListener("pageshow", function () {
+  var busy = document.querySelectorAll("[data-busy], [aria-busy]");
+  for (var i = 0; i < busy.length; i++) {
+    busy[i].removeAttribute("data-busy");
+    busy[i].removeAttribute("aria-busy");
   }
 });
 

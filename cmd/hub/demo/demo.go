@@ -28,6 +28,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/money"
@@ -49,6 +50,7 @@ type Services struct {
 	Transactions *partners.Transactions
 	Programme    *programme.Service
 	Exchange     *exchange.Service
+	Catalog      *catalog.Service
 }
 
 // Options tune the seed.
@@ -247,7 +249,7 @@ func Seed(ctx context.Context, s Services, clk *clock.Manual, o Options) (Creden
 	if done != "" && !fresh {
 		fmt.Fprintf(o.Out, "demo history already seeded (%s): skipping\n", done)
 		clk.Set(o.Real)
-		return creds, nil
+		return creds, showcase(ctx, s, o, demo, start)
 	}
 	// An interrupted run is simply run again: every step is idempotent.
 	if err := history(ctx, s, clk, o, demo, start); err != nil {
@@ -255,6 +257,9 @@ func Seed(ctx context.Context, s Services, clk *clock.Manual, o Options) (Creden
 	}
 	clk.Set(o.Real)
 	if err := demoMember(ctx, s, pw, &creds); err != nil {
+		return creds, err
+	}
+	if err := showcase(ctx, s, o, demo, start); err != nil {
 		return creds, err
 	}
 	mark := fmt.Sprintf("%d members, %d months, completed %s", o.Members, o.Months, o.Real.UTC().Format(time.RFC3339))
@@ -370,6 +375,9 @@ func ensurePartner(ctx context.Context, s Services, p *demoPartner, start time.T
 			"demo-opening-balance", "seed"); err != nil {
 			return 0, false, fmt.Errorf("top up %s: %w", p.name, err)
 		}
+	}
+	if !p.contract.Earn {
+		return created.ID, true, nil // a burn-only partner (the charity) has no earn rule
 	}
 	if _, err := s.Rules.PublishRule(ctx, created.ID, p.rule, start.Add(-time.Hour), "seed"); err != nil {
 		return 0, false, fmt.Errorf("seed earn rule of %s: %w", p.name, err)
@@ -605,4 +613,99 @@ func (p *progress) done() {
 	p.draw()
 	p.mu.Unlock()
 	fmt.Fprintln(p.out)
+}
+
+// charity is the demo's charity partner: it issues nothing and takes points
+// as donations through the catalog.
+var charity = &demoPartner{name: "Harbour Seals Trust", sector: partners.SectorCharity, currency: "EUR", tz: "Europe/Lisbon",
+	contract: partners.NewContract{Burn: true, RedemptionRate: d("0.0050"), Currency: "EUR", Billing: partners.BillingPostpaid}}
+
+// showcase adds what the portal and console should have to show on a fresh
+// demo, on top of the random history: catalog rewards with stock (one at the
+// charity partner), a spring bonus expiring within 30 days for the first
+// demo members, and points still pending for the demo member (a purchase at
+// the retailer, whose points wait out the return period). Every step is
+// idempotent, so a second seed adds nothing.
+func showcase(ctx context.Context, s Services, o Options, demo []*demoPartner, start time.Time) error {
+	byName := map[partners.Sector]int64{}
+	for _, p := range demo {
+		byName[p.sector] = p.id
+	}
+	charityID, _, err := ensurePartner(ctx, s, charity, start)
+	if err != nil {
+		return err
+	}
+	if s.Catalog != nil {
+		if err := showcaseRewards(ctx, s, byName, charityID); err != nil {
+			return err
+		}
+	}
+	var ids []int64
+	if err := s.DB.WithContext(ctx).Raw(`SELECT m.id FROM members m JOIN member_identifiers i ON i.member_id = m.id AND i.type = 'email'
+		WHERE i.value LIKE '%@demo.members.example' AND m.status = 'active' ORDER BY m.id LIMIT 40`).Scan(&ids).Error; err != nil {
+		return err
+	}
+	for i, id := range ids {
+		exp := o.Real.UTC().Truncate(24*time.Hour).AddDate(0, 0, 4+i%24).Add(23 * time.Hour)
+		key := fmt.Sprintf("demo-spring-bonus-%d", id)
+		if _, err := s.Ledger.Earn(ctx, ledger.EarnRequest{Idem: ledger.Idempotency{Scope: "demo", Key: key, RequestHash: []byte(key)},
+			MemberID: id, OperatorFunded: ledger.Points(500 + 250*int64(i%6)), OccurredAt: o.Real.Add(-time.Hour), ExpiresAt: &exp,
+			ExternalRef: "spring-bonus"}); err != nil {
+			return fmt.Errorf("seed expiring bonus of member %d: %w", id, err)
+		}
+	}
+	if len(ids) > 0 && byName[partners.SectorRetail] != 0 {
+		retail := byName[partners.SectorRetail]
+		if _, err := s.Transactions.Earn(ctx, partners.Principal{PartnerID: retail},
+			ledger.Idempotency{Scope: fmt.Sprintf("partner:%d", retail), Key: "demo-pending-purchase"},
+			partners.EarnInput{MemberID: ids[0], Amount: money.Money{Minor: 34_900, Currency: "EUR"},
+				Lines:      []partners.Line{{Category: "electronics", Amount: 34_900, Quantity: 1}},
+				OccurredAt: o.Real.Add(-2 * time.Hour), ExternalRef: "demo-pending-purchase"}); err != nil && !expected(err) &&
+			!errors.Is(err, ledger.ErrIdempotencyMismatch) { // a later seed: the purchase is in, at an earlier time
+
+			return fmt.Errorf("seed pending points: %w", err)
+		}
+	}
+	return nil
+}
+
+// showcaseRewards puts rewards with stock in the catalog, once.
+func showcaseRewards(ctx context.Context, s Services, partnerOf map[partners.Sector]int64, charityID int64) error {
+	have := map[string]bool{}
+	for cursor := ""; ; {
+		list, next, err := s.Catalog.Rewards(ctx, catalog.RewardQuery{Cursor: cursor, Limit: 100})
+		if err != nil {
+			return err
+		}
+		for _, r := range list {
+			have[r.Title] = true
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	for _, r := range []struct {
+		partner int64
+		in      catalog.RewardInput
+	}{
+		{charityID, catalog.RewardInput{Title: "Feed a rescued seal for a week", Description: "Harbour Seals Trust turns your points into fish and care for one seal.",
+			Category: catalog.CategoryCharity, PricePoints: 1_000, Value: money.Money{Minor: 500, Currency: "EUR"}, Fulfilment: catalog.FulfilmentInstant}},
+		{partnerOf[partners.SectorHotel], catalog.RewardInput{Title: "Weekend night in Lisbon", Description: "One night for two with breakfast at any Harbour Hotels property.",
+			Category: catalog.CategoryHotelNight, PricePoints: 12_000, Value: money.Money{Minor: 14_000, Currency: "EUR"}, StockTotal: ptr(int64(25)), Fulfilment: catalog.FulfilmentAsync}},
+		{partnerOf[partners.SectorRestaurant], catalog.RewardInput{Title: "Dinner for two", Description: "A three-course dinner at Olive & Vine.",
+			Category: catalog.CategoryDining, PricePoints: 6_000, Value: money.Money{Minor: 8_000, Currency: "EUR"}, StockTotal: ptr(int64(60)), Fulfilment: catalog.FulfilmentAsync}},
+		{partnerOf[partners.SectorAirline], catalog.RewardInput{Title: "Business class upgrade", Description: "Upgrade one SkyWays flight within Europe.",
+			Category: catalog.CategoryFlight, PricePoints: 40_000, Value: money.Money{Minor: 30_000, Currency: "EUR"}, StockTotal: ptr(int64(10)), Fulfilment: catalog.FulfilmentAsync}},
+		{partnerOf[partners.SectorRetail], catalog.RewardInput{Title: "Northwind gift card, 25 EUR", Description: "A code for any Northwind shop or the web shop.",
+			Category: catalog.CategoryVoucher, PricePoints: 4_000, Value: money.Money{Minor: 2_500, Currency: "EUR"}, StockTotal: ptr(int64(200)), Fulfilment: catalog.FulfilmentAsync}},
+	} {
+		if r.partner == 0 || have[r.in.Title] {
+			continue
+		}
+		if _, err := s.Catalog.CreateReward(ctx, r.partner, r.in); err != nil {
+			return fmt.Errorf("seed reward %s: %w", r.in.Title, err)
+		}
+	}
+	return nil
 }
