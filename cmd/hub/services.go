@@ -8,6 +8,7 @@ import (
 
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/internal/config"
 	"github.com/coalitionhub/hub/internal/mail"
 	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/ledger"
@@ -72,7 +73,7 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 	// [programme] services
 	svc.programme = programme.NewService(a.db, l, m, c, now)
 	svc.transactions.Programme = svc.programme
-	svc.transactions.GroupCommit = partners.GroupCommit{MaxItems: a.cfg.EarnBatchMax, Wait: a.cfg.EarnBatchWait}
+	svc.transactions.GroupCommit = groupCommit(a.cfg)
 	if svc.mail, err = mail.NewSender(a.db, mail.Config{SMTPURL: a.cfg.SMTPURL, From: a.cfg.MailFrom,
 		BaseURL: a.cfg.PublicURL, Now: now, Log: a.log}); err != nil {
 		return nil, err
@@ -100,4 +101,13 @@ func (a *app) partnersService(now func() time.Time) (*partners.Service, error) {
 		return nil, fmt.Errorf("HUB_SECRETS_KEY: %w", err)
 	}
 	return partners.NewService(a.db, partners.Options{Issuer: a.cfg.PublicURL, SecretsKey: key, Now: now})
+}
+
+// groupCommit is the group commit of single earns as configured: the batch
+// size and wait from the settings, the rest (batches in flight) as
+// partners.DefaultGroupCommit has it.
+func groupCommit(cfg config.Config) partners.GroupCommit {
+	g := partners.DefaultGroupCommit
+	g.MaxItems, g.Wait = cfg.EarnBatchMax, cfg.EarnBatchWait
+	return g
 }
