@@ -316,7 +316,7 @@ func TestJSONBodiesNeedAJSONContentType(t *testing.T) {
 		switch {
 		case strings.HasPrefix(path, "/v1/admin/"):
 			tok = staff
-		case strings.HasPrefix(path, "/v1/me/"):
+		case path == "/v1/me" || strings.HasPrefix(path, "/v1/me/"):
 			tok = f.memberTok
 		}
 		path = param.ReplaceAllStringFunc(path, func(p string) string {
