@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coalitionhub/hub/internal/mail"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
+	"gorm.io/gorm"
 )
 
 // earn credits points issued by partner, expiring in a year unless expires is set.
@@ -320,6 +322,26 @@ func TestEraseRemovesPersonalDataKeepsLedger(t *testing.T) {
 	}
 	before := history(t, e, m.ID) + history(t, e, dup.ID)
 	balBefore := balance(t, e, m.ID)
+	// Mail to her: one sent, one still queued; and one to someone else.
+	var sentID, queuedID, otherID int64
+	if err := e.db.Transaction(func(tx *gorm.DB) (err error) {
+		msg := func(to string) mail.Message {
+			return mail.Message{Template: "claim", To: to, Name: "Ana Silva", Data: map[string]any{"url": "x"}}
+		}
+		if sentID, err = mail.Queue(tx, msg("ana@example.com")); err != nil {
+			return err
+		}
+		if queuedID, err = mail.Queue(tx, msg("ANA@example.com")); err != nil {
+			return err
+		}
+		otherID, err = mail.Queue(tx, msg("bo@example.org"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.Exec(`UPDATE outbound_mail SET sent_at = now(), data = '{}' WHERE id = ?`, sentID).Error; err != nil {
+		t.Fatal(err)
+	}
 
 	e.clock.Add(time.Minute)
 	erased, err := e.svc.Erase(ctx, m.ID, "operator:dpo")
@@ -348,6 +370,28 @@ func TestEraseRemovesPersonalDataKeepsLedger(t *testing.T) {
 	}
 	if n := count(t, e.db, `SELECT count(*) FROM member_identifiers WHERE member_id = ? AND type = 'card'`, m.ID); n != 2 {
 		t.Errorf("want both cards kept as pseudonyms, got %d", n)
+	}
+	// Her address is gone from the mail she was sent, and the mail still
+	// queued will never go out; someone else's mail is untouched.
+	var mails []struct {
+		ID        int64
+		Recipient string
+		Name      string `gorm:"column:recipient_name"`
+		Data      string
+		Unsent    bool
+	}
+	if err := e.db.Raw(`SELECT id, recipient, recipient_name, data::text AS data,
+		sent_at IS NULL AND failed_at IS NULL AS unsent FROM outbound_mail WHERE id IN ? ORDER BY id`,
+		[]int64{sentID, queuedID, otherID}).Scan(&mails).Error; err != nil || len(mails) != 3 {
+		t.Fatalf("mail rows %+v (%v); want 3", mails, err)
+	}
+	for _, r := range mails[:2] {
+		if r.Recipient != mail.ErasedRecipient || r.Name != "" || r.Data != "{}" || r.Unsent {
+			t.Errorf("mail %d after erasure: %+v; want recipient %s, no name or data, not to be sent", r.ID, r, mail.ErasedRecipient)
+		}
+	}
+	if r := mails[2]; r.Recipient != "bo@example.org" || !r.Unsent {
+		t.Errorf("someone else's mail after erasure: %+v; want it untouched", r)
 	}
 	if n := count(t, e.db, `SELECT count(*) FROM members WHERE erased_at IS NOT NULL`); n != 2 {
 		t.Errorf("want the member and its merged duplicate erased, got %d", n)

@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/internal/database"
+	"github.com/coalitionhub/hub/internal/mail"
 	"github.com/coalitionhub/hub/internal/throttle"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
@@ -629,6 +630,9 @@ func (s *Service) Erase(ctx context.Context, id int64, actor string) (Member, er
 					if err := insertConsent(tx, mid, false, "erasure", actor, now); err != nil {
 						return err
 					}
+				}
+				if _, err := mail.Forget(tx, database.Deref(mr.Email)); err != nil {
+					return fmt.Errorf("erase mail of member %d: %w", mid, err)
 				}
 				if err := eraseRow(tx, mid, now); err != nil {
 					return fmt.Errorf("erase member %d: %w", mid, err)

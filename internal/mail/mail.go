@@ -167,3 +167,25 @@ func Queue(tx *gorm.DB, m Message) (int64, error) {
 	}
 	return id, nil
 }
+
+// ErasedRecipient is what Forget leaves where an erased person's address was.
+const ErasedRecipient = "erased@invalid"
+
+// Forget removes an address from every mail queued or sent to it, for the
+// erasure of a person: the recipient becomes ErasedRecipient, the name and
+// the template data are emptied, and a mail not yet sent is given up (it is
+// never sent). It runs in tx, the erasure's transaction, and returns how
+// many mails it changed. The address is matched without regard to case.
+func Forget(tx *gorm.DB, address string) (int64, error) {
+	if address == "" {
+		return 0, nil
+	}
+	res := tx.Exec(`UPDATE outbound_mail SET recipient = ?, recipient_name = '', data = '{}',
+		failed_at = CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN ? ELSE failed_at END,
+		last_error = CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN 'recipient erased' ELSE last_error END
+		WHERE lower(recipient) = lower(?)`, ErasedRecipient, time.Now().UTC(), address)
+	if res.Error != nil {
+		return 0, fmt.Errorf("forget mail of an erased recipient: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
