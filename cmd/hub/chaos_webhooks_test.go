@@ -24,7 +24,7 @@ import (
 const outage = 20 * time.Second
 
 // webhookBound is the longest a webhook may take to go out after Redis
-// answers again (docs/reliability.md, row 16): the relay's longest backoff
+// answers again (docs/reliability.md, row 22): the relay's longest backoff
 // (5 s) and a verify pass started at once, or at the latest 10 s after the
 // last one, bring every lost task back; the rest is the worker draining the
 // backlog the outage left, with room for a loaded machine.
