@@ -39,13 +39,14 @@ const (
 	EventExchangeFailed      = "exchange.failed"
 	EventStatementReady      = "statement.ready"
 	EventPointsExpiring      = "points.expiring"
+	EventPrepaidLowBalance   = "prepaid.low_balance"
 )
 
 var knownEvents = map[string]bool{
 	EventTransactionPosted: true, EventTransactionReversed: true, EventBurnCaptured: true,
 	EventOrderCreated: true, EventOrderFulfilled: true, EventOrderCancelled: true,
 	EventExchangeCompleted: true, EventExchangeFailed: true, EventStatementReady: true,
-	EventPointsExpiring: true,
+	EventPointsExpiring: true, EventPrepaidLowBalance: true,
 }
 
 // Webhook errors.

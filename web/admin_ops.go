@@ -153,6 +153,9 @@ var runnableJobs = map[string]func(s *Server, c *gin.Context) (any, error){
 		n, err := s.deps.Programme.ReviewTiers(c.Request.Context(), s.now(), programmeBatch)
 		return gin.H{"members_changed": n}, err
 	},
+	"prepaid_alerts": func(s *Server, c *gin.Context) (any, error) {
+		return s.deps.Partners.RunPrepaidAlerts(c.Request.Context())
+	},
 	"birthday": func(s *Server, c *gin.Context) (any, error) {
 		n, err := s.deps.Programme.RunBirthdays(c.Request.Context())
 		return gin.H{"members_credited": n}, err
@@ -171,7 +174,7 @@ func (s *Server) adminRunJob(c *gin.Context) {
 	run, ok := runnableJobs[name]
 	if !ok || s.deps.Programme == nil {
 		s.audit(c, "job.run", "job:"+name, "", errJobNotFound)
-		fail(c, s.deps.Log, fmt.Errorf("no job %q; jobs that run on demand: birthday, expiry, tier_evaluation: %w", name, errJobNotFound))
+		fail(c, s.deps.Log, fmt.Errorf("no job %q; jobs that run on demand: birthday, expiry, prepaid_alerts, tier_evaluation: %w", name, errJobNotFound))
 		return
 	}
 	started := s.now().UTC()

@@ -102,6 +102,8 @@ var domainErrors = []errorKind{
 	{partners.ErrBurnNotFound, http.StatusNotFound, "burn_not_found", "Burn not found"},
 	{partners.ErrMemberNotVisible, http.StatusNotFound, "member_not_found", "Member not found"},
 	{partners.ErrWebhookEndpointNotFound, http.StatusNotFound, "webhook_not_found", "Webhook endpoint not found"},
+	{partners.ErrWebhookDeliveryNotFound, http.StatusNotFound, "webhook_delivery_not_found", "Webhook delivery not found"},
+	{partners.ErrWebhookDeliveryNotFailed, http.StatusConflict, "webhook_delivery_not_failed", "Only a failed delivery can be replayed"},
 
 	// members.
 	{members.ErrNotFound, http.StatusNotFound, "member_not_found", "Member not found"},

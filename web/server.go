@@ -270,6 +270,10 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/partners/:id/promotions", all, s.adminListPromotions)
 	a.POST("/partners/:id/promotions", fin, s.adminCreatePromotion)
 	a.POST("/promotions/:id/end", fin, s.adminEndPromotion)
+	// Setting a partner up: earn quote, webhooks and replays (web/admin_partner_setup.go).
+	a.POST("/partners/:id/earn-rules/quote", all, s.adminQuoteRule)
+	a.GET("/partners/:id/webhooks", all, s.adminPartnerWebhooks)
+	a.POST("/partners/:id/webhook-deliveries/:delivery_id/replay", adm, s.adminReplayDelivery)
 	// Catalog moderation (web/catalog.go).
 	a.GET("/catalog/rewards", all, s.adminListRewards)
 	a.POST("/catalog/rewards/:id/moderation", adm, s.adminModerateReward)

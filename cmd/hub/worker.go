@@ -39,6 +39,10 @@ func (a *app) tasks(svc *services) []task {
 		{typ: partners.TypeDeliverWebhook, handler: svc.webhooks.DeliverHandler(),
 			opts:       []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(partners.WebhookMaxRetry), asynq.Timeout(30 * time.Second)},
 			retryDelay: partners.WebhookRetryDelay},
+		// Prepaid partners below their contract's alert threshold are told
+		// once per crossing (webhook prepaid.low_balance).
+		{typ: partners.TypePrepaidAlerts, handler: partners.HandlePrepaidAlerts(svc.partners),
+			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3), asynq.Timeout(10 * time.Minute)}, cron: "*/15 * * * *"},
 		{typ: ledger.TypeExpireHolds, handler: ledger.HandleExpireHolds(svc.ledger),
 			opts: []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(5)}, cron: "* * * * *"},
 		{typ: ledger.TypeExpireLots, handler: ledger.HandleExpireLots(svc.ledger),
