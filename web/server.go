@@ -355,6 +355,16 @@ func (s *Server) Handler() http.Handler {
 	cs.GET("/jobs", cAll, s.consoleJobs)
 	cs.POST("/jobs/retry", cAdm, s.consoleRetryJob)
 	cs.GET("/audit", cAdm, s.consoleAudit)
+	// Setting a partner up, the programme and staff: each POST calls the
+	// service method of its admin API route (web/ui_console_partner.go,
+	// web/ui_console_programme.go, web/ui_console_staff.go).
+	cs.POST("/partners/:id/outlets", cAdm, s.consoleCreateOutlet)
+	cs.POST("/partners/:id/earn-rules", cFin, s.consolePublishRule)
+	cs.POST("/partners/:id/earn-rules/quote", cAll, s.consoleQuoteRule)
+	cs.POST("/partners/:id/promotions", cFin, s.consoleCreatePromotion)
+	cs.POST("/promotions/:id/end", cFin, s.consoleEndPromotion)
+	cs.POST("/partners/:id/prepaid/top-ups", cFin, s.consoleTopUp)
+	cs.POST("/partners/:id/webhook-deliveries/:delivery_id/replay", cAdm, s.consoleReplayDelivery)
 
 	// ---- Portal: the member's server-rendered pages, cookie session and
 	// CSRF check (web/ui_portal.go).

@@ -197,29 +197,6 @@ func (s *Server) consoleCreatePartner(c *gin.Context) {
 	okBack(c, fmt.Sprintf("/console/partners/%d", p.ID), "Partner "+p.Name+" created.")
 }
 
-func (s *Server) consolePartner(c *gin.Context) {
-	ctx := c.Request.Context()
-	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
-	p, err := s.deps.Partners.Partner(ctx, id)
-	if err != nil {
-		s.pageError(c, "console", err)
-		return
-	}
-	contracts, err := s.deps.Partners.Contracts(ctx, id, partners.Page{Limit: 100})
-	if err != nil {
-		s.pageError(c, "console", err)
-		return
-	}
-	clients, err := s.deps.Partners.Clients(ctx, id, partners.Page{Limit: 100})
-	if err != nil {
-		s.pageError(c, "console", err)
-		return
-	}
-	s.render(c, "console_partner", consolePage("partners", p.Name, gin.H{"Partner": p, "Contracts": contracts,
-		"Clients": clients, "Scopes": consoleScopes, "Today": s.now().UTC().Format("2006-01-02"),
-		"Statuses": []partners.Status{"onboarding", "active", "suspended", "terminated"}}))
-}
-
 func (s *Server) consolePartnerStatus(c *gin.Context) {
 	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
 	back := fmt.Sprintf("/console/partners/%d", id)
@@ -242,28 +219,6 @@ func formDecimal(s, field string, v *validation.Error) decimal.Decimal {
 		v.Add(field, "must be a decimal number like 0.0075")
 	}
 	return d
-}
-
-func (s *Server) consolePublishContract(c *gin.Context) {
-	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
-	back := fmt.Sprintf("/console/partners/%d", id)
-	var v validation.Error
-	from := formDate(c.PostForm("effective_from"), "effective_from", &v)
-	in := partners.NewContract{EffectiveFrom: from, Earn: c.PostForm("earn") == "on", Burn: c.PostForm("burn") == "on",
-		IssuePrice: formDecimal(c.PostForm("issue_price"), "issue_price", &v), RedemptionRate: formDecimal(c.PostForm("redemption_rate"), "redemption_rate", &v),
-		Billing: partners.Billing(c.PostForm("billing")), BreakageShare: formDecimal(c.PostForm("breakage_share"), "breakage_share", &v),
-		OperatorFeeRate: formDecimal(c.PostForm("operator_fee_rate"), "operator_fee_rate", &v), Notes: strings.TrimSpace(c.PostForm("notes"))}
-	in.PendingDays, _ = strconv.Atoi(strings.TrimSpace(c.PostForm("pending_days")))
-	var err error
-	if err = v.Err(); err == nil {
-		_, err = s.deps.Partners.PublishContract(c.Request.Context(), id, in, staffActor(staff(c)))
-	}
-	s.audit(c, "contract.publish", "partner:"+c.Param("id"), "effective "+c.PostForm("effective_from"), err)
-	if err != nil {
-		s.failBack(c, back, err)
-		return
-	}
-	okBack(c, back, "Contract published.")
 }
 
 // consoleCreateClient creates an API client and shows its secret once, on

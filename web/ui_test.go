@@ -24,6 +24,7 @@ import (
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/money"
+	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -71,6 +72,7 @@ func newUIEnvWith(t *testing.T, jobs Jobs, tune func(*Deps)) *uiEnv {
 	cat := catalog.NewService(db, l, m, reg, clk.Now)
 	deps := Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
 		Partners: reg, Members: m, Ledger: l, Consent: consent, Rules: rules,
+		Webhooks:     partners.NewWebhooks(db, reg.SecretBox(), netguard.Policy{}, clk.Now),
 		Transactions: partners.NewTransactions(db, l, m, consent, reg, rules, clk.Now),
 		Catalog:      cat,
 		Settlement:   settlement.NewService(db, settlement.Options{Location: time.UTC, BaseCurrency: "EUR", Now: clk.Now}),
