@@ -196,6 +196,7 @@ func partnerFormDefaults(f formState, p partners.Partner, contracts []partners.C
 
 // diffRow is one contract term of two versions side by side.
 type diffRow struct {
+	Key     string // the admin API's field name
 	Term    string
 	A, B    string
 	Changed bool
@@ -240,13 +241,15 @@ func contractDiff(list []partners.Contract, a, b string) (contractDiffView, bool
 			threshold, strconv.Itoa(k.PendingDays), strconv.FormatInt(k.CapPerTransaction, 10),
 			strconv.FormatInt(k.CapPerMemberDay, 10), k.BreakageShare.String(), k.OperatorFeeRate.String(), k.Notes}
 	}
+	keys := []string{"effective_from", "roles", "issue_price", "redemption_rate", "billing", "prepaid_alert_threshold",
+		"pending_days", "cap_per_transaction", "cap_per_member_day", "breakage_share", "operator_fee_rate", "notes"}
 	names := []string{"Effective from", "Roles", "Issue price per point", "Redemption rate per point", "Billing",
 		"Prepaid alert threshold", "Pending days", "Cap per transaction", "Cap per member and day", "Breakage share",
 		"Operator fee rate", "Notes"}
 	ta, tb := terms(ka), terms(kb)
 	out := contractDiffView{A: ka, B: kb}
 	for i, n := range names {
-		out.Rows = append(out.Rows, diffRow{Term: n, A: ta[i], B: tb[i], Changed: ta[i] != tb[i]})
+		out.Rows = append(out.Rows, diffRow{Key: keys[i], Term: n, A: ta[i], B: tb[i], Changed: ta[i] != tb[i]})
 	}
 	return out, true
 }
