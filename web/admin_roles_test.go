@@ -94,6 +94,7 @@ var adminRoleMatrix = map[string]string{
 	"PUT /v1/admin/programme/tiers/:code":                                rolesAdm,
 	"POST /v1/admin/programme/grants":                                    rolesFin,
 	"GET /v1/admin/members/:id/tier":                                     rolesAll,
+	"GET /v1/admin/programme/company-levels":                             rolesAll,
 	"GET /v1/admin/programme/company-levels/:code":                       rolesAll,
 	"PUT /v1/admin/programme/company-levels/:code":                       rolesAdm,
 	"POST /v1/admin/programme/companies":                                 rolesAdm,
@@ -226,6 +227,12 @@ var consoleToAPI = map[string][]string{
 	"POST /console/promotions/:id/end":                                  {"POST /v1/admin/promotions/:id/end"},
 	"POST /console/partners/:id/prepaid/top-ups":                        {"POST /v1/admin/partners/:id/prepaid/top-ups"},
 	"POST /console/partners/:id/webhook-deliveries/:delivery_id/replay": {"POST /v1/admin/partners/:id/webhook-deliveries/:delivery_id/replay"},
+	"POST /console/programme/policy":                                    {"PUT /v1/admin/programme/policy"},
+	"POST /console/programme/tiers":                                     {"PUT /v1/admin/programme/tiers/:code"},
+	"POST /console/programme/company-levels":                            {"PUT /v1/admin/programme/company-levels/:code"},
+	"POST /console/staff":                                               {"POST /v1/admin/staff"},
+	"POST /console/staff/:id/status":                                    {"POST /v1/admin/staff/:id/status"},
+	"POST /console/staff/:id/role":                                      {"PUT /v1/admin/staff/:id/role"},
 }
 
 // TestEveryConsoleActionHasAnAdminAPIRoute fails when a console POST route

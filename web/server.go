@@ -308,6 +308,7 @@ func (s *Server) Handler() http.Handler {
 	a.PUT("/programme/tiers/:code", adm, s.adminPutProgrammeTier)
 	a.POST("/programme/grants", fin, s.adminGrantTier)
 	a.GET("/members/:id/tier", all, s.adminMemberTier)
+	a.GET("/programme/company-levels", all, s.adminCompanyLevels)
 	a.GET("/programme/company-levels/:code", all, s.adminCompanyLevel)
 	a.PUT("/programme/company-levels/:code", adm, s.adminPutCompanyLevel)
 	a.POST("/programme/companies", adm, s.adminCreateCompany)
@@ -365,6 +366,14 @@ func (s *Server) Handler() http.Handler {
 	cs.POST("/promotions/:id/end", cFin, s.consoleEndPromotion)
 	cs.POST("/partners/:id/prepaid/top-ups", cFin, s.consoleTopUp)
 	cs.POST("/partners/:id/webhook-deliveries/:delivery_id/replay", cAdm, s.consoleReplayDelivery)
+	cs.GET("/programme", cAll, s.consoleProgramme)
+	cs.POST("/programme/policy", cAdm, s.consoleSetPolicy)
+	cs.POST("/programme/tiers", cAdm, s.consolePutTier)
+	cs.POST("/programme/company-levels", cAdm, s.consolePutCompanyLevel)
+	cs.GET("/staff", cAdm, s.consoleStaff)
+	cs.POST("/staff", cAdm, s.consoleCreateStaff)
+	cs.POST("/staff/:id/status", cAdm, s.consoleStaffStatus)
+	cs.POST("/staff/:id/role", cAdm, s.consoleStaffRole)
 
 	// ---- Portal: the member's server-rendered pages, cookie session and
 	// CSRF check (web/ui_portal.go).

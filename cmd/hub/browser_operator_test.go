@@ -208,7 +208,76 @@ func TestBrowserOperatorBringsPartnerLive(t *testing.T) {
 	b.run(t, "the alert on the partner page", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#prepaid-alert .warn")))
 	b.assertCleanPage(t, "partner page")
 	b.shots2(t, "console-partner")
+
+	operatorSetsProgrammeAndStaff(t, b)
 	b.assertNoConsoleErrors(t)
+}
+
+// operatorSetsProgrammeAndStaff edits the programme (policy, a tier, a
+// corporate level refused once for its rate) and the staff (a finance
+// account created, given another role and disabled) in the console.
+func operatorSetsProgrammeAndStaff(t *testing.T, b *browserSession) {
+	b.run(t, "the programme page", chromedp.Click(chromedp.CSS("#nav-programme")), chromedp.WaitVisible(chromedp.CSS("#policy-form")))
+	b.run(t, "a birthday bonus",
+		chromedp.SetValue(chromedp.CSS("#pol-birthday"), "150"),
+		chromedp.Click(chromedp.CSS("#policy-save")),
+		waitText("#flash", func(s string) bool { return strings.Contains(s, "policy saved") }))
+	b.expectValue(t, "#pol-birthday", "150")
+	b.run(t, "a gold tier",
+		chromedp.Click(chromedp.CSS("#tier-open")),
+		chromedp.SetValue(chromedp.CSS("#tier-code"), "gold"),
+		chromedp.SetValue(chromedp.CSS("#tier-name"), "Gold"),
+		chromedp.SetValue(chromedp.CSS("#tier-rank"), "2"),
+		chromedp.SetValue(chromedp.CSS("#th-qualifying_points"), "5000"),
+		chromedp.SetValue(chromedp.CSS("#tier-ents"), "late_checkout=16:00\nlounge"),
+		chromedp.Click(chromedp.CSS("#tier-save")),
+		chromedp.WaitVisible(chromedp.CSS("#tier-gold")))
+	b.expectContains(t, "#tier-gold", "late checkout: 16:00")
+	b.run(t, "a corporate level with a rate above 1",
+		chromedp.Click(chromedp.CSS("#level-open")),
+		chromedp.SetValue(chromedp.CSS("#lvl-code"), "corporate_plus"),
+		chromedp.SetValue(chromedp.CSS("#lvl-name"), "Corporate Plus"),
+		chromedp.SetValue(chromedp.CSS("#lvl-min"), "25000"),
+		chromedp.SetValue(chromedp.CSS("#lvl-rate"), "1.5"),
+		chromedp.Click(chromedp.CSS("#level-save")),
+		chromedp.WaitVisible(chromedp.CSS("#lvl-rate-err")))
+	b.expectContains(t, "#lvl-rate-err", "at most 1")
+	b.expectValue(t, "#lvl-name", "Corporate Plus")
+	b.forgetConsole(t, "status of 400")
+	b.run(t, "the level with a good rate",
+		chromedp.SetValue(chromedp.CSS("#lvl-rate"), "0.05"),
+		chromedp.Click(chromedp.CSS("#level-save")),
+		chromedp.WaitVisible(chromedp.CSS("#levels-table")))
+	b.expectContains(t, "#levels-table", "25000.00")
+	b.assertCleanPage(t, "programme page")
+	b.shots2(t, "console-programme")
+
+	b.run(t, "the staff page", chromedp.Click(chromedp.CSS("#nav-staff")), chromedp.WaitVisible(chromedp.CSS("#staff-form")))
+	b.run(t, "a finance account",
+		chromedp.SetValue(chromedp.CSS("#st-email"), "finance@example.com"),
+		chromedp.SetValue(chromedp.CSS("#st-password"), "ledgers and more ledgers"),
+		chromedp.SetValue(chromedp.CSS("#st-role"), "finance"),
+		chromedp.Click(chromedp.CSS("#staff-create")),
+		waitText("#flash", func(s string) bool { return strings.Contains(s, "finance@example.com created as finance") }))
+	id := b.text(t, "#staff-table tbody tr:last-child td:nth-child(3)")
+	if id != "active" {
+		t.Fatalf("the new account's status shows %q, want active", id)
+	}
+	row, err := chromedp.Run(b.ctx, chromedp.AttributeValue(chromedp.CSS("#staff-table tbody tr:last-child"), "id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := strings.TrimPrefix(row.Value, "staff-")
+	b.run(t, "make it support",
+		chromedp.SetValue(chromedp.CSS("#role-"+n), "support"),
+		chromedp.Click(chromedp.CSS("#role-save-"+n)),
+		waitText("#flash", func(s string) bool { return strings.Contains(s, "is now support") }))
+	b.run(t, "disable it",
+		chromedp.Click(chromedp.CSS("#disable-"+n)),
+		waitText("#flash", func(s string) bool { return strings.Contains(s, "is now disabled") }))
+	b.expectText(t, "#staff-status-"+n, "disabled")
+	b.assertCleanPage(t, "staff page")
+	b.shots2(t, "console-staff")
 }
 
 // staffCreate runs `hub staff create` with the password on standard input,
