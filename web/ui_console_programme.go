@@ -127,12 +127,12 @@ var programmeFieldAliases = func() map[string]map[string]string {
 func (s *Server) consoleSetPolicy(c *gin.Context) {
 	var v validation.Error
 	p := programme.Policy{Currency: strings.ToUpper(strings.TrimSpace(c.PostForm("currency"))),
-		ExpiryMode:       programme.ExpiryMode(c.PostForm("expiry_mode")),
-		ExpiryMonths:     int(formInt(c.PostForm("expiry_months"), "expiry_months", &v)),
-		ExpiryYears:      int(formInt(c.PostForm("expiry_years"), "expiry_years", &v)),
-		NoticeDays:       int(formInt(c.PostForm("notice_days"), "notice_days", &v)),
-		TransfersEnabled: c.PostForm("transfers_enabled") == "on",
-		TransferMin:      formInt(c.PostForm("transfer_min"), "transfer_min", &v),
+		ExpiryMode:          programme.ExpiryMode(c.PostForm("expiry_mode")),
+		ExpiryMonths:        int(formInt(c.PostForm("expiry_months"), "expiry_months", &v)),
+		ExpiryYears:         int(formInt(c.PostForm("expiry_years"), "expiry_years", &v)),
+		NoticeDays:          int(formInt(c.PostForm("notice_days"), "notice_days", &v)),
+		TransfersEnabled:    c.PostForm("transfers_enabled") == "on",
+		TransferMin:         formInt(c.PostForm("transfer_min"), "transfer_min", &v),
 		TransferPerTransfer: formInt(c.PostForm("transfer_per_transfer"), "transfer_per_transfer", &v),
 		TransferDaily:       formInt(c.PostForm("transfer_daily"), "transfer_daily", &v),
 		TransferMonthly:     formInt(c.PostForm("transfer_monthly"), "transfer_monthly", &v),
