@@ -15,8 +15,10 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/coalitionhub/hub/internal/apitest"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/testredis"
+	"github.com/coalitionhub/hub/web"
 )
 
 // TestBrowserOperatorBringsPartnerLive starts from an empty (migrated)
@@ -152,7 +154,16 @@ func TestBrowserOperatorBringsPartnerLive(t *testing.T) {
 
 	// The partner's system goes live: token, a member, an earn.
 	ctx := context.Background()
-	httpc := &http.Client{Timeout: 30 * time.Second}
+	spec, err := web.OpenAPIJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := apitest.New(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every API answer is checked against the OpenAPI document.
+	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &apitest.Transport{T: t, V: v}}
 	cc := clientcredentials.Config{ClientID: clientID, ClientSecret: secret, TokenURL: hub.URL + "/oauth/token",
 		Scopes: []string{"members:write", "points:earn"}, AuthStyle: oauth2.AuthStyleInHeader}
 	tok, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, httpc))
