@@ -38,6 +38,13 @@ func (f formState) set(form, field, value string) { f.V[form+"."+field] = value 
 // named by neither an alias nor an input stays in the page's message only.
 func (f *formState) refused(form string, posted url.Values, err error, aliases map[string]string) {
 	f.Open = form
+	// The form's defaults give way to what was posted; an unchecked box is
+	// not posted at all, so it must not keep a default "on".
+	for k := range f.V {
+		if strings.HasPrefix(k, form+".") {
+			delete(f.V, k)
+		}
+	}
 	for k, vs := range posted {
 		if k != csrfField && len(vs) > 0 {
 			f.V[form+"."+k] = strings.Join(vs, "\n")
