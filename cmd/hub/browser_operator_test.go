@@ -219,6 +219,7 @@ func TestBrowserOperatorBringsPartnerLive(t *testing.T) {
 	b.run(t, "the alert on the partner page", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#prepaid-alert .warn")))
 	b.assertCleanPage(t, "partner page")
 	b.shots2(t, "console-partner")
+	b.assertFitsWidth(t, "partner page", 768)
 
 	operatorSetsProgrammeAndStaff(t, b)
 	b.assertNoConsoleErrors(t)
@@ -262,6 +263,7 @@ func operatorSetsProgrammeAndStaff(t *testing.T, b *browserSession) {
 	b.expectContains(t, "#levels-table", "25000.00")
 	b.assertCleanPage(t, "programme page")
 	b.shots2(t, "console-programme")
+	b.assertFitsWidth(t, "programme page", 768)
 
 	b.run(t, "the staff page", chromedp.Click(chromedp.CSS("#nav-staff")), chromedp.WaitVisible(chromedp.CSS("#staff-form")))
 	b.run(t, "a finance account",
@@ -289,6 +291,22 @@ func operatorSetsProgrammeAndStaff(t *testing.T, b *browserSession) {
 	b.expectText(t, "#staff-status-"+n, "disabled")
 	b.assertCleanPage(t, "staff page")
 	b.shots2(t, "console-staff")
+	b.assertFitsWidth(t, "staff page", 768)
+}
+
+// assertFitsWidth fails when the page scrolls sideways at width px (a
+// tablet held upright at 768).
+func (b *browserSession) assertFitsWidth(t *testing.T, name string, width int64) {
+	t.Helper()
+	b.run(t, "narrow width", chromedp.EmulateViewport(width, 1024))
+	defer b.run(t, "desktop width", chromedp.EmulateViewport(1280, 900))
+	w, err := chromedp.Run(b.ctx, chromedp.Evaluate[int64]("document.scrollingElement.scrollWidth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w > width {
+		t.Errorf("%s at %d px scrolls sideways: scrollWidth %d", name, width, w)
+	}
 }
 
 // staffCreate runs `hub staff create` with the password on standard input,
