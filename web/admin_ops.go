@@ -140,11 +140,12 @@ func (s *Server) adminRetryJob(c *gin.Context) {
 }
 
 // runnableJobs are the periodic jobs staff may run now, by name. Each runs
-// the same programme step the worker's programme:daily handler runs
-// (programme.HandleDaily), synchronously, and answers its result. Every
-// step is idempotent (a lot expires once, a birthday is credited once a
-// year, a member's tier is reviewed once a year), so running a job now and
-// again on schedule changes nothing twice.
+// the same step a worker task runs (a step of programme.HandleDaily, or
+// partners.HandlePrepaidAlerts), synchronously, and answers its result.
+// Every step is idempotent (a lot expires once, a birthday is credited once
+// a year, a member's tier is reviewed once a year, a prepaid partner is told
+// once per crossing), so running a job now and again on schedule changes
+// nothing twice.
 var runnableJobs = map[string]func(s *Server, c *gin.Context) (any, error){
 	"expiry": func(s *Server, c *gin.Context) (any, error) {
 		return s.deps.Programme.RunExpiry(c.Request.Context(), programmeBatch)
