@@ -352,6 +352,21 @@ func publicKeyFromPEM(s string) (any, error) {
 
 // --- client authentication and tokens ---------------------------------------
 
+// readClient reads a client with its partner's status, which the registry
+// owns. Errors: ErrClientNotFound.
+func (s *Service) readClient(ctx context.Context, clientID string) (clientRow, error) {
+	r, err := selectClient(s.db.WithContext(ctx), clientID, false)
+	if err != nil {
+		return r, err
+	}
+	p, err := s.registry.Partner(ctx, r.PartnerID)
+	if err != nil {
+		return r, fmt.Errorf("client %s: %w", clientID, err)
+	}
+	r.PartnerStatus = string(p.Status)
+	return r, nil
+}
+
 // usable reports whether the client may authenticate now.
 func (r clientRow) usable() bool {
 	return r.Status == "active" && partners.Status(r.PartnerStatus).Live()
@@ -361,7 +376,7 @@ func (r clientRow) usable() bool {
 // The previous secret is accepted until its grace period ends. Every failure
 // is ErrInvalidClient (with the reason in the wrapped text, for logs).
 func (s *Service) AuthenticateSecret(ctx context.Context, clientID, secret string) (Client, error) {
-	r, err := selectClient(s.db.WithContext(ctx), clientID, false)
+	r, err := s.readClient(ctx, clientID)
 	if errors.Is(err, ErrClientNotFound) {
 		return Client{}, fmt.Errorf("%w: unknown client", ErrInvalidClient)
 	}
@@ -396,8 +411,7 @@ func (s *Service) AuthenticateAssertion(ctx context.Context, clientID, assertion
 		}
 		clientID = c.Subject
 	}
-	db := s.db.WithContext(ctx)
-	r, err := selectClient(db, clientID, false)
+	r, err := s.readClient(ctx, clientID)
 	if errors.Is(err, ErrClientNotFound) {
 		return Client{}, fmt.Errorf("%w: unknown client", ErrInvalidClient)
 	}
@@ -435,7 +449,7 @@ func (s *Service) AuthenticateAssertion(ctx context.Context, clientID, assertion
 	case !r.usable():
 		return Client{}, fmt.Errorf("%w: client %s is %s, partner %s", ErrInvalidClient, clientID, r.Status, r.PartnerStatus)
 	}
-	fresh, err := recordAssertionJTI(db, clientID, claims.ID, claims.ExpiresAt.Add(s.opts.Leeway), now)
+	fresh, err := recordAssertionJTI(s.db.WithContext(ctx), clientID, claims.ID, claims.ExpiresAt.Add(s.opts.Leeway), now)
 	if err != nil {
 		return Client{}, err
 	}
@@ -613,7 +627,7 @@ func (s *Service) clientStatus(ctx context.Context, clientID string) (cachedSubj
 	if v, ok := s.clients.get(clientID, now, s.opts.ClientCacheTTL); ok {
 		return v, nil
 	}
-	r, err := selectClient(s.db.WithContext(ctx), clientID, false)
+	r, err := s.readClient(ctx, clientID)
 	if errors.Is(err, ErrClientNotFound) {
 		return cachedSubject{at: now}, nil
 	}

@@ -27,7 +27,7 @@ type clientRow struct {
 	CreatedAt          time.Time
 	SecretRotatedAt    *time.Time
 	RevokedAt          *time.Time
-	PartnerStatus      string
+	PartnerStatus      string `gorm:"-"` // the registry's answer, filled by readClient
 }
 
 func (r clientRow) client() Client {
@@ -83,9 +83,9 @@ func notFound[T any](rows []T, sentinel error, what string) (T, error) {
 
 const clientCols = `c.id, c.client_id, c.partner_id, c.name, c.secret_hash, c.previous_secret_hash,
 	c.previous_valid_until, array_to_string(c.scopes, ' ') AS scopes, c.status, c.public_key_pem,
-	c.public_key_alg, c.created_at, c.secret_rotated_at, c.revoked_at, p.status AS partner_status`
+	c.public_key_alg, c.created_at, c.secret_rotated_at, c.revoked_at`
 
-const clientFrom = ` FROM api_clients c JOIN partners p ON p.id = c.partner_id `
+const clientFrom = ` FROM api_clients c `
 
 func insertClient(tx *gorm.DB, clientID string, partnerID int64, name string, secretHash []byte, scopes []Scope,
 	pemKey, alg *string, now time.Time) error {
@@ -101,7 +101,7 @@ func insertClient(tx *gorm.DB, clientID string, partnerID int64, name string, se
 func selectClient(tx *gorm.DB, clientID string, forUpdate bool) (clientRow, error) {
 	q := `SELECT ` + clientCols + clientFrom + `WHERE c.client_id = ?`
 	if forUpdate {
-		q += ` FOR UPDATE OF c`
+		q += ` FOR UPDATE`
 	}
 	var rows []clientRow
 	if err := tx.Raw(q, clientID).Scan(&rows).Error; err != nil {
