@@ -210,8 +210,7 @@ func (s *Service) RotateClientSecret(ctx context.Context, clientID string) (Clie
 			t := now.Add(s.opts.SecretGrace)
 			prev, until = r.SecretHash, &t
 		}
-		if err := tx.Exec(`UPDATE api_clients SET secret_hash = ?, previous_secret_hash = ?, previous_valid_until = ?,
-			secret_rotated_at = ? WHERE client_id = ?`, hashSecret(secret), prev, until, now, clientID).Error; err != nil {
+		if err := updateClientSecret(tx, clientID, hashSecret(secret), prev, until, now); err != nil {
 			return err
 		}
 		r, err = selectClient(tx, clientID, false)
@@ -230,8 +229,7 @@ func (s *Service) RotateClientSecret(ctx context.Context, clientID string) (Clie
 func (s *Service) RevokeClient(ctx context.Context, clientID string) (Client, error) {
 	var out Client
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Exec(`UPDATE api_clients SET status = 'revoked', revoked_at = ? WHERE client_id = ? AND status = 'active'`,
-			s.now(), clientID).Error; err != nil {
+		if err := revokeClient(tx, clientID, s.now()); err != nil {
 			return err
 		}
 		r, err := selectClient(tx, clientID, false)
@@ -262,7 +260,7 @@ func (s *Service) SetClientPublicKey(ctx context.Context, clientID, key string) 
 		if r.Status != "active" {
 			return ErrClientRevoked
 		}
-		if err := tx.Exec(`UPDATE api_clients SET public_key_pem = ?, public_key_alg = ? WHERE client_id = ?`, pemKey, alg, clientID).Error; err != nil {
+		if err := updateClientPublicKey(tx, clientID, pemKey, alg); err != nil {
 			return err
 		}
 		r, err = selectClient(tx, clientID, false)
@@ -707,7 +705,7 @@ func (s *Service) SetStaffStatus(ctx context.Context, id int64, status string) (
 	}
 	var out Staff
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Exec(`UPDATE staff_users SET status = ? WHERE id = ?`, status, id).Error; err != nil {
+		if err := updateStaffStatus(tx, id, status); err != nil {
 			return err
 		}
 		r, err := selectStaffByID(tx, id)
@@ -766,7 +764,7 @@ func (s *Service) staffLogin(ctx context.Context, email, password string, info S
 	var sess staffSessionRow
 	err = s.tx(ctx, func(tx *gorm.DB) error {
 		now := s.now()
-		if err := tx.Exec(`UPDATE staff_users SET last_login_at = ? WHERE id = ?`, now, r.ID).Error; err != nil {
+		if err := updateStaffLastLogin(tx, r.ID, now); err != nil {
 			return err
 		}
 		r.LastLoginAt = &now

@@ -139,14 +139,11 @@ type keyring struct {
 	lastRefresh time.Time // last reload caused by an unknown kid
 }
 
-const signingKeyCols = `kid, alg, public_key, sealed_private, created_at, retired_at, verify_until`
-
 // loadKeys reloads every key still verifiable at now from the database.
 func (s *Service) loadKeys(ctx context.Context) error {
 	now := s.now()
-	var rows []signingKeyRow
-	if err := s.db.WithContext(ctx).Raw(`SELECT `+signingKeyCols+` FROM signing_keys
-		WHERE retired_at IS NULL OR verify_until > ?`, now).Scan(&rows).Error; err != nil {
+	rows, err := selectLiveKeys(s.db.WithContext(ctx), now)
+	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
 	byKID := make(map[string]verifyKey, len(rows))
@@ -215,19 +212,19 @@ const signingLock = 727275020
 // processes may still sign with it, plus leeway. Without rotate it does
 // nothing when an active key exists (another process bootstrapped first).
 func (s *Service) createSigningKey(tx *gorm.DB, rotate bool) error {
-	if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, signingLock).Error; err != nil {
+	if err := lockSigningKeys(tx); err != nil {
 		return err
 	}
 	now := s.now()
 	if rotate {
 		ttl := max(s.opts.AccessTokenTTL, s.opts.StaffTokenTTL)
 		until := now.Add(ttl + s.opts.KeyRefresh + s.opts.Leeway)
-		if err := tx.Exec(`UPDATE signing_keys SET retired_at = ?, verify_until = ? WHERE retired_at IS NULL`, now, until).Error; err != nil {
+		if err := retireSigningKey(tx, now, until); err != nil {
 			return err
 		}
 	} else {
-		var n int64
-		if err := tx.Raw(`SELECT count(*) FROM signing_keys WHERE retired_at IS NULL`).Scan(&n).Error; err != nil {
+		n, err := countActiveKeys(tx)
+		if err != nil {
 			return err
 		}
 		if n > 0 {
@@ -243,8 +240,7 @@ func (s *Service) createSigningKey(tx *gorm.DB, rotate bool) error {
 	if err != nil {
 		return err
 	}
-	return tx.Exec(`INSERT INTO signing_keys (kid, alg, public_key, sealed_private, created_at) VALUES (?, 'EdDSA', ?, ?, ?)`,
-		kid, []byte(pub), sealed, now).Error
+	return insertSigningKey(tx, kid, pub, sealed, now)
 }
 
 // RotateSigningKey makes a fresh key the one that signs. The previous key
@@ -276,9 +272,8 @@ func (s *Service) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	if _, _, err := s.signingKey(ctx); err != nil {
 		return nil, err
 	}
-	var rows []signingKeyRow
-	if err := s.db.WithContext(ctx).Raw(`SELECT `+signingKeyCols+` FROM signing_keys
-		WHERE retired_at IS NULL OR verify_until > ? ORDER BY created_at DESC, kid`, s.now()).Scan(&rows).Error; err != nil {
+	rows, err := selectLiveKeys(s.db.WithContext(ctx), s.now())
+	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %w", err)
 	}
 	out := make([]SigningKey, len(rows))

@@ -26,9 +26,8 @@ func (s *Service) SetStaffRole(ctx context.Context, id int64, role Role) (Staff,
 	}
 	var out Staff
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		var admins []int64
-		if err := tx.Raw(`SELECT id FROM staff_users WHERE role = 'admin' AND status = 'active' ORDER BY id FOR UPDATE`).
-			Scan(&admins).Error; err != nil {
+		admins, err := lockActiveAdmins(tx)
+		if err != nil {
 			return err
 		}
 		r, err := selectStaffByID(tx, id)
@@ -38,7 +37,7 @@ func (s *Service) SetStaffRole(ctx context.Context, id int64, role Role) (Staff,
 		if r.Role == string(RoleAdmin) && r.Status == "active" && role != RoleAdmin && len(admins) <= 1 {
 			return ErrLastAdmin
 		}
-		if err := tx.Exec(`UPDATE staff_users SET role = ? WHERE id = ?`, string(role), id).Error; err != nil {
+		if err := updateStaffRole(tx, id, role); err != nil {
 			return err
 		}
 		r.Role = string(role)

@@ -1,10 +1,12 @@
 package access
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"time"
 
 	"github.com/coalitionhub/hub/internal/database"
+	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/partners"
 	"gorm.io/gorm"
 )
@@ -129,6 +131,23 @@ func recordAssertionJTI(tx *gorm.DB, clientID, jti string, expiresAt, now time.T
 	return res.RowsAffected == 1, res.Error
 }
 
+// updateClientSecret installs a new secret hash; the previous one keeps
+// working until until (nil: no previous secret).
+func updateClientSecret(tx *gorm.DB, clientID string, hash, prev []byte, until *time.Time, now time.Time) error {
+	return tx.Exec(`UPDATE api_clients SET secret_hash = ?, previous_secret_hash = ?, previous_valid_until = ?,
+		secret_rotated_at = ? WHERE client_id = ?`, hash, prev, until, now, clientID).Error
+}
+
+// revokeClient revokes an active client; a revoked one is left as it is.
+func revokeClient(tx *gorm.DB, clientID string, now time.Time) error {
+	return tx.Exec(`UPDATE api_clients SET status = 'revoked', revoked_at = ? WHERE client_id = ? AND status = 'active'`,
+		now, clientID).Error
+}
+
+func updateClientPublicKey(tx *gorm.DB, clientID, pemKey, alg string) error {
+	return tx.Exec(`UPDATE api_clients SET public_key_pem = ?, public_key_alg = ? WHERE client_id = ?`, pemKey, alg, clientID).Error
+}
+
 // --- staff ------------------------------------------------------------------
 
 const staffCols = `id, email, password_hash, role, status, created_at, last_login_at`
@@ -167,4 +186,121 @@ func selectStaff(tx *gorm.DB, page partners.Page) ([]staffRow, error) {
 	var rows []staffRow
 	err := tx.Raw(`SELECT `+staffCols+` FROM staff_users WHERE id > ? ORDER BY id LIMIT ?`, page.After, page.Size()).Scan(&rows).Error
 	return rows, err
+}
+
+func updateStaffStatus(tx *gorm.DB, id int64, status string) error {
+	return tx.Exec(`UPDATE staff_users SET status = ? WHERE id = ?`, status, id).Error
+}
+
+func updateStaffLastLogin(tx *gorm.DB, id int64, now time.Time) error {
+	return tx.Exec(`UPDATE staff_users SET last_login_at = ? WHERE id = ?`, now, id).Error
+}
+
+func updateStaffRole(tx *gorm.DB, id int64, role Role) error {
+	return tx.Exec(`UPDATE staff_users SET role = ? WHERE id = ?`, string(role), id).Error
+}
+
+// lockActiveAdmins returns the active admins' ids and locks their rows, so
+// two concurrent demotions cannot both see another admin left.
+func lockActiveAdmins(tx *gorm.DB) ([]int64, error) {
+	var ids []int64
+	err := tx.Raw(`SELECT id FROM staff_users WHERE role = 'admin' AND status = 'active' ORDER BY id FOR UPDATE`).Scan(&ids).Error
+	return ids, err
+}
+
+// --- staff sessions ---------------------------------------------------------
+
+type staffSessionRow struct {
+	ID        string
+	StaffID   int64
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+func startStaffSession(tx *gorm.DB, staffID int64, expiresAt time.Time, info SessionInfo, now time.Time) (staffSessionRow, error) {
+	now = now.UTC().Truncate(time.Microsecond)
+	r := staffSessionRow{ID: randomToken(16), StaffID: staffID, CreatedAt: now, ExpiresAt: expiresAt.UTC().Truncate(time.Microsecond)}
+	err := tx.Exec(`INSERT INTO staff_sessions (id, staff_id, created_at, last_seen_at, expires_at, user_agent, ip)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, r.ID, staffID, r.CreatedAt, r.CreatedAt, r.ExpiresAt,
+		validation.Clip(info.UserAgent, 256), validation.Clip(info.IP, 45)).Error
+	return r, err
+}
+
+// staffOfSession is a session joined to its account.
+type staffOfSession struct {
+	ID         string
+	StaffID    int64
+	LastSeenAt time.Time
+	ExpiresAt  time.Time
+	EndedAt    *time.Time
+	Email      string
+	Role       string
+	Status     string
+}
+
+// selectStaffSession reads session id joined to its account (none when unknown).
+func selectStaffSession(tx *gorm.DB, id string) ([]staffOfSession, error) {
+	var rows []staffOfSession
+	err := tx.Raw(`SELECT s.id, s.staff_id, s.last_seen_at, s.expires_at, s.ended_at, u.email, u.role, u.status
+		FROM staff_sessions s JOIN staff_users u ON u.id = s.staff_id WHERE s.id = ?`, id).Scan(&rows).Error
+	return rows, err
+}
+
+// touchStaffSession records that session id was seen at now.
+func touchStaffSession(tx *gorm.DB, id string, now time.Time) error {
+	return tx.Exec(`UPDATE staff_sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?`, now, id, now).Error
+}
+
+// endStaffSession ends one open session of a staff account.
+func endStaffSession(tx *gorm.DB, staffID int64, id, why string, now time.Time) error {
+	return tx.Exec(`UPDATE staff_sessions SET ended_at = ?, end_reason = ?
+		WHERE id = ? AND staff_id = ? AND ended_at IS NULL`, now, why, id, staffID).Error
+}
+
+// endStaffSessions ends every open session of a staff account, in tx.
+func endStaffSessions(tx *gorm.DB, staffID int64, why string, now time.Time) error {
+	return tx.Exec(`UPDATE staff_sessions SET ended_at = ?, end_reason = ? WHERE staff_id = ? AND ended_at IS NULL`,
+		now, why, staffID).Error
+}
+
+// pruneStaffSessions deletes the sessions expired or ended before cutoff.
+func pruneStaffSessions(tx *gorm.DB, cutoff time.Time) error {
+	return tx.Exec(`DELETE FROM staff_sessions WHERE expires_at < ? OR ended_at < ?`, cutoff, cutoff).Error
+}
+
+// --- signing keys -----------------------------------------------------------
+
+const signingKeyCols = `kid, alg, public_key, sealed_private, created_at, retired_at, verify_until`
+
+// selectLiveKeys returns the keys still verifiable at now (the active one and
+// retired ones within their overlap), newest first.
+func selectLiveKeys(tx *gorm.DB, now time.Time) ([]signingKeyRow, error) {
+	var rows []signingKeyRow
+	err := tx.Raw(`SELECT `+signingKeyCols+` FROM signing_keys
+		WHERE retired_at IS NULL OR verify_until > ? ORDER BY created_at DESC, kid`, now).Scan(&rows).Error
+	return rows, err
+}
+
+// lockSigningKeys takes the transaction-scoped advisory lock that serialises
+// key creation and rotation across processes (signingLock).
+func lockSigningKeys(tx *gorm.DB) error {
+	return tx.Exec(`SELECT pg_advisory_xact_lock(?)`, signingLock).Error
+}
+
+// retireSigningKey retires the active key, verifiable until until.
+func retireSigningKey(tx *gorm.DB, now, until time.Time) error {
+	return tx.Exec(`UPDATE signing_keys SET retired_at = ?, verify_until = ? WHERE retired_at IS NULL`, now, until).Error
+}
+
+func countActiveKeys(tx *gorm.DB) (int64, error) {
+	var n int64
+	err := tx.Raw(`SELECT count(*) FROM signing_keys WHERE retired_at IS NULL`).Scan(&n).Error
+	return n, err
+}
+
+// insertSigningKey stores a new active Ed25519 key; its private half is
+// sealed (bound to kid) by the caller.
+func insertSigningKey(tx *gorm.DB, kid string, pub ed25519.PublicKey, sealed []byte, now time.Time) error {
+	return tx.Exec(`INSERT INTO signing_keys (kid, alg, public_key, sealed_private, created_at) VALUES (?, 'EdDSA', ?, ?, ?)`,
+		kid, []byte(pub), sealed, now).Error
 }

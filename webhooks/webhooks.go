@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql/driver"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -126,38 +125,6 @@ func NewService(db *gorm.DB, sealer Sealer, dest netguard.Policy, now func() tim
 	return &Service{db: db, sealer: sealer, dest: dest, client: dest.Client(WebhookTimeout), now: now}
 }
 
-type endpointRow struct {
-	ID        int64
-	PartnerID int64
-	URL       string
-	Events    eventList
-	Secret    []byte
-	Status    string
-	CreatedAt time.Time
-	UpdatedAt time.Time
-}
-
-func (endpointRow) TableName() string { return "webhook_endpoints" }
-
-// eventList is stored as a JSON array.
-type eventList []string
-
-func (l eventList) Value() (driver.Value, error) { return json.Marshal([]string(l)) }
-
-func (l *eventList) Scan(src any) error {
-	switch v := src.(type) {
-	case []byte:
-		return json.Unmarshal(v, (*[]string)(l))
-	case string:
-		return json.Unmarshal([]byte(v), (*[]string)(l))
-	}
-	return fmt.Errorf("eventList: cannot scan %T", src)
-}
-
-func (r endpointRow) endpoint() Endpoint {
-	return Endpoint{ID: r.ID, URL: r.URL, Events: r.Events, Status: r.Status, CreatedAt: r.CreatedAt}
-}
-
 func (w *Service) validateEndpoint(rawURL string, events []string) error {
 	var v validation.Error
 	if len(rawURL) > 2000 {
@@ -193,7 +160,7 @@ func (w *Service) CreateEndpoint(ctx context.Context, partnerID int64, rawURL st
 	now := w.now().UTC()
 	row := endpointRow{PartnerID: partnerID, URL: rawURL, Events: events, Secret: sealed, Status: "active",
 		CreatedAt: now, UpdatedAt: now}
-	if err := w.db.WithContext(ctx).Create(&row).Error; err != nil {
+	if err := insertEndpoint(w.db.WithContext(ctx), &row); err != nil {
 		return Endpoint{}, "", fmt.Errorf("create webhook endpoint: %w", err)
 	}
 	return row.endpoint(), secret, nil
@@ -218,12 +185,11 @@ func (w *Service) RotateEndpointSecret(ctx context.Context, partnerID, id int64)
 	if err != nil {
 		return "", err
 	}
-	res := w.db.WithContext(ctx).Exec(`UPDATE webhook_endpoints SET secret = ?, updated_at = ? WHERE id = ? AND partner_id = ?`,
-		sealed, w.now().UTC(), id, partnerID)
-	if res.Error != nil {
-		return "", res.Error
+	n, err := updateEndpointSecret(w.db.WithContext(ctx), partnerID, id, sealed, w.now().UTC())
+	if err != nil {
+		return "", err
 	}
-	if res.RowsAffected == 0 {
+	if n == 0 {
 		return "", fmt.Errorf("webhook endpoint %d: %w", id, ErrWebhookEndpointNotFound)
 	}
 	return secret, nil
@@ -231,8 +197,8 @@ func (w *Service) RotateEndpointSecret(ctx context.Context, partnerID, id int64)
 
 // ListEndpoints returns the partner's endpoints.
 func (w *Service) ListEndpoints(ctx context.Context, partnerID int64) ([]Endpoint, error) {
-	var rows []endpointRow
-	if err := w.db.WithContext(ctx).Where("partner_id = ?", partnerID).Order("id").Find(&rows).Error; err != nil {
+	rows, err := selectEndpoints(w.db.WithContext(ctx), partnerID, false)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]Endpoint, len(rows))
@@ -244,12 +210,11 @@ func (w *Service) ListEndpoints(ctx context.Context, partnerID int64) ([]Endpoin
 
 // DisableEndpoint stops deliveries to an endpoint; its log stays readable.
 func (w *Service) DisableEndpoint(ctx context.Context, partnerID, id int64) error {
-	res := w.db.WithContext(ctx).Exec(`UPDATE webhook_endpoints SET status = 'disabled', updated_at = ? WHERE id = ? AND partner_id = ?`,
-		w.now().UTC(), id, partnerID)
-	if res.Error != nil {
-		return res.Error
+	n, err := disableEndpoint(w.db.WithContext(ctx), partnerID, id, w.now().UTC())
+	if err != nil {
+		return err
 	}
-	if res.RowsAffected == 0 {
+	if n == 0 {
 		return fmt.Errorf("webhook endpoint %d: %w", id, ErrWebhookEndpointNotFound)
 	}
 	return nil
@@ -275,8 +240,8 @@ func Publish(tx *gorm.DB, now time.Time, partnerID int64, eventType string, data
 	if !knownEvents[eventType] {
 		return "", fmt.Errorf("publish: unknown event type %q", eventType)
 	}
-	var endpoints []endpointRow
-	if err := tx.Where("partner_id = ? AND status = 'active'", partnerID).Find(&endpoints).Error; err != nil {
+	endpoints, err := selectEndpoints(tx, partnerID, true)
+	if err != nil {
 		return "", fmt.Errorf("publish %s: %w", eventType, err)
 	}
 	var targets []endpointRow
@@ -295,15 +260,13 @@ func Publish(tx *gorm.DB, now time.Time, partnerID int64, eventType string, data
 	if err != nil {
 		return "", fmt.Errorf("publish %s: %w", eventType, err)
 	}
-	if err := tx.Exec(`INSERT INTO webhook_events (id, partner_id, type, payload, created_at) VALUES (?, ?, ?, ?, ?)`,
-		id, partnerID, eventType, body, now.UTC()).Error; err != nil {
+	if err := insertEvent(tx, id, partnerID, eventType, body, now.UTC()); err != nil {
 		return "", fmt.Errorf("publish %s: %w", eventType, err)
 	}
 	msgs := make([]outbox.Message, 0, len(targets))
 	for _, e := range targets {
-		var deliveryID int64
-		if err := tx.Raw(`INSERT INTO webhook_deliveries (event_id, endpoint_id, partner_id, created_at)
-			VALUES (?, ?, ?, ?) RETURNING id`, id, e.ID, partnerID, now.UTC()).Scan(&deliveryID).Error; err != nil {
+		deliveryID, err := insertDelivery(tx, id, e.ID, partnerID, now.UTC())
+		if err != nil {
 			return "", fmt.Errorf("publish %s: %w", eventType, err)
 		}
 		msgs = append(msgs, outbox.Message{TaskType: TypeDeliverWebhook, Queue: "default",
@@ -313,15 +276,6 @@ func Publish(tx *gorm.DB, now time.Time, partnerID int64, eventType string, data
 		return "", err
 	}
 	return id.String(), nil
-}
-
-// HasActiveEndpoint reports, in tx, whether the partner has an active
-// endpoint: without one, Publish has nothing to deliver.
-func HasActiveEndpoint(tx *gorm.DB, partnerID int64) (bool, error) {
-	var ok bool
-	err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE partner_id = ? AND status = 'active')`,
-		partnerID).Scan(&ok).Error
-	return ok, err
 }
 
 // Sign returns the Standard Webhooks signature header value for a delivery.
@@ -365,21 +319,7 @@ func VerifySignature(secret string, header http.Header, body []byte, now time.Ti
 // once, without a retry; a name that resolves to a refused address fails the
 // attempt and is retried, as DNS answers change.
 func (w *Service) Deliver(ctx context.Context, deliveryID int64, lastAttempt bool) error {
-	var d struct {
-		ID        int64
-		State     string
-		EventID   string
-		URL       string
-		Secret    []byte
-		Payload   []byte
-		EventType string
-	}
-	err := w.db.WithContext(ctx).Raw(`
-		SELECT d.id, d.state, d.event_id::text AS event_id, e.url, e.secret, ev.payload, ev.type AS event_type
-		FROM webhook_deliveries d
-		JOIN webhook_endpoints e ON e.id = d.endpoint_id
-		JOIN webhook_events ev ON ev.id = d.event_id
-		WHERE d.id = ?`, deliveryID).Scan(&d).Error
+	d, err := selectDelivery(w.db.WithContext(ctx), deliveryID)
 	if err != nil {
 		return fmt.Errorf("load delivery %d: %w", deliveryID, err)
 	}
@@ -452,13 +392,7 @@ func (w *Service) Deliver(ctx context.Context, deliveryID int64, lastAttempt boo
 func (w *Service) record(ctx context.Context, deliveryID int64, status *int, errText *string, state string, elapsed time.Duration) error {
 	ok := state == "succeeded"
 	err := w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(`INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?)`,
-			deliveryID, w.now().UTC(), status, errText, elapsed.Milliseconds()).Error; err != nil {
-			return err
-		}
-		return tx.Exec(`UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = ?, last_error = ?, state = ?,
-			delivered_at = CASE WHEN ? THEN ?::timestamptz ELSE delivered_at END WHERE id = ?`,
-			status, errText, state, ok, w.now().UTC(), deliveryID).Error
+		return recordAttempt(tx, deliveryID, status, errText, state, ok, elapsed, w.now().UTC())
 	})
 	if err != nil {
 		return fmt.Errorf("record delivery %d: %w", deliveryID, err)
@@ -485,13 +419,5 @@ func (w *Service) Deliveries(ctx context.Context, partnerID, before int64, limit
 	if limit <= 0 || limit > 200 {
 		limit = 50
 	}
-	q := `SELECT d.id, d.event_id::text AS event_id, ev.type AS event_type, d.endpoint_id, d.state, d.attempts,
-			d.last_status, d.last_error, d.created_at, d.delivered_at
-		FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
-		WHERE d.partner_id = ? AND (? = 0 OR d.id < ?) ORDER BY d.id DESC LIMIT ?`
-	var out []Delivery
-	if err := w.db.WithContext(ctx).Raw(q, partnerID, before, before, limit).Scan(&out).Error; err != nil {
-		return nil, err
-	}
-	return out, nil
+	return selectDeliveries(w.db.WithContext(ctx), partnerID, before, limit)
 }
