@@ -15,15 +15,15 @@ import (
 	"github.com/coalitionhub/hub/partners"
 )
 
-// earnPartner inserts a bare partner row and returns its id.
+// earnPartner registers a bare partner (no contract) and returns its id.
 func earnPartner(t *testing.T, db *gorm.DB, name string) int64 {
 	t.Helper()
-	var id int64
-	if err := db.Raw(`INSERT INTO partners (name, sector, settlement_currency, time_zone)
-		VALUES (?, 'retail', 'USD', 'UTC') RETURNING id`, name).Scan(&id).Error; err != nil {
-		t.Fatalf("insert partner: %v", err)
+	p, err := partners.NewService(db, nil).CreatePartner(context.Background(), partners.NewPartner{Name: name,
+		Sector: partners.SectorRetail, SettlementCurrency: "USD", TimeZone: "UTC"})
+	if err != nil {
+		t.Fatalf("create partner: %v", err)
 	}
-	return id
+	return p.ID
 }
 
 func newRulesTest(t *testing.T) (*Service, *clock.Manual, *gorm.DB, int64) {
