@@ -26,7 +26,7 @@ type SecretBox struct{ aead cipher.AEAD }
 // NewSecretBox builds a box from a 32-byte key.
 func NewSecretBox(key []byte) (*SecretBox, error) {
 	if len(key) != 32 {
-		return nil, fmt.Errorf("partners: secrets key must be 32 bytes, got %d", len(key))
+		return nil, fmt.Errorf("access: secrets key must be 32 bytes, got %d", len(key))
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {

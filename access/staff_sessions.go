@@ -72,7 +72,7 @@ func (s *Service) EndStaffSession(ctx context.Context, p StaffPrincipal) error {
 const staffSessionRetention = 24 * time.Hour
 
 // TypePruneStaffSessions deletes staff sessions ended or expired more than a
-// day ago. Never renamed.
+// day ago. Never renamed (its prefix names the package that first held it).
 const TypePruneStaffSessions = "partners:prune_staff_sessions"
 
 // HandlePruneStaffSessions handles TypePruneStaffSessions. Idempotent.

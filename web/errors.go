@@ -70,7 +70,7 @@ var domainErrors = []errorKind{
 	{errRateLimited, http.StatusTooManyRequests, "rate_limited", "Too many requests"},
 	{errJobNotFound, http.StatusNotFound, "job_not_found", "No such job"},
 
-	// partners: registry, contracts, prepaid, clients, staff.
+	// partners: registry, contracts, prepaid.
 	{partners.ErrPartnerNotFound, http.StatusNotFound, "partner_not_found", "Partner not found"},
 	{partners.ErrPartnerExists, http.StatusConflict, "partner_exists", "A partner with this name exists"},
 	{partners.ErrOutletExists, http.StatusConflict, "outlet_exists", "An outlet with this code exists"},
@@ -79,6 +79,8 @@ var domainErrors = []errorKind{
 	{partners.ErrPrepaidExhausted, http.StatusConflict, "prepaid_exhausted", "Prepaid balance exhausted"},
 	{partners.ErrNotPrepaid, http.StatusConflict, "not_prepaid", "Partner is not billed prepaid"},
 	{partners.ErrDuplicateRef, http.StatusConflict, "duplicate_ref", "Reference already used"},
+
+	// access: API clients, staff, tokens.
 	{access.ErrClientNotFound, http.StatusNotFound, "client_not_found", "API client not found"},
 	{access.ErrClientRevoked, http.StatusConflict, "client_revoked", "API client is revoked"},
 	{access.ErrStaffNotFound, http.StatusNotFound, "staff_not_found", "Staff user not found"},
@@ -88,7 +90,7 @@ var domainErrors = []errorKind{
 	{access.ErrLoginLocked, http.StatusTooManyRequests, "login_locked", "Too many failed logins"},
 	{access.ErrInvalidToken, http.StatusUnauthorized, "invalid_token", "Invalid token"},
 
-	// partners: earn rules and promotions.
+	// rules: earn rules and promotions.
 	{rules.ErrNoRule, http.StatusUnprocessableEntity, "no_earn_rule", "No earn rule in force"},
 	{rules.ErrRuleNotFound, http.StatusNotFound, "earn_rule_not_found", "Earn rule not found"},
 	{rules.ErrRuleConflict, http.StatusConflict, "earn_rule_conflict", "Earn rule version conflict"},
@@ -98,7 +100,7 @@ var domainErrors = []errorKind{
 	{rules.ErrPromotionEnded, http.StatusConflict, "promotion_ended", "Promotion already ended"},
 	{rules.ErrPromotionCodeInUse, http.StatusConflict, "promotion_code_in_use", "Promotion code in use"},
 
-	// partners: the points API and webhooks.
+	// points: the points API; webhooks.
 	{points.ErrRoleNotInContract, http.StatusForbidden, "role_not_in_contract", "The partner's contract does not allow this"},
 	{points.ErrNothingToEarn, http.StatusUnprocessableEntity, "nothing_to_earn", "The purchase earns no points"},
 	{points.ErrDailyCapReached, http.StatusUnprocessableEntity, "daily_cap_reached", "Daily earn cap for this member reached"},

@@ -53,7 +53,8 @@ var (
 	ErrWebhookDeliveryNotFound = errors.New("webhook delivery not found")
 )
 
-// TypeDeliverWebhook delivers one webhook delivery row. Never renamed.
+// TypeDeliverWebhook delivers one webhook delivery row. Never renamed (its
+// prefix names the package that first held it).
 const TypeDeliverWebhook = "partners:deliver_webhook"
 
 // DeliverWebhookPayload is the payload of TypeDeliverWebhook.
