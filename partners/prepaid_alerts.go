@@ -6,6 +6,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // TypePrepaidAlerts checks every prepaid balance against its contract's
@@ -35,22 +37,7 @@ type PrepaidAlertState struct {
 // changes nothing.
 func (s *Service) RunPrepaidAlerts(ctx context.Context) (PrepaidAlertRun, error) {
 	now := s.now().UTC()
-	var rows []struct {
-		PartnerID    int64
-		BalanceMinor int64
-		Currency     string
-		Threshold    int64
-		Alerted      bool
-	}
-	// The contract in force per account, and whether an alert stands.
-	err := s.db.WithContext(ctx).Raw(`
-		SELECT a.partner_id, a.balance_minor, a.currency, COALESCE(c.prepaid_alert_threshold, 0) AS threshold,
-			al.partner_id IS NOT NULL AS alerted
-		FROM prepaid_accounts a
-		LEFT JOIN LATERAL (SELECT prepaid_alert_threshold FROM partner_contracts
-			WHERE partner_id = a.partner_id AND effective_from <= ? ORDER BY effective_from DESC LIMIT 1) c ON true
-		LEFT JOIN prepaid_alerts al ON al.partner_id = a.partner_id
-		ORDER BY a.partner_id`, now).Scan(&rows).Error
+	rows, err := selectPrepaidStandings(s.db.WithContext(ctx), now)
 	if err != nil {
 		return PrepaidAlertRun{}, fmt.Errorf("prepaid alerts: %w", err)
 	}
@@ -70,7 +57,7 @@ func (s *Service) RunPrepaidAlerts(ctx context.Context) (PrepaidAlertRun, error)
 				run.Alerted = append(run.Alerted, r.PartnerID)
 			}
 		case !low && r.Alerted:
-			if err := s.db.WithContext(ctx).Exec(`DELETE FROM prepaid_alerts WHERE partner_id = ?`, r.PartnerID).Error; err != nil {
+			if err := deletePrepaidAlert(s.db.WithContext(ctx), r.PartnerID); err != nil {
 				return run, fmt.Errorf("re-arm prepaid alert of partner %d: %w", r.PartnerID, err)
 			}
 			run.Rearmed = append(run.Rearmed, r.PartnerID)
@@ -84,13 +71,12 @@ func (s *Service) RunPrepaidAlerts(ctx context.Context) (PrepaidAlertRun, error)
 func (s *Service) alertLow(ctx context.Context, partnerID, balance, threshold int64, currency string) (told bool, err error) {
 	now := s.now().UTC()
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Exec(`INSERT INTO prepaid_alerts (partner_id, balance_minor, threshold_minor, currency, alerted_at)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner_id) DO NOTHING`, partnerID, balance, threshold, currency, now)
-		if res.Error != nil || res.RowsAffected == 0 {
-			return res.Error
+		inserted, err := insertPrepaidAlert(tx, partnerID, balance, threshold, currency, now)
+		if err != nil || !inserted {
+			return err
 		}
 		told = true
-		_, err := Publish(tx, now, partnerID, EventPrepaidLowBalance, map[string]any{
+		_, err = webhooks.Publish(tx, now, partnerID, webhooks.EventPrepaidLowBalance, map[string]any{
 			"partner_id": partnerID,
 			"balance":    map[string]any{"minor": balance, "currency": currency},
 			"threshold":  map[string]any{"minor": threshold, "currency": currency},
@@ -106,11 +92,7 @@ func (s *Service) alertLow(ctx context.Context, partnerID, balance, threshold in
 // PrepaidAlert returns the partner's alert threshold in force and whether an
 // alert stands for the current crossing.
 func (s *Service) PrepaidAlert(ctx context.Context, partnerID int64) (PrepaidAlertState, error) {
-	var out PrepaidAlertState
-	err := s.db.WithContext(ctx).Raw(`SELECT
-			COALESCE((SELECT prepaid_alert_threshold FROM partner_contracts WHERE partner_id = ? AND effective_from <= ?
-				ORDER BY effective_from DESC LIMIT 1), 0) AS threshold,
-			EXISTS (SELECT 1 FROM prepaid_alerts WHERE partner_id = ?) AS low`, partnerID, s.now().UTC(), partnerID).Scan(&out).Error
+	out, err := selectPrepaidAlert(s.db.WithContext(ctx), partnerID, s.now().UTC())
 	if err != nil {
 		return PrepaidAlertState{}, fmt.Errorf("prepaid alert of partner %d: %w", partnerID, err)
 	}

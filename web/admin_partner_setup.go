@@ -9,7 +9,8 @@ import (
 
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/rules"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // Admin API routes for setting a partner up that the console's partner page
@@ -19,18 +20,18 @@ import (
 // ruleQuoteRequest is a purchase to price; Definition, when present, is a
 // draft rule to price it with instead of the rule in force.
 type ruleQuoteRequest struct {
-	Definition *partners.RuleDefinition `json:"definition"`
-	Amount     *purchaseJSON            `json:"amount"`
-	Lines      []partners.Line          `json:"lines"`
-	Activity   []partners.Activity      `json:"activity"`
-	EventCode  string                   `json:"event_code"`
-	MemberTier string                   `json:"member_tier"`
-	PromoCodes []string                 `json:"promo_codes"`
-	OccurredAt *time.Time               `json:"occurred_at"`
+	Definition *rules.RuleDefinition `json:"definition"`
+	Amount     *purchaseJSON         `json:"amount"`
+	Lines      []rules.Line          `json:"lines"`
+	Activity   []rules.Activity      `json:"activity"`
+	EventCode  string                `json:"event_code"`
+	MemberTier string                `json:"member_tier"`
+	PromoCodes []string              `json:"promo_codes"`
+	OccurredAt *time.Time            `json:"occurred_at"`
 }
 
-func (r ruleQuoteRequest) purchase(partnerID int64) (partners.Purchase, error) {
-	p := partners.Purchase{PartnerID: partnerID, Lines: r.Lines, Activity: r.Activity, EventCode: r.EventCode,
+func (r ruleQuoteRequest) purchase(partnerID int64) (rules.Purchase, error) {
+	p := rules.Purchase{PartnerID: partnerID, Lines: r.Lines, Activity: r.Activity, EventCode: r.EventCode,
 		MemberTier: r.MemberTier, PromoCodes: r.PromoCodes}
 	if r.Amount != nil {
 		if r.Amount.Minor == nil {
@@ -47,12 +48,12 @@ func (r ruleQuoteRequest) purchase(partnerID int64) (partners.Purchase, error) {
 // quoteRule prices p with def (a draft) or, when def is nil, the partner's
 // rule in force: the one path of the admin quote route and the console's
 // preview. Unknown partners are ErrPartnerNotFound.
-func (s *Server) quoteRule(ctx context.Context, def *partners.RuleDefinition, p partners.Purchase) (quoteJSON, error) {
+func (s *Server) quoteRule(ctx context.Context, def *rules.RuleDefinition, p rules.Purchase) (quoteJSON, error) {
 	if _, err := s.deps.Partners.Partner(ctx, p.PartnerID); err != nil {
 		return quoteJSON{}, err
 	}
 	var (
-		q   partners.Quote
+		q   rules.Quote
 		err error
 	)
 	if def != nil {
@@ -64,7 +65,7 @@ func (s *Server) quoteRule(ctx context.Context, def *partners.RuleDefinition, p 
 		return quoteJSON{}, err
 	}
 	if q.Breakdown == nil {
-		q.Breakdown = []partners.QuoteLine{}
+		q.Breakdown = []rules.QuoteLine{}
 	}
 	return quoteJSON{Points: q.Points, OperatorFunded: q.OperatorFunded, Total: q.Total, RuleID: q.RuleID,
 		RuleVersion: q.RuleVersion, Breakdown: q.Breakdown, IgnoredPromoCodes: q.IgnoredPromoCodes}, nil
@@ -120,10 +121,10 @@ func (s *Server) adminPartnerWebhooks(c *gin.Context) {
 		return
 	}
 	if endpoints == nil {
-		endpoints = []partners.Endpoint{}
+		endpoints = []webhooks.Endpoint{}
 	}
 	if failed == nil {
-		failed = []partners.Delivery{}
+		failed = []webhooks.Delivery{}
 	}
 	c.JSON(http.StatusOK, gin.H{"endpoints": endpoints, "failed_deliveries": failed})
 }

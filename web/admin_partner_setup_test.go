@@ -10,8 +10,11 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/rules"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // TestAdminEarnQuoteAndWebhookReplay: the admin quote prices a purchase
@@ -20,14 +23,14 @@ import (
 // by an admin only; every answer matches the OpenAPI document.
 func TestAdminEarnQuoteAndWebhookReplay(t *testing.T) {
 	t.Parallel()
-	var wh *partners.Webhooks
+	var wh *webhooks.Service
 	e := newContractEnv(t, func(d *Deps) {
-		d.Rules = partners.NewRules(d.DB, time.Now)
-		wh = partners.NewWebhooks(d.DB, d.Partners.SecretBox(), netguard.Policy{AllowLoopback: true}, time.Now)
+		d.Rules = rules.NewService(d.DB, time.Now)
+		wh = webhooks.NewService(d.DB, d.Access.SecretBox(), netguard.Policy{AllowLoopback: true}, time.Now)
 		d.Webhooks = wh
 	})
-	admin := e.login("root@hub.test", partners.RoleAdmin)
-	support := e.login("help@hub.test", partners.RoleSupport)
+	admin := e.login("root@hub.test", access.RoleAdmin)
+	support := e.login("help@hub.test", access.RoleSupport)
 	ctx := context.Background()
 	p, err := e.svc.CreatePartner(ctx, partners.NewPartner{Name: "Fuel Co", Sector: partners.SectorFuel, SettlementCurrency: "EUR", TimeZone: "UTC"})
 	if err != nil {
@@ -60,7 +63,7 @@ func TestAdminEarnQuoteAndWebhookReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := e.db.Transaction(func(tx *gorm.DB) error {
-		_, err := partners.Publish(tx, time.Now(), p.ID, partners.EventStatementReady, map[string]any{"period": "2026-10"})
+		_, err := webhooks.Publish(tx, time.Now(), p.ID, webhooks.EventStatementReady, map[string]any{"period": "2026-10"})
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/rules"
 )
 
 // The console's partner page, where an operator sets a partner up: profile
@@ -50,12 +51,12 @@ func (s *Server) partnerPage(c *gin.Context, status int, form string, posted url
 		s.pageError(c, "console", lerr)
 		return
 	}
-	clients, lerr := s.deps.Partners.Clients(ctx, id, partners.Page{Limit: 100})
+	clients, lerr := s.deps.Access.Clients(ctx, id, partners.Page{Limit: 100})
 	if lerr != nil {
 		s.pageError(c, "console", lerr)
 		return
 	}
-	rules, lerr := s.deps.Rules.ListRules(ctx, id)
+	ruleList, lerr := s.deps.Rules.ListRules(ctx, id)
 	if lerr != nil {
 		s.pageError(c, "console", lerr)
 		return
@@ -90,12 +91,12 @@ func (s *Server) partnerPage(c *gin.Context, status int, form string, posted url
 
 	now := s.now().UTC()
 	f := newFormState()
-	partnerFormDefaults(f, p, contracts, rules, now)
+	partnerFormDefaults(f, p, contracts, ruleList, now)
 	if form != "" {
 		f.refused(form, posted, err, partnerFieldAliases[form])
 	}
 	data := formData(f, gin.H{"Partner": p, "Outlets": outlets, "Contracts": contracts, "Clients": clients,
-		"Rules": rules, "Promotions": promos, "Endpoints": endpoints, "Failed": failed, "Prepaid": prepaid,
+		"Rules": ruleList, "Promotions": promos, "Endpoints": endpoints, "Failed": failed, "Prepaid": prepaid,
 		"Alert": alert, "Scopes": consoleScopes, "Now": now,
 		"Statuses": []partners.Status{"onboarding", "active", "suspended", "terminated"}})
 	if d, ok := contractDiff(contracts, c.Query("a"), c.Query("b")); ok {
@@ -123,7 +124,7 @@ var partnerFieldAliases = map[string]map[string]string{
 // partnerFormDefaults fills the forms: a new contract version starts from
 // the latest one, a new rule from the rule in force when it is a plain
 // "points per amount" rule.
-func partnerFormDefaults(f formState, p partners.Partner, contracts []partners.Contract, rules []partners.Rule, now time.Time) {
+func partnerFormDefaults(f formState, p partners.Partner, contracts []partners.Contract, versions []rules.Rule, now time.Time) {
 	cur := p.SettlementCurrency
 	f.set("contract", "effective_from", now.Format("2006-01-02"))
 	f.set("contract", "earn", "on")
@@ -160,15 +161,15 @@ func partnerFormDefaults(f formState, p partners.Partner, contracts []partners.C
 	f.set("rule", "cap", "0")
 	f.set("rule", "preview_amount", "100")
 	f.set("rule", "preview_currency", cur)
-	if n := len(rules); n > 0 {
-		d := rules[0].Definition // newest first: the one in force, or else the latest
-		for _, r := range rules {
+	if len(versions) > 0 {
+		d := versions[0].Definition // newest first: the one in force, or else the latest
+		for _, r := range versions {
 			if !r.EffectiveFrom.After(now) {
 				d = r.Definition
 				break
 			}
 		}
-		if len(d.Earn) == 1 && d.Earn[0].Kind == partners.KindPerCurrencyUnit {
+		if len(d.Earn) == 1 && d.Earn[0].Kind == rules.KindPerCurrencyUnit {
 			e := d.Earn[0]
 			f.set("rule", "currency", e.Currency)
 			f.set("rule", "rate", e.Rate.String())
@@ -318,10 +319,10 @@ func formInt(raw, field string, v *validation.Error) int64 {
 // currency, category multipliers ("fuel 2", one a line), excluded
 // categories and a cap. It is the common "points per amount" rule; the
 // admin API takes any definition.
-func ruleForm(c *gin.Context, v *validation.Error) partners.RuleDefinition {
+func ruleForm(c *gin.Context, v *validation.Error) rules.RuleDefinition {
 	cur := strings.ToUpper(strings.TrimSpace(c.PostForm("currency")))
-	d := partners.RuleDefinition{Description: strings.TrimSpace(c.PostForm("description")),
-		Earn: []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit, Currency: cur,
+	d := rules.RuleDefinition{Description: strings.TrimSpace(c.PostForm("description")),
+		Earn: []rules.EarnComponent{{Kind: rules.KindPerCurrencyUnit, Currency: cur,
 			Rate:           formDecimal(c.PostForm("rate"), "rate", v),
 			PerMinor:       formMinor(c.PostForm("per"), cur, "per", v),
 			MinAmountMinor: formMinor(c.PostForm("min_amount"), cur, "min_amount", v)}},
@@ -340,7 +341,7 @@ func ruleForm(c *gin.Context, v *validation.Error) partners.RuleDefinition {
 			v.Add("multipliers", "the rate of "+fields[0]+" must be a decimal number like 1.5")
 			break
 		}
-		d.Multipliers.Category = append(d.Multipliers.Category, partners.CategoryMultiplier{Category: fields[0], Rate: r})
+		d.Multipliers.Category = append(d.Multipliers.Category, rules.CategoryMultiplier{Category: fields[0], Rate: r})
 	}
 	for _, x := range strings.Split(c.PostForm("exclusions"), ",") {
 		if x = strings.TrimSpace(x); x != "" {
@@ -370,7 +371,7 @@ func (s *Server) consolePublishRule(c *gin.Context) {
 	def := ruleForm(c, &v)
 	from := formDateTime(c.PostForm("effective_from"), "effective_from", &v)
 	var err error
-	var r partners.Rule
+	var r rules.Rule
 	if err = v.Err(); err == nil {
 		r, err = s.deps.Rules.PublishRule(c.Request.Context(), id, def, from, staffActor(staff(c)))
 	}
@@ -391,10 +392,10 @@ func (s *Server) consoleQuoteRule(c *gin.Context) {
 	def := ruleForm(c, &v)
 	cur := strings.ToUpper(strings.TrimSpace(c.PostForm("preview_currency")))
 	amount := formMinor(c.PostForm("preview_amount"), cur, "preview_amount", &v)
-	p := partners.Purchase{PartnerID: id, MemberTier: strings.TrimSpace(c.PostForm("preview_tier"))}
+	p := rules.Purchase{PartnerID: id, MemberTier: strings.TrimSpace(c.PostForm("preview_tier"))}
 	p.Amount.Minor, p.Amount.Currency = amount, cur
 	if cat := strings.TrimSpace(c.PostForm("preview_category")); cat != "" {
-		p.Lines = []partners.Line{{Category: cat, Amount: amount}}
+		p.Lines = []rules.Line{{Category: cat, Amount: amount}}
 	}
 	if code := strings.TrimSpace(c.PostForm("preview_code")); code != "" {
 		p.PromoCodes = []string{code}
@@ -416,11 +417,11 @@ func (s *Server) consoleCreatePromotion(c *gin.Context) {
 	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
 	var v validation.Error
 	p, perr := s.deps.Partners.Partner(c.Request.Context(), id)
-	n := partners.NewPromotion{PartnerID: id, Name: c.PostForm("name"), Code: c.PostForm("code"),
+	n := rules.NewPromotion{PartnerID: id, Name: c.PostForm("name"), Code: c.PostForm("code"),
 		StartsAt: formDateTime(c.PostForm("starts_at"), "starts_at", &v), EndsAt: formDateTime(c.PostForm("ends_at"), "ends_at", &v),
-		Effect: partners.PromotionEffect(c.PostForm("effect")), FundedBy: partners.Funder(c.PostForm("funded_by")),
+		Effect: rules.PromotionEffect(c.PostForm("effect")), FundedBy: rules.Funder(c.PostForm("funded_by")),
 		Exclusive: c.PostForm("exclusive") == "on"}
-	if n.Effect == partners.EffectMultiplier {
+	if n.Effect == rules.EffectMultiplier {
 		n.Multiplier = formDecimal(c.PostForm("multiplier"), "multiplier", &v)
 	} else {
 		n.Bonus = formInt(c.PostForm("bonus"), "bonus", &v)

@@ -12,7 +12,9 @@ import (
 
 	"github.com/coalitionhub/hub/internal/netguard"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // TestConsoleSetupPagesRolesAndRefusals: the partner, programme and staff
@@ -24,9 +26,9 @@ func TestConsoleSetupPagesRolesAndRefusals(t *testing.T) {
 	t.Parallel()
 	e := newUIEnv(t, nil)
 	air := e.partner("Sky Air", partners.SectorAirline)
-	e.staffUser("admin@hub.test", partners.RoleAdmin)
-	e.staffUser("fin@hub.test", partners.RoleFinance)
-	e.staffUser("support@hub.test", partners.RoleSupport)
+	e.staffUser("admin@hub.test", access.RoleAdmin)
+	e.staffUser("fin@hub.test", access.RoleFinance)
+	e.staffUser("support@hub.test", access.RoleSupport)
 	path := "/console/partners/" + itoa(air.ID)
 
 	admin := e.browser()
@@ -90,12 +92,12 @@ func TestConsoleSetupPagesRolesAndRefusals(t *testing.T) {
 	}
 
 	// A failed delivery, replayed by the admin from the partner page.
-	wh := partners.NewWebhooks(e.db, e.reg.SecretBox(), netguard.Policy{AllowLoopback: true}, e.clock.Now)
+	wh := webhooks.NewService(e.db, e.acc.SecretBox(), netguard.Policy{AllowLoopback: true}, e.clock.Now)
 	if _, _, err := wh.CreateEndpoint(context.Background(), air.ID, "http://127.0.0.1:1/hooks", []string{"*"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.db.Transaction(func(tx *gorm.DB) error {
-		_, err := partners.Publish(tx, now, air.ID, partners.EventStatementReady, map[string]any{"period": "2026-10"})
+		_, err := webhooks.Publish(tx, now, air.ID, webhooks.EventStatementReady, map[string]any{"period": "2026-10"})
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/partners"
 )
 
@@ -16,7 +17,7 @@ import (
 // service method of its admin API route (POST /v1/admin/staff, POST
 // .../staff/{id}/status, PUT .../staff/{id}/role).
 
-var consoleRoles = []partners.Role{partners.RoleAdmin, partners.RoleFinance, partners.RoleSupport}
+var consoleRoles = []access.Role{access.RoleAdmin, access.RoleFinance, access.RoleSupport}
 
 // consoleStaff is GET /console/staff.
 func (s *Server) consoleStaff(c *gin.Context) {
@@ -24,13 +25,13 @@ func (s *Server) consoleStaff(c *gin.Context) {
 }
 
 func (s *Server) staffPage(c *gin.Context, status int, form string, posted url.Values, err error) {
-	list, lerr := s.deps.Partners.StaffMembers(c.Request.Context(), partners.Page{Limit: 200})
+	list, lerr := s.deps.Access.StaffMembers(c.Request.Context(), partners.Page{Limit: 200})
 	if lerr != nil {
 		s.pageError(c, "console", lerr)
 		return
 	}
 	f := newFormState()
-	f.set("staff", "role", string(partners.RoleSupport))
+	f.set("staff", "role", string(access.RoleSupport))
 	if form != "" {
 		f.refused(form, posted, err, nil)
 		delete(f.V, "staff.password") // never sent back to the browser
@@ -45,7 +46,7 @@ func (s *Server) staffPage(c *gin.Context, status int, form string, posted url.V
 // consoleCreateStaff is POST /console/staff.
 func (s *Server) consoleCreateStaff(c *gin.Context) {
 	email := strings.TrimSpace(c.PostForm("email"))
-	st, err := s.deps.Partners.CreateStaff(c.Request.Context(), email, c.PostForm("password"), partners.Role(c.PostForm("role")))
+	st, err := s.deps.Access.CreateStaff(c.Request.Context(), email, c.PostForm("password"), access.Role(c.PostForm("role")))
 	s.audit(c, "staff.create", "staff:"+strconv.FormatInt(st.ID, 10), email+" as "+c.PostForm("role"), err)
 	if err != nil {
 		s.staffPage(c, refusedStatus(err), "staff", c.Request.PostForm, err)
@@ -57,7 +58,7 @@ func (s *Server) consoleCreateStaff(c *gin.Context) {
 // consoleStaffStatus is POST /console/staff/:id/status (disable, enable).
 func (s *Server) consoleStaffStatus(c *gin.Context) {
 	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
-	st, err := s.deps.Partners.SetStaffStatus(c.Request.Context(), id, c.PostForm("status"))
+	st, err := s.deps.Access.SetStaffStatus(c.Request.Context(), id, c.PostForm("status"))
 	s.audit(c, "staff.status", "staff:"+c.Param("id"), c.PostForm("status"), err)
 	if err != nil {
 		s.failBack(c, "/console/staff", err)
@@ -69,7 +70,7 @@ func (s *Server) consoleStaffStatus(c *gin.Context) {
 // consoleStaffRole is POST /console/staff/:id/role.
 func (s *Server) consoleStaffRole(c *gin.Context) {
 	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
-	st, err := s.deps.Partners.SetStaffRole(c.Request.Context(), id, partners.Role(c.PostForm("role")))
+	st, err := s.deps.Access.SetStaffRole(c.Request.Context(), id, access.Role(c.PostForm("role")))
 	s.audit(c, "staff.role", "staff:"+c.Param("id"), c.PostForm("role"), err)
 	if err != nil {
 		s.failBack(c, "/console/staff", err)

@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/mail"
@@ -18,6 +19,7 @@ import (
 	"github.com/coalitionhub/hub/partners"
 	"github.com/coalitionhub/hub/programme"
 	"github.com/coalitionhub/hub/settlement"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // task is one row of the task table.
@@ -36,9 +38,9 @@ type task struct {
 func (a *app) tasks(svc *services) []task {
 	now := time.Now
 	return []task{
-		{typ: partners.TypeDeliverWebhook, handler: svc.webhooks.DeliverHandler(),
-			opts:       []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(partners.WebhookMaxRetry), asynq.Timeout(30 * time.Second)},
-			retryDelay: partners.WebhookRetryDelay},
+		{typ: webhooks.TypeDeliverWebhook, handler: svc.webhooks.DeliverHandler(),
+			opts:       []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(webhooks.WebhookMaxRetry), asynq.Timeout(30 * time.Second)},
+			retryDelay: webhooks.WebhookRetryDelay},
 		// Prepaid partners below their contract's alert threshold are told
 		// once per crossing (webhook prepaid.low_balance).
 		{typ: partners.TypePrepaidAlerts, handler: partners.HandlePrepaidAlerts(svc.partners),
@@ -79,7 +81,7 @@ func (a *app) tasks(svc *services) []task {
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "23 * * * *"},
 		{typ: members.TypePruneSessions, handler: members.HandlePruneSessions(svc.members),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "27 * * * *"},
-		{typ: partners.TypePruneStaffSessions, handler: partners.HandlePruneStaffSessions(svc.partners),
+		{typ: access.TypePruneStaffSessions, handler: access.HandlePruneStaffSessions(svc.access),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "29 * * * *"},
 	}
 }
