@@ -1,7 +1,9 @@
 // Package partners owns the coalition's partner registry: partners with their
 // sector, status, settlement currency and time zone, their outlets, and their
 // versioned contracts. It keeps the balances of prepaid partners, which an
-// earn draws down inside its own database transaction.
+// earn draws down inside its own database transaction, and tells a prepaid
+// partner (webhook prepaid.low_balance) when its balance falls below its
+// contract's alert threshold (RunPrepaidAlerts).
 //
 // Invariants:
 //
@@ -22,4 +24,8 @@
 //     and refusing an earn when the money runs out needs a single, current
 //     balance. A movement's ref is unique per partner and kind, so a retried
 //     top-up or draw-down never counts twice.
+//   - A prepaid partner is alerted once per crossing of its threshold: a row
+//     in prepaid_alerts stands while the balance is below it (written in the
+//     transaction that publishes the event) and is deleted when the balance is
+//     back at or above it.
 package partners

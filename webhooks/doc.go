@@ -12,4 +12,6 @@
 //     signature (HMAC-SHA256 with the endpoint's secret, sealed at rest).
 //   - A failed delivery is retried with backoff (WebhookRetryDelay) up to
 //     WebhookMaxRetry times; its attempts are recorded in webhook_deliveries.
+//     A delivery that gave up can be replayed (Replay): the same event id and
+//     body, pending again, queued through the outbox.
 package webhooks
