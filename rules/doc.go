@@ -1,6 +1,7 @@
 // Package rules owns how purchases turn into points: the partners' versioned
 // earn rules and the promotions of partners and of the operator. It prices a
-// purchase into a Quote, for a caller that asks (Service.Quote) and for the
+// purchase into a Quote, for a caller that asks (Service.Quote, or
+// Service.QuotePreview with a draft definition) and for the
 // points API through a partner's Pricing, which that API keeps in memory.
 //
 // Invariants:
