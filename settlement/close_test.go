@@ -117,7 +117,7 @@ func TestCloseMonth(t *testing.T) {
 
 	// Closing before the month has ended is refused; September's statement is unchanged.
 	e.clk.Set(at(2026, 10, 31, 23, 0))
-	if _, err := e.svc.Close(e.ctx, "2026-10", "test"); !errors.Is(err, ErrPeriodNotEnded) {
+	if _, err := e.svc.Close(e.ctx, "2026-10", "test", nil); !errors.Is(err, ErrPeriodNotEnded) {
 		t.Fatalf("early close: %v; want ErrPeriodNotEnded", err)
 	}
 
@@ -128,7 +128,7 @@ func TestCloseMonth(t *testing.T) {
 	errs := make([]error, 2)
 	for i := range 2 {
 		wg.Add(1)
-		go func() { defer wg.Done(); got[i], errs[i] = e.svc.Close(e.ctx, "2026-10", "worker") }()
+		go func() { defer wg.Done(); got[i], errs[i] = e.svc.Close(e.ctx, "2026-10", "worker", nil) }()
 	}
 	wg.Wait()
 	if errs[0] != nil || errs[1] != nil || got[0].ReportSHA256 != got[1].ReportSHA256 || got[0].Status != PeriodClosed {
@@ -229,7 +229,7 @@ func TestConcurrentClosesOnATwoConnectionPool(t *testing.T) {
 	errs := make([]error, n)
 	for i := range n {
 		wg.Add(1)
-		go func() { defer wg.Done(); got[i], errs[i] = e.svc.Close(ctx, "2026-09", "worker") }()
+		go func() { defer wg.Done(); got[i], errs[i] = e.svc.Close(ctx, "2026-09", "worker", nil) }()
 	}
 	wg.Wait()
 	for i := range n {
