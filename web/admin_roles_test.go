@@ -57,6 +57,8 @@ var adminRoleMatrix = map[string]string{
 	"GET /v1/admin/jobs":                                         rolesAll,
 	"POST /v1/admin/jobs/retry":                                  rolesAdm,
 	"POST /v1/admin/jobs/:name/run":                              rolesAdm,
+	"GET /v1/admin/jobs/runs":                                    rolesAll,
+	"GET /v1/admin/jobs/runs/:id":                                rolesAll,
 	"GET /v1/admin/partners/:id/earn-rules":                      rolesAll,
 	"POST /v1/admin/partners/:id/earn-rules":                     rolesFin,
 	"GET /v1/admin/partners/:id/promotions":                      rolesAll,

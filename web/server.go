@@ -19,6 +19,7 @@ import (
 
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
@@ -53,6 +54,9 @@ type Deps struct {
 	Exchange *exchange.Service
 	// Programme: tiers, transfers, companies (web/programme.go).
 	Programme *programme.Service
+	// Runs are the job runs of long work people start and wait for, such
+	// as closing a period (web/jobs.go).
+	Runs *jobs.Service
 	// Jobs lets the console show queues and failed tasks (web/ui_jobs.go);
 	// nil shows a notice. Now is the console's clock (nil: time.Now).
 	Jobs Jobs
@@ -99,6 +103,9 @@ func New(deps Deps) *Server {
 	}
 	if deps.LoginBurst <= 0 {
 		deps.LoginBurst = 5
+	}
+	if deps.Runs == nil && deps.DB != nil {
+		deps.Runs = jobs.NewService(deps.DB, deps.Now, deps.Log)
 	}
 	return &Server{deps: deps, metrics: newHTTPMetrics(deps.Registry),
 		clientLimits: newKeyedLimiter(rate.Limit(deps.ClientRate), deps.ClientBurst),
@@ -264,6 +271,9 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/jobs", all, s.adminListJobs)
 	a.POST("/jobs/retry", adm, s.adminRetryJob)
 	a.POST("/jobs/:name/run", adm, s.adminRunJob)
+	// Job runs: long work started here answers 202 with its run (web/jobs.go).
+	a.GET("/jobs/runs", all, s.adminListJobRuns)
+	a.GET("/jobs/runs/:id", all, s.adminGetJobRun)
 	// Earn rules and promotions (web/admin_rules.go).
 	a.GET("/partners/:id/earn-rules", all, s.adminListRules)
 	a.POST("/partners/:id/earn-rules", fin, s.adminPublishRule)
@@ -350,6 +360,9 @@ func (s *Server) Handler() http.Handler {
 	cs.POST("/reconciliation-lines/:id/resolve", cFin, s.consoleResolve)
 	cs.GET("/jobs", cAll, s.consoleJobs)
 	cs.POST("/jobs/retry", cAdm, s.consoleRetryJob)
+	// A job run's progress as JSON, for the console's progress bars
+	// (web/ui_console_jobs.go).
+	cs.GET("/jobs/runs/:id", cAll, s.consoleJobRun)
 	cs.GET("/audit", cAdm, s.consoleAudit)
 
 	// ---- Portal: the member's server-rendered pages, cookie session and

@@ -479,17 +479,25 @@ func (s *Server) consoleSettlement(c *gin.Context) {
 	s.render(c, "console_settlement", consolePage("settlement", "Settlement periods", gin.H{"Periods": list}))
 }
 
+// consoleClosePeriod starts closing the period as a job run (the same call as
+// POST /v1/admin/settlement/periods/:month/close) and goes back to the
+// period's page, which shows the run's progress.
 func (s *Server) consoleClosePeriod(c *gin.Context) {
 	month, err := pathMonth(c, "month")
+	started := false
 	if err == nil {
-		_, err = s.deps.Settlement.Close(c.Request.Context(), month, staffActor(staff(c)))
+		_, started, err = s.deps.Settlement.StartClose(c.Request.Context(), month, staffActor(staff(c)))
 	}
 	s.audit(c, "period.close", "period:"+c.Param("month"), "", err)
 	if err != nil {
 		s.failBack(c, "/console/settlement", err)
 		return
 	}
-	okBack(c, "/console/settlement/"+month, "Period "+month+" is closed and its statements are drafted.")
+	msg := "Closing " + month + " has started: its statements are drafted as it goes."
+	if !started {
+		msg = "Closing " + month + " is already under way."
+	}
+	okBack(c, "/console/settlement/"+month, msg)
 }
 
 func (s *Server) consolePeriod(c *gin.Context) {
@@ -511,6 +519,12 @@ func (s *Server) consolePeriod(c *gin.Context) {
 	}
 	names := s.partnerNames(c)
 	data := gin.H{"Period": per, "Statements": sts, "Partners": names}
+	if run, found, err := s.runs().Latest(ctx, settlement.KindClose, month); err != nil {
+		s.pageError(c, "console", err)
+		return
+	} else if found {
+		data["CloseRun"] = closeRunView(run)
+	}
 	if per.Status == settlement.PeriodClosed {
 		rep, err := s.deps.Settlement.Report(ctx, month)
 		if err != nil {

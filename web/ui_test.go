@@ -569,6 +569,17 @@ func TestConsoleClosesPeriodAndDownloadsStatement(t *testing.T) {
 	if st, _, h := b.post("/console/settlement/"+month+"/close", url.Values{"csrf": {csrfOf(t, list)}}); st != http.StatusSeeOther || h.Get("Location") != "/console/settlement/"+month {
 		t.Fatalf("close = %d → %q", st, h.Get("Location"))
 	}
+	run := regexp.MustCompile(`data-run="(/console/jobs/runs/[0-9]+)"`).FindStringSubmatch(b.page("/console/settlement/" + month))
+	if run == nil {
+		t.Fatal("the period page shows no close run")
+	}
+	closeWorker(t, e.db, time.UTC, e.clock.Now)
+	awaitRun(t, func() map[string]any {
+		var r map[string]any
+		_, body, _ := b.get(run[1])
+		_ = json.Unmarshal([]byte(body), &r)
+		return r
+	})
 	per := b.page("/console/settlement/" + month)
 	if !strings.Contains(per, `id="period-status">closed<`) || !strings.Contains(per, `id="heatmap"`) {
 		t.Fatalf("closed period page lacks status or heatmap:\n%s", per)
