@@ -163,6 +163,11 @@ func TestCloseMonth(t *testing.T) {
 		t.Errorf("directions %s %s %s; want from_partner to_partner none", stA.Document.Direction, stB.Document.Direction, stC.Document.Direction)
 	}
 
+	checkTraceable(t, e, stA, stB, stC)
+	if sum := stA.Document.Summary(); len(sum) != 6 || sum[2].LateMonth != "2026-09" || sum[2].Points != 100 || sum[1].ContractVersion != 2 {
+		t.Errorf("summary of A %+v; want six lines, the late one of 2026-09", sum)
+	}
+
 	rep, err := e.svc.Report(e.ctx, "2026-10")
 	if err != nil {
 		t.Fatal(err)
@@ -235,6 +240,37 @@ func TestConcurrentClosesOnATwoConnectionPool(t *testing.T) {
 	for i := range n {
 		if errs[i] != nil || got[i].Status != PeriodClosed || got[i].ReportSHA256 != got[0].ReportSHA256 {
 			t.Errorf("close %d on a two-connection pool: %+v %v; want closed in time with the first one's hash", i, got[i], errs[i])
+		}
+	}
+}
+
+// checkTraceable: the transactions behind each summary line of a statement
+// add up to its points, page by page.
+func checkTraceable(t *testing.T, e *env, sts ...Statement) {
+	t.Helper()
+	for _, st := range sts {
+		for _, l := range st.Document.Summary() {
+			if !l.Traceable {
+				continue
+			}
+			var sum, after int64
+			for {
+				page, err := e.svc.LineTransactions(e.ctx, LineQuery{StatementID: st.ID, Kind: l.Kind, ContractVersion: l.ContractVersion,
+					Late: l.Late, LateMonth: l.LateMonth, After: after, Limit: 2})
+				if err != nil {
+					t.Fatalf("transactions of statement %d %s v%d: %v", st.ID, l.Kind, l.ContractVersion, err)
+				}
+				for _, tx := range page {
+					sum += tx.Points
+					after = tx.TransactionID
+				}
+				if len(page) < 2 {
+					break
+				}
+			}
+			if sum != l.Points {
+				t.Errorf("statement %d %s v%d late %t: transactions add up to %d points; the line has %d", st.ID, l.Kind, l.ContractVersion, l.Late, sum, l.Points)
+			}
 		}
 	}
 }

@@ -59,6 +59,7 @@ var adminRoleMatrix = map[string]string{
 	"POST /v1/admin/jobs/:name/run":                              rolesAdm,
 	"GET /v1/admin/jobs/runs":                                    rolesAll,
 	"GET /v1/admin/jobs/runs/:id":                                rolesAll,
+	"GET /v1/admin/settlement/statements/:id/transactions":       rolesAll,
 	"GET /v1/admin/partners/:id/earn-rules":                      rolesAll,
 	"POST /v1/admin/partners/:id/earn-rules":                     rolesFin,
 	"GET /v1/admin/partners/:id/promotions":                      rolesAll,

@@ -151,8 +151,28 @@ func TestCloseRunsAsJob(t *testing.T) {
 	if res["status"] != "closed" || res["statements"] != float64(3) || res["transactions"] != float64(3) {
 		t.Fatalf("result %v; want closed with 3 statements of 3 transactions", res)
 	}
-	if sts := items(t, e.expect(200, "", http.MethodGet, "/v1/admin/settlement/statements?period="+month, support, nil)); len(sts) != 3 {
+	sts := items(t, e.expect(200, "", http.MethodGet, "/v1/admin/settlement/statements?period="+month, support, nil))
+	if len(sts) != 3 {
 		t.Fatalf("%d statements after the run; want 3", len(sts))
+	}
+	// The transactions behind a statement line, as JSON and as CSV.
+	txPath := "/v1/admin/settlement/statements/" + idOf(t, sts[0]) + "/transactions"
+	txs := items(t, e.expect(200, "", http.MethodGet, txPath+"?kind=issued&contract_version=1", support, nil))
+	if len(txs) != 1 || txs[0]["type"] != "earn" || txs[0]["points"] != float64(3000) || txs[0]["late"] != false {
+		t.Fatalf("transactions behind the issued line: %v; want the one earn of 3,000 points", txs)
+	}
+	if got := items(t, e.expect(200, "", http.MethodGet, txPath+"?kind=redeemed", support, nil)); len(got) != 0 {
+		t.Fatalf("transactions behind a redeemed line: %v; want none", got)
+	}
+	if code, body, h := e.raw(http.MethodGet, txPath+"?kind=issued&format=csv", support, "", ""); code != 200 ||
+		!strings.HasPrefix(h.Get("Content-Type"), "text/csv") || strings.Count(body, "\n") != 2 || !strings.Contains(body, ",earn,7,") {
+		t.Fatalf("CSV of the issued line: %d %q", code, body)
+	}
+	if code, body, _ := e.send(http.MethodGet, txPath+"?kind=adjustment", support, nil); code != 400 || !strings.Contains(fmt.Sprint(body["errors"]), "kind") {
+		t.Fatalf("transactions of an adjustment line: %d %v; want 400 naming kind", code, body)
+	}
+	if code, body, _ := e.send(http.MethodGet, txPath+"?kind=issued&late=true", support, nil); code != 400 || !strings.Contains(fmt.Sprint(body["errors"]), "month") {
+		t.Fatalf("late transactions without a month: %d %v; want 400 naming month", code, body)
 	}
 	if p := e.expect(200, "", http.MethodGet, "/v1/admin/settlement/periods/"+month, support, nil); p["status"] != "closed" ||
 		p["closed_by"] != "staff:money@hub.test" {

@@ -294,6 +294,8 @@ func (s *Server) Handler() http.Handler {
 	a.POST("/settlement/periods/:month/reconciliations", fin, s.adminUploadReconciliation)
 	a.GET("/settlement/statements", all, s.adminListStatements)
 	a.GET("/settlement/statements/:id", all, s.adminGetStatement)
+	// The transactions behind a statement line (web/statement_lines.go).
+	a.GET("/settlement/statements/:id/transactions", all, s.adminStatementTransactions)
 	a.POST("/settlement/statements/:id/approve", fin, s.adminApproveStatement)
 	a.POST("/settlement/statements/:id/send", fin, s.adminSendStatement)
 	a.POST("/settlement/statements/:id/paid", fin, s.adminPayStatement)
@@ -353,6 +355,7 @@ func (s *Server) Handler() http.Handler {
 	cs.POST("/settlement/:month/close", cFin, s.consoleClosePeriod)
 	cs.GET("/statements/:id", cAll, s.consoleStatement)
 	cs.GET("/statements/:id/file/:format", cAll, s.consoleStatementFile)
+	cs.GET("/statements/:id/transactions", cAll, s.consoleStatementTransactions)
 	cs.POST("/statements/:id/:action", cFin, s.consoleStatementAction)
 	cs.GET("/reconciliation", cAll, s.consoleReconciliation)
 	cs.POST("/reconciliation", cFin, s.consoleUploadReconciliation)

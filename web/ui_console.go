@@ -596,7 +596,7 @@ func (s *Server) consoleStatement(c *gin.Context) {
 	}
 	names := s.partnerNames(c)
 	s.render(c, "console_statement", consolePage("settlement", fmt.Sprintf("Statement %d · %s · %s", st.ID, st.Period, partnerLabel(names, st.PartnerID)),
-		gin.H{"Statement": st, "Partner": partnerLabel(names, st.PartnerID)}))
+		gin.H{"Statement": st, "Partner": partnerLabel(names, st.PartnerID), "Summary": statementSummary(st)}))
 }
 
 // consoleStatementFile downloads a statement as CSV or PDF.

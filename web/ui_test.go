@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -591,6 +592,19 @@ func TestConsoleClosesPeriodAndDownloadsStatement(t *testing.T) {
 	stPage := b.page("/console/statements/" + id[1])
 	if !strings.Contains(stPage, `id="statement-approve"`) {
 		t.Fatal("draft statement has no approve button")
+	}
+	// One summary line (4,000 points issued), the transactions behind it a click away.
+	link := regexp.MustCompile(`href="([^"]+)" id="summary-0-transactions"`).FindStringSubmatch(stPage)
+	if link == nil || !strings.Contains(stPage, "4,000") || strings.Contains(stPage, `id="summary-1"`) {
+		t.Fatalf("statement page: want one summary line of 4,000 points with its transactions linked:\n%s", stPage)
+	}
+	lines := b.page(html.UnescapeString(link[1]))
+	if !strings.Contains(lines, `id="line-transactions"`) || !strings.Contains(lines, "4,000") || !strings.Contains(lines, `id="transactions-csv"`) {
+		t.Fatalf("transactions page: want the earn of 4,000 points and a CSV link:\n%s", lines)
+	}
+	if st, body, h := b.get(html.UnescapeString(link[1]) + "&format=csv"); st != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "text/csv") ||
+		!strings.Contains(body, ",earn,") {
+		t.Fatalf("transactions CSV = %d %q", st, body)
 	}
 	st, body, h := b.get("/console/statements/" + id[1] + "/file/csv")
 	if st != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "text/csv") || !strings.Contains(h.Get("Content-Disposition"), "attachment") || len(body) == 0 {
