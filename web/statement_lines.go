@@ -198,3 +198,27 @@ func lineLink(l settlement.SummaryLine) string {
 	}
 	return q
 }
+
+// reconOutcomes are the outcomes a reconciliation line can have.
+var reconOutcomes = map[string]bool{settlement.OutcomeMatched: true, settlement.OutcomeMissingInHub: true,
+	settlement.OutcomeMissingInFile: true, settlement.OutcomeMismatch: true}
+
+// reconFilter is one outcome filter of the reconciliation page with its
+// count of lines.
+type reconFilter struct {
+	Outcome, Label string
+	Count          int64
+}
+
+// reconFilters are the reconciliation page's filters: the lines that need a
+// look (every outcome but matched, the default), each outcome, and all.
+func reconFilters(r settlement.Reconciliation) []reconFilter {
+	return []reconFilter{
+		{"", "Need a look", r.MissingInHub + r.MissingInFile + r.Mismatched},
+		{settlement.OutcomeMismatch, "Amount mismatch", r.Mismatched},
+		{settlement.OutcomeMissingInHub, "Missing in hub", r.MissingInHub},
+		{settlement.OutcomeMissingInFile, "Missing in file", r.MissingInFile},
+		{settlement.OutcomeMatched, "Matched", r.Matched},
+		{"all", "All", r.Matched + r.MissingInHub + r.MissingInFile + r.Mismatched},
+	}
+}

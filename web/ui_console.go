@@ -720,14 +720,27 @@ func (s *Server) consoleReconciliationDetail(c *gin.Context) {
 		s.pageError(c, "console", err)
 		return
 	}
-	lines, err := s.deps.Settlement.ReconLines(ctx, id, c.Query("outcome"), 0, 200)
+	outcome := c.Query("outcome")
+	var v validation.Error
+	v.Check(outcome == "" || outcome == "all" || reconOutcomes[outcome], "outcome", "must be all, matched, missing_in_hub, missing_in_file or amount_mismatch")
+	after := queryCursorID(c, &v)
+	if err := v.Err(); err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	const page = 200
+	lines, err := s.deps.Settlement.ReconLines(ctx, id, outcome, after, page)
 	if err != nil {
 		s.pageError(c, "console", err)
 		return
 	}
+	next := ""
+	if len(lines) == page {
+		next = fmt.Sprintf("/console/reconciliations/%d?outcome=%s&cursor=%d", id, outcome, lines[len(lines)-1].ID)
+	}
 	names := s.partnerNames(c)
 	s.render(c, "console_recon", consolePage("reconciliation", fmt.Sprintf("Reconciliation %d · %s · %s", r.ID, r.Period, partnerLabel(names, r.PartnerID)),
-		gin.H{"Rec": r, "Lines": lines}))
+		gin.H{"Rec": r, "Lines": lines, "Outcome": outcome, "Filters": reconFilters(r), "Next": next}))
 }
 
 func (s *Server) consoleResolve(c *gin.Context) {
