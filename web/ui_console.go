@@ -533,7 +533,7 @@ func (s *Server) consolePeriod(c *gin.Context) {
 		}
 		rows, cols, cells := matrixGrid(rep.Matrix, names)
 		data["Report"] = rep
-		data["Heatmap"] = svgHeatmap("Cross-partner liability, "+month+" (points)", rows, cols, cells)
+		data["Heatmap"] = heatmapTable("Cross-partner liability, "+month+" (points)", rows, cols, cells)
 	}
 	s.render(c, "console_period", consolePage("settlement", "Settlement "+month, data))
 }
