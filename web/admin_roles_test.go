@@ -58,6 +58,7 @@ var adminRoleMatrix = map[string]string{
 	"POST /v1/admin/jobs/retry":                                  rolesAdm,
 	"POST /v1/admin/jobs/:name/run":                              rolesAdm,
 	"GET /v1/admin/jobs/runs":                                    rolesAll,
+	"GET /v1/admin/audit":                                        rolesAdm,
 	"GET /v1/admin/jobs/runs/:id":                                rolesAll,
 	"GET /v1/admin/settlement/statements/:id/transactions":       rolesAll,
 	"GET /v1/admin/partners/:id/earn-rules":                      rolesAll,

@@ -271,6 +271,8 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/jobs", all, s.adminListJobs)
 	a.POST("/jobs/retry", adm, s.adminRetryJob)
 	a.POST("/jobs/:name/run", adm, s.adminRunJob)
+	// The audit log, filtered, as JSON or CSV (web/audit_log.go).
+	a.GET("/audit", adm, s.adminAuditLog)
 	// Job runs: long work started here answers 202 with its run (web/jobs.go).
 	a.GET("/jobs/runs", all, s.adminListJobRuns)
 	a.GET("/jobs/runs/:id", all, s.adminGetJobRun)

@@ -790,17 +790,3 @@ func (s *Server) consoleRetryJob(c *gin.Context) {
 	}
 	okBack(c, "/console/jobs", "Task "+id+" queued to run again.")
 }
-
-func (s *Server) consoleAudit(c *gin.Context) {
-	before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
-	list, err := auditEntries(c.Request.Context(), s.deps.DB, before, 100)
-	if err != nil {
-		s.pageError(c, "console", err)
-		return
-	}
-	data := gin.H{"Entries": list}
-	if len(list) == 100 {
-		data["Next"] = fmt.Sprintf("/console/audit?before=%d", list[len(list)-1].ID)
-	}
-	s.render(c, "console_audit", consolePage("audit", "Audit log", data))
-}
