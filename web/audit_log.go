@@ -28,6 +28,9 @@ type auditFilter struct {
 	From, To              time.Time
 	Before                int64
 	Limit                 int
+	// Member selects the actions on one member, by the console
+	// (member:ID) or the admin API (members/ID/...): the member page's.
+	Member int64
 }
 
 // auditFilterOf reads the filter from the query string: actor, action,
@@ -82,6 +85,10 @@ func auditQuery(ctx context.Context, db *gorm.DB, f auditFilter) ([]auditEntry, 
 	}
 	if f.Target != "" {
 		q = q.Where(`target ILIKE ? ESCAPE '\'`, "%"+likeEscape(f.Target)+"%")
+	}
+	if f.Member > 0 {
+		id := strconv.FormatInt(f.Member, 10)
+		q = q.Where("(target = ? OR target = ? OR target LIKE ?)", memberTarget(f.Member), "members/"+id, "members/"+id+"/%")
 	}
 	if !f.From.IsZero() {
 		q = q.Where("at >= ?", f.From)

@@ -360,6 +360,10 @@ func (s *Server) consoleMember(c *gin.Context) {
 			Balance: int64(t.BalanceAfter), Reason: t.Reason}
 	}
 	data := gin.H{"Member": m, "Balance": bal, "Rows": rows, "Partners": names, "Key": randomString(16), "Name": memberName(m)}
+	if err := s.member360(ctx, id, data); err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
 	if next != "" {
 		data["Next"] = fmt.Sprintf("/console/members/%d?cursor=%s", id, next)
 	}
