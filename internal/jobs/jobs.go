@@ -153,6 +153,18 @@ type Service struct {
 	db  *gorm.DB
 	now func() time.Time
 	log *slog.Logger
+	// retries says, from a handler's context, how often asynq has retried
+	// the task and how often it will at most; ok is false outside a task
+	// (then a failure is final). Tests replace it.
+	retries func(ctx context.Context) (retried, max int, ok bool)
+}
+
+// asynqRetries reads the retry count and limit asynq puts in a handler's
+// context.
+func asynqRetries(ctx context.Context) (retried, max int, ok bool) {
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	max, ok2 := asynq.GetMaxRetry(ctx)
+	return retried, max, ok1 && ok2
 }
 
 // NewService returns a Service over db; log receives a line per progress
@@ -164,7 +176,7 @@ func NewService(db *gorm.DB, now func() time.Time, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{db: db, now: now, log: log}
+	return &Service{db: db, now: now, log: log, retries: asynqRetries}
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -272,8 +284,7 @@ func (s *Service) Execute(ctx context.Context, id int64, work Work) error {
 		s.log.Info("job succeeded", "run", id, "kind", run.Kind, "key", run.Key, "seconds", now.Sub(*run.StartedAt).Seconds())
 		return nil
 	}
-	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	retried, maxRetry, ok := s.retries(ctx)
 	final := errors.Is(werr, asynq.SkipRetry) || !ok || retried >= maxRetry
 	state, finished := Queued, (*time.Time)(nil)
 	if final {
