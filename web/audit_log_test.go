@@ -10,7 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/access"
 )
 
 // seedAudit writes audit entries straight into the log: the writer is
@@ -43,7 +43,7 @@ func seedAudit(t *testing.T, db *gorm.DB, staffID int64) {
 func TestAuditLogFilters(t *testing.T) {
 	t.Parallel()
 	e := newContractEnv(t, nil)
-	admin := e.login("root@hub.test", partners.RoleAdmin)
+	admin := e.login("root@hub.test", access.RoleAdmin)
 	var staffID int64
 	e.db.Raw(`SELECT id FROM staff_users WHERE email = 'root@hub.test'`).Scan(&staffID)
 	seedAudit(t, e.db, staffID)
@@ -88,7 +88,7 @@ func TestAuditLogFilters(t *testing.T) {
 			t.Errorf("audit ?%s: %d %v; want 400 naming %s", q, code, out, field)
 		}
 	}
-	fin := e.login("fin@hub.test", partners.RoleFinance)
+	fin := e.login("fin@hub.test", access.RoleFinance)
 	e.expect(403, "forbidden", http.MethodGet, "/v1/admin/audit", fin, nil)
 }
 
@@ -97,7 +97,7 @@ func TestAuditLogFilters(t *testing.T) {
 func TestConsoleAuditFilters(t *testing.T) {
 	t.Parallel()
 	e := newUIEnv(t, nil)
-	e.staffUser("root@hub.test", partners.RoleAdmin)
+	e.staffUser("root@hub.test", access.RoleAdmin)
 	var staffID int64
 	e.db.Raw(`SELECT id FROM staff_users WHERE email = 'root@hub.test'`).Scan(&staffID)
 	seedAudit(t, e.db, staffID)

@@ -17,6 +17,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/outbox"
@@ -102,7 +103,7 @@ func TestCloseRunsAsJob(t *testing.T) {
 	})
 	ctx := context.Background()
 	for i, name := range []string{"Sky Air", "Grand Hotels", "Bank One"} {
-		p, _ := e.partnerClient(name, partners.ScopeSettlementRead)
+		p, _ := e.partnerClient(name, access.ScopeSettlementRead)
 		if _, err := e.svc.PublishContract(ctx, p.ID, partners.NewContract{EffectiveFrom: last.AddDate(0, 0, -5), Earn: true, Burn: true,
 			IssuePrice: decimal.RequireFromString("0.01"), RedemptionRate: decimal.RequireFromString("0.005"), Billing: partners.BillingPostpaid}, "test"); err != nil {
 			t.Fatal(err)
@@ -112,8 +113,8 @@ func TestCloseRunsAsJob(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fin := e.login("money@hub.test", partners.RoleFinance)
-	support := e.login("help@hub.test", partners.RoleSupport)
+	fin := e.login("money@hub.test", access.RoleFinance)
+	support := e.login("help@hub.test", access.RoleSupport)
 	closePath := "/v1/admin/settlement/periods/" + month + "/close"
 
 	code, run, h := e.send(http.MethodPost, closePath, fin, nil)
@@ -205,7 +206,7 @@ func TestConsoleCloseShowsProgress(t *testing.T) {
 	air := e.partner("Sky Air", partners.SectorAirline)
 	e.member("sam@example.test", air.ID, 4000)
 	month := e.clock.Now().Format("2006-01")
-	e.staffUser("fin@hub.test", partners.RoleFinance)
+	e.staffUser("fin@hub.test", access.RoleFinance)
 	e.clock.Add(31 * 24 * time.Hour)
 	b := e.browser()
 	b.loginConsole("fin@hub.test")

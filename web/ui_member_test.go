@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
 )
@@ -26,7 +27,7 @@ func TestConsoleMember360(t *testing.T) {
 	}
 	mb := e.browser()
 	mb.loginPortal("sam@example.test")
-	e.staffUser("admin@hub.test", partners.RoleAdmin)
+	e.staffUser("admin@hub.test", access.RoleAdmin)
 	b := e.browser()
 	b.loginConsole("admin@hub.test")
 	path := "/console/members/" + itoa(m.ID)

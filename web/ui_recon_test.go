@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
 	"github.com/coalitionhub/hub/settlement"
@@ -39,7 +40,7 @@ func TestConsoleReconciliationOutcomes(t *testing.T) {
 	if _, err := svc.Match(e.ctx, rec.ID); err != nil {
 		t.Fatal(err)
 	}
-	e.staffUser("fin@hub.test", partners.RoleFinance)
+	e.staffUser("fin@hub.test", access.RoleFinance)
 	b := e.browser()
 	b.loginConsole("fin@hub.test")
 	path := fmt.Sprintf("/console/reconciliations/%d", rec.ID)
