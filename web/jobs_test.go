@@ -246,6 +246,10 @@ func TestConsoleCloseShowsProgress(t *testing.T) {
 		!strings.Contains(per, "1 statements from 1 transactions") {
 		t.Fatalf("period page after the run: want closed with the run's result:\n%s", per)
 	}
+	if jobsPage := b.page("/console/jobs"); !strings.Contains(jobsPage, `<a href="/console/settlement/`+month+`">close `+month+`</a>`) ||
+		!strings.Contains(jobsPage, "status-succeeded") {
+		t.Fatalf("jobs page: want the succeeded close run of %s listed:\n%s", month, jobsPage)
+	}
 	audit(t, e.db)
 }
 

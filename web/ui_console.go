@@ -15,6 +15,7 @@ import (
 
 	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -784,6 +785,12 @@ func (s *Server) consoleJobs(c *gin.Context) {
 		}
 		data["Queues"], data["Failed"] = qs, failed
 	}
+	runs, err := s.runs().List(c.Request.Context(), jobs.Filter{Limit: 20})
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	data["Runs"] = runs
 	s.render(c, "console_jobs", consolePage("jobs", "Jobs", data))
 }
 
