@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -94,6 +95,9 @@ func TestExecuteRecordsProgressAndOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = s.Execute(ctx, run.ID, func(ctx context.Context, p *Progress) (any, error) {
+		if again, started, err := Start(db, now, spec("a")); err != nil || started || again.ID != run.ID || again.State != Running {
+			return nil, fmt.Errorf("start while running: %+v %t %v; want run %d, running, not started again", again, started, err, run.ID)
+		}
 		p.Set(2, 5, "second step")
 		deadline := time.Now().Add(10 * time.Second)
 		for { // the row shows the report while the work runs
