@@ -277,11 +277,6 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/jobs", all, s.adminListJobs)
 	a.POST("/jobs/retry", adm, s.adminRetryJob)
 	a.POST("/jobs/:name/run", adm, s.adminRunJob)
-	// The audit log, filtered, as JSON or CSV (web/audit_log.go).
-	a.GET("/audit", adm, s.adminAuditLog)
-	// Job runs: long work started here answers 202 with its run (web/jobs.go).
-	a.GET("/jobs/runs", all, s.adminListJobRuns)
-	a.GET("/jobs/runs/:id", all, s.adminGetJobRun)
 	// Earn rules and promotions (web/admin_rules.go).
 	a.GET("/partners/:id/earn-rules", all, s.adminListRules)
 	a.POST("/partners/:id/earn-rules", fin, s.adminPublishRule)
@@ -302,8 +297,6 @@ func (s *Server) Handler() http.Handler {
 	a.POST("/settlement/periods/:month/reconciliations", fin, s.adminUploadReconciliation)
 	a.GET("/settlement/statements", all, s.adminListStatements)
 	a.GET("/settlement/statements/:id", all, s.adminGetStatement)
-	// The transactions behind a statement line (web/statement_lines.go).
-	a.GET("/settlement/statements/:id/transactions", all, s.adminStatementTransactions)
 	a.POST("/settlement/statements/:id/approve", fin, s.adminApproveStatement)
 	a.POST("/settlement/statements/:id/send", fin, s.adminSendStatement)
 	a.POST("/settlement/statements/:id/paid", fin, s.adminPayStatement)
@@ -329,6 +322,15 @@ func (s *Server) Handler() http.Handler {
 	a.POST("/programme/companies", adm, s.adminCreateCompany)
 	a.POST("/programme/companies/:id/employees", adm, s.adminAddEmployee)
 	a.POST("/programme/corporate-partners", adm, s.adminAddCorporatePartner)
+
+	// Reading long work and records: job runs (long work such as closing a
+	// period answers 202 with its run; web/jobs.go), the transactions behind
+	// a statement line (web/statement_lines.go), the audit log filtered, as
+	// JSON or CSV (web/audit_log.go).
+	a.GET("/jobs/runs", all, s.adminListJobRuns)
+	a.GET("/jobs/runs/:id", all, s.adminGetJobRun)
+	a.GET("/settlement/statements/:id/transactions", all, s.adminStatementTransactions)
+	a.GET("/audit", adm, s.adminAuditLog)
 
 	// ---- Console: the operator's server-rendered pages, cookie session and
 	// CSRF check (web/ui_console.go and the ui_*.go it uses). Roles as in the
@@ -363,7 +365,6 @@ func (s *Server) Handler() http.Handler {
 	cs.POST("/settlement/:month/close", cFin, s.consoleClosePeriod)
 	cs.GET("/statements/:id", cAll, s.consoleStatement)
 	cs.GET("/statements/:id/file/:format", cAll, s.consoleStatementFile)
-	cs.GET("/statements/:id/transactions", cAll, s.consoleStatementTransactions)
 	cs.POST("/statements/:id/:action", cFin, s.consoleStatementAction)
 	cs.GET("/reconciliation", cAll, s.consoleReconciliation)
 	cs.POST("/reconciliation", cFin, s.consoleUploadReconciliation)
@@ -371,10 +372,12 @@ func (s *Server) Handler() http.Handler {
 	cs.POST("/reconciliation-lines/:id/resolve", cFin, s.consoleResolve)
 	cs.GET("/jobs", cAll, s.consoleJobs)
 	cs.POST("/jobs/retry", cAdm, s.consoleRetryJob)
-	// A job run's progress as JSON, for the console's progress bars
-	// (web/ui_console_jobs.go).
-	cs.GET("/jobs/runs/:id", cAll, s.consoleJobRun)
 	cs.GET("/audit", cAdm, s.consoleAudit)
+	// The same reads in the console: a job run's progress as JSON for the
+	// progress bars (web/ui_console_jobs.go), the transactions behind a
+	// statement line (web/statement_lines.go).
+	cs.GET("/jobs/runs/:id", cAll, s.consoleJobRun)
+	cs.GET("/statements/:id/transactions", cAll, s.consoleStatementTransactions)
 
 	// ---- Portal: the member's server-rendered pages, cookie session and
 	// CSRF check (web/ui_portal.go).
