@@ -3,6 +3,7 @@ package settlement
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -13,6 +14,11 @@ import (
 // KindClose is the job run kind of a period close started by a person; its
 // key is the month.
 const KindClose = "settlement.close"
+
+// closeStaleAfter is how long a close run may go unheard of before a new
+// start gives it up: longer than the task's timeout (2 h, cmd/hub/worker.go)
+// and its longest silent step.
+const closeStaleAfter = 3 * time.Hour
 
 // CloseResult is the result a close run records.
 type CloseResult struct {
@@ -57,7 +63,7 @@ func (s *Service) StartClose(ctx context.Context, monthStr, actor string) (run j
 				return err
 			}
 		}
-		run, started, err = jobs.Start(tx, now, jobs.Spec{Kind: KindClose, Key: m.String(), StartedBy: actor,
+		run, started, err = jobs.Start(tx, now, jobs.Spec{Kind: KindClose, Key: m.String(), StartedBy: actor, StaleAfter: closeStaleAfter,
 			Task: func(id int64) outbox.Message {
 				return outbox.Message{TaskType: TypeClosePeriod, Queue: "low", Payload: ClosePeriodPayload{Month: m.String(), RunID: id}}
 			}})

@@ -8,7 +8,10 @@
 // queues the task, so the caller answers at once (202 and the run's URL) and
 // the run cannot be lost between the two. At most one run per (kind, key) is
 // queued or running (a unique partial index): starting it again while it runs
-// answers the run in progress and queues nothing. The task's handler wraps
+// answers the run in progress and queues nothing, unless nothing has been
+// heard of that run for longer than the caller's Spec.StaleAfter (its task
+// was lost): then it is failed as abandoned and a new run starts. The
+// task's handler wraps
 // its work in Service.Execute, which marks the run running, hands the work a
 // Progress to report on, and records the outcome; a failure that asynq will
 // retry puts the run back to queued with the error, the last one fails it.

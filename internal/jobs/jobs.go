@@ -112,13 +112,27 @@ func utc(t *time.Time) *time.Time {
 type Spec struct {
 	Kind, Key, StartedBy string
 	Task                 func(runID int64) outbox.Message
+	// StaleAfter, when set, is how long an active run may go without a
+	// word (no progress, no attempt) before a new start gives it up as
+	// abandoned (its task lost, say) and starts afresh; its task, should
+	// it still run, then finds the run finished and does nothing. Make it
+	// longer than the task's timeout.
+	StaleAfter time.Duration
 }
 
 // Start records a queued run of spec in tx and the outbox message that runs
 // it. When a run of the same kind and key is queued or running already, it
-// returns that run with started false and writes nothing.
+// returns that run with started false and writes nothing (unless the run is
+// stale: Spec.StaleAfter).
 func Start(tx *gorm.DB, now time.Time, spec Spec) (run Run, started bool, err error) {
 	now = now.UTC()
+	if spec.StaleAfter > 0 {
+		if err := tx.Exec(`UPDATE job_runs SET state = 'failed', error = ?, finished_at = ?, updated_at = ?
+			WHERE kind = ? AND key = ? AND state IN ('queued', 'running') AND updated_at < ?`,
+			"abandoned: nothing heard of it for "+spec.StaleAfter.String(), now, now, spec.Kind, spec.Key, now.Add(-spec.StaleAfter)).Error; err != nil {
+			return Run{}, false, fmt.Errorf("start %s %s: %w", spec.Kind, spec.Key, err)
+		}
+	}
 	for attempt := 0; attempt < 3; attempt++ {
 		var r row
 		// ON CONFLICT on the partial unique index: a concurrent start of the

@@ -158,3 +158,34 @@ func TestExecuteRecordsProgressAndOutcome(t *testing.T) {
 		t.Fatalf("unknown run: %v; want ErrNotFound", err)
 	}
 }
+
+// TestStartGivesUpAStaleRun: an active run unheard of for longer than
+// StaleAfter is failed as abandoned by the next start, which starts a new
+// run; the old run's task, should it still come, does nothing.
+func TestStartGivesUpAStaleRun(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	sp := spec("2026-11")
+	sp.StaleAfter = time.Hour
+	old, _, err := Start(db, now, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, started, _ := Start(db, now.Add(59*time.Minute), sp); started || again.ID != old.ID {
+		t.Fatalf("within StaleAfter: run %d started %t; want run %d answered", again.ID, started, old.ID)
+	}
+	fresh, started, err := Start(db, now.Add(61*time.Minute), sp)
+	if err != nil || !started || fresh.ID == old.ID {
+		t.Fatalf("after StaleAfter: %+v %t %v; want a new run", fresh, started, err)
+	}
+	s := NewService(db, func() time.Time { return now }, nil)
+	gone, _ := s.Get(context.Background(), old.ID)
+	if gone.State != Failed || gone.FinishedAt == nil {
+		t.Fatalf("stale run: %+v; want failed as abandoned", gone)
+	}
+	ran := false
+	if err := s.Execute(context.Background(), old.ID, func(context.Context, *Progress) (any, error) { ran = true; return nil, nil }); err != nil || ran {
+		t.Fatalf("the abandoned run's task: ran %t, %v; want nothing done", ran, err)
+	}
+}
