@@ -10,11 +10,12 @@
 // queued or running (a unique partial index): starting it again while it runs
 // answers the run in progress and queues nothing, unless nothing has been
 // heard of that run for longer than the caller's Spec.StaleAfter (its task
-// was lost): then it is failed as abandoned and a new run starts. The
-// task's handler wraps
-// its work in Service.Execute, which marks the run running, hands the work a
-// Progress to report on, and records the outcome; a failure that asynq will
-// retry puts the run back to queued with the error, the last one fails it.
+// was lost): then it is failed as abandoned and a new run starts.
+//
+// The task's handler wraps its work in Service.Execute, which marks the run
+// running, hands the work a Progress to report on, and records the outcome;
+// a failure that asynq will retry puts the run back to queued with the
+// error, the last one fails it.
 //
 // Progress is written by its own goroutine over the connection pool,
 // coalescing to the latest report, so the work never waits for a progress
