@@ -260,7 +260,7 @@ func operatorSetsProgrammeAndStaff(t *testing.T, b *browserSession) {
 		chromedp.SetValue(chromedp.CSS("#lvl-rate"), "0.05"),
 		chromedp.Click(chromedp.CSS("#level-save")),
 		chromedp.WaitVisible(chromedp.CSS("#levels-table")))
-	b.expectContains(t, "#levels-table", "25000.00")
+	b.expectContains(t, "#levels-table", "25,000.00 EUR")
 	b.assertCleanPage(t, "programme page")
 	b.shots2(t, "console-programme")
 	b.assertFitsWidth(t, "programme page", 768)
