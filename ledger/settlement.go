@@ -392,3 +392,99 @@ func SettledRefTotals(tx *gorm.DB, batch, partner int64) ([]RefTotal, error) {
 		GROUP BY 1, 2`, map[string]any{"batch": batch, "partner": partner}).Scan(&rows).Error
 	return rows, err
 }
+
+// PriceVersion is a version of the caller's prices and when it took effect.
+type PriceVersion struct {
+	Version       int
+	EffectiveFrom time.Time
+}
+
+// BatchTransaction is one transaction of a batch behind a line of a
+// partner's statement, with its points on the line and the price version
+// it was priced at (0: none).
+type BatchTransaction struct {
+	TransactionID   int64
+	Type            string
+	MemberID        int64
+	OccurredAt      time.Time
+	PostedAt        time.Time
+	ExternalRef     string
+	Points          int64
+	ContractVersion int
+	Late            bool
+}
+
+// BatchLineQuery selects a line's transactions among those batch settled:
+// of a partner, after a transaction id, at most Limit. Version 0 takes every
+// price version. Kind is a partner account kind (entries × Sign) or
+// "breakage" (the lot points of expiries and forfeits the partner issued,
+// priced by the lots' earned_at). Late (only on issued and redeemed
+// accounts: occurred or posted before Start) takes the late transactions
+// that occurred in [LateFrom, LateTo), otherwise the others.
+type BatchLineQuery struct {
+	Batch, Partner, After int64
+	Limit                 int
+	Start                 time.Time
+	Kind                  string
+	Sign                  int64
+	Versions              []PriceVersion
+	Version               int
+	Late                  bool
+	LateFrom, LateTo      time.Time
+}
+
+// BatchLineTransactions lists, in id order, the transactions of q (a
+// reversal priced at its original's occurred_at).
+func BatchLineTransactions(tx *gorm.DB, q BatchLineQuery) ([]BatchTransaction, error) {
+	versions, froms := make([]int64, len(q.Versions)), make([]time.Time, len(q.Versions))
+	for i, v := range q.Versions {
+		versions[i], froms[i] = int64(v.Version), v.EffectiveFrom
+	}
+	args := map[string]any{"batch": q.Batch, "partner": q.Partner, "after": q.After, "limit": q.Limit,
+		"start": q.Start, "version": q.Version, "late": q.Late, "from": q.LateFrom, "to": q.LateTo,
+		"versions": database.Int64Array(versions), "froms": timestamps(froms), "kind": q.Kind, "sign": q.Sign}
+	lateCond := `(@late AND x.late AND x.occurred_at >= @from AND x.occurred_at < @to OR NOT @late AND NOT x.late)`
+	contracts := `v AS (SELECT * FROM unnest(CAST(@versions AS bigint[]), CAST(@froms AS timestamptz[])) v (version, effective_from)),
+	c AS (SELECT version, effective_from, coalesce(lead(effective_from) OVER (ORDER BY effective_from), 'infinity') AS effective_to
+		FROM v)`
+	var rows []BatchTransaction
+	if q.Kind == "breakage" {
+		err := tx.Raw(`WITH `+contracts+`,
+		x AS (SELECT lt.id, lt.type, lt.member_id, lt.occurred_at, lt.posted_at, lt.external_ref, l.earned_at, lc.points, false AS late
+			FROM ledger_settlements s JOIN ledger_transactions lt ON lt.id = s.transaction_id AND lt.type IN ('expiry', 'forfeit')
+			JOIN ledger_lot_consumptions lc ON lc.transaction_id = lt.id
+			JOIN ledger_lots l ON l.id = lc.lot_id AND l.issuer_partner_id = @partner
+			WHERE s.batch_id = @batch AND lt.id > @after)
+		SELECT x.id AS transaction_id, x.type, x.member_id, x.occurred_at, x.posted_at, x.external_ref,
+		       sum(x.points)::bigint AS points, coalesce(c.version, 0) AS contract_version, false AS late
+		FROM x LEFT JOIN c ON x.earned_at >= c.effective_from AND x.earned_at < c.effective_to
+		WHERE (@version = 0 OR c.version = @version)
+		GROUP BY 1, 2, 3, 4, 5, 6, 8 ORDER BY 1 LIMIT @limit`, args).Scan(&rows).Error
+		return rows, err
+	}
+	if q.Kind != "partner_issued" && q.Kind != "partner_redeemed" {
+		lateCond = "true"
+	}
+	err := tx.Raw(`WITH `+contracts+`,
+	x AS (SELECT lt.id, lt.type, lt.member_id, lt.occurred_at, lt.posted_at, lt.external_ref,
+		       coalesce(o.occurred_at, lt.occurred_at) AS priced_at, e.amount,
+		       (lt.occurred_at < @start OR lt.posted_at < @start) AS late
+		FROM ledger_settlements s JOIN ledger_transactions lt ON lt.id = s.transaction_id
+		JOIN ledger_entries e ON e.transaction_id = lt.id
+		JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = @kind AND a.owner_id = @partner
+		LEFT JOIN ledger_transactions o ON o.id = lt.reverses_id
+		WHERE s.batch_id = @batch AND lt.id > @after)
+	SELECT x.id AS transaction_id, x.type, x.member_id, x.occurred_at, x.posted_at, x.external_ref,
+	       (@sign * x.amount)::bigint AS points, coalesce(c.version, 0) AS contract_version, x.late
+	FROM x LEFT JOIN c ON x.priced_at >= c.effective_from AND x.priced_at < c.effective_to
+	WHERE (@version = 0 OR c.version = @version) AND `+lateCond+`
+	ORDER BY 1 LIMIT @limit`, args).Scan(&rows).Error
+	return rows, err
+}
+
+// SettledCount returns how many transactions batch settled.
+func SettledCount(tx *gorm.DB, batch int64) (int64, error) {
+	var n int64
+	err := tx.Raw(`SELECT count(*) FROM ledger_settlements WHERE batch_id = ?`, batch).Row().Scan(&n)
+	return n, err
+}
