@@ -142,7 +142,9 @@
 //     PrepareSettled) for aggregates that return sums, never the month's
 //     rows: Legs (entries on partner accounts and breakage), Redemptions (the
 //     issuer × redeemer matrix), LotMoves and SettledLotMoves (outstanding
-//     liability), SettledRefTotals (reconciliation). The ledger does not know
+//     liability), SettledRefTotals (reconciliation), and a statement line's
+//     transactions page by page (BatchLineTransactions, priced by the price
+//     versions the caller passes as data). The ledger does not know
 //     contracts: the aggregates sum per bucket of the time bounds the caller
 //     passes (every contract's effective_from), and the caller prices each
 //     bucket's sum. So a close stays a few set-based statements over the
