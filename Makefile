@@ -89,6 +89,7 @@ lint: check-go
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	@CGO_ENABLED=0 bash scripts/gobuild.sh "every package" ./...
 	@CGO_ENABLED=0 go vet ./...
+	@CGO_ENABLED=0 go vet -tags chaos ./cmd/hub/
 	@bash scripts/staticcheck.sh
 
 migrate: services build

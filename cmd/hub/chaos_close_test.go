@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,7 +17,6 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
-	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/testredis"
 	"github.com/coalitionhub/hub/ledger"
@@ -229,12 +227,7 @@ func TestChaosWorkerKilledMidPeriodClose(t *testing.T) {
 	from := thisMonth.AddDate(0, -1, 0)
 	month := from.Format("2006-01")
 
-	key, _ := base64.StdEncoding.DecodeString(testSecretsKey)
 	ps := partners.NewService(db, nil)
-	acc, err := access.NewService(db, ps, access.Options{Issuer: "http://hub.chaos", SecretsKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ids [2]int64
 	for i, name := range []string{"Bulk Air", "Bulk Hotel"} {
 		p, err := ps.CreatePartner(ctx, partners.NewPartner{Name: name, Sector: partners.SectorAirline, SettlementCurrency: "EUR", TimeZone: "Europe/Berlin"})

@@ -161,7 +161,7 @@ func seedWorld(t *testing.T, dbURL string, n int) *world {
 	if _, err := rules.NewService(db, time.Now).PublishRule(ctx, p.ID, def, time.Time{}, "chaos"); err != nil {
 		t.Fatal(err)
 	}
-	cs, err := ps.CreateClient(ctx, p.ID, access.NewClient{Name: "pos", Scopes: []access.Scope{access.ScopePointsEarn, access.ScopeMembersRead}})
+	cs, err := acc.CreateClient(ctx, p.ID, access.NewClient{Name: "pos", Scopes: []access.Scope{access.ScopePointsEarn, access.ScopeMembersRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
