@@ -117,4 +117,43 @@
 //   - List by partner shows transactions where the partner is the issuer of an
 //     earn, the redeemer (burn, capture and their reversals) or the issuer of
 //     points spent, expired or forfeited; never transfers between members.
+//
+// # Reads for other packages
+//
+// The ledger's tables (ledger_accounts, ledger_idempotency, ledger_holds,
+// ledger_transactions, ledger_entries, ledger_lots, ledger_lot_consumptions,
+// ledger_settlements) are read and written only by this package; a test
+// (TestOnlyTheLedgerNamesItsTables) fails when another package's Go code
+// names one in a string literal. Other packages ask:
+//
+//   - Service methods for single questions (reads.go): the lots expiring per
+//     member and day and per issuer (expiry notices), members' last activity
+//     and the lock of a member's account (inactivity expiry), a reversal's
+//     share of its earn, when an earn's lots become available, whether a
+//     member transacted with a partner, the points earned at a partner since
+//     a time (earn caps), and the operator dashboard's Overview. Through In or
+//     Joined they run in the caller's transaction.
+//   - Set-based batch reads for settlement (settlement.go), functions of the
+//     caller's database handle because a close runs them in its own
+//     REPEATABLE READ snapshot, on two connections. A settlement period is a
+//     batch: the ledger records which batch settled each transaction
+//     (ledger_settlements, each transaction once: Settle), finds the
+//     stragglers a batch missed, and prepares a batch (PrepareSet,
+//     PrepareSettled) for aggregates that return sums, never the month's
+//     rows: Legs (entries on partner accounts and breakage), Redemptions (the
+//     issuer × redeemer matrix), LotMoves and SettledLotMoves (outstanding
+//     liability), SettledRefTotals (reconciliation), and a statement line's
+//     transactions page by page (BatchLineTransactions, priced by the price
+//     versions the caller passes as data). The ledger does not know
+//     contracts: the aggregates sum per bucket of the time bounds the caller
+//     passes (every contract's effective_from), and the caller prices each
+//     bucket's sum. So a close stays a few set-based statements over the
+//     month, with the plans (id ranges, parallel workers, hashed groups) it
+//     had when settlement wrote them itself. The mapping of transactions to
+//     batches is the ledger's because every read of it joins ledger rows (the
+//     stragglers are an anti-join of the two): kept elsewhere, those joins
+//     would need another package's SQL over the ledger or the month's ids
+//     shipped across in arrays.
+//   - Audit checks of other packages' references into the ledger read it
+//     through MissingTransactions (AuditQuery.Check).
 package ledger

@@ -498,18 +498,9 @@ func (t *Transactions) earnedTodayBatch(ctx context.Context, partnerID int64, id
 	}
 	now := t.now().In(loc)
 	start := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
-	var rows []struct {
-		MemberID int64
-		Points   int64
-	}
-	if err := t.db.WithContext(ctx).Raw(`SELECT member_id, COALESCE(sum(points), 0) AS points FROM ledger_transactions
-		WHERE type = 'earn' AND partner_id = ? AND member_id = ANY(CAST(? AS bigint[])) AND posted_at >= ?
-		GROUP BY member_id`, partnerID, database.Int64Array(ids), start).Scan(&rows).Error; err != nil {
+	out, err := t.ledger.EarnedSince(ctx, partnerID, ids, start)
+	if err != nil {
 		return nil, fmt.Errorf("earned today at partner %d: %w", partnerID, err)
-	}
-	out := make(map[int64]int64, len(ids))
-	for _, r := range rows {
-		out[r.MemberID] = r.Points
 	}
 	return out, nil
 }

@@ -160,10 +160,12 @@ func (t *Transactions) Visible(ctx context.Context, partnerID, memberID int64) (
 	var ok bool
 	err := t.db.WithContext(ctx).Raw(`SELECT
 		EXISTS (SELECT 1 FROM members WHERE id = ? AND source_partner_id = ?)
-		OR EXISTS (SELECT 1 FROM member_identifiers WHERE member_id = ? AND partner_id = ?)
-		OR EXISTS (SELECT 1 FROM ledger_transactions WHERE member_id = ? AND partner_id = ?)`,
-		memberID, partnerID, memberID, partnerID, memberID, partnerID).Scan(&ok).Error
-	return ok, err
+		OR EXISTS (SELECT 1 FROM member_identifiers WHERE member_id = ? AND partner_id = ?)`,
+		memberID, partnerID, memberID, partnerID).Scan(&ok).Error
+	if err != nil || ok {
+		return ok, err
+	}
+	return t.ledger.Transacted(ctx, memberID, partnerID)
 }
 
 // QuoteEarn prices an earn without posting it.

@@ -1,6 +1,13 @@
 package programme
 
-import "github.com/coalitionhub/hub/ledger"
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/ledger"
+)
 
 // AuditQueries are the programme's checks for hub audit (ledger.Audit runs
 // them after the ledger's). Qualifying credits and running window totals
@@ -10,16 +17,73 @@ import "github.com/coalitionhub/hub/ledger"
 // are never deleted and transactions are append-only, so a dangling reference
 // can only come from a bug or a hand edit, and this finds it.
 func AuditQueries() []ledger.AuditQuery {
-	return []ledger.AuditQuery{{Name: "qualifying credits refer to existing rows", Query: `
-		SELECT format('qualifying credit %s: ledger transaction %s does not exist', c.id, c.transaction_id)
-		FROM programme_qualifying_credits c
-		WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = c.transaction_id)
-		UNION ALL
-		SELECT format('qualifying credit %s: member %s does not exist', c.id, c.member_id)
-		FROM programme_qualifying_credits c
-		WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.id = c.member_id)
-		UNION ALL
-		SELECT format('running total of member %s, %s, partner %s: the member does not exist', w.member_id, w.month, w.partner_id)
-		FROM programme_member_windows w
-		WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.id = w.member_id)`}}
+	return []ledger.AuditQuery{{Name: "qualifying credits refer to existing rows", Check: auditReferences}}
+}
+
+// danglingMembers is the SQL of the credits and running totals whose member
+// does not exist, one line each.
+const danglingMembers = `
+	SELECT format('qualifying credit %s: member %s does not exist', c.id, c.member_id)
+	FROM programme_qualifying_credits c
+	WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.id = c.member_id)
+	UNION ALL
+	SELECT format('running total of member %s, %s, partner %s: the member does not exist', w.member_id, w.month, w.partner_id)
+	FROM programme_member_windows w
+	WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.id = w.member_id)`
+
+// auditReferences reports the credits whose ledger transaction does not
+// exist and the credits and running totals whose member does not.
+func auditReferences(ctx context.Context, db *gorm.DB) ([]string, error) {
+	lines, err := auditCreditTransactions(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	var members []string
+	if err := db.WithContext(ctx).Raw(danglingMembers).Scan(&members).Error; err != nil {
+		return nil, err
+	}
+	return append(lines, members...), nil
+}
+
+// auditChunk is how many credits auditCreditTransactions checks per round
+// trip.
+const auditChunk = 10000
+
+// auditCreditTransactions reports the qualifying credits whose ledger
+// transaction does not exist, asking the ledger a chunk of credits at a
+// time.
+func auditCreditTransactions(ctx context.Context, db *gorm.DB) ([]string, error) {
+	var lines []string
+	var after int64
+	for {
+		var credits []struct {
+			ID            int64
+			TransactionID int64
+		}
+		if err := db.WithContext(ctx).Raw(`SELECT id, transaction_id FROM programme_qualifying_credits
+			WHERE id > ? ORDER BY id LIMIT ?`, after, auditChunk).Scan(&credits).Error; err != nil {
+			return nil, err
+		}
+		if len(credits) == 0 {
+			return lines, nil
+		}
+		after = credits[len(credits)-1].ID
+		ids := make([]int64, len(credits))
+		for i, c := range credits {
+			ids[i] = c.TransactionID
+		}
+		missing, err := ledger.MissingTransactions(ctx, db, ids)
+		if err != nil {
+			return nil, err
+		}
+		gone := make(map[int64]bool, len(missing))
+		for _, id := range missing {
+			gone[id] = true
+		}
+		for _, c := range credits {
+			if gone[c.TransactionID] {
+				lines = append(lines, fmt.Sprintf("qualifying credit %d: ledger transaction %d does not exist", c.ID, c.TransactionID))
+			}
+		}
+	}
 }

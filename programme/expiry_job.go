@@ -3,10 +3,12 @@ package programme
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/webhooks"
 )
@@ -72,41 +74,33 @@ func (s *Service) RunExpiry(ctx context.Context, batch int) (ExpiryReport, error
 // (now, until] and publishes points.expiring per issuing partner.
 func (s *Service) lotNotices(ctx context.Context, now, until time.Time, batch int) (int, error) {
 	total := 0
+	var afterMember int64
+	var afterDay time.Time
 	for {
-		var groups []struct {
-			MemberID  int64
-			ExpiresOn time.Time
-			ExpiresAt time.Time
-			Points    int64
-		}
-		if err := s.db.WithContext(ctx).Raw(`SELECT a.owner_id AS member_id, (l.expires_at AT TIME ZONE 'UTC')::date AS expires_on,
-			min(l.expires_at) AS expires_at, sum(l.remaining) AS points
-			FROM ledger_lots l JOIN ledger_accounts a ON a.id = l.account_id AND a.kind = 'member'
-			WHERE l.remaining > 0 AND l.expires_at > ? AND l.expires_at <= ?
-			AND NOT EXISTS (SELECT 1 FROM programme_expiry_notices n WHERE n.member_id = a.owner_id
-				AND n.expires_on = (l.expires_at AT TIME ZONE 'UTC')::date)
-			GROUP BY 1, 2 ORDER BY 1, 2 LIMIT ?`, now, until, batch).Scan(&groups).Error; err != nil {
+		groups, err := s.ledger.ExpiringLots(ctx, now, until, afterMember, afterDay, batch)
+		if err != nil {
 			return total, fmt.Errorf("expiry notices: %w", err)
 		}
 		if len(groups) == 0 {
 			return total, nil
 		}
+		afterMember, afterDay = groups[len(groups)-1].MemberID, groups[len(groups)-1].ExpiresOn
+		noticed, err := noticedDays(s.db.WithContext(ctx), groups)
+		if err != nil {
+			return total, fmt.Errorf("expiry notices: %w", err)
+		}
 		for _, g := range groups {
+			if noticed[noticeKey{g.MemberID, g.ExpiresOn.Format(time.DateOnly)}] {
+				continue
+			}
 			err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 				ok, err := insertNotice(tx, g.MemberID, g.ExpiresAt, g.Points, now)
 				if err != nil || !ok {
 					return err
 				}
 				total++
-				var byIssuer []struct {
-					IssuerPartnerID int64
-					Points          int64
-				}
-				if err := tx.Raw(`SELECT l.issuer_partner_id, sum(l.remaining) AS points FROM ledger_lots l
-					JOIN ledger_accounts a ON a.id = l.account_id AND a.kind = 'member' AND a.owner_id = ?
-					WHERE l.remaining > 0 AND l.issuer_partner_id IS NOT NULL AND l.expires_at > ?
-					AND (l.expires_at AT TIME ZONE 'UTC')::date = ? GROUP BY 1`, g.MemberID, now, g.ExpiresOn).
-					Scan(&byIssuer).Error; err != nil {
+				byIssuer, err := s.ledger.In(tx).ExpiringByIssuer(ctx, g.MemberID, now, g.ExpiresOn)
+				if err != nil {
 					return err
 				}
 				for _, b := range byIssuer {
@@ -124,25 +118,41 @@ func (s *Service) lotNotices(ctx context.Context, now, until time.Time, batch in
 	}
 }
 
+// noticeKey is a member and a UTC day (YYYY-MM-DD).
+type noticeKey struct {
+	memberID int64
+	day      string
+}
+
+// noticedDays returns which of the groups' members and days have a notice
+// already.
+func noticedDays(tx *gorm.DB, groups []ledger.ExpiringGroup) (map[noticeKey]bool, error) {
+	ids, days := make([]int64, len(groups)), make([]string, len(groups))
+	for i, g := range groups {
+		ids[i], days[i] = g.MemberID, g.ExpiresOn.Format(time.DateOnly)
+	}
+	var rows []struct {
+		MemberID int64
+		Day      string
+	}
+	if err := tx.Raw(`SELECT n.member_id, to_char(n.expires_on, 'YYYY-MM-DD') AS day FROM programme_expiry_notices n
+		JOIN unnest(CAST(? AS bigint[]), CAST(? AS date[])) g (member_id, expires_on)
+		  ON g.member_id = n.member_id AND g.expires_on = n.expires_on`,
+		database.Int64Array(ids), "{"+strings.Join(days, ",")+"}").Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make(map[noticeKey]bool, len(rows))
+	for _, r := range rows {
+		out[noticeKey{r.MemberID, r.Day}] = true
+	}
+	return out, nil
+}
+
 func insertNotice(tx *gorm.DB, memberID int64, expiresAt time.Time, points int64, now time.Time) (bool, error) {
 	res := tx.Exec(`INSERT INTO programme_expiry_notices (member_id, expires_on, expires_at, points, created_at)
 		VALUES (?, (?::timestamptz AT TIME ZONE 'UTC')::date, ?, ?, ?) ON CONFLICT (member_id, expires_on) DO NOTHING`,
 		memberID, expiresAt, expiresAt, points, now)
 	return res.RowsAffected == 1, res.Error
-}
-
-// lastActivity is, per member account with points and no active holds, the
-// last earn, burn or capture (or, for a member who never had one, the first
-// transaction on the account).
-const lastActivity = `SELECT a.owner_id AS member_id, a.balance, coalesce(
-	(SELECT max(t.posted_at) FROM ledger_transactions t WHERE t.member_id = a.owner_id AND t.type IN ('earn', 'burn', 'capture')),
-	(SELECT min(e.posted_at) FROM ledger_entries e WHERE e.account_id = a.id)) AS last
-	FROM ledger_accounts a WHERE a.kind = 'member' AND a.balance > 0`
-
-type activityRow struct {
-	MemberID int64
-	Balance  int64
-	Last     time.Time
 }
 
 // inactivityNotices notices members whose inactivity deadline falls within
@@ -152,10 +162,9 @@ func (s *Service) inactivityNotices(ctx context.Context, p Policy, now time.Time
 	n := 0
 	var after int64
 	for {
-		var rows []activityRow
-		if err := s.db.WithContext(ctx).Raw(`SELECT * FROM (`+lastActivity+`) x WHERE member_id > ? AND last > ? AND last <= ?
-			ORDER BY member_id LIMIT ?`, after, now.AddDate(0, -p.ExpiryMonths, 0),
-			now.AddDate(0, 0, p.NoticeDays).AddDate(0, -p.ExpiryMonths, 0), batch).Scan(&rows).Error; err != nil {
+		rows, err := s.ledger.LastActivity(ctx, after, now.AddDate(0, -p.ExpiryMonths, 0),
+			now.AddDate(0, 0, p.NoticeDays).AddDate(0, -p.ExpiryMonths, 0), batch)
+		if err != nil {
 			return n, fmt.Errorf("inactivity notices: %w", err)
 		}
 		if len(rows) == 0 {
@@ -183,9 +192,8 @@ func (s *Service) expireInactive(ctx context.Context, p Policy, now time.Time, b
 	n := 0
 	var after int64
 	for {
-		var rows []activityRow
-		if err := s.db.WithContext(ctx).Raw(`SELECT * FROM (`+lastActivity+`) x WHERE member_id > ? AND last <= ?
-			ORDER BY member_id LIMIT ?`, after, cutoff, batch).Scan(&rows).Error; err != nil {
+		rows, err := s.ledger.LastActivity(ctx, after, time.Time{}, cutoff, batch)
+		if err != nil {
 			return n, fmt.Errorf("inactive members: %w", err)
 		}
 		if len(rows) == 0 {
@@ -194,25 +202,22 @@ func (s *Service) expireInactive(ctx context.Context, p Policy, now time.Time, b
 		for _, r := range rows {
 			after = r.MemberID
 			err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-				var held []int64
-				if err := tx.Raw(`SELECT held FROM ledger_accounts WHERE kind = 'member' AND owner_id = ? FOR UPDATE`,
-					r.MemberID).Scan(&held).Error; err != nil {
+				l := s.ledger.In(tx)
+				held, ok, err := l.LockMember(ctx, r.MemberID)
+				if err != nil || !ok {
 					return err
 				}
-				if len(held) == 0 || held[0] > 0 {
+				if held > 0 {
 					return nil // an active hold: wait until it is captured, voided or expires
 				}
-				var cur []activityRow
-				if err := tx.Raw(`SELECT * FROM (`+lastActivity+`) x WHERE member_id = ?`, r.MemberID).Scan(&cur).Error; err != nil {
+				cur, ok, err := l.LastActivityOf(ctx, r.MemberID)
+				if err != nil || !ok || cur.Last.After(cutoff) {
 					return err
 				}
-				if len(cur) == 0 || cur[0].Last.After(cutoff) {
-					return nil
-				}
-				tr, err := s.ledger.In(tx).Forfeit(ctx, ledger.Idempotency{Scope: Scope,
-					Key: fmt.Sprintf("inactivity:%d:%s", r.MemberID, cur[0].Last.UTC().Format(time.RFC3339Nano))},
+				tr, err := l.Forfeit(ctx, ledger.Idempotency{Scope: Scope,
+					Key: fmt.Sprintf("inactivity:%d:%s", r.MemberID, cur.Last.UTC().Format(time.RFC3339Nano))},
 					r.MemberID, fmt.Sprintf("points expired: no earn or burn for %d months since %s",
-						p.ExpiryMonths, cur[0].Last.UTC().Format("2006-01-02")))
+						p.ExpiryMonths, cur.Last.UTC().Format("2006-01-02")))
 				if err == nil && tr.ID != 0 && !tr.Replayed {
 					n++
 				}

@@ -470,10 +470,8 @@ type creditRow struct {
 
 // reversalShare returns the original earn's points and the points reversed
 // before and after this reversal.
-func reversalShare(tx *gorm.DB, rev ledger.Transaction) (total, before, after int64, err error) {
-	err = tx.Raw(`SELECT o.points AS total, coalesce((SELECT sum(points) FROM ledger_transactions r
-		WHERE r.reverses_id = o.id AND r.id <> ?), 0) AS before FROM ledger_transactions o WHERE o.id = ?`,
-		rev.ID, rev.ReversesID).Row().Scan(&total, &before)
+func (s *Service) reversalShare(ctx context.Context, tx *gorm.DB, rev ledger.Transaction) (total, before, after int64, err error) {
+	total, before, err = s.ledger.In(tx).ReversedShare(ctx, rev.ReversesID, rev.ID)
 	return total, before, before + int64(rev.Points), err
 }
 
@@ -493,7 +491,7 @@ func (s *Service) Reversed(ctx context.Context, tx *gorm.DB, rev ledger.Transact
 	if len(orig) == 0 {
 		return nil // a burn reversal, or an earn posted outside the points API
 	}
-	total, before, after, err := reversalShare(tx, rev)
+	total, before, after, err := s.reversalShare(ctx, tx, rev)
 	if err != nil {
 		return fmt.Errorf("reversal %d: %w", rev.ID, err)
 	}
@@ -774,18 +772,21 @@ func (s *Service) creditCompany(ctx context.Context, tx *gorm.DB, p Policy, e po
 		Rate            string
 		AvailableAt     *time.Time
 	}
-	if err := tx.Raw(`SELECT c.id, c.account_member_id, l.rate::text AS rate,
-		(SELECT max(available_at) FROM ledger_lots WHERE transaction_id = ?) AS available_at
+	if err := tx.Raw(`SELECT c.id, c.account_member_id, l.rate::text AS rate
 		FROM programme_company_employees e
 		JOIN programme_companies c ON c.id = e.company_id JOIN programme_company_levels l ON l.code = c.level_code
 		WHERE e.member_id = ? AND EXISTS (SELECT 1 FROM programme_corporate_partners cp WHERE cp.partner_id = ?)`,
-		e.Transaction.ID, e.Transaction.MemberID, e.PartnerID).Scan(&rows).Error; err != nil {
+		e.Transaction.MemberID, e.PartnerID).Scan(&rows).Error; err != nil {
 		return fmt.Errorf("company of member %d: %w", e.Transaction.MemberID, err)
 	}
 	if len(rows) == 0 {
 		return nil
 	}
 	c := rows[0]
+	var err error
+	if c.AvailableAt, err = s.ledger.In(tx).AvailableAt(ctx, e.Transaction.ID); err != nil {
+		return err
+	}
 	rate := mustDecimal(c.Rate)
 	points := CompanyPoints(spend, money.Exponent(p.Currency), rate)
 	if points <= 0 {

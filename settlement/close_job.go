@@ -9,6 +9,7 @@ import (
 
 	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/outbox"
+	"github.com/coalitionhub/hub/ledger"
 )
 
 // KindClose is the job run kind of a period close started by a person; its
@@ -84,9 +85,11 @@ func (s *Service) closeRun(month, actor string) jobs.Work {
 		}
 		var res CloseResult
 		res.Month, res.Status, res.ReportSHA256 = per.Month, string(per.Status), per.ReportSHA256
-		err = s.db.WithContext(ctx).Raw(`SELECT (SELECT count(*) FROM settlement_statements WHERE period_id = @id) AS statements,
-			(SELECT count(*) FROM settlement_period_transactions WHERE period_id = @id) AS transactions`,
-			map[string]any{"id": per.ID}).Row().Scan(&res.Statements, &res.Transactions)
+		if err := s.db.WithContext(ctx).Raw(`SELECT count(*) FROM settlement_statements WHERE period_id = ?`, per.ID).
+			Row().Scan(&res.Statements); err != nil {
+			return nil, err
+		}
+		res.Transactions, err = ledger.SettledCount(s.db.WithContext(ctx), per.ID)
 		return res, err
 	}
 }

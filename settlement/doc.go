@@ -7,9 +7,9 @@
 //
 // A period is a calendar month in the operator's time zone, [starts_at,
 // ends_at), with states open → closing → closed. Periods close in order. A
-// ledger transaction is settled in exactly one period, recorded at close in
-// settlement_period_transactions (ledger rows are append-only and are never
-// updated): closing P takes every transaction posted before P's end that no
+// ledger transaction is settled in exactly one period, recorded at close by
+// the ledger (ledger.Settle, with the period's id as the batch; ledger rows
+// are append-only and are never updated): closing P takes every transaction posted before P's end that no
 // earlier close took. A transaction that occurred (or was posted, racing an
 // earlier close) before P started is a late line of P, shown with its
 // original occurred_at. The first period ever closed takes all earlier
@@ -25,17 +25,18 @@
 // millions of transactions (docs/performance.md):
 //
 //   - the period's transactions are those posted during it plus the
-//     stragglers of the previous period; ledger ids follow posting order, so
-//     the aggregates read the ledger tables by transaction id range less the
-//     few ids of the range that belong elsewhere, instead of joining the
-//     mapping;
+//     stragglers of the previous period; the ledger reads them set-based
+//     (ledger.Batch: by transaction id range less the few ids of the range
+//     that belong elsewhere) and returns sums, never rows; this package reads
+//     no ledger table itself;
 //   - the mapping INSERT and the aggregates (statement legs, matrix,
 //     outstanding liability) run side by side: the aggregates on a second
 //     connection that imports the close's snapshot (pg_export_snapshot), so
 //     a close holds two connections (one close per process takes them at a
 //     time, so closes at once cannot exhaust a pool of two or more);
-//   - contracts are joined to sums per contract bucket (the intervals between
-//     any two consecutive effective_from), not to each row;
+//   - the ledger sums per contract bucket (the intervals between any two
+//     consecutive effective_from, passed as bounds), and only those sums are
+//     priced here, with the contract version in force at the bucket's start;
 //   - the outstanding liability starts from the previous period's, recorded
 //     at its close in settlement_period_outstanding, plus this period's lot
 //     movements (the ledger's whole history is read once, after periods
@@ -72,7 +73,7 @@
 // The net is the sum of the non-informational lines. Each statement is
 // stored as canonical JSON (a struct with fixed field order, UTC times,
 // sorted lines) with its SHA-256; Verify recomputes every document from the
-// recorded mapping and compares hashes (and the recomputed outstanding
+// transactions the ledger recorded as settled and compares hashes (and the recomputed outstanding
 // liability with the one recorded). Life cycle: draft → approved (finance) →
 // sent (statement.ready webhook, in the same transaction) → paid (payment
 // reference), each a conditional transition under the row lock.
@@ -93,8 +94,9 @@
 // A partner uploads a CSV (external_ref, type earn|burn, points) for a
 // closed period; it is streamed into settlement_reconciliation_rows in
 // batches, malformed lines are recorded by line number. The
-// settlement:reconcile job matches file and hub per (external_ref, kind)
-// with one FULL OUTER JOIN: matched, missing_in_hub, missing_in_file,
+// settlement:reconcile job matches file and hub (the ledger's sums per
+// reference of the period's settled transactions, ledger.SettledRefTotals)
+// per (external_ref, kind) with one FULL OUTER JOIN: matched, missing_in_hub, missing_in_file,
 // amount_mismatch. Finance accepts a line (an adjustment for the next
 // period) or disputes it with a note.
 package settlement

@@ -8,6 +8,7 @@ import (
 
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
+	"github.com/coalitionhub/hub/ledger"
 )
 
 // SummaryLine is one line of a statement as a person reads it: the
@@ -147,59 +148,28 @@ func (s *Service) LineTransactions(ctx context.Context, q LineQuery) ([]LineTran
 	if err != nil {
 		return nil, err
 	}
-	args := map[string]any{"period": st.PeriodID, "partner": st.PartnerID, "after": q.After, "limit": q.Limit,
-		"start": st.Document.PeriodStart, "version": q.ContractVersion, "late": q.Late, "from": lateFrom, "to": lateTo}
-	// A line's transactions: late ones (occurred or posted before the
-	// period) only on issued and redeemed lines, as the close counts them.
-	lateCond := `(@late AND x.late AND x.occurred_at >= @from AND x.occurred_at < @to OR NOT @late AND NOT x.late)`
-	contracts := `c AS (SELECT version, effective_from, coalesce(lead(effective_from) OVER (ORDER BY effective_from), 'infinity') AS effective_to
-		FROM partner_contracts WHERE partner_id = @partner)`
-	var rows []LineTransaction
-	if q.Kind == LineBreakage {
-		err = s.db.WithContext(ctx).Raw(`WITH `+contracts+`,
-		x AS (SELECT lt.id, lt.type, lt.member_id, lt.occurred_at, lt.posted_at, lt.external_ref, l.earned_at, lc.points, false AS late
-			FROM settlement_period_transactions s JOIN ledger_transactions lt ON lt.id = s.transaction_id AND lt.type IN ('expiry', 'forfeit')
-			JOIN ledger_lot_consumptions lc ON lc.transaction_id = lt.id
-			JOIN ledger_lots l ON l.id = lc.lot_id AND l.issuer_partner_id = @partner
-			WHERE s.period_id = @period AND lt.id > @after)
-		SELECT x.id AS transaction_id, x.type, x.member_id, x.occurred_at, x.posted_at, x.external_ref,
-		       sum(x.points)::bigint AS points, coalesce(c.version, 0) AS contract_version, false AS late
-		FROM x LEFT JOIN c ON x.earned_at >= c.effective_from AND x.earned_at < c.effective_to
-		WHERE (@version = 0 OR c.version = @version)
-		GROUP BY 1, 2, 3, 4, 5, 6, 8 ORDER BY 1 LIMIT @limit`, args).Scan(&rows).Error
-		if rows == nil {
-			rows = []LineTransaction{}
+	var versions []ledger.PriceVersion
+	if err := s.db.WithContext(ctx).Raw(`SELECT version, effective_from FROM partner_contracts WHERE partner_id = ?
+		ORDER BY effective_from`, st.PartnerID).Scan(&versions).Error; err != nil {
+		return nil, fmt.Errorf("contracts of partner %d: %w", st.PartnerID, err)
+	}
+	lq := ledger.BatchLineQuery{Batch: st.PeriodID, Partner: st.PartnerID, After: q.After, Limit: q.Limit,
+		Start: st.Document.PeriodStart, Versions: versions, Version: q.ContractVersion, Late: q.Late,
+		LateFrom: lateFrom, LateTo: lateTo, Kind: "breakage"}
+	if q.Kind != LineBreakage {
+		ak := accountKinds[q.Kind]
+		if ak.account != "partner_issued" && ak.account != "partner_redeemed" && q.Late {
+			return []LineTransaction{}, nil
 		}
-		return rows, err
+		lq.Kind, lq.Sign = ak.account, int64(ak.sign)
 	}
-	ak := accountKinds[q.Kind]
-	args["kind"], args["sign"] = ak.account, ak.sign
-	lateKinds := ak.account == "partner_issued" || ak.account == "partner_redeemed"
-	if !lateKinds && q.Late {
-		return []LineTransaction{}, nil
-	}
-	if !lateKinds {
-		lateCond = "true"
-	}
-	err = s.db.WithContext(ctx).Raw(`WITH `+contracts+`,
-	x AS (SELECT lt.id, lt.type, lt.member_id, lt.occurred_at, lt.posted_at, lt.external_ref,
-		       coalesce(o.occurred_at, lt.occurred_at) AS priced_at, e.amount,
-		       (lt.occurred_at < @start OR lt.posted_at < @start) AS late
-		FROM settlement_period_transactions s JOIN ledger_transactions lt ON lt.id = s.transaction_id
-		JOIN ledger_entries e ON e.transaction_id = lt.id
-		JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = @kind AND a.owner_id = @partner
-		LEFT JOIN ledger_transactions o ON o.id = lt.reverses_id
-		WHERE s.period_id = @period AND lt.id > @after)
-	SELECT x.id AS transaction_id, x.type, x.member_id, x.occurred_at, x.posted_at, x.external_ref,
-	       (@sign * x.amount)::bigint AS points, coalesce(c.version, 0) AS contract_version, x.late
-	FROM x LEFT JOIN c ON x.priced_at >= c.effective_from AND x.priced_at < c.effective_to
-	WHERE (@version = 0 OR c.version = @version) AND `+lateCond+`
-	ORDER BY 1 LIMIT @limit`, args).Scan(&rows).Error
+	found, err := ledger.BatchLineTransactions(s.db.WithContext(ctx), lq)
 	if err != nil {
 		return nil, fmt.Errorf("transactions of statement %d, %s: %w", q.StatementID, q.Kind, err)
 	}
-	if rows == nil {
-		rows = []LineTransaction{}
+	rows := make([]LineTransaction, len(found))
+	for i, t := range found {
+		rows[i] = LineTransaction(t)
 	}
 	return rows, nil
 }

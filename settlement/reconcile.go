@@ -3,6 +3,7 @@ package settlement
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/outbox"
 	"github.com/coalitionhub/hub/internal/validation"
+	"github.com/coalitionhub/hub/ledger"
 )
 
 // Reconciliation is a partner's uploaded transaction log for a period and,
@@ -298,28 +300,36 @@ func (s *Service) Match(ctx context.Context, id int64) (Reconciliation, error) {
 			out = r
 			return nil
 		}
+		hub, err := ledger.SettledRefTotals(tx, r.PeriodID, r.PartnerID)
+		if err != nil {
+			return fmt.Errorf("match reconciliation %d: %w", id, err)
+		}
+		type hubRow struct {
+			ExternalRef string `json:"external_ref"`
+			Kind        string `json:"kind"`
+			Points      int64  `json:"points"`
+		}
+		rows := make([]hubRow, len(hub))
+		for i, h := range hub {
+			rows[i] = hubRow(h)
+		}
+		hubJSON, err := json.Marshal(rows)
+		if err != nil {
+			return err
+		}
 		if err := tx.Exec(`INSERT INTO settlement_reconciliation_lines
 			(reconciliation_id, outcome, external_ref, kind, file_points, hub_points, file_line_no)
 		WITH f AS (
 			SELECT external_ref, kind, sum(points)::bigint AS points, min(line_no) AS line_no
 			FROM settlement_reconciliation_rows WHERE reconciliation_id = @id GROUP BY 1, 2),
 		h AS (
-			SELECT coalesce(o.external_ref, lt.external_ref) AS external_ref,
-			       CASE WHEN coalesce(o.type, lt.type) = 'earn' THEN 'earn' ELSE 'burn' END AS kind,
-			       sum(CASE WHEN lt.type = 'reversal' THEN -lt.points ELSE lt.points END)::bigint AS points
-			FROM settlement_period_transactions spt
-			JOIN ledger_transactions lt ON lt.id = spt.transaction_id
-			LEFT JOIN ledger_transactions o ON o.id = lt.reverses_id
-			WHERE spt.period_id = @period AND lt.partner_id = @partner
-			  AND (lt.type IN ('earn', 'burn', 'capture') OR (lt.type = 'reversal' AND o.type IN ('earn', 'burn', 'capture')))
-			  AND coalesce(o.external_ref, lt.external_ref) <> ''
-			GROUP BY 1, 2)
+			SELECT * FROM jsonb_to_recordset(CAST(@hub AS jsonb)) AS h (external_ref text, kind text, points bigint))
 		SELECT @id,
 		       CASE WHEN f.external_ref IS NULL THEN 'missing_in_file' WHEN h.external_ref IS NULL THEN 'missing_in_hub'
 		            WHEN f.points = h.points THEN 'matched' ELSE 'amount_mismatch' END,
 		       coalesce(f.external_ref, h.external_ref), coalesce(f.kind, h.kind), f.points, h.points, f.line_no
 		FROM f FULL OUTER JOIN h ON f.external_ref = h.external_ref AND f.kind = h.kind`,
-			map[string]any{"id": id, "period": r.PeriodID, "partner": r.PartnerID}).Error; err != nil {
+			map[string]any{"id": id, "hub": string(hubJSON)}).Error; err != nil {
 			return fmt.Errorf("match reconciliation %d: %w", id, err)
 		}
 		if err := tx.Exec(`UPDATE settlement_reconciliations r SET status = 'matched', matched_at = ?,

@@ -16,6 +16,7 @@ import (
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
+	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/webhooks"
 )
 
@@ -281,14 +282,11 @@ func (s *Service) closeLocked(ctx context.Context, tx, aux *gorm.DB, m month, ac
 	if earlier.ScanFrom != nil {
 		scanFrom = *earlier.ScanFrom
 	}
-	if err := tuneBulk(tx); err != nil {
-		return periodRow{}, err
-	}
 	prev, err := selectPreviousPeriod(tx, p)
 	if err != nil {
 		return periodRow{}, err
 	}
-	set, err := findPeriodSet(tx, p, scanFrom, prev.ID)
+	set, err := periodSet(tx, p, scanFrom, prev.ID)
 	if err != nil {
 		return periodRow{}, err
 	}
@@ -297,7 +295,7 @@ func (s *Service) closeLocked(ctx context.Context, tx, aux *gorm.DB, m month, ac
 	// each take seconds per million transactions: they run side by side.
 	var recorded int64
 	agg, err := aggregateAlongside(ctx, tx, aux, p, set, prev, func() (err error) {
-		recorded, err = recordTransactions(tx, p, set)
+		recorded, err = ledger.Settle(tx, p.ID, set)
 		return err
 	})
 	if err != nil {
@@ -356,18 +354,15 @@ func (s *Service) Verify(ctx context.Context, monthStr string) (bool, error) {
 		if p.Status != string(PeriodClosed) {
 			return ErrPeriodNotClosed
 		}
-		if err := tuneBulk(tx); err != nil {
-			return err
-		}
 		prev, err := selectPreviousPeriod(tx, p)
 		if err != nil {
 			return err
 		}
-		pt, err := prepareSettled(tx, p)
+		b, err := ledger.PrepareSettled(tx, p.ID, p.StartsAt)
 		if err != nil {
 			return err
 		}
-		agg, err := aggregate(tx, p, pt, prev)
+		agg, err := aggregate(tx, p, b, prev)
 		if err != nil {
 			return err
 		}
@@ -459,18 +454,21 @@ type aggregated struct {
 	outstanding []liabilityRow
 }
 
-// aggregate reads the period's aggregates (pt prepared by prepareSet or
-// prepareSettled), starting the outstanding liability from prev's.
-func aggregate(tx *gorm.DB, p periodRow, pt periodTx, prev previousPeriod) (aggregated, error) {
-	agg := aggregated{count: pt.Count}
-	var err error
-	if agg.legs, err = selectLegs(tx, p, pt); err != nil {
+// aggregate reads the period's aggregates (b prepared by ledger.PrepareSet
+// or ledger.PrepareSettled), starting the outstanding liability from prev's.
+func aggregate(tx *gorm.DB, p periodRow, b ledger.Batch, prev previousPeriod) (aggregated, error) {
+	agg := aggregated{count: b.Count}
+	cs, err := selectContracts(tx)
+	if err != nil {
+		return aggregated{}, err
+	}
+	if agg.legs, err = selectLegs(tx, b, cs); err != nil {
 		return aggregated{}, fmt.Errorf("statement legs: %w", err)
 	}
-	if agg.matrix, err = selectMatrix(tx, p, pt); err != nil {
+	if agg.matrix, err = selectMatrix(tx, b, cs); err != nil {
 		return aggregated{}, fmt.Errorf("liability matrix: %w", err)
 	}
-	if agg.outstanding, err = selectOutstanding(tx, p, pt, prev); err != nil {
+	if agg.outstanding, err = selectOutstanding(tx, p, b, prev, cs); err != nil {
 		return aggregated{}, fmt.Errorf("outstanding liability: %w", err)
 	}
 	return agg, nil
@@ -479,7 +477,7 @@ func aggregate(tx *gorm.DB, p periodRow, pt periodTx, prev previousPeriod) (aggr
 // aggregateAlongside runs aggregate on the connection aux, in the snapshot of
 // the close's transaction tx (exported before tx writes anything), while
 // write runs in tx; it returns when both are done.
-func aggregateAlongside(ctx context.Context, tx, aux *gorm.DB, p periodRow, set periodSet, prev previousPeriod,
+func aggregateAlongside(ctx context.Context, tx, aux *gorm.DB, p periodRow, set ledger.SettlementSet, prev previousPeriod,
 	write func() error) (aggregated, error) {
 	var snapshot string
 	if err := tx.Raw(`SELECT pg_export_snapshot()`).Scan(&snapshot).Error; err != nil {
@@ -498,14 +496,11 @@ func aggregateAlongside(ctx context.Context, tx, aux *gorm.DB, p periodRow, set 
 			if err := rtx.Exec(`SET TRANSACTION SNAPSHOT '` + strings.ReplaceAll(snapshot, "'", "''") + `'`).Error; err != nil {
 				return fmt.Errorf("import the close's snapshot: %w", err)
 			}
-			if err := tuneBulk(rtx); err != nil {
-				return err
-			}
-			pt, err := prepareSet(rtx, p, set)
+			b, err := ledger.PrepareSet(rtx, p.StartsAt, set)
 			if err != nil {
 				return err
 			}
-			agg, err = aggregate(rtx, p, pt, prev)
+			agg, err = aggregate(rtx, p, b, prev)
 			return err
 		}, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
 		done <- result{agg, err}
@@ -558,28 +553,6 @@ func (s *Service) compute(tx *gorm.DB, p periodRow, agg aggregated) (computed, e
 		return computed{}, err
 	}
 	return computed{docs: docs, report: report, outstanding: agg.outstanding}, nil
-}
-
-// tuneBulk sets, for the rest of the database transaction only, what the
-// close's month-sized aggregates need: a cheaper Gather, so that the joins of
-// ledger tables run in parallel workers (the planner otherwise prices moving
-// millions of joined rows to the leader above doing the join alone), and no
-// JIT (compiling these plans costs seconds and saves less). work_mem stays
-// small (16MB): the month's hash joins run in batches through temporary
-// files, which costs little here and keeps the close's PostgreSQL processes
-// (two sessions and their parallel workers) under 300 MB together.
-func tuneBulk(tx *gorm.DB) error {
-	for _, set := range []string{
-		`SET LOCAL work_mem = '16MB'`,
-		`SET LOCAL parallel_setup_cost = 100`,
-		`SET LOCAL parallel_tuple_cost = 0.01`,
-		`SET LOCAL jit = off`,
-	} {
-		if err := tx.Exec(set).Error; err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // sameLiabilities reports whether two sets of outstanding rows are equal.

@@ -2,10 +2,12 @@ package settlement
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
+	"github.com/coalitionhub/hub/ledger"
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 )
@@ -199,190 +201,112 @@ func selectStatements(tx *gorm.DB, where string, args ...any) ([]statementRow, e
 
 // ---- the close's aggregates
 //
-// A period settles a set T of ledger transactions (recorded in
-// settlement_period_transactions). Ledger ids are handed out in posting order,
-// so T lies within an id range [lo, hi] that holds almost nothing else. The
-// aggregates therefore read the ledger tables by transaction id range, less
-// the few ids of the range that are not in T (periodTx.Skip): no join with
-// the month-sized mapping, and plans that parallel workers can run. The
-// transactions of T that need more than their own row (late ones, reversals
-// priced at what they reverse, expiries and forfeits with their breakage) are
-// copied once into periodOddTable. Every read of a close runs in one
-// REPEATABLE READ snapshot (the aggregates in a second session that imports
-// it), so the range, the skipped ids and the ledger rows agree.
+// A period settles a set of ledger transactions, which the ledger records as
+// settled by the period (a batch whose id is the period's) and reads
+// set-based (ledger.Batch): the statement legs, the redemptions and the lot
+// movements, summed per bucket of the contract bounds. Every read of a close
+// runs in one REPEATABLE READ snapshot (the aggregates in a second session
+// that imports it), so the set, the ledger rows and the contracts agree.
 //
-// Aggregates never join contracts row by row. Every distinct effective_from of
-// every contract is a bound; rows are summed per width_bucket(time, bounds)
-// (bucket), and only the sums are joined with the contract in force at their
-// bucket's start (inForce). No partner's contract changes inside a bucket, so
+// Aggregates are never priced row by row. Every distinct effective_from of
+// every contract is a bound; the ledger sums per bucket of the bounds, and
+// only the sums are priced here with the contract in force at their bucket's
+// start (contracts.inForce). No partner's contract changes inside a bucket, so
 // that is the version in force at each row's own time.
 
-// periodOddTable holds the period's late transactions, reversals, expiries
-// and forfeits, for one database transaction (ON COMMIT DROP).
-const periodOddTable = "settlement_close_odd"
-
-// periodTx describes the period's transactions T: the id range [Lo, Hi] (Lo
-// > Hi when T is empty) less the ids in Skip.
-type periodTx struct {
-	periodRange
-	Skip []int64
-}
-
-// periodRange is the size and id range of a period's transactions.
-type periodRange struct {
-	Count  int64
-	Lo, Hi int64
-}
-
-// args adds the query arguments that in refers to.
-func (pt periodTx) args(more map[string]any) map[string]any {
-	more["lo"], more["hi"], more["skip"] = pt.Lo, pt.Hi, database.Int64Array(pt.Skip)
-	return more
-}
-
-// in restricts a transaction id column to the period's transactions. The
-// skipped ids are a constant array (PostgreSQL hashes long ones), so the
-// condition is a filter on a range scan that any plan, parallel ones
-// included, can apply.
-func (pt periodTx) in(col string) string {
-	if len(pt.Skip) == 0 {
-		return col + ` BETWEEN @lo AND @hi`
-	}
-	return col + ` BETWEEN @lo AND @hi AND ` + col + ` <> ALL(CAST(@skip AS bigint[]))`
-}
-
-// periodSet says which ledger transactions a period settles: those posted
-// in [From, End) and the Stragglers. Every transaction posted before a
-// period's end and not settled by an earlier period is the period's. Those
-// posted during it are never settled yet (earlier closes took only what was
-// posted before their end); those posted since the previous period's start
-// were settled by that period unless they committed after its close: those
-// few stragglers are picked up as late lines. The first period ever closed
-// takes all earlier history (From is then the scan's start, with no
-// stragglers).
-type periodSet struct {
-	From, End  time.Time
-	Stragglers []int64
-}
-
-// findPeriodSet determines the periodSet of p; scanFrom is the previous
-// closed period's start (prevID), or 1970 when none is closed.
-func findPeriodSet(tx *gorm.DB, p periodRow, scanFrom time.Time, prevID int64) (periodSet, error) {
+// periodSet determines the transactions p settles: those posted in [From,
+// End) and the stragglers. Every transaction posted before a period's end and
+// not settled by an earlier period is the period's. Those posted during it
+// are never settled yet (earlier closes took only what was posted before
+// their end); those posted since the previous period's start were settled by
+// that period unless they committed after its close: those few stragglers
+// are picked up as late lines. The first period ever closed takes all earlier
+// history (From is then scanFrom, 1970, with no stragglers); otherwise
+// scanFrom is the previous closed period's start (prevID).
+func periodSet(tx *gorm.DB, p periodRow, scanFrom time.Time, prevID int64) (ledger.SettlementSet, error) {
 	if prevID == 0 {
-		return periodSet{From: scanFrom, End: p.EndsAt}, nil
+		return ledger.SettlementSet{From: scanFrom, End: p.EndsAt}, nil
 	}
-	set := periodSet{From: p.StartsAt, End: p.EndsAt}
-	if err := tx.Raw(`SELECT lt.id FROM ledger_transactions lt WHERE lt.posted_at >= @from AND lt.posted_at < @start
-		AND NOT EXISTS (SELECT 1 FROM settlement_period_transactions s WHERE s.transaction_id = lt.id AND s.period_id = @prev)
-		ORDER BY lt.id`, map[string]any{"start": p.StartsAt, "from": scanFrom, "prev": prevID}).
-		Scan(&set.Stragglers).Error; err != nil {
-		return periodSet{}, fmt.Errorf("transactions posted late: %w", err)
+	stragglers, err := ledger.Stragglers(tx, scanFrom, p.StartsAt, prevID)
+	if err != nil {
+		return ledger.SettlementSet{}, err
 	}
-	return set, nil
+	return ledger.SettlementSet{From: p.StartsAt, End: p.EndsAt, Stragglers: stragglers}, nil
 }
 
-// sql is the SQL of the ids of the set's transactions; args are its
-// arguments.
-func (set periodSet) sql() string {
-	return `SELECT lt.id FROM ledger_transactions lt WHERE lt.posted_at >= @from AND lt.posted_at < @end
-	UNION ALL SELECT unnest(CAST(@stragglers AS bigint[]))`
+// contractVersion is one version of a partner's contract and when it took
+// effect.
+type contractVersion struct {
+	PartnerID      int64
+	Version        int
+	IssuePrice     decimal.Decimal
+	RedemptionRate decimal.Decimal
+	BreakageShare  decimal.Decimal
+	FeeRate        decimal.Decimal
+	EffectiveFrom  time.Time
 }
 
-func (set periodSet) args() map[string]any {
-	return map[string]any{"from": set.From, "end": set.End, "stragglers": database.Int64Array(set.Stragglers)}
+// contracts is every contract version, per partner in effective_from order,
+// and the sorted distinct effective_from of them all (the bounds the ledger
+// buckets its sums by).
+type contracts struct {
+	bounds   []time.Time
+	versions map[int64][]contractVersion
 }
 
-// recordTransactions records the set's transactions as settled in p, and
-// returns how many. The mapping's primary key makes a second settlement of
-// any transaction fail the close rather than pass silently.
-func recordTransactions(tx *gorm.DB, p periodRow, set periodSet) (int64, error) {
-	args := set.args()
-	args["period"] = p.ID
-	res := tx.Exec(`INSERT INTO settlement_period_transactions (transaction_id, period_id)
-		SELECT t.id, CAST(@period AS bigint) FROM (`+set.sql()+`) t`, args)
-	if res.Error != nil {
-		return 0, fmt.Errorf("record the period's transactions: %w", res.Error)
+func selectContracts(tx *gorm.DB) (contracts, error) {
+	var rows []contractVersion
+	if err := tx.Raw(`SELECT partner_id, version, issue_price, redemption_rate, breakage_share,
+		operator_fee_rate AS fee_rate, effective_from FROM partner_contracts ORDER BY partner_id, effective_from`).
+		Scan(&rows).Error; err != nil {
+		return contracts{}, fmt.Errorf("contracts: %w", err)
 	}
-	return res.RowsAffected, nil
-}
-
-// prepareSet describes the set's transactions and prepares the period tables
-// for them (preparePeriod): those of the id range posted in [From, End) are
-// the period's, the others only if they are stragglers.
-func prepareSet(tx *gorm.DB, p periodRow, set periodSet) (periodTx, error) {
-	var pt periodTx
-	if err := tx.Raw(`SELECT count(*) AS count, coalesce(min(id), 0) AS lo, coalesce(max(id), -1) AS hi
-		FROM (`+set.sql()+`) t`, set.args()).Scan(&pt.periodRange).Error; err != nil {
-		return periodTx{}, err
+	cs := contracts{versions: map[int64][]contractVersion{}}
+	seen := map[int64]bool{}
+	for _, r := range rows {
+		cs.versions[r.PartnerID] = append(cs.versions[r.PartnerID], r)
+		if at := r.EffectiveFrom.UnixMicro(); !seen[at] {
+			seen[at] = true
+			cs.bounds = append(cs.bounds, r.EffectiveFrom)
+		}
 	}
-	return pt, preparePeriod(tx, p, &pt, `(lt.posted_at < @from OR lt.posted_at >= @end)
-		AND lt.id <> ALL(CAST(@stragglers AS bigint[]))`, set.args())
+	sort.Slice(cs.bounds, func(i, j int) bool { return cs.bounds[i].Before(cs.bounds[j]) })
+	return cs, nil
 }
 
-// prepareSettled describes the transactions recorded as settled in p and
-// prepares the period tables for them (what Verify recomputes from).
-func prepareSettled(tx *gorm.DB, p periodRow) (periodTx, error) {
-	var pt periodTx
-	if err := tx.Raw(`SELECT count(*) AS count, coalesce(min(transaction_id), 0) AS lo, coalesce(max(transaction_id), -1) AS hi
-		FROM settlement_period_transactions WHERE period_id = ?`, p.ID).Scan(&pt.periodRange).Error; err != nil {
-		return periodTx{}, err
+// inForce is the contract of partner in force at the start of bucket, or
+// nil: bucket 0 is before every contract, and a partner may have none yet.
+// (A partner's versions have distinct effective_from.)
+func (cs contracts) inForce(partner int64, bucket int) *contractVersion {
+	if bucket < 1 || bucket > len(cs.bounds) {
+		return nil
 	}
-	return pt, preparePeriod(tx, p, &pt, `NOT EXISTS (SELECT 1 FROM settlement_period_transactions s
-		WHERE s.transaction_id = lt.id AND s.period_id = @period)`, map[string]any{"period": p.ID})
-}
-
-// preparePeriod sets pt.Skip to the ids of [lo, hi] matching outside (those
-// p does not settle; normally none, or a few stragglers of a neighbouring
-// period), then fills periodOddTable and gathers its statistics (autovacuum
-// never analyzes temporary tables).
-func preparePeriod(tx *gorm.DB, p periodRow, pt *periodTx, outside string, args map[string]any) error {
-	args["lo"], args["hi"], args["start"], args["end"] = pt.Lo, pt.Hi, p.StartsAt, p.EndsAt
-	if err := tx.Raw(`SELECT lt.id FROM ledger_transactions lt WHERE lt.id BETWEEN @lo AND @hi AND `+outside+` ORDER BY lt.id`, args).
-		Scan(&pt.Skip).Error; err != nil {
-		return fmt.Errorf("transactions outside the period: %w", err)
+	at := cs.bounds[bucket-1]
+	var in *contractVersion
+	for i, v := range cs.versions[partner] {
+		if v.EffectiveFrom.After(at) {
+			break
+		}
+		in = &cs.versions[partner][i]
 	}
-	if err := tx.Exec(`CREATE TEMP TABLE `+periodOddTable+` ON COMMIT DROP AS
-		SELECT lt.id, lt.type, lt.partner_id, lt.reverses_id, lt.occurred_at,
-		       coalesce(o.occurred_at, lt.occurred_at) AS priced_at, o.type AS reversed_type,
-		       (lt.occurred_at < @start OR lt.posted_at < @start) AS late
-		FROM ledger_transactions lt LEFT JOIN ledger_transactions o ON o.id = lt.reverses_id
-		WHERE `+pt.in("lt.id")+` AND (lt.occurred_at < @start OR lt.posted_at < @start
-		      OR lt.reverses_id IS NOT NULL OR lt.type IN ('expiry', 'forfeit'))`, pt.args(args)).Error; err != nil {
-		return fmt.Errorf("late transactions, reversals and expiries: %w", err)
+	return in
+}
+
+// price is d of c, or NULL without a contract.
+func price(c *contractVersion, d func(contractVersion) decimal.Decimal) decimal.NullDecimal {
+	if c == nil {
+		return decimal.NullDecimal{}
 	}
-	return tx.Exec(`ANALYZE ` + periodOddTable).Error
+	return decimal.NullDecimal{Decimal: d(*c), Valid: true}
 }
 
-// contractRanges is a CTE of contract versions with the end of their
-// validity (c), and the sorted array of every effective_from (b).
-const contractRanges = `c AS (
-	SELECT partner_id, version, issue_price, redemption_rate, breakage_share, operator_fee_rate, effective_from,
-	       coalesce(lead(effective_from) OVER (PARTITION BY partner_id ORDER BY effective_from), 'infinity') AS effective_to
-	FROM partner_contracts),
-	b AS (SELECT array_agg(DISTINCT effective_from ORDER BY effective_from) AS bounds FROM partner_contracts)`
-
-// bucket is the contract bucket of a time expression.
-func bucket(at string) string { return `width_bucket(` + at + `, (SELECT bounds FROM b))` }
-
-// inForce joins c, the contract of partner in force at the start of bucket
-// (bucket 0 is before every contract: none is in force).
-func inForce(partner, bucket string) string {
-	at := `CASE WHEN ` + bucket + ` = 0 THEN '-infinity'::timestamptz ELSE (SELECT bounds FROM b)[` + bucket + `] END`
-	return `LEFT JOIN c ON c.partner_id = ` + partner + ` AND ` + at + ` >= c.effective_from AND ` + at + ` < c.effective_to`
-}
-
-// partnerAccounts returns the ids of the partner accounts of the given kinds
-// as an array literal: the aggregates filter entries by it, so the planner
-// sees, from the column's statistics, how many entries that is.
-func partnerAccounts(tx *gorm.DB, kinds ...string) (string, error) {
-	var ids []int64
-	if err := tx.Raw(`SELECT id FROM ledger_accounts WHERE kind IN ? ORDER BY id`, kinds).Scan(&ids).Error; err != nil {
-		return "", err
+// priceKey is a price as a grouping key ("-" for NULL).
+func priceKey(d decimal.NullDecimal) string {
+	if !d.Valid {
+		return "-"
 	}
-	return database.Int64Array(ids), nil
+	return d.Decimal.String()
 }
-
-var partnerKinds = []string{"partner_issued", "partner_redeemed", "partner_exchange_in", "partner_exchange_out"}
 
 // legRow is one aggregated group of a period's partner-account entries (or
 // breakage consumptions), priced with the contract version in force.
@@ -400,59 +324,58 @@ type legRow struct {
 	Amount         int64
 }
 
-// selectLegs aggregates the entries on partner accounts of the period's
-// transactions and the breakage attributed through lots. Earns and their
-// reversals are priced at the earn's occurred_at, burns and their reversals at
-// the burn's, breakage at the lot's earned_at. Late transactions (occurred or
-// posted before the period start) stay one row each on issued and redeemed
+// selectLegs prices the ledger's legs of the period's transactions (earns
+// and their reversals at the earn's occurred_at, burns and their reversals
+// at the burn's, breakage at the lot's earned_at) and sums them per
+// partner, kind and contract version. Late transactions (occurred or posted
+// before the period start) stay one row each on issued and redeemed
 // accounts.
-func selectLegs(tx *gorm.DB, p periodRow, pt periodTx) ([]legRow, error) {
-	accts, err := partnerAccounts(tx, partnerKinds...)
+func selectLegs(tx *gorm.DB, b ledger.Batch, cs contracts) ([]legRow, error) {
+	legs, err := b.Legs(tx, cs.bounds)
 	if err != nil {
 		return nil, err
 	}
-	// The planner takes (account, bucket) for millions of groups (it counts
-	// the distinct times, not buckets) and would sort the month's rows to
-	// group them; hashing them gives the few tens there are.
-	if err := tx.Exec(`SET LOCAL enable_sort = off`).Error; err != nil {
-		return nil, err
+	type key struct {
+		partner    int64
+		kind       string
+		version    int
+		late       bool
+		id, occurs int64
+	}
+	sums := map[key]*legRow{}
+	var order []key
+	for _, l := range legs {
+		c := cs.inForce(l.PartnerID, l.Bucket)
+		k := key{partner: l.PartnerID, kind: l.Kind, late: l.Late, id: database.Deref(l.TransactionID)}
+		if l.OccurredAt != nil {
+			k.occurs = l.OccurredAt.UnixMicro()
+		}
+		if c != nil {
+			k.version = c.Version
+		}
+		r := sums[k]
+		if r == nil {
+			r = &legRow{PartnerID: l.PartnerID, Kind: l.Kind, Late: l.Late, TransactionID: l.TransactionID, OccurredAt: l.OccurredAt,
+				IssuePrice:     price(c, func(c contractVersion) decimal.Decimal { return c.IssuePrice }),
+				RedemptionRate: price(c, func(c contractVersion) decimal.Decimal { return c.RedemptionRate }),
+				BreakageShare:  price(c, func(c contractVersion) decimal.Decimal { return c.BreakageShare }),
+				FeeRate:        price(c, func(c contractVersion) decimal.Decimal { return c.FeeRate })}
+			if c != nil {
+				v := c.Version
+				r.Version = &v
+			}
+			sums[k] = r
+			order = append(order, k)
+		}
+		r.Amount += l.Amount
 	}
 	var rows []legRow
-	err = tx.Raw(`WITH `+contractRanges+`,
-	x AS (
-		SELECT e.account_id, `+bucket("lt.occurred_at")+` AS bucket, false AS late, NULL::bigint AS id,
-		       NULL::timestamptz AS occurred_at, sum(e.amount) AS amount
-		FROM ledger_transactions lt JOIN ledger_entries e ON e.transaction_id = lt.id
-		WHERE `+pt.in("lt.id")+` AND lt.occurred_at >= @start AND lt.posted_at >= @start AND lt.reverses_id IS NULL
-		  AND `+pt.in("e.transaction_id")+` AND e.account_id = ANY(CAST(@accts AS bigint[]))
-		GROUP BY 1, 2
-		UNION ALL
-		SELECT e.account_id, `+bucket("t.priced_at")+`, t.late, t.id, t.occurred_at, e.amount
-		FROM `+periodOddTable+` t JOIN ledger_entries e ON e.transaction_id = t.id
-		WHERE (t.late OR t.reverses_id IS NOT NULL) AND e.account_id = ANY(CAST(@accts AS bigint[]))),
-	legs AS (
-		SELECT a.owner_id AS partner_id, a.kind, x.bucket, x.late AND a.kind IN ('partner_issued', 'partner_redeemed') AS late,
-		       x.id, x.occurred_at, x.amount
-		FROM x JOIN ledger_accounts a ON a.id = x.account_id AND a.kind IN ('partner_issued', 'partner_redeemed',
-		     'partner_exchange_in', 'partner_exchange_out')
-		UNION ALL
-		SELECT l.issuer_partner_id, 'breakage', `+bucket("l.earned_at")+`, false, NULL, NULL, sum(lc.points)
-		FROM `+periodOddTable+` t JOIN ledger_lot_consumptions lc ON lc.transaction_id = t.id
-		JOIN ledger_lots l ON l.id = lc.lot_id
-		WHERE t.type IN ('expiry', 'forfeit') AND l.issuer_partner_id IS NOT NULL
-		GROUP BY 1, 3)
-	SELECT legs.partner_id, legs.kind, c.version, c.issue_price, c.redemption_rate, c.breakage_share,
-	       c.operator_fee_rate AS fee_rate, legs.late,
-	       CASE WHEN legs.late THEN legs.id END AS transaction_id,
-	       CASE WHEN legs.late THEN legs.occurred_at END AS occurred_at,
-	       sum(legs.amount)::bigint AS amount
-	FROM legs `+inForce("legs.partner_id", "legs.bucket")+`
-	GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-	HAVING sum(legs.amount) <> 0`, pt.args(map[string]any{"start": p.StartsAt, "accts": accts})).Scan(&rows).Error
-	if err != nil {
-		return nil, err
+	for _, k := range order {
+		if r := sums[k]; r.Amount != 0 {
+			rows = append(rows, *r)
+		}
 	}
-	return rows, tx.Exec(`SET LOCAL enable_sort = on`).Error
+	return rows, nil
 }
 
 type matrixRow struct {
@@ -462,38 +385,38 @@ type matrixRow struct {
 	Points            int64
 }
 
-// selectMatrix sums, per (issuer, redeemer, redemption rate in force), the lot
-// consumptions of the period's burns and captures into partner_redeemed
-// accounts (attributed by the consumption's issuer), minus the lots their
-// reversals recreated. A capture into clawback debt consumed no lot for that
-// part, so its reversal's lot without origin is no recreated lot either.
-func selectMatrix(tx *gorm.DB, p periodRow, pt periodTx) ([]matrixRow, error) {
-	redeemed, err := partnerAccounts(tx, "partner_redeemed")
+// selectMatrix sums the ledger's redemptions of the period (points of each
+// issuer redeemed at each redeemer, net of reversals) per (issuer, redeemer,
+// redemption rate in force at the redeemer).
+func selectMatrix(tx *gorm.DB, b ledger.Batch, cs contracts) ([]matrixRow, error) {
+	cells, err := b.Redemptions(tx, cs.bounds)
 	if err != nil {
 		return nil, err
 	}
+	type key struct {
+		issuer, redeemer int64
+		rate             string
+	}
+	sums := map[key]*matrixRow{}
+	var order []key
+	for _, cell := range cells {
+		rate := price(cs.inForce(cell.RedeemerPartnerID, cell.Bucket), func(c contractVersion) decimal.Decimal { return c.RedemptionRate })
+		k := key{cell.IssuerPartnerID, cell.RedeemerPartnerID, priceKey(rate)}
+		r := sums[k]
+		if r == nil {
+			r = &matrixRow{IssuerPartnerID: cell.IssuerPartnerID, RedeemerPartnerID: cell.RedeemerPartnerID, RedemptionRate: rate}
+			sums[k] = r
+			order = append(order, k)
+		}
+		r.Points += cell.Points
+	}
 	var rows []matrixRow
-	err = tx.Raw(`WITH `+contractRanges+`,
-	cells AS (
-		SELECT coalesce(lc.issuer_partner_id, 0) AS issuer, lt.partner_id AS redeemer, `+bucket("lt.occurred_at")+` AS bucket,
-		       sum(lc.points) AS points
-		FROM ledger_transactions lt JOIN ledger_lot_consumptions lc ON lc.transaction_id = lt.id
-		WHERE `+pt.in("lt.id")+` AND lt.type IN ('burn', 'capture') AND `+pt.in("lc.transaction_id")+`
-		  AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.transaction_id = lt.id
-		      AND `+pt.in("e.transaction_id")+` AND e.account_id = ANY(CAST(@redeemed AS bigint[])))
-		GROUP BY 1, 2, 3
-		UNION ALL
-		SELECT coalesce(l.issuer_partner_id, 0), t.partner_id, `+bucket("t.priced_at")+`, -sum(l.amount)
-		FROM `+periodOddTable+` t JOIN ledger_lots l ON l.transaction_id = t.id AND l.origin_lot_id IS NOT NULL
-		WHERE t.reversed_type IN ('burn', 'capture')
-		  AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.transaction_id = t.reverses_id
-		      AND e.account_id = ANY(CAST(@redeemed AS bigint[])))
-		GROUP BY 1, 2, 3)
-	SELECT cells.issuer AS issuer_partner_id, cells.redeemer AS redeemer_partner_id, c.redemption_rate,
-	       sum(cells.points)::bigint AS points
-	FROM cells `+inForce("cells.redeemer", "cells.bucket")+`
-	GROUP BY 1, 2, 3 HAVING sum(cells.points) <> 0`, pt.args(map[string]any{"redeemed": redeemed})).Scan(&rows).Error
-	return rows, err
+	for _, k := range order {
+		if r := sums[k]; r.Points != 0 {
+			rows = append(rows, *r)
+		}
+	}
+	return rows, nil
 }
 
 type liabilityRow struct {
@@ -502,28 +425,16 @@ type liabilityRow struct {
 	Points          int64
 }
 
-// periodLotMoves is the SQL of the lot points created (+) and consumed (−)
-// by the period's transactions, per issuer (0: the operator) and contract
-// bucket of the lot's earning.
-func periodLotMoves(pt periodTx) string {
-	return `SELECT coalesce(l.issuer_partner_id, 0) AS issuer, ` + bucket("l.earned_at") + ` AS bucket, sum(l.amount) AS points
-	FROM ledger_lots l WHERE ` + pt.in("l.transaction_id") + `
-	GROUP BY 1, 2
-	UNION ALL
-	SELECT coalesce(l.issuer_partner_id, 0), ` + bucket("l.earned_at") + `, -sum(lc.points)
-	FROM ledger_lot_consumptions lc JOIN ledger_lots l ON l.id = lc.lot_id WHERE ` + pt.in("lc.transaction_id") + `
-	GROUP BY 1, 2`
+// priceLots prices lot movements with the issue price in force when their
+// points were earned.
+func (cs contracts) priceLots(moves []ledger.LotMove) []liabilityRow {
+	rows := make([]liabilityRow, len(moves))
+	for i, m := range moves {
+		rows[i] = liabilityRow{IssuerPartnerID: m.IssuerPartnerID, Points: m.Points,
+			IssuePrice: price(cs.inForce(m.IssuerPartnerID, m.Bucket), func(c contractVersion) decimal.Decimal { return c.IssuePrice })}
+	}
+	return rows
 }
-
-// earlierLotMoves is the same over every transaction settled in the periods
-// that ended by @start.
-var earlierLotMoves = `SELECT coalesce(l.issuer_partner_id, 0) AS issuer, ` + bucket("l.earned_at") + ` AS bucket, sum(l.amount) AS points
-	FROM earlier t JOIN ledger_lots l ON l.transaction_id = t.id
-	GROUP BY 1, 2
-	UNION ALL
-	SELECT coalesce(l.issuer_partner_id, 0), ` + bucket("l.earned_at") + `, -sum(lc.points)
-	FROM earlier t JOIN ledger_lot_consumptions lc ON lc.transaction_id = t.id JOIN ledger_lots l ON l.id = lc.lot_id
-	GROUP BY 1, 2`
 
 // selectOutstanding sums, per issuer and issue price in force when the points
 // were earned, lot points created minus lot points consumed by every
@@ -532,27 +443,54 @@ var earlierLotMoves = `SELECT coalesce(l.issuer_partner_id, 0) AS issuer, ` + bu
 // settlement_period_outstanding rows) plus this period's lot movements. When
 // the previous period has none recorded (closed before they were kept, or
 // nothing was outstanding) the earlier periods are summed from the ledger.
-func selectOutstanding(tx *gorm.DB, p periodRow, pt periodTx, prev previousPeriod) ([]liabilityRow, error) {
-	base := `SELECT NULL::bigint, NULL::numeric, NULL::bigint WHERE false`
+func selectOutstanding(tx *gorm.DB, p periodRow, b ledger.Batch, prev previousPeriod, cs contracts) ([]liabilityRow, error) {
+	moves, err := b.LotMoves(tx, cs.bounds)
+	if err != nil {
+		return nil, err
+	}
+	rows := cs.priceLots(moves)
 	switch {
 	case prev.Carried:
-		base = `SELECT issuer_partner_id, issue_price, points FROM settlement_period_outstanding WHERE period_id = @prev`
+		carried, err := selectRecordedOutstanding(tx, prev.ID)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, carried...)
 	case prev.ID != 0:
-		base = `SELECT h.issuer, c.issue_price, h.points FROM (` + earlierLotMoves + `) h ` + inForce("h.issuer", "h.bucket")
+		var earlier []int64
+		if err := tx.Raw(`SELECT id FROM settlement_periods WHERE ends_at <= ? ORDER BY id`, p.StartsAt).
+			Scan(&earlier).Error; err != nil {
+			return nil, err
+		}
+		moves, err := ledger.SettledLotMoves(tx, earlier, cs.bounds)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, cs.priceLots(moves)...)
 	}
-	var rows []liabilityRow
-	err := tx.Raw(`WITH `+contractRanges+`,
-	earlier AS (
-		SELECT spt.transaction_id AS id FROM settlement_period_transactions spt
-		JOIN settlement_periods sp ON sp.id = spt.period_id WHERE sp.ends_at <= @start),
-	m AS (`+periodLotMoves(pt)+`),
-	moves AS (
-		SELECT m.issuer, c.issue_price, m.points FROM m `+inForce("m.issuer", "m.bucket")+`
-		UNION ALL `+base+`)
-	SELECT moves.issuer AS issuer_partner_id, moves.issue_price, sum(moves.points)::bigint AS points
-	FROM moves GROUP BY 1, 2 HAVING sum(moves.points) <> 0`,
-		pt.args(map[string]any{"prev": prev.ID, "start": p.StartsAt})).Scan(&rows).Error
-	return rows, err
+	type key struct {
+		issuer int64
+		price  string
+	}
+	sums := map[key]*liabilityRow{}
+	var order []key
+	for _, m := range rows {
+		k := key{m.IssuerPartnerID, priceKey(m.IssuePrice)}
+		r := sums[k]
+		if r == nil {
+			r = &liabilityRow{IssuerPartnerID: m.IssuerPartnerID, IssuePrice: m.IssuePrice}
+			sums[k] = r
+			order = append(order, k)
+		}
+		r.Points += m.Points
+	}
+	var out []liabilityRow
+	for _, k := range order {
+		if r := sums[k]; r.Points != 0 {
+			out = append(out, *r)
+		}
+	}
+	return out, nil
 }
 
 // previousPeriod is the closed period before a period, if any, and whether

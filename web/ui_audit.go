@@ -8,12 +8,16 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
+
+	"github.com/coalitionhub/hub/ledger"
 )
 
 // The console's read models and its audit log. They are SQL over the
 // tables the domains own, read-only, because they are views for the
 // operator (counts, sums per partner and month) that no domain use case
-// needs; the audit log table (migration 00180) is the console's own.
+// needs; the ledger's figures come from the ledger (ledger.Overview), whose
+// tables no other package reads. The audit log table (migration 00180) is
+// the console's own.
 
 // auditEntry is one recorded operator action.
 type auditEntry struct {
@@ -87,7 +91,7 @@ type dashboard struct {
 	Trend            []monthPoints // the last 12 months, oldest first, gaps filled
 }
 
-func loadDashboard(ctx context.Context, db *gorm.DB, now time.Time) (dashboard, error) {
+func loadDashboard(ctx context.Context, db *gorm.DB, l *ledger.Service, now time.Time) (dashboard, error) {
 	now = now.UTC()
 	d := dashboard{MonthStart: time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)}
 	first := d.MonthStart.AddDate(0, -11, 0)
@@ -100,32 +104,26 @@ func loadDashboard(ctx context.Context, db *gorm.DB, now time.Time) (dashboard, 
 		{`SELECT count(*) FILTER (WHERE status = 'active'), count(*) FILTER (WHERE status <> 'merged') FROM members`, nil,
 			[]any{&d.ActiveMembers, &d.Members}},
 		{`SELECT count(*) FILTER (WHERE status = 'active'), count(*) FROM partners`, nil, []any{&d.ActivePartners, &d.Partners}},
-		{`SELECT coalesce(sum(balance), 0) FROM ledger_accounts WHERE kind = 'member'`, nil, []any{&d.Outstanding}},
-		{`SELECT coalesce(sum(e.amount), 0), coalesce(sum(e.amount) FILTER (WHERE e.posted_at >= ?), 0)
-			FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id WHERE a.kind = 'operator_breakage'`,
-			[]any{d.MonthStart}, []any{&d.BreakageTotal, &d.BreakageMonth}},
 	}
 	for _, s := range scalars {
 		if err := q.Raw(s.sql, s.args...).Row().Scan(s.dst...); err != nil {
 			return dashboard{}, fmt.Errorf("dashboard: %w", err)
 		}
 	}
-	for _, s := range []struct {
-		typ string
-		dst *[]partnerPoints
-	}{{"earn", &d.Issued}, {"redeem", &d.Redeemed}} {
-		if err := q.Raw(`SELECT partner_id, sum(points) AS points FROM ledger_transactions
-			WHERE (type = ? OR (? = 'redeem' AND type IN ('burn', 'capture'))) AND partner_id IS NOT NULL AND posted_at >= ?
-			GROUP BY partner_id ORDER BY partner_id`, s.typ, s.typ, d.MonthStart).Scan(s.dst).Error; err != nil {
-			return dashboard{}, fmt.Errorf("dashboard: %w", err)
-		}
+	o, err := l.Overview(ctx, d.MonthStart, first)
+	if err != nil {
+		return dashboard{}, fmt.Errorf("dashboard: %w", err)
 	}
-	var rows []monthPoints
-	if err := q.Raw(`SELECT date_trunc('month', posted_at AT TIME ZONE 'UTC') AS month,
-			coalesce(sum(points) FILTER (WHERE type = 'earn'), 0) AS issued,
-			coalesce(sum(points) FILTER (WHERE type IN ('burn', 'capture')), 0) AS redeemed
-		FROM ledger_transactions WHERE posted_at >= ? GROUP BY 1 ORDER BY 1`, first).Scan(&rows).Error; err != nil {
-		return dashboard{}, fmt.Errorf("dashboard trend: %w", err)
+	d.Outstanding, d.BreakageTotal, d.BreakageMonth = o.Outstanding, o.BreakageTotal, o.BreakageSince
+	for _, p := range o.Issued {
+		d.Issued = append(d.Issued, partnerPoints(p))
+	}
+	for _, p := range o.Redeemed {
+		d.Redeemed = append(d.Redeemed, partnerPoints(p))
+	}
+	rows := make([]monthPoints, len(o.Months))
+	for i, m := range o.Months {
+		rows[i] = monthPoints(m)
 	}
 	byMonth := map[string]monthPoints{}
 	for _, r := range rows {

@@ -141,7 +141,7 @@ func (s *Server) consoleLogout(c *gin.Context) {
 // ---- dashboard
 
 func (s *Server) consoleDashboard(c *gin.Context) {
-	st, err := loadDashboard(c.Request.Context(), s.deps.DB, s.now())
+	st, err := loadDashboard(c.Request.Context(), s.deps.DB, s.deps.Ledger, s.now())
 	if err != nil {
 		s.pageError(c, "console", err)
 		return

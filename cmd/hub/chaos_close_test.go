@@ -148,7 +148,7 @@ type closeState struct {
 	Status     string
 	Statements int64
 	Lines      int64
-	Settled    int64 // rows of settlement_period_transactions
+	Settled    int64 // rows of ledger_settlements
 	HasReport  bool
 }
 
@@ -159,7 +159,7 @@ func readCloseState(t *testing.T, db *gorm.DB, month string) closeState {
 		(SELECT count(*) FROM settlement_statements s WHERE s.period_id = p.id) AS statements,
 		(SELECT count(*) FROM settlement_statement_lines l JOIN settlement_statements s ON s.id = l.statement_id
 		  WHERE s.period_id = p.id) AS lines,
-		(SELECT count(*) FROM settlement_period_transactions x WHERE x.period_id = p.id) AS settled,
+		(SELECT count(*) FROM ledger_settlements x WHERE x.batch_id = p.id) AS settled,
 		p.report IS NOT NULL AS has_report
 		FROM settlement_periods p WHERE p.month = to_date(?, 'YYYY-MM')`, month).Scan(&s).Error
 	if err != nil {
