@@ -153,7 +153,9 @@ func (b *browserSession) run(t *testing.T, what string, steps ...chromedp.Action
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		loc, _ := chromedp.Run(b.ctx, chromedp.Location())
-		t.Fatalf("%s: %v (page %s)", what, err, loc)
+		// What the page says, to tell a refusal from a page that never came.
+		text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 800) : ""`))
+		t.Fatalf("%s: %v (page %s)\npage text:\n%s", what, err, loc, text)
 	}
 }
 
