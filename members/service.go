@@ -35,6 +35,8 @@ type Service struct {
 
 	passwordCost int           // bcrypt cost of new passwords
 	dummyHash    func() []byte // what an unknown email's password is compared with
+
+	unsubscribeKey []byte // signs unsubscribe links (WithUnsubscribeKey)
 }
 
 // Option adjusts a Service.
@@ -51,7 +53,7 @@ func WithPasswordCost(cost int) Option { return func(s *Service) { s.passwordCos
 func NewService(db *gorm.DB, l *ledger.Service, now func() time.Time, opts ...Option) *Service {
 	s := &Service{db: db, ledger: l, now: now, logins: throttle.New(db, "member", throttle.DefaultPolicy, now),
 		mails:        throttle.New(db, "member_mail", MailPolicy, now),
-		passwordCost: bcrypt.DefaultCost}
+		passwordCost: bcrypt.DefaultCost, unsubscribeKey: randomKey()}
 	for _, o := range opts {
 		o(s)
 	}

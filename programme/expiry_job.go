@@ -8,6 +8,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
 )
 
@@ -98,6 +99,9 @@ func (s *Service) lotNotices(ctx context.Context, now, until time.Time, batch in
 					return err
 				}
 				total++
+				if err := s.notifyExpiring(ctx, tx, g.MemberID, g.Points, g.ExpiresAt); err != nil {
+					return err
+				}
 				var byIssuer []struct {
 					IssuerPartnerID int64
 					Points          int64
@@ -122,6 +126,15 @@ func (s *Service) lotNotices(ctx context.Context, now, until time.Time, batch in
 			}
 		}
 	}
+}
+
+// notifyExpiring queues the member's "points expiring" mail in tx, the
+// transaction that recorded the notice, so it goes once per notice
+// (members.NoticePointsExpiring).
+func (s *Service) notifyExpiring(ctx context.Context, tx *gorm.DB, memberID, points int64, expiresAt time.Time) error {
+	_, err := s.members.Notify(ctx, tx, memberID, members.Notice{Kind: members.NoticePointsExpiring, Template: "points_expiring",
+		Data: map[string]any{"points": points, "expires": expiresAt.UTC().Format("2 January 2006")}})
+	return err
 }
 
 func insertNotice(tx *gorm.DB, memberID int64, expiresAt time.Time, points int64, now time.Time) (bool, error) {
@@ -163,12 +176,17 @@ func (s *Service) inactivityNotices(ctx context.Context, p Policy, now time.Time
 		}
 		for _, r := range rows {
 			after = r.MemberID
-			ok, err := insertNotice(s.db.WithContext(ctx), r.MemberID, InactivityDeadline(p, r.Last), r.Balance, now)
-			if err != nil {
-				return n, err
-			}
-			if ok {
+			err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+				deadline := InactivityDeadline(p, r.Last)
+				ok, err := insertNotice(tx, r.MemberID, deadline, r.Balance, now)
+				if err != nil || !ok {
+					return err
+				}
 				n++
+				return s.notifyExpiring(ctx, tx, r.MemberID, r.Balance, deadline)
+			})
+			if err != nil {
+				return n, fmt.Errorf("inactivity notice for member %d: %w", r.MemberID, err)
 			}
 		}
 	}

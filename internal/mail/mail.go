@@ -107,6 +107,13 @@ func Render(name, locale, baseURL string, data map[string]any) (Rendered, error)
 	for k, v := range data {
 		view[k] = v
 	}
+	// The layout's footer shows an unsubscribe link when the message has
+	// one (notification mail, members.Notify); the others have none.
+	for _, k := range []string{"unsubscribe", "kind_label"} {
+		if _, ok := view[k]; !ok {
+			view[k] = ""
+		}
+	}
 	view["BaseURL"] = strings.TrimRight(baseURL, "/")
 	view["Lang"] = strings.TrimPrefix(key, name+".")
 	var subj, text, html bytes.Buffer
