@@ -161,8 +161,20 @@ func (s *Server) portalUnsubscribePage(c *gin.Context) {
 }
 
 // portalUnsubscribe turns the kind off. The form carries the signed-out
-// pages' CSRF token; the link's signature is what authorises it.
+// pages' CSRF token; the link's signature is what authorises it. A mail
+// client's one-click unsubscribe (RFC 8058: a POST of
+// "List-Unsubscribe=One-Click" to the link of the List-Unsubscribe header)
+// has no form token and needs none: the token in the link is the
+// authorisation, and all it can do is stop one kind of mail.
 func (s *Server) portalUnsubscribe(c *gin.Context) {
+	if c.PostForm("List-Unsubscribe") == "One-Click" {
+		if _, err := s.deps.Members.Unsubscribe(c.Request.Context(), c.Query("token")); err != nil {
+			fail(c, s.deps.Log, err)
+			return
+		}
+		c.String(http.StatusOK, "Unsubscribed.\n")
+		return
+	}
 	token := c.PostForm("token")
 	if !checkLoginCSRF(c) {
 		s.accountPage(c, http.StatusForbidden, "portal_unsubscribe", "Unsubscribe", gin.H{"Token": token}, "The form expired. Please try again.")

@@ -1,11 +1,13 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	netmail "net/mail"
 	"net/url"
 	"strconv"
 	"strings"
@@ -433,5 +435,54 @@ func TestExchangeMailsArrive(t *testing.T) {
 	if len(got) != 2 || got[0].Subject != "Your exchange to Sky Miles is complete" || !strings.Contains(got[0].Text, "3500 miles") ||
 		got[1].Subject != "Your exchange to Sky Miles failed" || !strings.Contains(got[1].Text, "amount out of range") {
 		t.Fatalf("exchange mails %+v; want completed (3500 miles) then failed", got)
+	}
+}
+
+// Notification mail carries List-Unsubscribe and List-Unsubscribe-Post, and a
+// mail client's one-click POST to that link (no form token) unsubscribes; a
+// forged one is refused naming token.
+func TestOneClickUnsubscribe(t *testing.T) {
+	t.Parallel()
+	e := newAccountsEnv(t, nil)
+	ctx := context.Background()
+	l := ledger.NewService(e.db, e.clock.Now)
+	m := enrolWithEmail(t, e.mem, "click@example.test", true)
+	day := e.clock.Now().UTC()
+	earn(t, l, m.ID, "c1", 50, day)
+	if rep, err := e.mem.SendDigests(ctx, day, 10); err != nil || rep.Mailed != 1 {
+		t.Fatalf("digest: %+v %v", rep, err)
+	}
+	msgs := e.deliver()
+	if len(msgs) != 1 {
+		t.Fatalf("mails: %+v", msgs)
+	}
+	parsed, err := netmail.ReadMessage(bytes.NewReader(msgs[0].Raw()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := linkWithPath(msgs[0], "/portal/unsubscribe")
+	want := "<http://hub.test/portal/unsubscribe?token=" + token + ">"
+	if got := strings.TrimSpace(parsed.Header.Get("List-Unsubscribe")); got != want ||
+		parsed.Header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" {
+		t.Fatalf("digest headers: List-Unsubscribe %q (want %q), List-Unsubscribe-Post %q", got, want,
+			parsed.Header.Get("List-Unsubscribe-Post"))
+	}
+	post := func(tok string) (int, string) {
+		res, err := http.PostForm(e.srv.URL+"/portal/unsubscribe?token="+url.QueryEscape(tok), url.Values{"List-Unsubscribe": {"One-Click"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := post("1.points_digest.forged"); code != 400 || !strings.Contains(body, `"field":"token"`) {
+		t.Fatalf("forged one-click: %d %s", code, body)
+	}
+	if code, body := post(token); code != 200 {
+		t.Fatalf("one-click: %d %s", code, body)
+	}
+	if on, err := e.mem.Notifications(ctx, m.ID); err != nil || on[members.NoticePointsDigest] {
+		t.Fatalf("after one-click: %v %v", on, err)
 	}
 }
