@@ -284,7 +284,7 @@ func (s *Service) SendDigests(ctx context.Context, day time.Time, batch int) (Di
 					return err
 				}
 				id, err := s.Notify(ctx, tx, e.MemberID, Notice{Kind: NoticePointsDigest, Template: "points_digest", Data: map[string]any{
-					"points": int64(e.Points), "earns": e.Earns, "day": from.Format("2 January 2006"), "balance": int64(bal.Available)}})
+					"points": int64(e.Points), "earns": e.Earns, "day": from.Format(time.DateOnly), "balance": int64(bal.Available)}})
 				if err != nil || id == 0 {
 					return err
 				}

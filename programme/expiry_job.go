@@ -133,7 +133,7 @@ func (s *Service) lotNotices(ctx context.Context, now, until time.Time, batch in
 // (members.NoticePointsExpiring).
 func (s *Service) notifyExpiring(ctx context.Context, tx *gorm.DB, memberID, points int64, expiresAt time.Time) error {
 	_, err := s.members.Notify(ctx, tx, memberID, members.Notice{Kind: members.NoticePointsExpiring, Template: "points_expiring",
-		Data: map[string]any{"points": points, "expires": expiresAt.UTC().Format("2 January 2006")}})
+		Data: map[string]any{"points": points, "expires": expiresAt.UTC().Format(time.DateOnly)}})
 	return err
 }
 

@@ -236,8 +236,8 @@ func TestNotificationTemplates(t *testing.T) {
 	t.Parallel()
 	base := map[string]any{"name": "Ana", "unsubscribe": "7.orders.sig", "kind_label": "reward orders"}
 	cases := map[string]map[string]any{
-		"points_digest":   {"points": 200, "earns": 2, "day": "9 March 2031", "balance": 1200},
-		"points_expiring": {"points": 100, "expires": "30 December 2025"},
+		"points_digest":   {"points": 200, "earns": 2, "day": "2031-03-09", "balance": 1200},
+		"points_expiring": {"points": 100, "expires": "2025-12-30"},
 		"order_status": {"status": "rejected", "reward": "Free night", "points": 3000, "order_id": 5, "reference": "",
 			"reason": "fully booked", "deadline": "1 Jan 2027 10:00 UTC"},
 		"exchange_status":     {"status": "failed", "programme": "Sky Miles", "points": 5000, "units": "3500 miles", "exchange_id": "x1", "reason": "no"},
@@ -282,5 +282,12 @@ func TestNotificationTemplates(t *testing.T) {
 	}())
 	if !strings.Contains(r.Subject, "abgelehnt") {
 		t.Fatalf("German order subject %q", r.Subject)
+	}
+	for locale, want := range map[string]string{"de": "am 30. Dezember 2025", "en": "on 30 December 2025"} {
+		r, err := mail.Render("points_expiring", locale, "http://hub.example", map[string]any{"name": "", "unsubscribe": "t",
+			"kind_label": "x", "points": 5, "expires": "2025-12-30"})
+		if err != nil || !strings.Contains(r.Subject, want) {
+			t.Fatalf("expiry subject in %s: %q %v; want %q", locale, r.Subject, err, want)
+		}
 	}
 }
