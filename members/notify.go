@@ -223,21 +223,41 @@ func (s *Service) Notifications(ctx context.Context, memberID int64) (map[Notice
 // SetNotification turns a kind of mail on or off for a member. Errors:
 // *validation.Error (kind), ErrNotFound.
 func (s *Service) SetNotification(ctx context.Context, memberID int64, kind NoticeKind, on bool) error {
-	if !kind.optional() {
-		return validation.New("kind", "must be one of points_digest, points_expiring, orders, exchanges")
+	return s.SetNotifications(ctx, memberID, map[NoticeKind]bool{kind: on})
+}
+
+// SetNotifications turns kinds of mail on or off for a member, all in one
+// transaction; kinds not named are left as they are. Errors:
+// *validation.Error (a kind that cannot be turned off, named as the field),
+// ErrNotFound. Nothing changes on an error.
+func (s *Service) SetNotifications(ctx context.Context, memberID int64, kinds map[NoticeKind]bool) error {
+	ve := &validation.Error{}
+	for k := range kinds {
+		if !k.optional() {
+			ve.Add(string(k), "is not a kind of notification (points_digest, points_expiring, orders, exchanges)")
+		}
+	}
+	if err := ve.Err(); err != nil {
+		return err
 	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if _, err := getMemberRow(tx, memberID, false); err != nil {
 			return err
 		}
-		if on {
-			return tx.Exec(`DELETE FROM member_mail_optouts WHERE member_id = ? AND kind = ?`, memberID, string(kind)).Error
+		for kind, on := range kinds {
+			q := `INSERT INTO member_mail_optouts (member_id, kind, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`
+			args := []any{memberID, string(kind), s.clock()}
+			if on {
+				q, args = `DELETE FROM member_mail_optouts WHERE member_id = ? AND kind = ?`, args[:2]
+			}
+			if err := tx.Exec(q, args...).Error; err != nil {
+				return err
+			}
 		}
-		return tx.Exec(`INSERT INTO member_mail_optouts (member_id, kind, created_at) VALUES (?, ?, ?)
-			ON CONFLICT DO NOTHING`, memberID, string(kind), s.clock()).Error
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("set %s mail of member %d: %w", kind, memberID, err)
+		return fmt.Errorf("set mail choices of member %d: %w", memberID, err)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/members"
 )
 
@@ -78,25 +77,13 @@ func (s *Server) meSetNotifications(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	ve := &validation.Error{}
-	known := map[string]bool{}
-	for _, k := range members.NoticeKinds {
-		known[string(k)] = true
+	kinds := make(map[members.NoticeKind]bool, len(req))
+	for k, on := range req {
+		kinds[members.NoticeKind(k)] = on
 	}
-	for k := range req {
-		if !known[k] {
-			ve.Add(k, "is not a kind of notification (points_digest, points_expiring, orders, exchanges)")
-		}
-	}
-	if err := ve.Err(); err != nil {
+	if err := s.deps.Members.SetNotifications(c.Request.Context(), me(c), kinds); err != nil {
 		fail(c, s.deps.Log, err)
 		return
-	}
-	for k, on := range req {
-		if err := s.deps.Members.SetNotification(c.Request.Context(), me(c), members.NoticeKind(k), on); err != nil {
-			fail(c, s.deps.Log, err)
-			return
-		}
 	}
 	if out, ok := s.notificationList(c); ok {
 		c.JSON(http.StatusOK, gin.H{"data": out})
@@ -242,11 +229,13 @@ func (s *Server) portalChangeEmail(c *gin.Context) {
 // portalSetNotifications saves the notification checkboxes of the privacy
 // page: a kind whose box is unticked is turned off.
 func (s *Server) portalSetNotifications(c *gin.Context) {
+	kinds := map[members.NoticeKind]bool{}
 	for _, k := range members.NoticeKinds {
-		if err := s.deps.Members.SetNotification(c.Request.Context(), me(c), k, c.PostForm(string(k)) == "yes"); err != nil {
-			s.failBack(c, "/portal/consent", err)
-			return
-		}
+		kinds[k] = c.PostForm(string(k)) == "yes"
+	}
+	if err := s.deps.Members.SetNotifications(c.Request.Context(), me(c), kinds); err != nil {
+		s.failBack(c, "/portal/consent", err)
+		return
 	}
 	okBack(c, "/portal/consent", "Your email choices are saved.")
 }

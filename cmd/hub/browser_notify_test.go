@@ -115,6 +115,12 @@ func TestBrowserNotificationMailAndEmailChange(t *testing.T) {
 	}
 	b.assertCleanPage(t, "/portal/consent")
 	b.shots2(t, "portal-notifications")
+	b.run(t, "turn digests back on", chromedp.Click(chromedp.CSS("#mail-points_digest")),
+		chromedp.Click(chromedp.CSS("#notifications-save")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	b.expectContains(t, "#flash", "Your email choices are saved")
+	if on, err := mem.Notifications(ctx, m.ID); err != nil || !on[members.NoticePointsDigest] {
+		t.Fatalf("after ticking digests again: %v %v", on, err)
+	}
 
 	// Change the sign-in email from the profile page.
 	const newEmail = "ines@costa.example"
