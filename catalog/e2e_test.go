@@ -6,10 +6,13 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
+	"github.com/coalitionhub/hub/rules"
 )
 
 // A member earns on a flight and on card spend, then redeems a free night
@@ -22,7 +25,7 @@ func TestEarnAtAirlineAndBankRedeemHotelNight(t *testing.T) {
 	bank := e.partner("Union Bank", partners.SectorBank, true)
 	hotel := e.partner("Grand Hotels", partners.SectorHotel, false)
 	for _, p := range []partners.Partner{airline, bank} {
-		def := partners.RuleDefinition{Earn: []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit,
+		def := rules.RuleDefinition{Earn: []rules.EarnComponent{{Kind: rules.KindPerCurrencyUnit,
 			Currency: "EUR", Rate: decimal.NewFromInt(1), PerMinor: 100}}}
 		if _, err := e.rules.PublishRule(e.ctx, p.ID, def, t0, "staff:test"); err != nil {
 			t.Fatal(err)
@@ -31,9 +34,9 @@ func TestEarnAtAirlineAndBankRedeemHotelNight(t *testing.T) {
 	m := e.member(0, 0)
 	earn := func(p partners.Partner, minor int64, ref string) {
 		t.Helper()
-		tr, err := e.tx.Earn(e.ctx, partners.Principal{PartnerID: p.ID},
+		tr, err := e.tx.Earn(e.ctx, access.Principal{PartnerID: p.ID},
 			ledger.Idempotency{Scope: fmt.Sprintf("partner:%d", p.ID), Key: ref},
-			partners.EarnInput{MemberID: m.ID, Amount: money.Money{Minor: minor, Currency: "EUR"}, OccurredAt: e.clock.Now(), ExternalRef: ref})
+			points.EarnInput{MemberID: m.ID, Amount: money.Money{Minor: minor, Currency: "EUR"}, OccurredAt: e.clock.Now(), ExternalRef: ref})
 		if err != nil {
 			t.Fatalf("earn at %s: %v", p.Name, err)
 		}
@@ -72,7 +75,7 @@ func TestEarnAtAirlineAndBankRedeemHotelNight(t *testing.T) {
 		t.Fatalf("capture at partner %d consumed %v; want 15000 at the hotel from airline and bank lots", tr.PartnerID, byIssuer)
 	}
 	// The hotel sees the redemption among its transactions, like a POS burn.
-	list, _, err := e.tx.List(e.ctx, partners.Principal{PartnerID: hotel.ID}, ledger.Filter{})
+	list, _, err := e.tx.List(e.ctx, access.Principal{PartnerID: hotel.ID}, ledger.Filter{})
 	if err != nil || len(list) != 1 || list[0].ID != tr.ID {
 		t.Fatalf("hotel's transactions %+v, %v; want the capture", list, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/money"
@@ -19,6 +20,9 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
+	"github.com/coalitionhub/hub/rules"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 var t0 = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
@@ -32,8 +36,8 @@ type env struct {
 	ledger  *ledger.Service
 	members *members.Service
 	reg     *partners.Service
-	rules   *partners.Rules
-	tx      *partners.Transactions
+	rules   *rules.Service
+	tx      *points.Transactions
 	svc     *catalog.Service
 	tiers   sync.Map // member id -> tier
 }
@@ -42,16 +46,13 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	db := testdb.New(t)
 	c := clock.New(t0)
-	reg, err := partners.NewService(db, partners.Options{Issuer: "https://hub.test", SecretsKey: make([]byte, 32), Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := partners.NewService(db, c.Now)
 	l := ledger.NewService(db, c.Now)
 	m := members.NewService(db, l, c.Now)
 	consent := members.NewBurnConsent(db, c.Now, members.DefaultConsentPolicy)
-	rules := partners.NewRules(db, c.Now)
-	e := &env{t: t, ctx: context.Background(), db: db, clock: c, ledger: l, members: m, reg: reg, rules: rules,
-		tx: partners.NewTransactions(db, l, m, consent, reg, rules, c.Now), svc: catalog.NewService(db, l, m, reg, c.Now)}
+	rs := rules.NewService(db, c.Now)
+	e := &env{t: t, ctx: context.Background(), db: db, clock: c, ledger: l, members: m, reg: reg, rules: rs,
+		tx: points.NewTransactions(db, l, m, consent, reg, rs, c.Now), svc: catalog.NewService(db, l, m, reg, c.Now)}
 	e.svc.TierOf = func(_ context.Context, id int64) (string, error) {
 		if v, ok := e.tiers.Load(id); ok {
 			return v.(string), nil
@@ -190,11 +191,11 @@ func (e *env) events(partnerID int64, typ string) int {
 // subscribe registers a webhook endpoint for every event of the partner.
 func (e *env) subscribe(partnerID int64) {
 	e.t.Helper()
-	box, err := partners.NewSecretBox(make([]byte, 32))
+	box, err := access.NewSecretBox(make([]byte, 32))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	wh := partners.NewWebhooks(e.db, box, netguard.Policy{}, e.clock.Now)
+	wh := webhooks.NewService(e.db, box, netguard.Policy{}, e.clock.Now)
 	if _, _, err := wh.CreateEndpoint(e.ctx, partnerID, "https://partner.example/hooks", []string{"*"}); err != nil {
 		e.t.Fatal(err)
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // Service runs the catalog's use cases; each opens its own database
@@ -400,7 +402,7 @@ type holdDetails struct {
 // key is the client's Idempotency-Key: a replay returns the first order with
 // Replayed set, whatever happened since. Errors: *validation.Error,
 // members.ErrMemberInactive, ErrRewardNotFound, ErrRewardUnavailable,
-// partners.ErrRoleNotInContract / ErrNoContract (the partner cannot take
+// points.ErrRoleNotInContract / ErrNoContract (the partner cannot take
 // redemptions), ErrOrderLimit, ErrOutOfStock, ledger.ErrInsufficientPoints,
 // ledger.ErrAccountBlocked, ledger.ErrIdempotencyMismatch.
 func (s *Service) PlaceOrder(ctx context.Context, memberID int64, key string, in OrderInput) (Order, error) {
@@ -465,7 +467,7 @@ func (s *Service) PlaceOrder(ctx context.Context, memberID int64, key string, in
 			return false, err
 		}
 		if !c.Burn {
-			return false, fmt.Errorf("redeem at partner %d: %w", r.PartnerID, partners.ErrRoleNotInContract)
+			return false, fmt.Errorf("redeem at partner %d: %w", r.PartnerID, points.ErrRoleNotInContract)
 		}
 		return false, nil
 	}()
@@ -563,7 +565,7 @@ func (s *Service) PlaceOrder(ctx context.Context, memberID int64, key string, in
 			return err
 		}
 		out = row.order()
-		if _, err = partners.Publish(tx, now, r.PartnerID, partners.EventOrderCreated, out); err != nil {
+		if _, err = webhooks.Publish(tx, now, r.PartnerID, webhooks.EventOrderCreated, out); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, out)
@@ -614,7 +616,7 @@ func (s *Service) fulfil(ctx context.Context, tx *gorm.DB, orderID int64, ref st
 		return Order{}, err
 	}
 	o := row.order()
-	if _, err = partners.Publish(tx, now, o.PartnerID, partners.EventOrderFulfilled, o); err != nil {
+	if _, err = webhooks.Publish(tx, now, o.PartnerID, webhooks.EventOrderFulfilled, o); err != nil {
 		return o, err
 	}
 	return o, s.notify(ctx, tx, o)
@@ -772,7 +774,7 @@ func (s *Service) close(ctx context.Context, id int64, status OrderStatus, reaso
 			return err
 		}
 		out = row.order()
-		if _, err = partners.Publish(tx, now, out.PartnerID, partners.EventOrderCancelled, out); err != nil {
+		if _, err = webhooks.Publish(tx, now, out.PartnerID, webhooks.EventOrderCancelled, out); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, out)

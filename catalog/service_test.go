@@ -15,6 +15,7 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 func TestLastUnitOrderedConcurrentlyHasOneWinner(t *testing.T) {
@@ -111,7 +112,7 @@ func TestOrderCreationIsIdempotent(t *testing.T) {
 	if got := e.stock(r.ID); got != 4 {
 		t.Fatalf("stock %d, want 4 (one unit reserved)", got)
 	}
-	if n := e.events(hotel.ID, partners.EventOrderCreated); n != 1 {
+	if n := e.events(hotel.ID, webhooks.EventOrderCreated); n != 1 {
 		t.Fatalf("%d order.created events, want 1", n)
 	}
 	// A later replay still answers the same order after it changed state.
@@ -198,7 +199,7 @@ func TestFulfilCapturesAsRedemptionAtProvidingPartner(t *testing.T) {
 	if _, err := e.svc.Cancel(e.ctx, m.ID, o.ID); !errors.Is(err, catalog.ErrOrderNotPending) {
 		t.Fatalf("cancel after fulfilment: %v; want ErrOrderNotPending", err)
 	}
-	if e.events(hotel.ID, partners.EventOrderFulfilled) != 1 {
+	if e.events(hotel.ID, webhooks.EventOrderFulfilled) != 1 {
 		t.Fatal("want one order.fulfilled event")
 	}
 	e.audit()
@@ -237,7 +238,7 @@ func TestRejectReleasesPointsAndStock(t *testing.T) {
 	if again, err := e.svc.Reject(e.ctx, hotel.ID, o.ID, "hotel fully booked"); err != nil || !again.Replayed {
 		t.Fatalf("repeat reject: %+v %v; want replay", again, err)
 	}
-	if e.events(hotel.ID, partners.EventOrderCancelled) != 1 {
+	if e.events(hotel.ID, webhooks.EventOrderCancelled) != 1 {
 		t.Fatal("want one order.cancelled event")
 	}
 	e.audit()
@@ -323,7 +324,7 @@ func TestMemberCancelsPendingOrder(t *testing.T) {
 	if s := e.stock(r.ID); s != 1 {
 		t.Fatalf("stock %d, want the unit back", s)
 	}
-	if e.events(hotel.ID, partners.EventOrderCancelled) != 1 {
+	if e.events(hotel.ID, webhooks.EventOrderCancelled) != 1 {
 		t.Fatal("want one order.cancelled event")
 	}
 	// The unit is orderable again.

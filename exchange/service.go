@@ -17,6 +17,7 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // Service runs the exchange use cases; it owns their database transactions.
@@ -25,6 +26,7 @@ type Service struct {
 	ledger   *ledger.Service
 	members  *members.Service
 	registry *partners.Service
+	sealer   Sealer
 	partner  Partner
 	now      func() time.Time
 
@@ -37,14 +39,20 @@ type Service struct {
 	StaleAfter time.Duration
 }
 
+// Sealer seals the partners' exchange API keys at rest (access.SecretBox).
+type Sealer interface {
+	Seal(plain []byte) ([]byte, error)
+	Open(sealed []byte) ([]byte, error)
+}
+
 // NewService wires the exchange domain. partner is the outbound protocol
 // client (NewHTTPPartner in production).
-func NewService(db *gorm.DB, l *ledger.Service, m *members.Service, registry *partners.Service, partner Partner,
-	now func() time.Time) *Service {
+func NewService(db *gorm.DB, l *ledger.Service, m *members.Service, registry *partners.Service, sealer Sealer,
+	partner Partner, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, ledger: l, members: m, registry: registry, partner: partner, now: now,
+	return &Service{db: db, ledger: l, members: m, registry: registry, sealer: sealer, partner: partner, now: now,
 		QuoteTTL: 15 * time.Minute, PollInterval: 15 * time.Minute, StaleAfter: 30 * time.Minute}
 }
 
@@ -61,7 +69,7 @@ func (s *Service) CreateProgramme(ctx context.Context, in NewProgramme) (Program
 	if _, err := s.registry.Partner(ctx, in.PartnerID); err != nil {
 		return Programme{}, err
 	}
-	sealed, err := s.registry.SecretBox().Seal([]byte(in.APIKey))
+	sealed, err := s.sealer.Seal([]byte(in.APIKey))
 	if err != nil {
 		return Programme{}, fmt.Errorf("seal programme key: %w", err)
 	}
@@ -120,7 +128,7 @@ func (s *Service) Programmes(ctx context.Context, partnerID int64) ([]Programme,
 }
 
 func (s *Service) endpoint(r programmeRow) (Endpoint, error) {
-	key, err := s.registry.SecretBox().Open(r.APIKey)
+	key, err := s.sealer.Open(r.APIKey)
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("open programme %d key: %w", r.ID, err)
 	}
@@ -459,7 +467,7 @@ func (s *Service) Record(ctx context.Context, id int64, res CreditResult) (Excha
 				if err := s.notify(ctx, tx, id); err != nil {
 					return err
 				}
-				return s.publish(tx, id, partners.EventExchangeCompleted, now)
+				return s.publish(tx, id, webhooks.EventExchangeCompleted, now)
 			}
 		case CreditRefused:
 			if !open {
@@ -468,7 +476,7 @@ func (s *Service) Record(ctx context.Context, id int64, res CreditResult) (Excha
 			if err := s.fail(ctx, tx, x, "refused by the partner: "+res.Reason, now); err != nil {
 				return err
 			}
-			publish = func(tx *gorm.DB) error { return s.publish(tx, id, partners.EventExchangeFailed, now) }
+			publish = func(tx *gorm.DB) error { return s.publish(tx, id, webhooks.EventExchangeFailed, now) }
 		case CreditPending:
 			if !open {
 				return s.duplicate(tx, x, res, now)
@@ -555,7 +563,7 @@ func (s *Service) publish(tx *gorm.DB, id int64, event string, now time.Time) er
 	if err != nil {
 		return err
 	}
-	_, err = partners.Publish(tx, now, row.PartnerID, event, row.exchange())
+	_, err = webhooks.Publish(tx, now, row.PartnerID, event, row.exchange())
 	return err
 }
 
@@ -630,7 +638,7 @@ func (s *Service) expire(ctx context.Context, id int64, reason string) error {
 		if err := s.fail(ctx, tx, x, reason, now); err != nil {
 			return err
 		}
-		return s.publish(tx, id, partners.EventExchangeFailed, now)
+		return s.publish(tx, id, webhooks.EventExchangeFailed, now)
 	})
 }
 
@@ -828,7 +836,7 @@ func (s *Service) Inbound(ctx context.Context, partnerID int64, idem ledger.Idem
 		if err := addEvent(tx, id, StatusCompleted, "credited", fmt.Sprintf("%d %s to %d points", in.Units, p.Unit, points), now); err != nil {
 			return err
 		}
-		if err := s.publish(tx, id, partners.EventExchangeCompleted, now); err != nil {
+		if err := s.publish(tx, id, webhooks.EventExchangeCompleted, now); err != nil {
 			return err
 		}
 		row, err := getExchange(tx, "id", id, false)

@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/exchange/partnersim"
 	"github.com/coalitionhub/hub/internal/clock"
@@ -35,6 +36,7 @@ type env struct {
 	ledger    *ledger.Service
 	members   *members.Service
 	registry  *partners.Service
+	sealer    exchange.Sealer
 	partnerID int64
 	memberID  int64
 	programme exchange.Programme
@@ -46,7 +48,8 @@ func newEnv(t *testing.T, simCfg partnersim.Config) *env {
 	ctx := context.Background()
 	db := testdb.New(t)
 	clk := clock.New(time.Date(2025, 6, 10, 9, 0, 0, 0, time.UTC))
-	ps, err := partners.NewService(db, partners.Options{Issuer: "https://hub.test", SecretsKey: make([]byte, 32), Now: clk.Now})
+	ps := partners.NewService(db, clk.Now)
+	acc, err := access.NewService(db, ps, access.Options{Issuer: "https://hub.test", SecretsKey: make([]byte, 32), Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,8 +84,8 @@ func newEnv(t *testing.T, simCfg partnersim.Config) *env {
 	// No test waits for this timeout: one that needs the client to give up
 	// says when (givesUpWhenHeld), so a slow machine cannot fail a call.
 	client := exchange.NewHTTPPartner(time.Minute)
-	e := &env{db: db, clk: clk, sim: sim, ledger: l, members: m, registry: ps, partnerID: p.ID, memberID: mem.ID, client: client}
-	e.svc = exchange.NewService(db, l, m, ps, client, clk.Now)
+	e := &env{db: db, clk: clk, sim: sim, ledger: l, members: m, registry: ps, sealer: acc.SecretBox(), partnerID: p.ID, memberID: mem.ID, client: client}
+	e.svc = exchange.NewService(db, l, m, ps, acc.SecretBox(), client, clk.Now)
 	e.programme, err = e.svc.CreateProgramme(ctx, exchange.NewProgramme{PartnerID: p.ID, Code: "skymiles", Name: "Sky Miles",
 		Unit: "miles", Out: &exchange.Ratio{From: 1000, To: 700}, In: &exchange.Ratio{From: 1000, To: 800},
 		Increment: 1000, MinPoints: 1000, MaxPoints: 90000, MonthlyMax: 95000, FeePoints: 100,
@@ -238,7 +241,7 @@ func TestOutboundTimeoutIsRetriedOnce(t *testing.T) {
 	x := e.confirm(t, 10000)
 	// The partner applies the credit but answers after the client gave up.
 	e.sim.HangNext(1, time.Hour)
-	impatient := exchange.NewService(e.db, e.ledger, e.members, e.registry, givesUpWhenHeld{e.client, e.sim.Held()}, e.clk.Now)
+	impatient := exchange.NewService(e.db, e.ledger, e.members, e.registry, e.sealer, givesUpWhenHeld{e.client, e.sim.Held()}, e.clk.Now)
 	err := impatient.Deliver(context.Background(), x.ID)
 	if !errors.Is(err, exchange.ErrTransient) {
 		t.Fatalf("deliver with a hanging partner: err = %v, want ErrTransient", err)
@@ -395,7 +398,7 @@ func TestWorkerDiesBetweenPartnerSuccessAndRecording(t *testing.T) {
 			e := newEnv(t, partnersim.Config{})
 			ctx := context.Background()
 			x := e.confirm(t, 30000)
-			dying := exchange.NewService(e.db, e.ledger, e.members, e.registry, crashAfterCredit{e.client}, e.clk.Now)
+			dying := exchange.NewService(e.db, e.ledger, e.members, e.registry, e.sealer, crashAfterCredit{e.client}, e.clk.Now)
 			if err := dying.Deliver(ctx, x.ID); err == nil {
 				t.Fatal("the dying worker reported success")
 			}

@@ -160,7 +160,9 @@ type Page struct {
 	Limit int
 }
 
-func (p Page) limit() int {
+// Size is the number of items the page holds at most: Limit, 50 when
+// unset, never over 200.
+func (p Page) Size() int {
 	switch {
 	case p.Limit <= 0:
 		return 50

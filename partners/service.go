@@ -2,7 +2,6 @@ package partners
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -10,109 +9,38 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
-	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/internal/money"
-	"github.com/coalitionhub/hub/internal/throttle"
 	"github.com/coalitionhub/hub/internal/validation"
 )
 
-// Audience values of the tokens the hub issues.
-const (
-	AudiencePartner = "coalition-hub"       // partner API access tokens
-	AudienceStaff   = "coalition-hub-admin" // operator console / admin API tokens
-)
-
-// Options configure a Service. Zero durations take the documented defaults.
-type Options struct {
-	Issuer     string           // iss of every token: the hub's public URL
-	SecretsKey []byte           // 32 bytes (AES-256) sealing the signing keys' private halves
-	Now        func() time.Time // the clock; time.Now when nil
-
-	AccessTokenTTL time.Duration // partner access tokens; default 15m
-	StaffTokenTTL  time.Duration // staff tokens; default 8h
-	// ClientCacheTTL bounds how long a revoked client's (or suspended
-	// partner's) unexpired token keeps working in another process; default 5s.
-	// The process that revokes forgets the client at once.
-	ClientCacheTTL time.Duration
-	// SecretGrace is how long the previous client secret keeps working after
-	// a rotation; default 1h.
-	SecretGrace time.Duration
-	Leeway      time.Duration // clock skew tolerated on exp/nbf/iat; default 30s
-	// KeyRefresh is how often a process reloads the active signing key from
-	// the database (so a rotation in another process takes over); default 1m.
-	KeyRefresh time.Duration
-	// LoginThrottle limits staff sign-in attempts per account, across every
-	// process (internal/throttle); default throttle.DefaultPolicy.
-	LoginThrottle throttle.Policy
-	// PasswordCost is the bcrypt cost of new staff passwords and of the dummy
-	// hash an unknown email is compared with; default bcrypt.DefaultCost.
-	// Tests lower it (bcrypt.MinCost): the race detector makes each
-	// comparison at the default cost take seconds.
-	PasswordCost int
-}
-
-// Service owns the partner registry, contracts, prepaid balances, API
-// clients, signing keys and staff accounts. It is safe for concurrent use.
+// Service owns the partner registry, contracts, outlets and prepaid
+// balances. It is safe for concurrent use.
 type Service struct {
-	db   *gorm.DB
-	opts Options
-	now  func() time.Time
-	box  *SecretBox
+	db  *gorm.DB
+	now func() time.Time
 
-	keys      keyring
-	clients   clientCache
-	tokens    tokenCache
-	logins    *throttle.Limiter // per-account staff sign-in throttle
-	dummyHash func() []byte
-	mu        sync.Mutex // guards bootstrap of the first signing key
+	mu       sync.Mutex
+	onStatus []func(partnerID int64) // told after a partner's status changed
 }
 
-// NewService builds the service. It touches no table until used; the first
-// token issued creates a signing key when the database has none.
-func NewService(db *gorm.DB, opts Options) (*Service, error) {
-	if opts.Issuer == "" {
-		return nil, errors.New("partners: Options.Issuer is required")
+// NewService builds the service; now is time.Now when nil.
+func NewService(db *gorm.DB, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
 	}
-	box, err := NewSecretBox(opts.SecretsKey)
-	if err != nil {
-		return nil, err
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&opts.AccessTokenTTL, 15*time.Minute)
-	def(&opts.StaffTokenTTL, 8*time.Hour)
-	def(&opts.ClientCacheTTL, 5*time.Second)
-	def(&opts.SecretGrace, time.Hour)
-	def(&opts.Leeway, 30*time.Second)
-	def(&opts.KeyRefresh, time.Minute)
-	if opts.PasswordCost == 0 {
-		opts.PasswordCost = bcrypt.DefaultCost
-	}
-	s := &Service{db: db, opts: opts, now: opts.Now, box: box,
-		logins: throttle.New(db, "staff", opts.LoginThrottle, opts.Now)}
-	// What an unknown email's password is compared with, so a login for an
-	// unknown account takes as long as one with a wrong password; made on
-	// first use so that building a service costs nothing.
-	s.dummyHash = sync.OnceValue(func() []byte {
-		h, _ := bcrypt.GenerateFromPassword([]byte("not a password"), opts.PasswordCost)
-		return h
-	})
-	s.clients.init()
-	s.keys.byKID = map[string]verifyKey{}
-	return s, nil
+	return &Service{db: db, now: now}
 }
 
-// SecretBox returns the AES-256-GCM box sealing secrets under HUB_SECRETS_KEY,
-// for other components that store recoverable secrets (webhook secrets).
-func (s *Service) SecretBox() *SecretBox { return s.box }
+// OnStatusChange registers f to be called, after the commit, with the id of
+// every partner whose status this service changes (the access service drops
+// its cached view of the partner's clients).
+func (s *Service) OnStatusChange(f func(partnerID int64)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onStatus = append(s.onStatus, f)
+}
 
 func (s *Service) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return s.db.WithContext(ctx).Transaction(fn)
@@ -180,9 +108,8 @@ func (s *Service) Partners(ctx context.Context, page Page) ([]Partner, error) {
 	return out, nil
 }
 
-// SetPartnerStatus moves a partner to status. Terminated is final. Tokens of
-// a partner that is no longer live stop working within ClientCacheTTL (at
-// once in this process).
+// SetPartnerStatus moves a partner to status. Terminated is final. The
+// functions given to OnStatusChange are told after the commit.
 func (s *Service) SetPartnerStatus(ctx context.Context, id int64, status Status) (Partner, error) {
 	switch status {
 	case StatusOnboarding, StatusActive, StatusSuspended, StatusTerminated:
@@ -205,7 +132,12 @@ func (s *Service) SetPartnerStatus(ctx context.Context, id int64, status Status)
 	if err != nil {
 		return Partner{}, fmt.Errorf("set status of partner %d: %w", id, err)
 	}
-	s.clients.forgetPartner(id)
+	s.mu.Lock()
+	listeners := s.onStatus
+	s.mu.Unlock()
+	for _, f := range listeners {
+		f(id)
+	}
 	return out, nil
 }
 
@@ -375,6 +307,21 @@ func (s *Service) Contracts(ctx context.Context, partnerID int64, page Page) ([]
 	return out, nil
 }
 
+// ContractVersionsWith returns every version of the partner's contract in
+// tx (the caller's snapshot), latest effective_from first; the version in
+// force at t is the first that is not after t.
+func (s *Service) ContractVersionsWith(tx *gorm.DB, partnerID int64) ([]Contract, error) {
+	rows, err := contractVersions(tx, partnerID)
+	if err != nil {
+		return nil, fmt.Errorf("contracts of partner %d: %w", partnerID, err)
+	}
+	out := make([]Contract, len(rows))
+	for i, r := range rows {
+		out[i] = r.contract()
+	}
+	return out, nil
+}
+
 // --- prepaid --------------------------------------------------------------
 
 // PrepaidBalance returns a prepaid partner's balance; ErrNotPrepaid when the
@@ -461,9 +408,3 @@ func (s *Service) move(tx *gorm.DB, partnerID int64, kind string, amount money.M
 	}
 	return PrepaidBalance{}, ErrPrepaidExhausted
 }
-
-// Issuer is the iss of the hub's tokens (its public URL).
-func (s *Service) Issuer() string { return s.opts.Issuer }
-
-// TokenURL is the token endpoint, accepted as a client assertion's audience.
-func (s *Service) TokenURL() string { return strings.TrimSuffix(s.opts.Issuer, "/") + "/oauth/token" }

@@ -21,11 +21,7 @@ func newTestService(t *testing.T) (*Service, *gorm.DB, *clock.Manual) {
 	t.Helper()
 	db := testdb.New(t)
 	clk := clock.New(time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC))
-	svc, err := NewService(db, Options{Issuer: "https://hub.test", SecretsKey: make([]byte, 32), Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, db, clk
+	return NewService(db, clk.Now), db, clk
 }
 
 func mustPartner(t *testing.T, svc *Service, name string) Partner {

@@ -1,7 +1,6 @@
 package partners
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/coalitionhub/hub/internal/database"
@@ -79,64 +78,6 @@ func (r contractRow) contract() Contract {
 		CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy}
 }
 
-type clientRow struct {
-	ID                 int64
-	ClientID           string
-	PartnerID          int64
-	Name               string
-	SecretHash         []byte
-	PreviousSecretHash []byte
-	PreviousValidUntil *time.Time
-	Scopes             string // space separated (array_to_string)
-	Status             string
-	PublicKeyPem       *string
-	PublicKeyAlg       *string
-	CreatedAt          time.Time
-	SecretRotatedAt    *time.Time
-	RevokedAt          *time.Time
-	PartnerStatus      string
-}
-
-func (r clientRow) client() Client {
-	c := Client{ID: r.ID, ClientID: r.ClientID, PartnerID: r.PartnerID, Name: r.Name,
-		Scopes: ParseScopes(r.Scopes), Status: r.Status, HasSecret: r.SecretHash != nil,
-		CreatedAt: r.CreatedAt, SecretRotatedAt: r.SecretRotatedAt, PreviousValidTill: r.PreviousValidUntil,
-		RevokedAt: r.RevokedAt}
-	if r.PublicKeyAlg != nil {
-		c.PublicKeyAlg = *r.PublicKeyAlg
-	}
-	return c
-}
-
-type signingKeyRow struct {
-	KID           string `gorm:"column:kid"`
-	Alg           string
-	PublicKey     []byte
-	SealedPrivate []byte
-	CreatedAt     time.Time
-	RetiredAt     *time.Time
-	VerifyUntil   *time.Time
-}
-
-func (r signingKeyRow) key() SigningKey {
-	return SigningKey{KID: r.KID, Alg: r.Alg, PublicKey: r.PublicKey, CreatedAt: r.CreatedAt,
-		RetiredAt: r.RetiredAt, VerifyUntil: r.VerifyUntil}
-}
-
-type staffRow struct {
-	ID           int64
-	Email        string
-	PasswordHash string
-	Role         string
-	Status       string
-	CreatedAt    time.Time
-	LastLoginAt  *time.Time
-}
-
-func (r staffRow) staff() Staff {
-	return Staff{ID: r.ID, Email: r.Email, Role: Role(r.Role), Status: r.Status, CreatedAt: r.CreatedAt, LastLoginAt: r.LastLoginAt}
-}
-
 // --- partners -------------------------------------------------------------
 
 const partnerCols = `id, name, sector, status, settlement_currency, time_zone, created_at, updated_at`
@@ -170,7 +111,7 @@ func selectPartner(tx *gorm.DB, id int64, forUpdate bool) (partnerRow, error) {
 
 func selectPartners(tx *gorm.DB, page Page) ([]partnerRow, error) {
 	var rows []partnerRow
-	err := tx.Raw(`SELECT `+partnerCols+` FROM partners WHERE id > ? ORDER BY id LIMIT ?`, page.After, page.limit()).Scan(&rows).Error
+	err := tx.Raw(`SELECT `+partnerCols+` FROM partners WHERE id > ? ORDER BY id LIMIT ?`, page.After, page.Size()).Scan(&rows).Error
 	return rows, err
 }
 
@@ -211,7 +152,7 @@ func insertOutlet(tx *gorm.DB, partnerID int64, o NewOutlet, now time.Time) (out
 func selectOutlets(tx *gorm.DB, partnerID int64, page Page) ([]outletRow, error) {
 	var rows []outletRow
 	err := tx.Raw(`SELECT `+outletCols+` FROM partner_outlets WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?`,
-		partnerID, page.After, page.limit()).Scan(&rows).Error
+		partnerID, page.After, page.Size()).Scan(&rows).Error
 	return rows, err
 }
 
@@ -261,10 +202,19 @@ func contractAt(tx *gorm.DB, partnerID int64, t time.Time) (contractRow, error) 
 	return rows[0], nil
 }
 
+// contractVersions returns every version of the partner's contract, latest
+// effective_from (then version) first: the order ContractAt searches.
+func contractVersions(tx *gorm.DB, partnerID int64) ([]contractRow, error) {
+	var rows []contractRow
+	err := tx.Raw(`SELECT `+contractCols+` FROM partner_contracts WHERE partner_id = ?
+		ORDER BY effective_from DESC, version DESC`, partnerID).Scan(&rows).Error
+	return rows, err
+}
+
 func selectContracts(tx *gorm.DB, partnerID int64, page Page) ([]contractRow, error) {
 	var rows []contractRow
 	err := tx.Raw(`SELECT `+contractCols+` FROM partner_contracts WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?`,
-		partnerID, page.After, page.limit()).Scan(&rows).Error
+		partnerID, page.After, page.Size()).Scan(&rows).Error
 	return rows, err
 }
 
@@ -310,103 +260,4 @@ func selectPrepaidAccount(tx *gorm.DB, partnerID int64) (PrepaidBalance, bool, e
 		return PrepaidBalance{}, false, nil
 	}
 	return PrepaidBalance{PartnerID: partnerID, Balance: money.Money{Minor: rows[0].BalanceMinor, Currency: rows[0].Currency}}, true, nil
-}
-
-// notFound maps an empty result to sentinel.
-func notFound[T any](rows []T, sentinel error, what string) (T, error) {
-	var zero T
-	if len(rows) == 0 {
-		return zero, fmt.Errorf("%s: %w", what, sentinel)
-	}
-	return rows[0], nil
-}
-
-// --- api clients ------------------------------------------------------------
-
-const clientCols = `c.id, c.client_id, c.partner_id, c.name, c.secret_hash, c.previous_secret_hash,
-	c.previous_valid_until, array_to_string(c.scopes, ' ') AS scopes, c.status, c.public_key_pem,
-	c.public_key_alg, c.created_at, c.secret_rotated_at, c.revoked_at, p.status AS partner_status`
-
-const clientFrom = ` FROM api_clients c JOIN partners p ON p.id = c.partner_id `
-
-func insertClient(tx *gorm.DB, clientID string, partnerID int64, name string, secretHash []byte, scopes []Scope,
-	pemKey, alg *string, now time.Time) error {
-	err := tx.Exec(`INSERT INTO api_clients (client_id, partner_id, name, secret_hash, scopes, public_key_pem, public_key_alg, created_at)
-		VALUES (?, ?, ?, ?, string_to_array(?, ' '), ?, ?, ?)`,
-		clientID, partnerID, name, secretHash, JoinScopes(scopes), pemKey, alg, now).Error
-	if database.Code(err) == database.ForeignKeyViolation {
-		return ErrPartnerNotFound
-	}
-	return err
-}
-
-func selectClient(tx *gorm.DB, clientID string, forUpdate bool) (clientRow, error) {
-	q := `SELECT ` + clientCols + clientFrom + `WHERE c.client_id = ?`
-	if forUpdate {
-		q += ` FOR UPDATE OF c`
-	}
-	var rows []clientRow
-	if err := tx.Raw(q, clientID).Scan(&rows).Error; err != nil {
-		return clientRow{}, err
-	}
-	return notFound(rows, ErrClientNotFound, "client "+clientID)
-}
-
-func selectClients(tx *gorm.DB, partnerID int64, page Page) ([]clientRow, error) {
-	var rows []clientRow
-	err := tx.Raw(`SELECT `+clientCols+clientFrom+`WHERE c.partner_id = ? AND c.id > ? ORDER BY c.id LIMIT ?`,
-		partnerID, page.After, page.limit()).Scan(&rows).Error
-	return rows, err
-}
-
-// recordAssertionJTI stores a client assertion's jti; false when it was
-// already used (a replay). Expired jtis of the client are pruned first, so
-// the table stays proportional to assertions in flight.
-func recordAssertionJTI(tx *gorm.DB, clientID, jti string, expiresAt, now time.Time) (bool, error) {
-	if err := tx.Exec(`DELETE FROM client_assertion_jtis WHERE client_id = ? AND expires_at < ?`, clientID, now).Error; err != nil {
-		return false, err
-	}
-	res := tx.Exec(`INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-		clientID, jti, expiresAt)
-	return res.RowsAffected == 1, res.Error
-}
-
-// --- staff ------------------------------------------------------------------
-
-const staffCols = `id, email, password_hash, role, status, created_at, last_login_at`
-
-func insertStaff(tx *gorm.DB, email, hash string, role Role, now time.Time) (staffRow, error) {
-	var r staffRow
-	err := tx.Raw(`INSERT INTO staff_users (email, password_hash, role, created_at) VALUES (?, ?, ?, ?) RETURNING `+staffCols,
-		email, hash, string(role), now).Scan(&r).Error
-	if database.IsUnique(err, "") {
-		return r, ErrStaffExists
-	}
-	return r, err
-}
-
-func selectStaffByEmail(tx *gorm.DB, email string, forUpdate bool) (staffRow, bool, error) {
-	q := `SELECT ` + staffCols + ` FROM staff_users WHERE email = ?`
-	if forUpdate {
-		q += ` FOR UPDATE`
-	}
-	var rows []staffRow
-	if err := tx.Raw(q, email).Scan(&rows).Error; err != nil || len(rows) == 0 {
-		return staffRow{}, false, err
-	}
-	return rows[0], true, nil
-}
-
-func selectStaffByID(tx *gorm.DB, id int64) (staffRow, error) {
-	var rows []staffRow
-	if err := tx.Raw(`SELECT `+staffCols+` FROM staff_users WHERE id = ?`, id).Scan(&rows).Error; err != nil {
-		return staffRow{}, err
-	}
-	return notFound(rows, ErrStaffNotFound, fmt.Sprintf("staff %d", id))
-}
-
-func selectStaff(tx *gorm.DB, page Page) ([]staffRow, error) {
-	var rows []staffRow
-	err := tx.Raw(`SELECT `+staffCols+` FROM staff_users WHERE id > ? ORDER BY id LIMIT ?`, page.After, page.limit()).Scan(&rows).Error
-	return rows, err
 }

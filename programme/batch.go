@@ -10,7 +10,7 @@ import (
 
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/ledger"
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 )
 
 // MemberTiers is MemberTier for many members, in one read (none when no
@@ -125,10 +125,10 @@ FROM m LEFT JOIN per_member pm USING (member_id)
 	LEFT JOIN grants g ON g.member_id = m.member_id
 ORDER BY m.member_id`)
 
-var _ partners.Programme = (*Service)(nil)
+var _ points.Programme = (*Service)(nil)
 
 // CreditEarns records the qualifying credits of earns about to be posted
-// (partners.Programme): the one way an earn's credit is recorded. It adds them to
+// (points.Programme): the one way an earn's credit is recorded. It adds them to
 // lane 1 of the running totals (migration 00242), in one statement that also
 // returns each member's standing. Qualifying points are the partner-funded
 // points (operator-funded bonuses do not qualify); spend counts only in the
@@ -150,8 +150,8 @@ var _ partners.Programme = (*Service)(nil)
 // and Evaluate only goes up with more credits, so when these totals move the
 // member nowhere, the exact window cannot either. When they would, evaluate
 // decides on the exact window under the tier row's lock.
-func (s *Service) CreditEarns(ctx context.Context, tx *gorm.DB, earns []partners.PostedEarn) (partners.EarnedRest, error) {
-	done := func(context.Context, *gorm.DB, []partners.PostedEarn) error { return nil }
+func (s *Service) CreditEarns(ctx context.Context, tx *gorm.DB, earns []points.PostedEarn) (points.EarnedRest, error) {
+	done := func(context.Context, *gorm.DB, []points.PostedEarn) error { return nil }
 	if len(earns) == 0 {
 		return done, nil
 	}
@@ -163,7 +163,7 @@ func (s *Service) CreditEarns(ctx context.Context, tx *gorm.DB, earns []partners
 	n := len(earns)
 	var (
 		memberIDs, txIDs, partnerIDs = make([]int64, n), make([]int64, n), make([]int64, n)
-		points, spends               = make([]int64, n), make([]int64, n)
+		pts, spends                  = make([]int64, n), make([]int64, n)
 		nights, stays, flights       = make([]int64, n), make([]int64, n), make([]int64, n)
 		occurred, months             = make([]time.Time, n), make([]time.Time, n)
 	)
@@ -171,7 +171,7 @@ func (s *Service) CreditEarns(ctx context.Context, tx *gorm.DB, earns []partners
 		tr := e.Transaction
 		for _, en := range tr.Entries {
 			if en.Kind == ledger.KindPartnerIssued {
-				points[i] -= int64(en.Points)
+				pts[i] -= int64(en.Points)
 			}
 		}
 		spends[i] = p.spend(e.Input.Amount)
@@ -185,7 +185,7 @@ func (s *Service) CreditEarns(ctx context.Context, tx *gorm.DB, earns []partners
 		base = tiers[0].Code
 	}
 	args, err := earnedBatchSQL.Args(map[string]any{"member_id": memberIDs, "transaction_id": txIDs,
-		"partner_id": partnerIDs, "occurred_at": occurred, "month": months, "points": points, "spend": spends,
+		"partner_id": partnerIDs, "occurred_at": occurred, "month": months, "points": pts, "spend": spends,
 		"nights": nights, "stays": stays, "flights": flights, "posted": now,
 		"from": totalsFrom(p.TierWindow, now), "standing": len(tiers) > 0})
 	if err != nil {
@@ -210,7 +210,7 @@ func (s *Service) CreditEarns(ctx context.Context, tx *gorm.DB, earns []partners
 	if err != nil {
 		return nil, fmt.Errorf("qualifying credits of %d earns: %w", len(earns), err)
 	}
-	return func(ctx context.Context, tx *gorm.DB, posted []partners.PostedEarn) error {
+	return func(ctx context.Context, tx *gorm.DB, posted []points.PostedEarn) error {
 		// The base tier row of members who have none (a new row counts as
 		// reviewed now, as in evaluate); the standing was read before it.
 		if len(untiered) > 0 && base != "" {

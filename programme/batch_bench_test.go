@@ -14,7 +14,7 @@ import (
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 	"github.com/coalitionhub/hub/programme"
 )
 
@@ -67,18 +67,18 @@ func BenchmarkCreditEarns(b *testing.B) {
 	rollback := errors.New("rolled back on purpose")
 	rng := rand.New(rand.NewPCG(1, 2))
 	txID := int64(1)
-	batch := func() []partners.PostedEarn {
-		earns := make([]partners.PostedEarn, 200)
+	batch := func() []points.PostedEarn {
+		earns := make([]points.PostedEarn, 200)
 		for i := range earns {
 			txID++
-			earns[i] = partners.PostedEarn{PartnerID: 1 + rng.Int64N(20),
-				Input: partners.EarnInput{Amount: money.Money{Minor: 10_000, Currency: "EUR"}},
+			earns[i] = points.PostedEarn{PartnerID: 1 + rng.Int64N(20),
+				Input: points.EarnInput{Amount: money.Money{Minor: 10_000, Currency: "EUR"}},
 				Transaction: ledger.Transaction{ID: txID, MemberID: 1 + rng.Int64N(members), OccurredAt: now,
 					Entries: []ledger.Entry{{Kind: ledger.KindPartnerIssued, Points: -100}}}}
 		}
 		return earns
 	}
-	run := func(earns []partners.PostedEarn) {
+	run := func(earns []points.PostedEarn) {
 		err := database.Transaction(ctx, db, func(tx *gorm.DB) error {
 			if _, err := prog.CreditEarns(ctx, tx, earns); err != nil {
 				return err

@@ -7,7 +7,7 @@
 // It is its own package, not part of members or partners, because it is the
 // operator's programme design: it reads the member base and the ledger and is
 // consulted by the partner points API, but neither of those owns it. partners
-// declares the small interface it needs (partners.Programme) so the
+// declares the small interface it needs (points.Programme) so the
 // dependency points one way: programme imports partners, members and ledger.
 //
 // # Invariants

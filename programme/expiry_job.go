@@ -9,7 +9,7 @@ import (
 
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // ExpiryReport counts what one RunExpiry did.
@@ -114,7 +114,7 @@ func (s *Service) lotNotices(ctx context.Context, now, until time.Time, batch in
 					return err
 				}
 				for _, b := range byIssuer {
-					if _, err := partners.Publish(tx, now, b.IssuerPartnerID, partners.EventPointsExpiring,
+					if _, err := webhooks.Publish(tx, now, b.IssuerPartnerID, webhooks.EventPointsExpiring,
 						ExpiringNotice{MemberID: g.MemberID, Points: b.Points, ExpiresAt: g.ExpiresAt}); err != nil {
 						return err
 					}

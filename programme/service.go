@@ -18,13 +18,14 @@ import (
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
+	"github.com/coalitionhub/hub/rules"
 )
 
 // Scope is the ledger idempotency scope of the programme's own postings.
 const Scope = "programme"
 
-// Service runs the programme's use cases. It implements partners.Programme.
+// Service runs the programme's use cases. It implements points.Programme.
 type Service struct {
 	db      *gorm.DB
 	ledger  *ledger.Service
@@ -86,7 +87,7 @@ func (s *Service) dropConfig() {
 	s.cfgMu.Unlock()
 }
 
-var _ partners.Programme = (*Service)(nil)
+var _ points.Programme = (*Service)(nil)
 
 // NewService returns the programme service.
 func NewService(db *gorm.DB, l *ledger.Service, m *members.Service, c *members.BurnConsent, now func() time.Time) *Service {
@@ -415,7 +416,7 @@ func (s *Service) ReviewTiers(ctx context.Context, at time.Time, batch int) (int
 	}
 }
 
-// ---- qualifying credits (partners.Programme)
+// ---- qualifying credits (points.Programme)
 
 // EarnExpiry returns the expiry the policy gives points earned at occurred.
 func (s *Service) EarnExpiry(ctx context.Context, occurred time.Time) (*time.Time, error) {
@@ -438,7 +439,7 @@ func (p Policy) spend(m money.Money) int64 {
 	return m.Minor
 }
 
-func activityMetrics(acts []partners.Activity) (nights, stays, flights int64) {
+func activityMetrics(acts []rules.Activity) (nights, stays, flights int64) {
 	for _, a := range acts {
 		switch strings.TrimSuffix(strings.ToLower(a.Unit), "s") {
 		case "night":
@@ -763,7 +764,7 @@ func (s *Service) IssueCompanyCode(ctx context.Context, employeeMemberID int64) 
 // by the same partner, once (ledger key programme/corporate:<earn id> and a
 // UNIQUE source transaction). The company's points become available with
 // the employee's.
-func (s *Service) creditCompany(ctx context.Context, tx *gorm.DB, p Policy, e partners.PostedEarn, spend int64) error {
+func (s *Service) creditCompany(ctx context.Context, tx *gorm.DB, p Policy, e points.PostedEarn, spend int64) error {
 	if spend <= 0 {
 		return nil
 	}

@@ -11,12 +11,15 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/rules"
 )
 
 type clock struct {
@@ -34,8 +37,8 @@ type env struct {
 	ledger  *ledger.Service
 	members *members.Service
 	reg     *partners.Service
-	rules   *partners.Rules
-	tx      *partners.Transactions
+	rules   *rules.Service
+	tx      *points.Transactions
 	prog    *programme.Service
 }
 
@@ -51,12 +54,9 @@ func newEnvOn(t *testing.T, db *gorm.DB, start time.Time) *env {
 	l := ledger.NewService(db, clk.Now)
 	m := members.NewService(db, l, clk.Now)
 	c := members.NewBurnConsent(db, clk.Now, members.DefaultConsentPolicy)
-	reg, err := partners.NewService(db, partners.Options{Issuer: "https://hub.test", SecretsKey: make([]byte, 32), Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := partners.NewRules(db, clk.Now)
-	tx := partners.NewTransactions(db, l, m, c, reg, r, clk.Now)
+	reg := partners.NewService(db, clk.Now)
+	r := rules.NewService(db, clk.Now)
+	tx := points.NewTransactions(db, l, m, c, reg, r, clk.Now)
 	p := programme.NewService(db, l, m, c, clk.Now)
 	tx.Programme = p
 	return &env{t: t, db: db, clk: clk, ledger: l, members: m, reg: reg, rules: r, tx: tx, prog: p}
@@ -108,9 +108,9 @@ func (e *env) partner(name string) partners.Partner {
 		Currency: "EUR", Billing: partners.BillingPostpaid}, "test"); err != nil {
 		e.t.Fatalf("publish contract: %v", err)
 	}
-	def := partners.RuleDefinition{Description: "1 point per EUR",
-		Earn:        []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit, Rate: decimal.RequireFromString("1"), Currency: "EUR", PerMinor: 100}},
-		Multipliers: partners.Multipliers{Tier: []partners.TierMultiplier{{Tier: "gold", Rate: decimal.RequireFromString("2")}}}}
+	def := rules.RuleDefinition{Description: "1 point per EUR",
+		Earn:        []rules.EarnComponent{{Kind: rules.KindPerCurrencyUnit, Rate: decimal.RequireFromString("1"), Currency: "EUR", PerMinor: 100}},
+		Multipliers: rules.Multipliers{Tier: []rules.TierMultiplier{{Tier: "gold", Rate: decimal.RequireFromString("2")}}}}
 	if _, err := e.rules.PublishRule(ctx, p.ID, def, from, "test"); err != nil {
 		e.t.Fatalf("publish rule: %v", err)
 	}
@@ -369,11 +369,11 @@ func TestDualAccrualAndTiers(t *testing.T) {
 	if err := e.prog.AddEmployee(ctx, co.ID, emp.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	in := partners.EarnInput{MemberID: emp.ID, Amount: money.Money{Minor: 600_000, Currency: "EUR"},
-		Activity: []partners.Activity{{Unit: "segment", Quantity: 2}}, OccurredAt: e.clk.Now(), ExternalRef: "PNR1"}
+	in := points.EarnInput{MemberID: emp.ID, Amount: money.Money{Minor: 600_000, Currency: "EUR"},
+		Activity: []rules.Activity{{Unit: "segment", Quantity: 2}}, OccurredAt: e.clk.Now(), ExternalRef: "PNR1"}
 	// As the web layer does: the hash of the request body identifies the request.
 	idem := ledger.Idempotency{Scope: "partner:" + itoa(air.ID), Key: "ticket-1", RequestHash: []byte("body of ticket-1")}
-	pr := partners.Principal{PartnerID: air.ID}
+	pr := access.Principal{PartnerID: air.ID}
 	tr, err := e.tx.Earn(ctx, pr, idem, in)
 	if err != nil {
 		t.Fatalf("earn: %v", err)
@@ -458,7 +458,7 @@ func TestCreateCompanyRefusesAMembersEmail(t *testing.T) {
 // newFlightTiers is an environment with tiers blue and gold (10 flights) and
 // a partner "Air" whose rule doubles gold members' points: its principal and
 // idempotency scope.
-func newFlightTiers(t *testing.T) (*env, partners.Principal, string) {
+func newFlightTiers(t *testing.T) (*env, access.Principal, string) {
 	t.Helper()
 	e := newEnv(t, date(2025, 4, 10, 9))
 	e.putTiers([]programme.Tier{
@@ -466,7 +466,7 @@ func newFlightTiers(t *testing.T) (*env, partners.Principal, string) {
 		{Code: "gold", Name: "Gold", Rank: 1, Thresholds: map[programme.Metric]int64{programme.MetricFlights: 10}},
 	})
 	air := e.partner("Air")
-	return e, partners.Principal{PartnerID: air.ID}, "partner:" + itoa(air.ID)
+	return e, access.Principal{PartnerID: air.ID}, "partner:" + itoa(air.ID)
 }
 
 // A batch prices each earn with its member's stored tier, read in the batch's
@@ -482,8 +482,8 @@ func TestBatchEarnPricesByStoredTier(t *testing.T) {
 		id      int64
 		flights int64
 	}{{gold.ID, 10}, {blue.ID, 1}} {
-		in := partners.EarnInput{MemberID: m.id, Amount: money.Money{Minor: 1_000, Currency: "EUR"},
-			Activity: []partners.Activity{{Unit: "segment", Quantity: m.flights}}, OccurredAt: e.clk.Now(), ExternalRef: "qualify"}
+		in := points.EarnInput{MemberID: m.id, Amount: money.Money{Minor: 1_000, Currency: "EUR"},
+			Activity: []rules.Activity{{Unit: "segment", Quantity: m.flights}}, OccurredAt: e.clk.Now(), ExternalRef: "qualify"}
 		if _, err := e.tx.Earn(ctx, pr, ledger.Idempotency{Scope: scope, Key: "qualify-" + itoa(m.id)}, in); err != nil {
 			t.Fatalf("qualifying earn: %v", err)
 		}
@@ -491,10 +491,10 @@ func TestBatchEarnPricesByStoredTier(t *testing.T) {
 	if st, err := e.prog.Status(ctx, gold.ID); err != nil || st.Tier != "gold" {
 		t.Fatalf("status = %+v (%v), want gold", st, err)
 	}
-	var items []partners.BatchEarn
+	var items []points.BatchEarn
 	for i, id := range []int64{gold.ID, blue.ID, fresh.ID} {
-		items = append(items, partners.BatchEarn{Idem: ledger.Idempotency{Scope: scope, Key: "batch-" + itoa(int64(i)), RequestHash: []byte{byte(i)}},
-			Input: partners.EarnInput{MemberID: id, Amount: money.Money{Minor: 10_000, Currency: "EUR"}, OccurredAt: e.clk.Now(), ExternalRef: "b"}})
+		items = append(items, points.BatchEarn{Idem: ledger.Idempotency{Scope: scope, Key: "batch-" + itoa(int64(i)), RequestHash: []byte{byte(i)}},
+			Input: points.EarnInput{MemberID: id, Amount: money.Money{Minor: 10_000, Currency: "EUR"}, OccurredAt: e.clk.Now(), ExternalRef: "b"}})
 	}
 	out, err := e.tx.EarnBatch(ctx, pr, items)
 	if err != nil {
@@ -517,9 +517,9 @@ func TestBatchAndSingleEarnsShareRunningTotals(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e, pr, scope := newFlightTiers(t)
-	flights := func(n int64, ref string) partners.EarnInput {
-		return partners.EarnInput{Amount: money.Money{Minor: 1_000, Currency: "EUR"}, OccurredAt: e.clk.Now(),
-			Activity: []partners.Activity{{Unit: "segment", Quantity: n}}, ExternalRef: ref}
+	flights := func(n int64, ref string) points.EarnInput {
+		return points.EarnInput{Amount: money.Money{Minor: 1_000, Currency: "EUR"}, OccurredAt: e.clk.Now(),
+			Activity: []rules.Activity{{Unit: "segment", Quantity: n}}, ExternalRef: ref}
 	}
 	m := e.member("lanes@example.com", "")
 	in := flights(6, "single")
@@ -529,7 +529,7 @@ func TestBatchAndSingleEarnsShareRunningTotals(t *testing.T) {
 	}
 	in = flights(4, "batch")
 	in.MemberID = m.ID
-	if out, err := e.tx.EarnBatch(ctx, pr, []partners.BatchEarn{{Idem: ledger.Idempotency{Scope: scope, Key: "batch-4",
+	if out, err := e.tx.EarnBatch(ctx, pr, []points.BatchEarn{{Idem: ledger.Idempotency{Scope: scope, Key: "batch-4",
 		RequestHash: []byte("b4")}, Input: in}}); err != nil || out[0].Err != nil {
 		t.Fatalf("batch earn: %v %v", err, out)
 	}
@@ -559,11 +559,11 @@ func TestBatchAndSingleEarnsShareRunningTotals(t *testing.T) {
 					}
 					continue
 				}
-				var items []partners.BatchEarn
+				var items []points.BatchEarn
 				for k, id := range ids {
 					in := flights(1, key)
 					in.MemberID = id
-					items = append(items, partners.BatchEarn{Idem: ledger.Idempotency{Scope: scope,
+					items = append(items, points.BatchEarn{Idem: ledger.Idempotency{Scope: scope,
 						Key: fmt.Sprintf("%s-%d", key, k), RequestHash: []byte(key)}, Input: in})
 				}
 				out, err := e.tx.EarnBatch(ctx, pr, items)

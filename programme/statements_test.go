@@ -9,14 +9,16 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/rules"
 )
 
-// countingProgramme counts the statements each partners.Programme method
+// countingProgramme counts the statements each points.Programme method
 // sends, so that the programme's share of an earn is measured apart from the
 // ledger's and the partner registry's.
 type countingProgramme struct {
@@ -44,13 +46,13 @@ func (p *countingProgramme) EarnExpiry(ctx context.Context, occurred time.Time) 
 	return at, err
 }
 
-func (p *countingProgramme) CreditEarns(ctx context.Context, tx *gorm.DB, earns []partners.PostedEarn) (partners.EarnedRest, error) {
-	var rest partners.EarnedRest
+func (p *countingProgramme) CreditEarns(ctx context.Context, tx *gorm.DB, earns []points.PostedEarn) (points.EarnedRest, error) {
+	var rest points.EarnedRest
 	err := p.measure("CreditEarns", func() (err error) { rest, err = p.inner.CreditEarns(ctx, tx, earns); return err })
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, tx *gorm.DB, posted []partners.PostedEarn) error {
+	return func(ctx context.Context, tx *gorm.DB, posted []points.PostedEarn) error {
 		return p.measure("CreditEarns", func() error { return rest(ctx, tx, posted) })
 	}, nil
 }
@@ -81,13 +83,13 @@ func TestEarnProgrammeStatements(t *testing.T) {
 	})
 	hotel := e.partner("Hotel")
 	m := e.member("regular@example.com", "")
-	pr := partners.Principal{PartnerID: hotel.ID}
+	pr := access.Principal{PartnerID: hotel.ID}
 	earn := func(i int) ledger.Transaction {
 		t.Helper()
 		ref := fmt.Sprintf("folio-%d", i)
 		tr, err := e.tx.Earn(ctx, pr, ledger.Idempotency{Scope: "partner:" + itoa(hotel.ID), Key: ref, RequestHash: []byte(ref)},
-			partners.EarnInput{MemberID: m.ID, Amount: money.Money{Minor: 5_000, Currency: "EUR"},
-				Activity: []partners.Activity{{Unit: "night", Quantity: 1}}, OccurredAt: e.clk.Now(), ExternalRef: ref})
+			points.EarnInput{MemberID: m.ID, Amount: money.Money{Minor: 5_000, Currency: "EUR"},
+				Activity: []rules.Activity{{Unit: "night", Quantity: 1}}, OccurredAt: e.clk.Now(), ExternalRef: ref})
 		if err != nil {
 			t.Fatalf("earn %d: %v", i, err)
 		}

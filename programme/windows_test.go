@@ -6,18 +6,20 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 	"github.com/coalitionhub/hub/programme"
 )
 
 // earnAt posts an earn of eur EUR (1 point per EUR) at partner p, now.
 func (e *env) earnAt(p partners.Partner, memberID int64, eur int64, ref string) ledger.Transaction {
 	e.t.Helper()
-	tr, err := e.tx.Earn(context.Background(), partners.Principal{PartnerID: p.ID},
+	tr, err := e.tx.Earn(context.Background(), access.Principal{PartnerID: p.ID},
 		ledger.Idempotency{Scope: "partner:" + itoa(p.ID), Key: ref, RequestHash: []byte(ref)},
-		partners.EarnInput{MemberID: memberID, Amount: money.Money{Minor: eur * 100, Currency: "EUR"},
+		points.EarnInput{MemberID: memberID, Amount: money.Money{Minor: eur * 100, Currency: "EUR"},
 			OccurredAt: e.clk.Now(), ExternalRef: ref})
 	if err != nil {
 		e.t.Fatalf("earn %s: %v", ref, err)
@@ -103,7 +105,7 @@ func TestRunningTotalsUpgradeOnTheExactWindow(t *testing.T) {
 
 	// A full refund takes the credits back from the same month's totals; no
 	// downgrade before the review.
-	if _, err := e.tx.Reverse(ctx, partners.Principal{PartnerID: shop.ID}, ledger.Idempotency{Scope: "partner:" + itoa(shop.ID), Key: "refund-c"},
+	if _, err := e.tx.Reverse(ctx, access.Principal{PartnerID: shop.ID}, ledger.Idempotency{Scope: "partner:" + itoa(shop.ID), Key: "refund-c"},
 		tr.ID, 0, "refund", "c"); err != nil {
 		t.Fatalf("reverse: %v", err)
 	}
@@ -199,9 +201,9 @@ func TestRunningTotalsUnderConcurrentEarns(t *testing.T) {
 			defer wg.Done()
 			p := ps[i%2]
 			ref := fmt.Sprintf("c%d", i)
-			if _, err := e.tx.Earn(ctx, partners.Principal{PartnerID: p.ID},
+			if _, err := e.tx.Earn(ctx, access.Principal{PartnerID: p.ID},
 				ledger.Idempotency{Scope: "partner:" + itoa(p.ID), Key: ref, RequestHash: []byte(ref)},
-				partners.EarnInput{MemberID: m.ID, Amount: money.Money{Minor: 10_000, Currency: "EUR"},
+				points.EarnInput{MemberID: m.ID, Amount: money.Money{Minor: 10_000, Currency: "EUR"},
 					OccurredAt: e.clk.Now(), ExternalRef: ref}); err != nil {
 				t.Errorf("earn %d: %v", i, err)
 			}
@@ -298,14 +300,14 @@ func TestBatchEarnAppliesAGrantAtTheNextEarn(t *testing.T) {
 	}
 	e.clk.Set(date(2025, 6, 11, 10))
 	scope := "partner:" + itoa(p.ID)
-	var items []partners.BatchEarn
+	var items []points.BatchEarn
 	for _, id := range []int64{other.ID, matched.ID} {
 		key := "batch-" + itoa(id)
-		items = append(items, partners.BatchEarn{Idem: ledger.Idempotency{Scope: scope, Key: key, RequestHash: []byte(key)},
-			Input: partners.EarnInput{MemberID: id, Amount: money.Money{Minor: 1_000, Currency: "EUR"},
+		items = append(items, points.BatchEarn{Idem: ledger.Idempotency{Scope: scope, Key: key, RequestHash: []byte(key)},
+			Input: points.EarnInput{MemberID: id, Amount: money.Money{Minor: 1_000, Currency: "EUR"},
 				OccurredAt: e.clk.Now(), ExternalRef: key}})
 	}
-	out, err := e.tx.EarnBatch(ctx, partners.Principal{PartnerID: p.ID}, items)
+	out, err := e.tx.EarnBatch(ctx, access.Principal{PartnerID: p.ID}, items)
 	if err != nil || out[0].Err != nil || out[1].Err != nil {
 		t.Fatalf("batch: %v %+v", err, out)
 	}

@@ -48,10 +48,7 @@ func newEnvTB(t testing.TB, start time.Time) *env {
 	t.Helper()
 	db := testdb.New(t)
 	clk := clock.New(start)
-	ps, err := partners.NewService(db, partners.Options{Issuer: "https://hub.test", SecretsKey: make([]byte, 32), Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ps := partners.NewService(db, clk.Now)
 	return &env{t: t, ctx: context.Background(), db: db, clk: clk, ledger: ledger.NewService(db, clk.Now), partners: ps,
 		svc: NewService(db, Options{Location: berlin, BaseCurrency: "EUR", Now: clk.Now})}
 }

@@ -8,10 +8,12 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // TestStatementLifecycle moves a statement draft → approved → sent → paid,
@@ -22,7 +24,11 @@ func TestStatementLifecycle(t *testing.T) {
 	e := newEnv(t, at(2026, 8, 20, 9, 0))
 	a := e.partner("Sky Air", partners.SectorAirline, "EUR")
 	e.contract(a, at(2026, 9, 1, 0, 0), "0.01", "0.006", "0", "0", partners.BillingPostpaid)
-	wh := partners.NewWebhooks(e.db, e.partners.SecretBox(), netguard.Policy{}, e.clk.Now)
+	box, err := access.NewSecretBox(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh := webhooks.NewService(e.db, box, netguard.Policy{}, e.clk.Now)
 	if _, _, err := wh.CreateEndpoint(e.ctx, a, "https://hooks.example.com/hub", []string{"statement.ready"}); err != nil {
 		t.Fatal(err)
 	}

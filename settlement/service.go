@@ -16,7 +16,7 @@ import (
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // Options configure a Service. Location is the operator's time zone (periods
@@ -998,7 +998,7 @@ func (s *Service) Send(ctx context.Context, id int64) (Statement, error) {
 	now := s.clock()
 	return s.transition(ctx, id, StatementApproved, "status = 'sent', sent_at = ?", []any{now},
 		func(tx *gorm.DB, st Statement) error {
-			_, err := partners.Publish(tx, now, st.PartnerID, partners.EventStatementReady, StatementReady{
+			_, err := webhooks.Publish(tx, now, st.PartnerID, webhooks.EventStatementReady, StatementReady{
 				StatementID: st.ID, Period: st.Period, Net: st.Net, Direction: st.Document.Direction, SHA256: st.SHA256})
 			return err
 		})

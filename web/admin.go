@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/partners"
@@ -165,7 +166,7 @@ type clientJSON struct {
 	ClientSecret string `json:"client_secret,omitempty"`
 }
 
-func clientOut(c partners.Client, secret string) clientJSON {
+func clientOut(c access.Client, secret string) clientJSON {
 	scopes := make([]string, len(c.Scopes))
 	for i, s := range c.Scopes {
 		scopes[i] = string(s)
@@ -209,7 +210,7 @@ type staffJSON struct {
 	LastLoginAt *time.Time `json:"last_login_at,omitempty"`
 }
 
-func staffOut(s partners.Staff) staffJSON {
+func staffOut(s access.Staff) staffJSON {
 	return staffJSON{ID: s.ID, Email: s.Email, Role: string(s.Role), Status: s.Status, CreatedAt: s.CreatedAt, LastLoginAt: s.LastLoginAt}
 }
 
@@ -261,7 +262,7 @@ func (s *Server) adminLogin(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	tok, st, err := s.deps.Partners.StaffLogin(c.Request.Context(), req.Email, req.Password, sessionInfo(c))
+	tok, st, err := s.deps.Access.StaffLogin(c.Request.Context(), req.Email, req.Password, sessionInfo(c))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -275,7 +276,7 @@ func (s *Server) adminLogin(c *gin.Context) {
 // token, which is refused from the next request on, in every hub process.
 func (s *Server) adminLogout(c *gin.Context) {
 	p, _ := staffPrincipal(c)
-	if err := s.deps.Partners.EndStaffSession(c.Request.Context(), p); err != nil {
+	if err := s.deps.Access.EndStaffSession(c.Request.Context(), p); err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
@@ -467,12 +468,12 @@ func (s *Server) adminCreateClient(c *gin.Context) {
 		_, err = decodeJSON(c, &req)
 	}
 	if err == nil {
-		scopes := make([]partners.Scope, len(req.Scopes))
+		scopes := make([]access.Scope, len(req.Scopes))
 		for i, sc := range req.Scopes {
-			scopes[i] = partners.Scope(sc)
+			scopes[i] = access.Scope(sc)
 		}
-		var cs partners.ClientSecret
-		cs, err = s.deps.Partners.CreateClient(c.Request.Context(), id, partners.NewClient{Name: req.Name, Scopes: scopes,
+		var cs access.ClientSecret
+		cs, err = s.deps.Access.CreateClient(c.Request.Context(), id, access.NewClient{Name: req.Name, Scopes: scopes,
 			PublicKey: req.PublicKey, NoSecret: req.NoSecret})
 		if err == nil {
 			c.Header("Cache-Control", "no-store")
@@ -490,10 +491,10 @@ func (s *Server) adminListClients(c *gin.Context) {
 		page, err = adminPage(c)
 	}
 	if err == nil {
-		var list []partners.Client
-		if list, err = s.deps.Partners.Clients(c.Request.Context(), id, page); err == nil {
-			adminList(c, page, list, func(cl partners.Client) int64 { return cl.ID },
-				func(cl partners.Client) clientJSON { return clientOut(cl, "") })
+		var list []access.Client
+		if list, err = s.deps.Access.Clients(c.Request.Context(), id, page); err == nil {
+			adminList(c, page, list, func(cl access.Client) int64 { return cl.ID },
+				func(cl access.Client) clientJSON { return clientOut(cl, "") })
 			return
 		}
 	}
@@ -501,7 +502,7 @@ func (s *Server) adminListClients(c *gin.Context) {
 }
 
 func (s *Server) adminRotateClientSecret(c *gin.Context) {
-	cs, err := s.deps.Partners.RotateClientSecret(c.Request.Context(), c.Param("client_id"))
+	cs, err := s.deps.Access.RotateClientSecret(c.Request.Context(), c.Param("client_id"))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -511,7 +512,7 @@ func (s *Server) adminRotateClientSecret(c *gin.Context) {
 }
 
 func (s *Server) adminRevokeClient(c *gin.Context) {
-	cl, err := s.deps.Partners.RevokeClient(c.Request.Context(), c.Param("client_id"))
+	cl, err := s.deps.Access.RevokeClient(c.Request.Context(), c.Param("client_id"))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -523,8 +524,8 @@ func (s *Server) adminSetClientKey(c *gin.Context) {
 	var req publicKeyRequest
 	_, err := decodeJSON(c, &req)
 	if err == nil {
-		var cl partners.Client
-		if cl, err = s.deps.Partners.SetClientPublicKey(c.Request.Context(), c.Param("client_id"), req.PublicKey); err == nil {
+		var cl access.Client
+		if cl, err = s.deps.Access.SetClientPublicKey(c.Request.Context(), c.Param("client_id"), req.PublicKey); err == nil {
 			c.JSON(http.StatusOK, clientOut(cl, ""))
 			return
 		}
@@ -565,7 +566,7 @@ func (s *Server) adminTopUp(c *gin.Context) {
 	fail(c, s.deps.Log, err)
 }
 
-func signingKeysOut(keys []partners.SigningKey) []signingKeyJSON {
+func signingKeysOut(keys []access.SigningKey) []signingKeyJSON {
 	out := make([]signingKeyJSON, len(keys))
 	for i, k := range keys {
 		out[i] = signingKeyJSON{KID: k.KID, Alg: k.Alg, Active: k.Active(), CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt, VerifyUntil: k.VerifyUntil}
@@ -574,7 +575,7 @@ func signingKeysOut(keys []partners.SigningKey) []signingKeyJSON {
 }
 
 func (s *Server) adminSigningKeys(c *gin.Context) {
-	keys, err := s.deps.Partners.SigningKeys(c.Request.Context())
+	keys, err := s.deps.Access.SigningKeys(c.Request.Context())
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -583,21 +584,21 @@ func (s *Server) adminSigningKeys(c *gin.Context) {
 }
 
 func (s *Server) adminRotateSigningKey(c *gin.Context) {
-	k, err := s.deps.Partners.RotateSigningKey(c.Request.Context())
+	k, err := s.deps.Access.RotateSigningKey(c.Request.Context())
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
 	s.deps.Log.InfoContext(c.Request.Context(), "signing key rotated", "kid", k.KID, "by", actor(c))
-	c.JSON(http.StatusCreated, signingKeysOut([]partners.SigningKey{k})[0])
+	c.JSON(http.StatusCreated, signingKeysOut([]access.SigningKey{k})[0])
 }
 
 func (s *Server) adminCreateStaff(c *gin.Context) {
 	var req staffRequest
 	_, err := decodeJSON(c, &req)
 	if err == nil {
-		var st partners.Staff
-		if st, err = s.deps.Partners.CreateStaff(c.Request.Context(), req.Email, req.Password, partners.Role(req.Role)); err == nil {
+		var st access.Staff
+		if st, err = s.deps.Access.CreateStaff(c.Request.Context(), req.Email, req.Password, access.Role(req.Role)); err == nil {
 			c.JSON(http.StatusCreated, staffOut(st))
 			return
 		}
@@ -608,9 +609,9 @@ func (s *Server) adminCreateStaff(c *gin.Context) {
 func (s *Server) adminListStaff(c *gin.Context) {
 	page, err := adminPage(c)
 	if err == nil {
-		var list []partners.Staff
-		if list, err = s.deps.Partners.StaffMembers(c.Request.Context(), page); err == nil {
-			adminList(c, page, list, func(st partners.Staff) int64 { return st.ID }, staffOut)
+		var list []access.Staff
+		if list, err = s.deps.Access.StaffMembers(c.Request.Context(), page); err == nil {
+			adminList(c, page, list, func(st access.Staff) int64 { return st.ID }, staffOut)
 			return
 		}
 	}
@@ -624,8 +625,8 @@ func (s *Server) adminSetStaffStatus(c *gin.Context) {
 		_, err = decodeJSON(c, &req)
 	}
 	if err == nil {
-		var st partners.Staff
-		if st, err = s.deps.Partners.SetStaffStatus(c.Request.Context(), id, req.Status); err == nil {
+		var st access.Staff
+		if st, err = s.deps.Access.SetStaffStatus(c.Request.Context(), id, req.Status); err == nil {
 			c.JSON(http.StatusOK, staffOut(st))
 			return
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/exchange/partnersim"
 	"github.com/coalitionhub/hub/internal/apitest"
@@ -40,7 +41,7 @@ func newMemberAdminEnv(t *testing.T, jobs Jobs) *memberAdminEnv {
 		consent := members.NewBurnConsent(d.DB, nowUTC, members.DefaultConsentPolicy)
 		d.Ledger, d.Members, d.Consent = l, mem, consent
 		d.Programme = programme.NewService(d.DB, l, mem, consent, nowUTC)
-		d.Exchange = exchange.NewService(d.DB, l, mem, d.Partners, exchange.NewHTTPPartner(time.Minute), nowUTC)
+		d.Exchange = exchange.NewService(d.DB, l, mem, d.Partners, d.Access.SecretBox(), exchange.NewHTTPPartner(time.Minute), nowUTC)
 		d.Jobs = jobs
 		out.mem, out.led, out.xch = mem, l, d.Exchange
 	})
@@ -109,9 +110,9 @@ func wantField(t *testing.T, code int, body map[string]any, field string) {
 func TestAdminMemberAdjustmentsAreIdempotentAndValidated(t *testing.T) {
 	t.Parallel()
 	e := newMemberAdminEnv(t, nil)
-	admin := e.login("root@hub.test", partners.RoleAdmin)
-	finance := e.login("money@hub.test", partners.RoleFinance)
-	support := e.login("help@hub.test", partners.RoleSupport)
+	admin := e.login("root@hub.test", access.RoleAdmin)
+	finance := e.login("money@hub.test", access.RoleFinance)
+	support := e.login("help@hub.test", access.RoleSupport)
 	m := e.member("grace@example.com")
 	path := "/v1/admin/members/" + itoa(m.ID) + "/adjustments"
 	const post = http.MethodPost
@@ -182,9 +183,9 @@ func TestAdminMemberSearchSuspendMergeExport(t *testing.T) {
 	t.Parallel()
 	e := newMemberAdminEnv(t, nil)
 	ctx := context.Background()
-	admin := e.login("root@hub.test", partners.RoleAdmin)
-	finance := e.login("money@hub.test", partners.RoleFinance)
-	support := e.login("help@hub.test", partners.RoleSupport)
+	admin := e.login("root@hub.test", access.RoleAdmin)
+	finance := e.login("money@hub.test", access.RoleFinance)
+	support := e.login("help@hub.test", access.RoleSupport)
 	const get, post = http.MethodGet, http.MethodPost
 	m := e.member("grace@example.com")
 	dup := e.member("g.hopper@example.com")
@@ -204,7 +205,7 @@ func TestAdminMemberSearchSuspendMergeExport(t *testing.T) {
 	if err := e.mem.SetPassword(ctx, m.ID, "a long member password"); err != nil {
 		t.Fatal(err)
 	}
-	tok := signedInToken(t, e.mem, e.svc, m.ID)
+	tok := signedInToken(t, e.mem, e.acc, m.ID)
 	e.expect(200, "", get, "/v1/me/balance", tok, nil)
 	body := e.expect(400, "invalid_request", post, mp+"/status", admin, map[string]any{"status": "suspended"})
 	if f := fieldErrors(t, body); len(f) != 1 || f[0] != "reason" {
@@ -259,8 +260,8 @@ func TestAdminMemberErasure(t *testing.T) {
 	t.Parallel()
 	e := newMemberAdminEnv(t, nil)
 	ctx := context.Background()
-	admin := e.login("root@hub.test", partners.RoleAdmin)
-	finance := e.login("money@hub.test", partners.RoleFinance)
+	admin := e.login("root@hub.test", access.RoleAdmin)
+	finance := e.login("money@hub.test", access.RoleFinance)
 	const post = http.MethodPost
 	p, err := e.svc.CreatePartner(ctx, partners.NewPartner{Name: "Sky Air", Sector: partners.SectorAirline, SettlementCurrency: "EUR", TimeZone: "UTC"})
 	if err != nil {
@@ -353,8 +354,8 @@ func TestAdminStaffRolesAndJobs(t *testing.T) {
 	t.Parallel()
 	jobs, in, info := failedTaskQueue(t)
 	e := newMemberAdminEnv(t, jobs)
-	admin := e.login("root@hub.test", partners.RoleAdmin)
-	support := e.login("help@hub.test", partners.RoleSupport)
+	admin := e.login("root@hub.test", access.RoleAdmin)
+	support := e.login("help@hub.test", access.RoleSupport)
 	const get, post, put = http.MethodGet, http.MethodPost, http.MethodPut
 	staffID := func(email string) int64 {
 		var id int64

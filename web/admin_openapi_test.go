@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/apitest"
 	"github.com/coalitionhub/hub/partners"
 )
@@ -85,9 +86,9 @@ func (e *contractEnv) expect(want int, code, method, path, token string, body an
 
 // login creates (if needed) a staff account and signs it in through the
 // validated client.
-func (e *contractEnv) login(email string, role partners.Role) string {
+func (e *contractEnv) login(email string, role access.Role) string {
 	e.t.Helper()
-	if _, err := e.svc.EnsureStaff(context.Background(), email, "correct horse battery", role); err != nil {
+	if _, err := e.acc.EnsureStaff(context.Background(), email, "correct horse battery", role); err != nil {
 		e.t.Fatal(err)
 	}
 	code, body, h := e.send(http.MethodPost, "/v1/admin/login", "", map[string]any{"email": email, "password": "correct horse battery"})
@@ -137,9 +138,9 @@ func items(t *testing.T, body map[string]any) []map[string]any {
 func TestAdminAPIMatchesOpenAPI(t *testing.T) {
 	t.Parallel()
 	e := newContractEnv(t, nil)
-	admin := e.login("root@hub.test", partners.RoleAdmin)
-	finance := e.login("money@hub.test", partners.RoleFinance)
-	support := e.login("help@hub.test", partners.RoleSupport)
+	admin := e.login("root@hub.test", access.RoleAdmin)
+	finance := e.login("money@hub.test", access.RoleFinance)
+	support := e.login("help@hub.test", access.RoleSupport)
 	const get, post, put = http.MethodGet, http.MethodPost, http.MethodPut
 
 	// Authentication and request decoding.
@@ -391,7 +392,7 @@ func TestAdminLoginLimitsMatchOpenAPI(t *testing.T) {
 	t.Run("lockout", func(t *testing.T) {
 		t.Parallel()
 		e := newContractEnv(t, nil)
-		e.login("root@hub.test", partners.RoleAdmin)
+		e.login("root@hub.test", access.RoleAdmin)
 		for range 5 {
 			e.expect(401, "invalid_credentials", http.MethodPost, "/v1/admin/login", "", map[string]any{"email": "root@hub.test", "password": "wrong password!"})
 		}
@@ -405,7 +406,7 @@ func TestAdminLoginLimitsMatchOpenAPI(t *testing.T) {
 		e := newContractEnv(t, func(d *Deps) { d.LoginRate, d.LoginBurst, d.MaxBody = 0.001, 1, 512 })
 		e.expect(413, "body_too_large", http.MethodPost, "/v1/admin/login", "",
 			map[string]any{"email": "root@hub.test", "password": strings.Repeat("x", 600)})
-		e.login("root@hub.test", partners.RoleAdmin)
+		e.login("root@hub.test", access.RoleAdmin)
 		code, body, h := e.send(http.MethodPost, "/v1/admin/login", "", map[string]any{"email": "root@hub.test", "password": "correct horse battery"})
 		if code != 429 || body["code"] != "rate_limited" || h.Get("Retry-After") == "" {
 			t.Fatalf("second login: %d %v (Retry-After %q); want 429 rate_limited with Retry-After", code, body, h.Get("Retry-After"))
@@ -436,7 +437,7 @@ func TestAdminOpenAPIEnumsMatchDomain(t *testing.T) {
 	for i, s := range partners.Sectors {
 		sectors[i] = string(s)
 	}
-	roles := []string{string(partners.RoleAdmin), string(partners.RoleFinance), string(partners.RoleSupport)}
+	roles := []string{string(access.RoleAdmin), string(access.RoleFinance), string(access.RoleSupport)}
 	for name, want := range map[string][]string{"AdminSector": sectors, "AdminRole": roles} {
 		got := doc.Components.Schemas[name].Enum
 		slices.Sort(got)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/validation"
-	"github.com/coalitionhub/hub/partners"
 )
 
 // Staff roles and background jobs in the admin API: change a staff
@@ -25,7 +25,7 @@ type staffRoleRequest struct {
 func (s *Server) adminSetStaffRole(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
-		fail(c, s.deps.Log, partners.ErrStaffNotFound)
+		fail(c, s.deps.Log, access.ErrStaffNotFound)
 		return
 	}
 	var req staffRoleRequest
@@ -33,7 +33,7 @@ func (s *Server) adminSetStaffRole(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	st, err := s.deps.Partners.SetStaffRole(c.Request.Context(), id, partners.Role(req.Role))
+	st, err := s.deps.Access.SetStaffRole(c.Request.Context(), id, access.Role(req.Role))
 	s.audit(c, "staff.role", "staff:"+strconv.FormatInt(id, 10), req.Role, err)
 	if err != nil {
 		fail(c, s.deps.Log, err)

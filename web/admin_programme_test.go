@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
-	"github.com/coalitionhub/hub/partners"
 	"github.com/coalitionhub/hub/programme"
 )
 
@@ -79,9 +79,9 @@ func validPolicy() map[string]any {
 func TestAdminProgrammePolicyAndTiers(t *testing.T) {
 	t.Parallel()
 	e := newProgrammeAdminEnv(t)
-	admin := e.login("root@hub.test", partners.RoleAdmin)
-	support := e.login("help@hub.test", partners.RoleSupport)
-	finance := e.login("money@hub.test", partners.RoleFinance)
+	admin := e.login("root@hub.test", access.RoleAdmin)
+	support := e.login("help@hub.test", access.RoleSupport)
+	finance := e.login("money@hub.test", access.RoleFinance)
 
 	// Policy: any role reads, admin replaces.
 	e.expect(http.StatusOK, "", "GET", "/v1/admin/programme/policy", support, nil)
@@ -127,9 +127,9 @@ func TestAdminProgrammePolicyAndTiers(t *testing.T) {
 func TestAdminProgrammeGrantsAndStatus(t *testing.T) {
 	t.Parallel()
 	e := newProgrammeAdminEnv(t)
-	admin := e.login("root@hub.test", partners.RoleAdmin)
-	support := e.login("help@hub.test", partners.RoleSupport)
-	finance := e.login("money@hub.test", partners.RoleFinance)
+	admin := e.login("root@hub.test", access.RoleAdmin)
+	support := e.login("help@hub.test", access.RoleSupport)
+	finance := e.login("money@hub.test", access.RoleFinance)
 	e.expect(http.StatusOK, "", "PUT", "/v1/admin/programme/tiers/blue", admin, map[string]any{"name": "Blue", "rank": 0})
 	e.expect(http.StatusOK, "", "PUT", "/v1/admin/programme/tiers/gold", admin, map[string]any{"name": "Gold", "rank": 10,
 		"invitation_only": true, "entitlements": []any{map[string]any{"code": "lounge"}}})
@@ -171,9 +171,9 @@ func TestAdminProgrammeGrantsAndStatus(t *testing.T) {
 func TestAdminProgrammeCompanies(t *testing.T) {
 	t.Parallel()
 	e := newProgrammeAdminEnv(t)
-	admin := e.login("root@hub.test", partners.RoleAdmin)
-	support := e.login("help@hub.test", partners.RoleSupport)
-	finance := e.login("money@hub.test", partners.RoleFinance)
+	admin := e.login("root@hub.test", access.RoleAdmin)
+	support := e.login("help@hub.test", access.RoleSupport)
+	finance := e.login("money@hub.test", access.RoleFinance)
 
 	company := map[string]any{"name": "Acme Ltd", "email": "travel@acme.test"}
 	e.expect(http.StatusUnprocessableEntity, "company_level_missing", "POST", "/v1/admin/programme/companies", admin, company)
@@ -214,7 +214,7 @@ func TestAdminProgrammeCompanies(t *testing.T) {
 		map[string]any{"member_id": m.ID})
 	e.expect(http.StatusNotFound, "member_not_found", "POST", emps, admin, map[string]any{"member_id": m.ID + 1000})
 
-	p, _ := e.partnerClient("Sky Air", partners.ScopePointsEarn)
+	p, _ := e.partnerClient("Sky Air", access.ScopePointsEarn)
 	body := map[string]any{"partner_id": p.ID}
 	e.expect(http.StatusForbidden, "forbidden", "POST", "/v1/admin/programme/corporate-partners", finance, body)
 	e.expect(http.StatusOK, "", "POST", "/v1/admin/programme/corporate-partners", admin, body)

@@ -8,9 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/coalitionhub/hub/partners"
 )
 
 // Who may call each admin API route. A route missing here, or an entry
@@ -140,9 +139,9 @@ func TestAdminRoleMatrix(t *testing.T) {
 	t.Parallel()
 	e := newHubEnv(t, nil)
 	tokens := map[string]string{}
-	for _, role := range []partners.Role{partners.RoleAdmin, partners.RoleFinance, partners.RoleSupport} {
+	for _, role := range []access.Role{access.RoleAdmin, access.RoleFinance, access.RoleSupport} {
 		email := string(role) + "@hub.test"
-		if _, err := e.reg.EnsureStaff(e.ctx, email, "correct horse battery", role); err != nil {
+		if _, err := e.acc.EnsureStaff(e.ctx, email, "correct horse battery", role); err != nil {
 			t.Fatal(err)
 		}
 		out := e.must(200, http.MethodPost, "/v1/admin/login", "", map[string]any{"email": email, "password": "correct horse battery"})

@@ -4,25 +4,24 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/coalitionhub/hub/rules"
 	"github.com/gin-gonic/gin"
 	"github.com/shopspring/decimal"
-
-	"github.com/coalitionhub/hub/partners"
 )
 
 // Operator management of earn rules (versioned, immutable) and promotions.
 
 type ruleJSON struct {
-	ID            int64                   `json:"id"`
-	PartnerID     int64                   `json:"partner_id"`
-	Version       int                     `json:"version"`
-	EffectiveFrom time.Time               `json:"effective_from"`
-	Definition    partners.RuleDefinition `json:"definition"`
-	CreatedAt     time.Time               `json:"created_at"`
-	CreatedBy     string                  `json:"created_by"`
+	ID            int64                `json:"id"`
+	PartnerID     int64                `json:"partner_id"`
+	Version       int                  `json:"version"`
+	EffectiveFrom time.Time            `json:"effective_from"`
+	Definition    rules.RuleDefinition `json:"definition"`
+	CreatedAt     time.Time            `json:"created_at"`
+	CreatedBy     string               `json:"created_by"`
 }
 
-func ruleOut(r partners.Rule) ruleJSON {
+func ruleOut(r rules.Rule) ruleJSON {
 	return ruleJSON{ID: r.ID, PartnerID: r.PartnerID, Version: r.Version, EffectiveFrom: r.EffectiveFrom.UTC(),
 		Definition: r.Definition, CreatedAt: r.CreatedAt.UTC(), CreatedBy: r.CreatedBy}
 }
@@ -34,8 +33,8 @@ func (s *Server) adminPublishRule(c *gin.Context) {
 		return
 	}
 	var req struct {
-		EffectiveFrom *time.Time              `json:"effective_from"`
-		Definition    partners.RuleDefinition `json:"definition"`
+		EffectiveFrom *time.Time           `json:"effective_from"`
+		Definition    rules.RuleDefinition `json:"definition"`
 	}
 	if _, err := decodeJSON(c, &req); err != nil {
 		fail(c, s.deps.Log, err)
@@ -73,24 +72,24 @@ func (s *Server) adminListRules(c *gin.Context) {
 }
 
 type promotionJSON struct {
-	ID         int64                        `json:"id"`
-	PartnerID  int64                        `json:"partner_id"`
-	Name       string                       `json:"name"`
-	Code       string                       `json:"code,omitempty"`
-	StartsAt   time.Time                    `json:"starts_at"`
-	EndsAt     time.Time                    `json:"ends_at"`
-	Effect     string                       `json:"effect"`
-	Multiplier string                       `json:"multiplier,omitempty"`
-	Bonus      int64                        `json:"bonus,omitempty"`
-	FundedBy   string                       `json:"funded_by"`
-	Exclusive  bool                         `json:"exclusive"`
-	Conditions partners.PromotionConditions `json:"conditions"`
-	Status     string                       `json:"status"`
-	EndedAt    *time.Time                   `json:"ended_at,omitempty"`
-	CreatedAt  time.Time                    `json:"created_at"`
+	ID         int64                     `json:"id"`
+	PartnerID  int64                     `json:"partner_id"`
+	Name       string                    `json:"name"`
+	Code       string                    `json:"code,omitempty"`
+	StartsAt   time.Time                 `json:"starts_at"`
+	EndsAt     time.Time                 `json:"ends_at"`
+	Effect     string                    `json:"effect"`
+	Multiplier string                    `json:"multiplier,omitempty"`
+	Bonus      int64                     `json:"bonus,omitempty"`
+	FundedBy   string                    `json:"funded_by"`
+	Exclusive  bool                      `json:"exclusive"`
+	Conditions rules.PromotionConditions `json:"conditions"`
+	Status     string                    `json:"status"`
+	EndedAt    *time.Time                `json:"ended_at,omitempty"`
+	CreatedAt  time.Time                 `json:"created_at"`
 }
 
-func promotionOut(p partners.Promotion) promotionJSON {
+func promotionOut(p rules.Promotion) promotionJSON {
 	out := promotionJSON{ID: p.ID, PartnerID: p.PartnerID, Name: p.Name, Code: p.Code, StartsAt: p.StartsAt.UTC(),
 		EndsAt: p.EndsAt.UTC(), Effect: string(p.Effect), Bonus: p.Bonus, FundedBy: string(p.FundedBy),
 		Exclusive: p.Exclusive, Conditions: p.Conditions, Status: p.Status, EndedAt: p.EndedAt, CreatedAt: p.CreatedAt.UTC()}
@@ -107,25 +106,25 @@ func (s *Server) adminCreatePromotion(c *gin.Context) {
 		return
 	}
 	var req struct {
-		Name       string                       `json:"name"`
-		Code       string                       `json:"code"`
-		StartsAt   time.Time                    `json:"starts_at"`
-		EndsAt     time.Time                    `json:"ends_at"`
-		Effect     string                       `json:"effect"`
-		Multiplier decimal.Decimal              `json:"multiplier"`
-		Bonus      int64                        `json:"bonus"`
-		FundedBy   string                       `json:"funded_by"`
-		Exclusive  bool                         `json:"exclusive"`
-		Conditions partners.PromotionConditions `json:"conditions"`
+		Name       string                    `json:"name"`
+		Code       string                    `json:"code"`
+		StartsAt   time.Time                 `json:"starts_at"`
+		EndsAt     time.Time                 `json:"ends_at"`
+		Effect     string                    `json:"effect"`
+		Multiplier decimal.Decimal           `json:"multiplier"`
+		Bonus      int64                     `json:"bonus"`
+		FundedBy   string                    `json:"funded_by"`
+		Exclusive  bool                      `json:"exclusive"`
+		Conditions rules.PromotionConditions `json:"conditions"`
 	}
 	if _, err := decodeJSON(c, &req); err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
 	st, _ := staffPrincipal(c)
-	p, err := s.deps.Rules.CreatePromotion(c.Request.Context(), partners.NewPromotion{PartnerID: id, Name: req.Name, Code: req.Code,
-		StartsAt: req.StartsAt, EndsAt: req.EndsAt, Effect: partners.PromotionEffect(req.Effect), Multiplier: req.Multiplier,
-		Bonus: req.Bonus, FundedBy: partners.Funder(req.FundedBy), Exclusive: req.Exclusive, Conditions: req.Conditions}, st.Actor())
+	p, err := s.deps.Rules.CreatePromotion(c.Request.Context(), rules.NewPromotion{PartnerID: id, Name: req.Name, Code: req.Code,
+		StartsAt: req.StartsAt, EndsAt: req.EndsAt, Effect: rules.PromotionEffect(req.Effect), Multiplier: req.Multiplier,
+		Bonus: req.Bonus, FundedBy: rules.Funder(req.FundedBy), Exclusive: req.Exclusive, Conditions: req.Conditions}, st.Actor())
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return

@@ -6,15 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/access"
 )
 
 func TestAdminPartnersContractsAndRoles(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, nil)
-	admin := e.staffToken("root@hub.test", partners.RoleAdmin)
-	finance := e.staffToken("money@hub.test", partners.RoleFinance)
-	support := e.staffToken("help@hub.test", partners.RoleSupport)
+	admin := e.staffToken("root@hub.test", access.RoleAdmin)
+	finance := e.staffToken("money@hub.test", access.RoleFinance)
+	support := e.staffToken("help@hub.test", access.RoleSupport)
 
 	code, body, _ := e.call(http.MethodPost, "/v1/admin/partners", admin, map[string]any{
 		"name": "Sky Air", "sector": "airline", "settlement_currency": "EUR", "time_zone": "Europe/Berlin"})
@@ -81,9 +81,9 @@ func TestAdminPartnersContractsAndRoles(t *testing.T) {
 func TestAdminListsPaginate(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, nil)
-	admin := e.staffToken("root@hub.test", partners.RoleAdmin)
+	admin := e.staffToken("root@hub.test", access.RoleAdmin)
 	for _, n := range []string{"A", "B", "C", "D", "E"} {
-		e.partnerClient("Partner "+n, partners.ScopePointsEarn)
+		e.partnerClient("Partner "+n, access.ScopePointsEarn)
 	}
 	seen := map[string]bool{}
 	path := "/v1/admin/partners?limit=2"
@@ -116,7 +116,7 @@ func TestAdminListsPaginate(t *testing.T) {
 func TestAdminLoginLocksAfterFailures(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, nil)
-	e.staffToken("root@hub.test", partners.RoleAdmin)
+	e.staffToken("root@hub.test", access.RoleAdmin)
 	for i := range 5 {
 		code, body, _ := e.call(http.MethodPost, "/v1/admin/login", "", map[string]any{"email": "root@hub.test", "password": "wrong password!"})
 		if code != 401 || body["code"] != "invalid_credentials" {

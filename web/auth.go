@@ -6,10 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
-
-	"github.com/coalitionhub/hub/partners"
 )
 
 const (
@@ -20,16 +19,16 @@ const (
 
 // partnerPrincipal returns the authenticated partner client of the request
 // (set by partnerAuth). Handlers behind partnerAuth may rely on ok.
-func partnerPrincipal(c *gin.Context) (partners.Principal, bool) {
+func partnerPrincipal(c *gin.Context) (access.Principal, bool) {
 	v, ok := c.Get(ctxPartnerPrincipal)
-	p, _ := v.(partners.Principal)
+	p, _ := v.(access.Principal)
 	return p, ok
 }
 
 // staffPrincipal returns the authenticated staff member (set by staffAuth).
-func staffPrincipal(c *gin.Context) (partners.StaffPrincipal, bool) {
+func staffPrincipal(c *gin.Context) (access.StaffPrincipal, bool) {
 	v, ok := c.Get(ctxStaffPrincipal)
-	p, _ := v.(partners.StaffPrincipal)
+	p, _ := v.(access.StaffPrincipal)
 	return p, ok
 }
 
@@ -70,7 +69,7 @@ func authenticate[P any](s *Server, c *gin.Context, key string, verify func(*gin
 		return zero, false
 	}
 	p, err := verify(c, raw)
-	if errors.Is(err, partners.ErrInvalidToken) {
+	if errors.Is(err, access.ErrInvalidToken) {
 		s.deps.Log.InfoContext(c.Request.Context(), "token refused", "reason", err, "request_id", requestID(c))
 		s.unauthorized(c, true, "")
 		return zero, false
@@ -87,8 +86,8 @@ func authenticate[P any](s *Server, c *gin.Context, key string, verify func(*gin
 // applies the client's rate limit (429 with Retry-After when exceeded).
 func (s *Server) partnerAuth() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		p, ok := authenticate(s, c, ctxPartnerPrincipal, func(c *gin.Context, raw string) (partners.Principal, error) {
-			return s.deps.Partners.VerifyAccessToken(c.Request.Context(), raw)
+		p, ok := authenticate(s, c, ctxPartnerPrincipal, func(c *gin.Context, raw string) (access.Principal, error) {
+			return s.deps.Access.VerifyAccessToken(c.Request.Context(), raw)
 		})
 		if !ok {
 			return
@@ -103,7 +102,7 @@ func (s *Server) partnerAuth() gin.HandlerFunc {
 
 // requireScope refuses (403 insufficient_scope) a partner request whose token
 // lacks scope. It must run after partnerAuth.
-func (s *Server) requireScope(scope partners.Scope) gin.HandlerFunc {
+func (s *Server) requireScope(scope access.Scope) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p, ok := partnerPrincipal(c)
 		if ok && p.Has(scope) {
@@ -118,8 +117,8 @@ func (s *Server) requireScope(scope partners.Scope) gin.HandlerFunc {
 // staffAuth authenticates an admin API request by its staff token.
 func (s *Server) staffAuth() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if _, ok := authenticate(s, c, ctxStaffPrincipal, func(c *gin.Context, raw string) (partners.StaffPrincipal, error) {
-			return s.deps.Partners.VerifyStaffToken(c.Request.Context(), raw)
+		if _, ok := authenticate(s, c, ctxStaffPrincipal, func(c *gin.Context, raw string) (access.StaffPrincipal, error) {
+			return s.deps.Access.VerifyStaffToken(c.Request.Context(), raw)
 		}); ok {
 			c.Next()
 		}
@@ -128,7 +127,7 @@ func (s *Server) staffAuth() gin.HandlerFunc {
 
 // requireRole refuses (403 forbidden) a staff request whose role is not one
 // of roles. It must run after staffAuth.
-func (s *Server) requireRole(roles ...partners.Role) gin.HandlerFunc {
+func (s *Server) requireRole(roles ...access.Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p, ok := staffPrincipal(c)
 		if ok {

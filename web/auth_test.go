@@ -31,6 +31,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/partners"
@@ -44,6 +45,7 @@ type authEnv struct {
 	t     *testing.T
 	srv   *httptest.Server
 	svc   *partners.Service
+	acc   *access.Service
 	db    *gorm.DB
 	clock *clock.Manual
 }
@@ -52,12 +54,13 @@ func newAuthEnv(t *testing.T, tune func(*Deps)) *authEnv {
 	t.Helper()
 	db := testdb.New(t)
 	clk := clock.New(time.Now().UTC().Truncate(time.Second))
-	svc, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
+	svc := partners.NewService(db, clk.Now)
+	acc, err := access.NewService(db, svc, access.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}
 	deps := Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
-		Partners: svc, ClientRate: 1000, ClientBurst: 1000, LoginRate: 1000, LoginBurst: 1000}
+		Partners: svc, Access: acc, ClientRate: 1000, ClientBurst: 1000, LoginRate: 1000, LoginBurst: 1000}
 	if tune != nil {
 		tune(&deps)
 	}
@@ -68,25 +71,25 @@ func newAuthEnv(t *testing.T, tune func(*Deps)) *authEnv {
 		c.JSON(http.StatusOK, gin.H{"partner_id": p.PartnerID, "client_id": p.ClientID})
 	}
 	probe.GET("/t/any", s.partnerAuth(), ok)
-	probe.GET("/t/earn", s.partnerAuth(), s.requireScope(partners.ScopePointsEarn), ok)
+	probe.GET("/t/earn", s.partnerAuth(), s.requireScope(access.ScopePointsEarn), ok)
 	probe.GET("/t/staff", s.staffAuth(), func(c *gin.Context) { c.Status(http.StatusNoContent) })
 	mux := http.NewServeMux()
 	mux.Handle("/t/", probe)
 	mux.Handle("/", s.Handler())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &authEnv{t: t, srv: srv, svc: svc, db: db, clock: clk}
+	return &authEnv{t: t, srv: srv, svc: svc, acc: acc, db: db, clock: clk}
 }
 
 // partnerClient creates a live partner and a secret client with scopes.
-func (e *authEnv) partnerClient(name string, scopes ...partners.Scope) (partners.Partner, partners.ClientSecret) {
+func (e *authEnv) partnerClient(name string, scopes ...access.Scope) (partners.Partner, access.ClientSecret) {
 	e.t.Helper()
 	ctx := context.Background()
 	p, err := e.svc.CreatePartner(ctx, partners.NewPartner{Name: name, Sector: partners.SectorAirline, SettlementCurrency: "EUR", TimeZone: "Europe/Berlin"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cs, err := e.svc.CreateClient(ctx, p.ID, partners.NewClient{Name: "pos", Scopes: scopes})
+	cs, err := e.acc.CreateClient(ctx, p.ID, access.NewClient{Name: "pos", Scopes: scopes})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -147,7 +150,7 @@ func (e *authEnv) call(method, path, token string, body any) (int, map[string]an
 // so tests can forge tokens that differ from a valid one in one claim only.
 func (e *authEnv) hubKey() (string, ed25519.PrivateKey) {
 	e.t.Helper()
-	if _, err := e.svc.SigningKeys(context.Background()); err != nil { // bootstraps the first key
+	if _, err := e.acc.SigningKeys(context.Background()); err != nil { // bootstraps the first key
 		e.t.Fatal(err)
 	}
 	var row struct {
@@ -166,8 +169,8 @@ func (e *authEnv) hubKey() (string, ed25519.PrivateKey) {
 	return row.Kid, ed25519.NewKeyFromSeed(seed)
 }
 
-func claimsFor(p partners.Partner, cs partners.ClientSecret, now time.Time) jwt.MapClaims {
-	return jwt.MapClaims{"iss": testIssuer, "aud": partners.AudiencePartner, "sub": cs.Client.ClientID,
+func claimsFor(p partners.Partner, cs access.ClientSecret, now time.Time) jwt.MapClaims {
+	return jwt.MapClaims{"iss": testIssuer, "aud": access.AudiencePartner, "sub": cs.Client.ClientID,
 		"partner_id": p.ID, "scope": "points:earn", "iat": now.Unix(), "nbf": now.Unix(),
 		"exp": now.Add(15 * time.Minute).Unix(), "jti": "j-" + rand.Text()}
 }
@@ -186,7 +189,7 @@ func signEdDSA(t *testing.T, kid string, key ed25519.PrivateKey, claims jwt.MapC
 func TestClientCredentialsWithBasicSecret(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, nil)
-	p, cs := e.partnerClient("Airline", partners.ScopePointsEarn, partners.ScopePointsBurn)
+	p, cs := e.partnerClient("Airline", access.ScopePointsEarn, access.ScopePointsBurn)
 
 	// A real OAuth client library against the endpoint.
 	cfg := clientcredentials.Config{ClientID: cs.Client.ClientID, ClientSecret: cs.Secret,
@@ -245,7 +248,7 @@ func TestClientCredentialsWithBasicSecret(t *testing.T) {
 func TestTokenEndpointErrors(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, nil)
-	_, cs := e.partnerClient("Hotel", partners.ScopePointsEarn)
+	_, cs := e.partnerClient("Hotel", access.ScopePointsEarn)
 	id := cs.Client.ClientID
 
 	code, body, hdr := e.basicToken(id, cs.Secret+"x", "")
@@ -289,12 +292,12 @@ func TestClientCredentialsWithPrivateKeyJWT(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, nil)
 	ctx := context.Background()
-	p, _ := e.partnerClient("Bank", partners.ScopeMembersRead)
+	p, _ := e.partnerClient("Bank", access.ScopeMembersRead)
 
 	// Ed25519 key registered as a JWK, on a client without a secret.
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	jwk := `{"kty":"OKP","crv":"Ed25519","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`
-	edc, err := e.svc.CreateClient(ctx, p.ID, partners.NewClient{Name: "card processor", Scopes: []partners.Scope{partners.ScopePointsEarn}, PublicKey: jwk, NoSecret: true})
+	edc, err := e.acc.CreateClient(ctx, p.ID, access.NewClient{Name: "card processor", Scopes: []access.Scope{access.ScopePointsEarn}, PublicKey: jwk, NoSecret: true})
 	if err != nil || edc.Secret != "" || edc.Client.PublicKeyAlg != "EdDSA" {
 		t.Fatalf("key-only client: %+v %v; want EdDSA and no secret", edc, err)
 	}
@@ -302,7 +305,7 @@ func TestClientCredentialsWithPrivateKeyJWT(t *testing.T) {
 	form := func(a string) url.Values {
 		return url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {assertionTypeJWTBearer}, "client_assertion": {a}}
 	}
-	a := assertion(t, jwt.SigningMethodEdDSA, priv, id, e.svc.TokenURL(), e.clock.Now(), "a-1")
+	a := assertion(t, jwt.SigningMethodEdDSA, priv, id, e.acc.TokenURL(), e.clock.Now(), "a-1")
 	code, body, _ := e.postForm(form(a))
 	if code != 200 || body["access_token"] == nil {
 		t.Fatalf("private_key_jwt: %d %v; want 200 with a token", code, body)
@@ -312,17 +315,17 @@ func TestClientCredentialsWithPrivateKeyJWT(t *testing.T) {
 		t.Fatalf("replayed assertion: %d %v; want 401 invalid_client", code, body)
 	}
 	// A fresh jti works again; a wrong audience, another key, or HS256 does not.
-	if code, _, _ = e.postForm(form(assertion(t, jwt.SigningMethodEdDSA, priv, id, e.svc.TokenURL(), e.clock.Now(), "a-2"))); code != 200 {
+	if code, _, _ = e.postForm(form(assertion(t, jwt.SigningMethodEdDSA, priv, id, e.acc.TokenURL(), e.clock.Now(), "a-2"))); code != 200 {
 		t.Fatalf("fresh assertion: %d; want 200", code)
 	}
 	if code, _, _ = e.postForm(form(assertion(t, jwt.SigningMethodEdDSA, priv, id, "https://evil.test", e.clock.Now(), "a-3"))); code != 401 {
 		t.Fatalf("assertion for another audience: %d; want 401", code)
 	}
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
-	if code, _, _ = e.postForm(form(assertion(t, jwt.SigningMethodEdDSA, other, id, e.svc.TokenURL(), e.clock.Now(), "a-4"))); code != 401 {
+	if code, _, _ = e.postForm(form(assertion(t, jwt.SigningMethodEdDSA, other, id, e.acc.TokenURL(), e.clock.Now(), "a-4"))); code != 401 {
 		t.Fatalf("assertion signed by another key: %d; want 401", code)
 	}
-	if code, _, _ = e.postForm(form(assertion(t, jwt.SigningMethodHS256, []byte(pub), id, e.svc.TokenURL(), e.clock.Now(), "a-5"))); code != 401 {
+	if code, _, _ = e.postForm(form(assertion(t, jwt.SigningMethodHS256, []byte(pub), id, e.acc.TokenURL(), e.clock.Now(), "a-5"))); code != 401 {
 		t.Fatalf("HS256 assertion keyed with the public key: %d; want 401", code)
 	}
 
@@ -330,8 +333,8 @@ func TestClientCredentialsWithPrivateKeyJWT(t *testing.T) {
 	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := x509.MarshalPKIXPublicKey(&ek.PublicKey)
 	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	_, sc := e.partnerClient("Retailer", partners.ScopePointsEarn)
-	admin := e.staffToken("root@hub.test", partners.RoleAdmin)
+	_, sc := e.partnerClient("Retailer", access.ScopePointsEarn)
+	admin := e.staffToken("root@hub.test", access.RoleAdmin)
 	code, body, _ = e.call(http.MethodPut, "/v1/admin/clients/"+sc.Client.ClientID+"/public-key", admin, map[string]any{"public_key": pemKey})
 	if code != 200 || body["public_key_alg"] != "ES256" {
 		t.Fatalf("register P-256 key: %d %v; want 200 ES256", code, body)
@@ -342,9 +345,9 @@ func TestClientCredentialsWithPrivateKeyJWT(t *testing.T) {
 }
 
 // staffToken creates a staff account and logs it in through the API.
-func (e *authEnv) staffToken(email string, role partners.Role) string {
+func (e *authEnv) staffToken(email string, role access.Role) string {
 	e.t.Helper()
-	if _, err := e.svc.EnsureStaff(context.Background(), email, "correct horse battery", role); err != nil {
+	if _, err := e.acc.EnsureStaff(context.Background(), email, "correct horse battery", role); err != nil {
 		e.t.Fatal(err)
 	}
 	code, body, _ := e.call(http.MethodPost, "/v1/admin/login", "", map[string]any{"email": email, "password": "correct horse battery"})
@@ -357,7 +360,7 @@ func (e *authEnv) staffToken(email string, role partners.Role) string {
 func TestTokenAttacksAreRefused(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, nil)
-	p, cs := e.partnerClient("Cinema", partners.ScopePointsEarn)
+	p, cs := e.partnerClient("Cinema", access.ScopePointsEarn)
 	kid, key := e.hubKey()
 	now := e.clock.Now()
 	valid := signEdDSA(t, kid, key, claimsFor(p, cs, now))
@@ -413,7 +416,7 @@ func TestTokenAttacksAreRefused(t *testing.T) {
 	}
 
 	// Missing scope: 403 insufficient_scope.
-	_, reader := e.partnerClient("Reader", partners.ScopeMembersRead)
+	_, reader := e.partnerClient("Reader", access.ScopeMembersRead)
 	_, tb, _ := e.basicToken(reader.Client.ClientID, reader.Secret, "")
 	code, body, hdr := e.call(http.MethodGet, "/t/earn", tb["access_token"].(string), nil)
 	if code != 403 || body["code"] != "insufficient_scope" || !strings.Contains(hdr.Get("WWW-Authenticate"), `scope="points:earn"`) {
@@ -421,7 +424,7 @@ func TestTokenAttacksAreRefused(t *testing.T) {
 	}
 
 	// Staff tokens do not open the partner API, nor partner tokens the admin API.
-	staff := e.staffToken("ops@hub.test", partners.RoleAdmin)
+	staff := e.staffToken("ops@hub.test", access.RoleAdmin)
 	if code, _, _ := e.call(http.MethodGet, "/t/any", staff, nil); code != 401 {
 		t.Errorf("staff token on the partner API: %d; want 401", code)
 	}
@@ -439,13 +442,13 @@ func TestTokenAttacksAreRefused(t *testing.T) {
 func TestRevokedClientIsRefused(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, nil)
-	_, cs := e.partnerClient("Telecom", partners.ScopePointsEarn)
+	_, cs := e.partnerClient("Telecom", access.ScopePointsEarn)
 	_, tb, _ := e.basicToken(cs.Client.ClientID, cs.Secret, "")
 	tok := tb["access_token"].(string)
 	if code, _, _ := e.call(http.MethodGet, "/t/earn", tok, nil); code != 200 {
 		t.Fatalf("before revocation: %d; want 200", code)
 	}
-	admin := e.staffToken("root@hub.test", partners.RoleAdmin)
+	admin := e.staffToken("root@hub.test", access.RoleAdmin)
 	code, body, _ := e.call(http.MethodPost, "/v1/admin/clients/"+cs.Client.ClientID+"/revoke", admin, nil)
 	if code != 200 || body["status"] != "revoked" {
 		t.Fatalf("revoke: %d %v", code, body)
@@ -457,7 +460,7 @@ func TestRevokedClientIsRefused(t *testing.T) {
 		t.Fatalf("new token for a revoked client: %d %v; want 401 invalid_client", code, body)
 	}
 	// Suspending a partner stops its clients' tokens too.
-	p2, cs2 := e.partnerClient("Fuel", partners.ScopePointsEarn)
+	p2, cs2 := e.partnerClient("Fuel", access.ScopePointsEarn)
 	_, tb2, _ := e.basicToken(cs2.Client.ClientID, cs2.Secret, "")
 	code, _, _ = e.call(http.MethodPost, "/v1/admin/partners/"+itoa(p2.ID)+"/status", admin, map[string]any{"status": "suspended"})
 	if code != 200 {
@@ -473,12 +476,12 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestSigningKeyRotation(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, nil)
-	_, cs := e.partnerClient("Hotel chain", partners.ScopePointsEarn)
+	_, cs := e.partnerClient("Hotel chain", access.ScopePointsEarn)
 	_, tb, _ := e.basicToken(cs.Client.ClientID, cs.Secret, "")
 	oldTok := tb["access_token"].(string)
 	oldKID := kidOf(t, oldTok)
 
-	admin := e.staffToken("root@hub.test", partners.RoleAdmin)
+	admin := e.staffToken("root@hub.test", access.RoleAdmin)
 	code, body, _ := e.call(http.MethodPost, "/v1/admin/signing-keys/rotate", admin, nil)
 	if code != 201 || body["kid"] == oldKID || body["active"] != true {
 		t.Fatalf("rotate: %d %v; want 201 with a new active kid", code, body)
@@ -526,8 +529,8 @@ func jwksKIDs(jwks map[string]any) map[string]bool {
 func TestClientSecretRotation(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, nil)
-	_, cs := e.partnerClient("Restaurant", partners.ScopePointsEarn)
-	admin := e.staffToken("root@hub.test", partners.RoleAdmin)
+	_, cs := e.partnerClient("Restaurant", access.ScopePointsEarn)
+	admin := e.staffToken("root@hub.test", access.RoleAdmin)
 	code, body, hdr := e.call(http.MethodPost, "/v1/admin/clients/"+cs.Client.ClientID+"/secret", admin, nil)
 	newSecret, _ := body["client_secret"].(string)
 	if code != 200 || newSecret == "" || newSecret == cs.Secret || hdr.Get("Cache-Control") != "no-store" {
@@ -560,8 +563,8 @@ func TestPartnerRateLimit(t *testing.T) {
 	// One token per 1,000 s: the bucket does not refill during the test,
 	// however slow the machine.
 	e := newAuthEnv(t, func(d *Deps) { d.ClientRate, d.ClientBurst = 0.001, 3 })
-	_, cs := e.partnerClient("Shop", partners.ScopePointsEarn)
-	_, other := e.partnerClient("Other shop", partners.ScopePointsEarn)
+	_, cs := e.partnerClient("Shop", access.ScopePointsEarn)
+	_, other := e.partnerClient("Other shop", access.ScopePointsEarn)
 	_, tb, _ := e.basicToken(cs.Client.ClientID, cs.Secret, "") // takes one token of the bucket
 	tok := tb["access_token"].(string)
 	for i := range 2 {

@@ -53,7 +53,7 @@ func newBadInputFixture(t *testing.T) *badInputFixture {
 		"identifier": map[string]string{"type": "partner_ref", "value": "BI-2"}, "profile": map[string]string{"given_name": "Bo"}})
 	earn := e.must(201, "POST", "/v1/earn", tok, map[string]any{"member_id": mID,
 		"amount": map[string]any{"minor": 5000000, "currency": "EUR"}, "external_ref": "folio-1"})
-	mtok := signedInToken(t, e.mem, e.reg, mID)
+	mtok := signedInToken(t, e.mem, e.acc, mID)
 	consent := members.NewBurnConsent(e.db, e.clock.Now, members.DefaultConsentPolicy)
 	rc, err := consent.IssueCode(e.ctx, mID)
 	if err != nil {

@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coalitionhub/hub/points"
 	"gorm.io/gorm"
-
-	"github.com/coalitionhub/hub/partners"
 )
 
 // batchMember enrols a member through partner tok.
@@ -112,12 +111,12 @@ func TestEarnBatchResultsPerItem(t *testing.T) {
 
 // brokenProgramme fails when told of an earn, as a database error inside the
 // batch's transaction would.
-type brokenProgramme struct{ partners.Programme }
+type brokenProgramme struct{ points.Programme }
 
 func (brokenProgramme) EarnExpiry(context.Context, time.Time) (*time.Time, error) {
 	return nil, nil
 }
-func (brokenProgramme) CreditEarns(context.Context, *gorm.DB, []partners.PostedEarn) (partners.EarnedRest, error) {
+func (brokenProgramme) CreditEarns(context.Context, *gorm.DB, []points.PostedEarn) (points.EarnedRest, error) {
 	return nil, errors.New("programme: connection lost")
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/partners"
 )
 
@@ -29,7 +30,7 @@ func calendarCounts(count func(string) int64) string {
 // staffToken creates an admin and logs it in through the API.
 func (e *hubEnv) staffToken() string {
 	e.t.Helper()
-	if _, err := e.reg.EnsureStaff(e.ctx, "ops@calendar.test", uiPassword, partners.RoleAdmin); err != nil {
+	if _, err := e.acc.EnsureStaff(e.ctx, "ops@calendar.test", uiPassword, access.RoleAdmin); err != nil {
 		e.t.Fatal(err)
 	}
 	out := e.must(http.StatusOK, "POST", "/v1/admin/login", "", map[string]any{"email": "ops@calendar.test", "password": uiPassword})
@@ -49,7 +50,7 @@ func TestCalendarParametersAreValidated(t *testing.T) {
 	p, tok := e.partner("Calendar Hotels", e.clock.Now().AddDate(0, -1, 0))
 	staff := e.staffToken()
 	m := e.must(201, "POST", "/v1/members", tok, map[string]any{"identifier": map[string]string{"type": "partner_ref", "value": "CAL-1"}})
-	mtok := signedInToken(t, e.mem, e.reg, int64(m["id"].(float64)))
+	mtok := signedInToken(t, e.mem, e.acc, int64(m["id"].(float64)))
 	csv := []string{"Content-Type", "text/csv"}
 	rate := map[string]any{"from": "USD", "to": "EUR", "rate": "0.9", "source": "test"}
 	type req struct {
@@ -132,7 +133,7 @@ func TestCalendarFormsAndPagesAreValidated(t *testing.T) {
 	t.Parallel()
 	e := newUIEnv(t, nil)
 	p := e.partner("Calendar Shop", partners.SectorRetail)
-	e.staffUser("ops@calendar.test", partners.RoleAdmin)
+	e.staffUser("ops@calendar.test", access.RoleAdmin)
 	e.member("ada@calendar.test", p.ID, 100)
 	count := func(table string) int64 {
 		var n int64

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/internal/apitest"
 	"github.com/coalitionhub/hub/internal/clock"
@@ -26,7 +27,9 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/rules"
 )
 
 // catalogEnv is the hub's HTTP surface over a fresh database, with a client
@@ -37,7 +40,8 @@ type catalogEnv struct {
 	db     *gorm.DB
 	clock  *clock.Manual
 	reg    *partners.Service
-	rules  *partners.Rules
+	acc    *access.Service
+	rules  *rules.Service
 	mem    *members.Service
 	srv    *httptest.Server
 	client *http.Client
@@ -47,17 +51,18 @@ func newCatalogEnv(t *testing.T) *catalogEnv {
 	t.Helper()
 	db := testdb.New(t)
 	clk := clock.New(time.Now().UTC().Truncate(time.Second))
-	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
+	reg := partners.NewService(db, clk.Now)
+	acc, err := access.NewService(db, reg, access.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := ledger.NewService(db, clk.Now)
 	m := members.NewService(db, l, clk.Now, members.WithPasswordCost(bcrypt.MinCost))
 	consent := members.NewBurnConsent(db, clk.Now, members.DefaultConsentPolicy)
-	rules := partners.NewRules(db, clk.Now)
+	rs := rules.NewService(db, clk.Now)
 	s := New(Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
-		Partners: reg, Members: m, Ledger: l, Consent: consent,
-		Transactions: partners.NewTransactions(db, l, m, consent, reg, rules, clk.Now),
+		Partners: reg, Access: acc, Members: m, Ledger: l, Consent: consent,
+		Transactions: points.NewTransactions(db, l, m, consent, reg, rs, clk.Now),
 		Catalog:      catalog.NewService(db, l, m, reg, clk.Now),
 		ClientRate:   1000, ClientBurst: 1000, LoginRate: 1000, LoginBurst: 1000})
 	srv := httptest.NewServer(s.Handler())
@@ -70,7 +75,7 @@ func newCatalogEnv(t *testing.T) *catalogEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &catalogEnv{t: t, ctx: context.Background(), db: db, clock: clk, reg: reg, rules: rules, mem: m, srv: srv,
+	return &catalogEnv{t: t, ctx: context.Background(), db: db, clock: clk, reg: reg, acc: acc, rules: rs, mem: m, srv: srv,
 		client: &http.Client{Transport: &apitest.Transport{T: t, V: v}}}
 }
 
@@ -113,7 +118,7 @@ func (e *catalogEnv) must(want int, method, path, token, key string, body any) m
 
 // partner creates an active partner with a burn (and earn) contract, an
 // EUR earn rule of 1 point per euro when it earns, and a client token.
-func (e *catalogEnv) partner(name string, sector partners.Sector, earn bool, scopes ...partners.Scope) (partners.Partner, string) {
+func (e *catalogEnv) partner(name string, sector partners.Sector, earn bool, scopes ...access.Scope) (partners.Partner, string) {
 	e.t.Helper()
 	p, err := e.reg.CreatePartner(e.ctx, partners.NewPartner{Name: name, Sector: sector, SettlementCurrency: "EUR", TimeZone: "UTC"})
 	if err != nil {
@@ -128,13 +133,13 @@ func (e *catalogEnv) partner(name string, sector partners.Sector, earn bool, sco
 		e.t.Fatal(err)
 	}
 	if earn {
-		def := partners.RuleDefinition{Earn: []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit,
+		def := rules.RuleDefinition{Earn: []rules.EarnComponent{{Kind: rules.KindPerCurrencyUnit,
 			Currency: "EUR", Rate: decimal.NewFromInt(1), PerMinor: 100}}}
 		if _, err := e.rules.PublishRule(e.ctx, p.ID, def, e.clock.Now(), "staff:test"); err != nil {
 			e.t.Fatal(err)
 		}
 	}
-	cs, err := e.reg.CreateClient(e.ctx, p.ID, partners.NewClient{Name: "api", Scopes: scopes})
+	cs, err := e.acc.CreateClient(e.ctx, p.ID, access.NewClient{Name: "api", Scopes: scopes})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -172,7 +177,7 @@ func (e *catalogEnv) memberToken(email string) (int64, string) {
 
 func (e *catalogEnv) staffToken() string {
 	e.t.Helper()
-	if _, err := e.reg.EnsureStaff(e.ctx, "ops@hub.test", "correct horse battery", partners.RoleAdmin); err != nil {
+	if _, err := e.acc.EnsureStaff(e.ctx, "ops@hub.test", "correct horse battery", access.RoleAdmin); err != nil {
 		e.t.Fatal(err)
 	}
 	out := e.must(http.StatusOK, http.MethodPost, "/v1/admin/login", "", "", map[string]any{"email": "ops@hub.test", "password": "correct horse battery"})
@@ -190,10 +195,10 @@ func num(v any) int64 {
 func TestCatalogOverHTTP(t *testing.T) {
 	t.Parallel()
 	e := newCatalogEnv(t)
-	_, airTok := e.partner("Skyways", partners.SectorAirline, true, partners.ScopePointsEarn)
-	_, bankTok := e.partner("Union Bank", partners.SectorBank, true, partners.ScopePointsEarn)
-	hotel, hotelTok := e.partner("Grand Hotels", partners.SectorHotel, false, partners.ScopeCatalogManage, partners.ScopeOrdersFulfil)
-	_, otherTok := e.partner("Other Hotels", partners.SectorHotel, false, partners.ScopeCatalogManage, partners.ScopeOrdersFulfil)
+	_, airTok := e.partner("Skyways", partners.SectorAirline, true, access.ScopePointsEarn)
+	_, bankTok := e.partner("Union Bank", partners.SectorBank, true, access.ScopePointsEarn)
+	hotel, hotelTok := e.partner("Grand Hotels", partners.SectorHotel, false, access.ScopeCatalogManage, access.ScopeOrdersFulfil)
+	_, otherTok := e.partner("Other Hotels", partners.SectorHotel, false, access.ScopeCatalogManage, access.ScopeOrdersFulfil)
 	memberID, meTok := e.memberToken("ana@example.com")
 
 	now := e.clock.Now().Format(time.RFC3339)

@@ -249,7 +249,7 @@ func TestClawbackNeverVoidsAHoldInFlight(t *testing.T) {
 			f := setup(t, e)
 			m := e.must(201, "POST", "/v1/members", issuerTok, map[string]any{
 				"identifier": map[string]string{"type": "partner_ref", "value": "HH-1"}, "profile": map[string]string{"given_name": "Ana"}})
-			mt := signedInToken(t, e.mem, e.reg, num(m["id"]))
+			mt := signedInToken(t, e.mem, e.acc, num(m["id"]))
 			r := &clawbackRun{hubEnv: e, t: t, member: num(m["id"]), memberTok: mt, issuerTok: issuerTok,
 				checked: &http.Client{Transport: &apitest.Transport{T: t, V: v}}}
 

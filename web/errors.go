@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/database"
@@ -24,8 +25,11 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/rules"
 	"github.com/coalitionhub/hub/settlement"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // Problem is an RFC 9457 problem document. Code is the stable, machine-readable
@@ -66,7 +70,7 @@ var domainErrors = []errorKind{
 	{errRateLimited, http.StatusTooManyRequests, "rate_limited", "Too many requests"},
 	{errJobNotFound, http.StatusNotFound, "job_not_found", "No such job"},
 
-	// partners: registry, contracts, prepaid, clients, staff.
+	// partners: registry, contracts, prepaid.
 	{partners.ErrPartnerNotFound, http.StatusNotFound, "partner_not_found", "Partner not found"},
 	{partners.ErrPartnerExists, http.StatusConflict, "partner_exists", "A partner with this name exists"},
 	{partners.ErrOutletExists, http.StatusConflict, "outlet_exists", "An outlet with this code exists"},
@@ -75,33 +79,35 @@ var domainErrors = []errorKind{
 	{partners.ErrPrepaidExhausted, http.StatusConflict, "prepaid_exhausted", "Prepaid balance exhausted"},
 	{partners.ErrNotPrepaid, http.StatusConflict, "not_prepaid", "Partner is not billed prepaid"},
 	{partners.ErrDuplicateRef, http.StatusConflict, "duplicate_ref", "Reference already used"},
-	{partners.ErrClientNotFound, http.StatusNotFound, "client_not_found", "API client not found"},
-	{partners.ErrClientRevoked, http.StatusConflict, "client_revoked", "API client is revoked"},
-	{partners.ErrStaffNotFound, http.StatusNotFound, "staff_not_found", "Staff user not found"},
-	{partners.ErrStaffExists, http.StatusConflict, "staff_exists", "A staff user with this email exists"},
-	{partners.ErrLastAdmin, http.StatusConflict, "last_admin", "The last active admin must stay an admin"},
-	{partners.ErrInvalidCredentials, http.StatusUnauthorized, "invalid_credentials", "Invalid email or password"},
-	{partners.ErrLoginLocked, http.StatusTooManyRequests, "login_locked", "Too many failed logins"},
-	{partners.ErrInvalidToken, http.StatusUnauthorized, "invalid_token", "Invalid token"},
 
-	// partners: earn rules and promotions.
-	{partners.ErrNoRule, http.StatusUnprocessableEntity, "no_earn_rule", "No earn rule in force"},
-	{partners.ErrRuleNotFound, http.StatusNotFound, "earn_rule_not_found", "Earn rule not found"},
-	{partners.ErrRuleConflict, http.StatusConflict, "earn_rule_conflict", "Earn rule version conflict"},
-	{partners.ErrCurrencyNotEarned, http.StatusUnprocessableEntity, "currency_not_earned", "The earn rule does not earn in this currency"},
-	{partners.ErrPointsOverflow, http.StatusUnprocessableEntity, "points_out_of_range", "Earned points out of range"},
-	{partners.ErrPromotionNotFound, http.StatusNotFound, "promotion_not_found", "Promotion not found"},
-	{partners.ErrPromotionEnded, http.StatusConflict, "promotion_ended", "Promotion already ended"},
-	{partners.ErrPromotionCodeInUse, http.StatusConflict, "promotion_code_in_use", "Promotion code in use"},
+	// access: API clients, staff, tokens.
+	{access.ErrClientNotFound, http.StatusNotFound, "client_not_found", "API client not found"},
+	{access.ErrClientRevoked, http.StatusConflict, "client_revoked", "API client is revoked"},
+	{access.ErrStaffNotFound, http.StatusNotFound, "staff_not_found", "Staff user not found"},
+	{access.ErrStaffExists, http.StatusConflict, "staff_exists", "A staff user with this email exists"},
+	{access.ErrLastAdmin, http.StatusConflict, "last_admin", "The last active admin must stay an admin"},
+	{access.ErrInvalidCredentials, http.StatusUnauthorized, "invalid_credentials", "Invalid email or password"},
+	{access.ErrLoginLocked, http.StatusTooManyRequests, "login_locked", "Too many failed logins"},
+	{access.ErrInvalidToken, http.StatusUnauthorized, "invalid_token", "Invalid token"},
 
-	// partners: the points API and webhooks.
-	{partners.ErrRoleNotInContract, http.StatusForbidden, "role_not_in_contract", "The partner's contract does not allow this"},
-	{partners.ErrNothingToEarn, http.StatusUnprocessableEntity, "nothing_to_earn", "The purchase earns no points"},
-	{partners.ErrDailyCapReached, http.StatusUnprocessableEntity, "daily_cap_reached", "Daily earn cap for this member reached"},
-	{partners.ErrTransactionNotFound, http.StatusNotFound, "transaction_not_found", "Transaction not found"},
-	{partners.ErrBurnNotFound, http.StatusNotFound, "burn_not_found", "Burn not found"},
-	{partners.ErrMemberNotVisible, http.StatusNotFound, "member_not_found", "Member not found"},
-	{partners.ErrWebhookEndpointNotFound, http.StatusNotFound, "webhook_not_found", "Webhook endpoint not found"},
+	// rules: earn rules and promotions.
+	{rules.ErrNoRule, http.StatusUnprocessableEntity, "no_earn_rule", "No earn rule in force"},
+	{rules.ErrRuleNotFound, http.StatusNotFound, "earn_rule_not_found", "Earn rule not found"},
+	{rules.ErrRuleConflict, http.StatusConflict, "earn_rule_conflict", "Earn rule version conflict"},
+	{rules.ErrCurrencyNotEarned, http.StatusUnprocessableEntity, "currency_not_earned", "The earn rule does not earn in this currency"},
+	{rules.ErrPointsOverflow, http.StatusUnprocessableEntity, "points_out_of_range", "Earned points out of range"},
+	{rules.ErrPromotionNotFound, http.StatusNotFound, "promotion_not_found", "Promotion not found"},
+	{rules.ErrPromotionEnded, http.StatusConflict, "promotion_ended", "Promotion already ended"},
+	{rules.ErrPromotionCodeInUse, http.StatusConflict, "promotion_code_in_use", "Promotion code in use"},
+
+	// points: the points API; webhooks.
+	{points.ErrRoleNotInContract, http.StatusForbidden, "role_not_in_contract", "The partner's contract does not allow this"},
+	{points.ErrNothingToEarn, http.StatusUnprocessableEntity, "nothing_to_earn", "The purchase earns no points"},
+	{points.ErrDailyCapReached, http.StatusUnprocessableEntity, "daily_cap_reached", "Daily earn cap for this member reached"},
+	{points.ErrTransactionNotFound, http.StatusNotFound, "transaction_not_found", "Transaction not found"},
+	{points.ErrBurnNotFound, http.StatusNotFound, "burn_not_found", "Burn not found"},
+	{points.ErrMemberNotVisible, http.StatusNotFound, "member_not_found", "Member not found"},
+	{webhooks.ErrWebhookEndpointNotFound, http.StatusNotFound, "webhook_not_found", "Webhook endpoint not found"},
 
 	// members.
 	{members.ErrNotFound, http.StatusNotFound, "member_not_found", "Member not found"},

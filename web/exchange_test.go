@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/exchange/partnersim"
 	"github.com/coalitionhub/hub/ledger"
@@ -33,11 +34,11 @@ func TestExchangeHTTP(t *testing.T) {
 	e := newAuthEnv(t, func(d *Deps) {
 		l = ledger.NewService(d.DB, time.Now)
 		m = members.NewService(d.DB, l, time.Now)
-		xs = exchange.NewService(d.DB, l, m, d.Partners, exchange.NewHTTPPartner(time.Minute), time.Now)
+		xs = exchange.NewService(d.DB, l, m, d.Partners, d.Access.SecretBox(), exchange.NewHTTPPartner(time.Minute), time.Now)
 		d.Ledger, d.Members, d.Exchange = l, m, xs
 	})
 	ctx := context.Background()
-	p, cs := e.partnerClient("Sky Air", partners.ScopeExchange)
+	p, cs := e.partnerClient("Sky Air", access.ScopeExchange)
 	if _, err := e.svc.PublishContract(ctx, p.ID, partners.NewContract{EffectiveFrom: time.Now().AddDate(0, -1, 0), Earn: true,
 		IssuePrice: decimal.RequireFromString("0.01"), RedemptionRate: decimal.Zero, Billing: partners.BillingPostpaid}, "test"); err != nil {
 		t.Fatal(err)
@@ -71,7 +72,7 @@ func TestExchangeHTTP(t *testing.T) {
 	}
 
 	// Member: link, quote, confirm, read.
-	memberToken := signedInToken(t, m, e.svc, mem.ID)
+	memberToken := signedInToken(t, m, e.acc, mem.ID)
 	if code, body, _ := e.call(http.MethodPut, "/v1/me/exchange-links/"+strconv.FormatInt(prog.ID, 10), memberToken,
 		map[string]string{"account": "XBAD"}); code != http.StatusUnprocessableEntity || body["code"] != "exchange_link_rejected" {
 		t.Fatalf("link of a bad account: %d %v", code, body)
@@ -153,11 +154,11 @@ func TestOutboundCompletionWithoutActiveHoldIsHoldNotActive(t *testing.T) {
 	e := newContractEnv(t, func(d *Deps) {
 		l = ledger.NewService(d.DB, time.Now)
 		m = members.NewService(d.DB, l, time.Now)
-		xs = exchange.NewService(d.DB, l, m, d.Partners, exchange.NewHTTPPartner(2*time.Second), time.Now)
+		xs = exchange.NewService(d.DB, l, m, d.Partners, d.Access.SecretBox(), exchange.NewHTTPPartner(2*time.Second), time.Now)
 		d.Ledger, d.Members, d.Exchange = l, m, xs
 	})
 	ctx := context.Background()
-	p, cs := e.partnerClient("Sky Air", partners.ScopeExchange)
+	p, cs := e.partnerClient("Sky Air", access.ScopeExchange)
 	if _, err := e.svc.PublishContract(ctx, p.ID, partners.NewContract{EffectiveFrom: time.Now().AddDate(0, -1, 0), Earn: true,
 		IssuePrice: decimal.RequireFromString("0.01"), RedemptionRate: decimal.Zero, Billing: partners.BillingPostpaid}, "test"); err != nil {
 		t.Fatal(err)
@@ -179,7 +180,7 @@ func TestOutboundCompletionWithoutActiveHoldIsHoldNotActive(t *testing.T) {
 		map[string]any{"programme": "skymiles", "member_id": mem.ID, "units": 10000, "partner_transaction_id": "SKY-1"}); code != http.StatusCreated {
 		t.Fatalf("inbound: %d %v", code, body)
 	}
-	mt := signedInToken(t, m, e.svc, mem.ID)
+	mt := signedInToken(t, m, e.acc, mem.ID)
 	e.expect(http.StatusOK, "", http.MethodPut, "/v1/me/exchange-links/"+strconv.FormatInt(prog.ID, 10), mt,
 		map[string]string{"account": "FF1"})
 	q := e.expect(http.StatusCreated, "", http.MethodPost, "/v1/me/exchange-quotes", mt,

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/exchange/partnersim"
@@ -30,8 +31,11 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/rules"
 	"github.com/coalitionhub/hub/settlement"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // hubEnv is the whole HTTP surface (every domain service, as cmd/hub wires
@@ -43,7 +47,8 @@ type hubEnv struct {
 	db    *gorm.DB
 	clock *clock.Manual
 	reg   *partners.Service
-	rules *partners.Rules
+	acc   *access.Service
+	rules *rules.Service
 	led   *ledger.Service
 	mem   *members.Service
 	cat   *catalog.Service
@@ -57,23 +62,24 @@ func newHubEnv(t testing.TB, tune func(*Deps)) *hubEnv {
 	t.Helper()
 	db := testdb.New(t)
 	clk := clock.New(time.Now().UTC().Truncate(time.Second))
-	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
+	reg := partners.NewService(db, clk.Now)
+	acc, err := access.NewService(db, reg, access.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := ledger.NewService(db, clk.Now)
 	m := members.NewService(db, l, clk.Now, members.WithPasswordCost(bcrypt.MinCost))
 	consent := members.NewBurnConsent(db, clk.Now, members.DefaultConsentPolicy)
-	rules := partners.NewRules(db, clk.Now)
-	tx := partners.NewTransactions(db, l, m, consent, reg, rules, clk.Now)
+	rs := rules.NewService(db, clk.Now)
+	tx := points.NewTransactions(db, l, m, consent, reg, rs, clk.Now)
 	cat := catalog.NewService(db, l, m, reg, clk.Now)
 	set := settlement.NewService(db, settlement.Options{Location: time.UTC, BaseCurrency: "EUR", Now: clk.Now})
-	xch := exchange.NewService(db, l, m, reg, exchange.NewHTTPPartner(time.Minute), clk.Now)
+	xch := exchange.NewService(db, l, m, reg, acc.SecretBox(), exchange.NewHTTPPartner(time.Minute), clk.Now)
 	prog := programme.NewService(db, l, m, consent, clk.Now)
 	tx.Programme = prog
 	deps := Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
-		Partners: reg, Transactions: tx, Rules: rules, Members: m, Ledger: l, Consent: consent,
-		Webhooks: partners.NewWebhooks(db, reg.SecretBox(), netguard.Policy{}, clk.Now),
+		Partners: reg, Access: acc, Transactions: tx, Rules: rs, Members: m, Ledger: l, Consent: consent,
+		Webhooks: webhooks.NewService(db, acc.SecretBox(), netguard.Policy{}, clk.Now),
 		Catalog:  cat, Settlement: set, Exchange: xch, Programme: prog,
 		ClientRate: 1000, ClientBurst: 1000, LoginRate: 1000, LoginBurst: 1000}
 	if tune != nil {
@@ -81,13 +87,13 @@ func newHubEnv(t testing.TB, tune func(*Deps)) *hubEnv {
 	}
 	srv := httptest.NewServer(New(deps).Handler())
 	t.Cleanup(srv.Close)
-	return &hubEnv{t: t, ctx: context.Background(), db: db, clock: clk, reg: reg, rules: rules, led: l, mem: m,
+	return &hubEnv{t: t, ctx: context.Background(), db: db, clock: clk, reg: reg, acc: acc, rules: rs, led: l, mem: m,
 		cat: cat, set: set, xch: xch, srv: srv}
 }
 
-var allScopes = []partners.Scope{partners.ScopeMembersRead, partners.ScopeMembersWrite, partners.ScopePointsEarn,
-	partners.ScopePointsBurn, partners.ScopePointsReverse, partners.ScopeCatalogManage, partners.ScopeOrdersFulfil,
-	partners.ScopeExchange, partners.ScopeSettlementRead}
+var allScopes = []access.Scope{access.ScopeMembersRead, access.ScopeMembersWrite, access.ScopePointsEarn,
+	access.ScopePointsBurn, access.ScopePointsReverse, access.ScopeCatalogManage, access.ScopeOrdersFulfil,
+	access.ScopeExchange, access.ScopeSettlementRead}
 
 // partner creates an active earn-and-burn partner (contract in force since
 // contractFrom, 1 point per EUR) with a client holding every scope, and
@@ -106,12 +112,12 @@ func (e *hubEnv) partner(name string, contractFrom time.Time) (partners.Partner,
 		Billing: partners.BillingPostpaid}, "staff:test"); err != nil {
 		e.t.Fatal(err)
 	}
-	def := partners.RuleDefinition{Earn: []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit,
+	def := rules.RuleDefinition{Earn: []rules.EarnComponent{{Kind: rules.KindPerCurrencyUnit,
 		Currency: "EUR", Rate: decimal.NewFromInt(1), PerMinor: 100}}}
 	if _, err := e.rules.PublishRule(e.ctx, p.ID, def, e.clock.Now(), "staff:test"); err != nil {
 		e.t.Fatal(err)
 	}
-	cs, err := e.reg.CreateClient(e.ctx, p.ID, partners.NewClient{Name: "api", Scopes: allScopes})
+	cs, err := e.acc.CreateClient(e.ctx, p.ID, access.NewClient{Name: "api", Scopes: allScopes})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -282,7 +288,7 @@ func TestTenantIsolationOnEveryPartnerRoute(t *testing.T) {
 	earn := e.must(201, "POST", "/v1/earn", aTok, map[string]any{"member_id": mID,
 		"amount": map[string]any{"minor": 5000000, "currency": "EUR"}, "external_ref": "folio-1"})
 	txID := idStr(t, earn["id"])
-	rc := e.must(201, "POST", "/v1/me/redemption-codes", signedInToken(t, e.mem, e.reg, mID), nil)
+	rc := e.must(201, "POST", "/v1/me/redemption-codes", signedInToken(t, e.mem, e.acc, mID), nil)
 	burn := e.must(201, "POST", "/v1/burns", aTok, map[string]any{"member_id": mID, "points": 100,
 		"redemption_code": rc["code"], "capture": false})
 	burnID := idStr(t, burn["id"])

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/throttle"
 	"github.com/coalitionhub/hub/partners"
 )
@@ -138,7 +139,7 @@ func TestSignInThrottledPerAccountFromManyAddresses(t *testing.T) {
 	e := newUIEnvWith(t, nil, func(d *Deps) { d.TrustedProxies = []string{"127.0.0.1", "::1"} })
 	air := e.partner("Sky Air", partners.SectorAirline)
 	e.member("ada@example.test", air.ID, 0)
-	e.staffUser("root@hub.test", partners.RoleAdmin)
+	e.staffUser("root@hub.test", access.RoleAdmin)
 	interval := int(throttle.DefaultPolicy.Interval.Seconds())
 	ip := 0
 	nextIP := func() string { ip++; return fmt.Sprintf("10.%d.%d.%d", ip/65536, ip/256%256, ip%256) }
@@ -206,7 +207,7 @@ func TestConcurrentSignInGuessesAreEachCounted(t *testing.T) {
 	e := newUIEnvWith(t, nil, func(d *Deps) { d.TrustedProxies = []string{"127.0.0.1", "::1"} })
 	air := e.partner("Sky Air", partners.SectorAirline)
 	e.member("ada@example.test", air.ID, 0)
-	e.staffUser("root@hub.test", partners.RoleAdmin)
+	e.staffUser("root@hub.test", access.RoleAdmin)
 	for _, c := range []struct{ path, email string }{{"/v1/me/login", "ada@example.test"}, {"/v1/admin/login", "root@hub.test"}} {
 		var wg sync.WaitGroup
 		var mu sync.Mutex

@@ -8,10 +8,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
-	"github.com/coalitionhub/hub/partners"
 )
 
 // The member API behind the portal and apps: sign in, profile, balance,
@@ -47,7 +47,7 @@ func (s *Server) memberAuth() gin.HandlerFunc {
 // names (one read, so a sign-out in any process is seen at once) and the
 // member behind it, who must be allowed to transact.
 func (s *Server) memberSession(ctx context.Context, raw string) (members.Principal, members.Member, error) {
-	p, err := s.deps.Partners.VerifyMemberToken(ctx, raw)
+	p, err := s.deps.Access.VerifyMemberToken(ctx, raw)
 	if err != nil {
 		return members.Principal{}, members.Member{}, err
 	}
@@ -67,7 +67,7 @@ func (s *Server) memberSession(ctx context.Context, raw string) (members.Princip
 // refusedSession reports whether err refuses a member's token or session
 // (sign in again), as opposed to a failure to check it (answered as such).
 func refusedSession(err error) bool {
-	return errors.Is(err, partners.ErrInvalidToken) || errors.Is(err, members.ErrSessionEnded) ||
+	return errors.Is(err, access.ErrInvalidToken) || errors.Is(err, members.ErrSessionEnded) ||
 		errors.Is(err, members.ErrMemberInactive) || errors.Is(err, members.ErrNotFound)
 }
 
@@ -110,7 +110,7 @@ func (s *Server) memberLogin(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	tok, err := s.deps.Partners.IssueMemberToken(ctx, sess)
+	tok, err := s.deps.Access.IssueMemberToken(ctx, sess)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return

@@ -7,10 +7,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 	"github.com/coalitionhub/hub/programme"
 )
 
@@ -49,7 +50,7 @@ func balanceOut(b ledger.Balance) balanceJSON {
 		Expired: int64(b.Expired), Owed: int64(b.Owed)}
 }
 
-func (s *Server) partnerMember(c *gin.Context, p partners.Principal, m members.Member) (partnerMemberJSON, error) {
+func (s *Server) partnerMember(c *gin.Context, p access.Principal, m members.Member) (partnerMemberJSON, error) {
 	bal, err := s.deps.Ledger.Balance(c.Request.Context(), m.ID)
 	if err != nil {
 		return partnerMemberJSON{}, err
@@ -131,7 +132,7 @@ func (s *Server) enrolMember(c *gin.Context) {
 	c.JSON(status, out)
 }
 
-var errMemberNotFound = partners.ErrMemberNotVisible
+var errMemberNotFound = points.ErrMemberNotVisible
 
 func firstErr(a, b error) error {
 	if a != nil {
@@ -142,7 +143,7 @@ func firstErr(a, b error) error {
 
 // canSee: a partner sees a member it names by an identifier it was given
 // (card, email, phone, its own reference), or one it has a relationship with.
-func (s *Server) canSee(c *gin.Context, p partners.Principal, memberID int64, by *members.Identifier) (bool, error) {
+func (s *Server) canSee(c *gin.Context, p access.Principal, memberID int64, by *members.Identifier) (bool, error) {
 	if by != nil && (by.Type != members.IdentifierPartnerRef || by.PartnerID == p.PartnerID) {
 		return true, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/exchange/partnersim"
 	"github.com/coalitionhub/hub/internal/mail"
@@ -334,8 +335,8 @@ func TestOrderMailsArrive(t *testing.T) {
 	t.Parallel()
 	e := newCatalogEnv(t)
 	box := newMailbox(t, e.db)
-	_, airTok := e.partner("Skyways", partners.SectorAirline, true, partners.ScopePointsEarn)
-	_, hotelTok := e.partner("Grand Hotels", partners.SectorHotel, false, partners.ScopeCatalogManage, partners.ScopeOrdersFulfil)
+	_, airTok := e.partner("Skyways", partners.SectorAirline, true, access.ScopePointsEarn)
+	_, hotelTok := e.partner("Grand Hotels", partners.SectorHotel, false, access.ScopeCatalogManage, access.ScopeOrdersFulfil)
 	memberID, meTok := e.memberToken("ana@example.com")
 	quietID, quietTok := e.memberToken("quiet@example.com")
 	now := e.clock.Now().Format(time.RFC3339)
@@ -391,12 +392,12 @@ func TestExchangeMailsArrive(t *testing.T) {
 	e := newAuthEnv(t, func(d *Deps) {
 		l = ledger.NewService(d.DB, time.Now)
 		m = members.NewService(d.DB, l, time.Now)
-		xs = exchange.NewService(d.DB, l, m, d.Partners, exchange.NewHTTPPartner(time.Minute), time.Now)
+		xs = exchange.NewService(d.DB, l, m, d.Partners, d.Access.SecretBox(), exchange.NewHTTPPartner(time.Minute), time.Now)
 		d.Ledger, d.Members, d.Exchange = l, m, xs
 	})
 	box := newMailbox(t, e.db)
 	ctx := context.Background()
-	p, _ := e.partnerClient("Sky Air", partners.ScopeExchange)
+	p, _ := e.partnerClient("Sky Air", access.ScopeExchange)
 	if _, err := e.svc.PublishContract(ctx, p.ID, partners.NewContract{EffectiveFrom: time.Now().AddDate(0, -1, 0), Earn: true,
 		IssuePrice: decimal.RequireFromString("0.01"), RedemptionRate: decimal.Zero, Billing: partners.BillingPostpaid}, "test"); err != nil {
 		t.Fatal(err)
@@ -408,7 +409,7 @@ func TestExchangeMailsArrive(t *testing.T) {
 	}
 	mem := enrolWithEmail(t, m, "bo@example.test", false)
 	earn(t, l, mem.ID, "bo-1", 20000, time.Now())
-	tok := signedInToken(t, m, e.svc, mem.ID)
+	tok := signedInToken(t, m, e.acc, mem.ID)
 	if code, body, _ := e.call(http.MethodPut, "/v1/me/exchange-links/"+strconv.FormatInt(prog.ID, 10), tok,
 		map[string]string{"account": "FF1"}); code != http.StatusOK {
 		t.Fatalf("link: %d %v", code, body)

@@ -6,9 +6,8 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/gin-gonic/gin"
-
-	"github.com/coalitionhub/hub/partners"
 )
 
 const assertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -68,7 +67,7 @@ func (s *Server) oauthToken(c *gin.Context) {
 
 	user, pass, basic := c.Request.BasicAuth()
 	assertion := form.Get("client_assertion")
-	var client partners.Client
+	var client access.Client
 	var err error
 	switch {
 	case basic && assertion != "":
@@ -79,23 +78,23 @@ func (s *Server) oauthToken(c *gin.Context) {
 		id, e1 := url.QueryUnescape(user)
 		secret, e2 := url.QueryUnescape(pass)
 		if e1 != nil || e2 != nil {
-			err = partners.ErrInvalidClient
+			err = access.ErrInvalidClient
 			break
 		}
-		client, err = s.deps.Partners.AuthenticateSecret(ctx, id, secret)
+		client, err = s.deps.Access.AuthenticateSecret(ctx, id, secret)
 	case assertion != "":
 		if form.Get("client_assertion_type") != assertionTypeJWTBearer {
 			oauthFail(c, http.StatusBadRequest, "invalid_request", "client_assertion_type must be "+assertionTypeJWTBearer)
 			return
 		}
-		client, err = s.deps.Partners.AuthenticateAssertion(ctx, form.Get("client_id"), assertion, s.deps.Partners.TokenURL())
+		client, err = s.deps.Access.AuthenticateAssertion(ctx, form.Get("client_id"), assertion, s.deps.Access.TokenURL())
 	default:
 		c.Header("WWW-Authenticate", `Basic realm="`+authRealm+`"`)
 		oauthFail(c, http.StatusUnauthorized, "invalid_client",
 			"authenticate with HTTP Basic (client_secret_basic) or a client assertion (private_key_jwt)")
 		return
 	}
-	if errors.Is(err, partners.ErrInvalidClient) {
+	if errors.Is(err, access.ErrInvalidClient) {
 		s.deps.Log.InfoContext(ctx, "client authentication failed", "reason", err, "request_id", requestID(c))
 		if basic {
 			c.Header("WWW-Authenticate", `Basic realm="`+authRealm+`"`)
@@ -112,8 +111,8 @@ func (s *Server) oauthToken(c *gin.Context) {
 		s.tooManyRequests(c, wait)
 		return
 	}
-	tok, err := s.deps.Partners.IssueToken(ctx, client, form.Get("scope"))
-	if errors.Is(err, partners.ErrInvalidScope) {
+	tok, err := s.deps.Access.IssueToken(ctx, client, form.Get("scope"))
+	if errors.Is(err, access.ErrInvalidScope) {
 		oauthFail(c, http.StatusBadRequest, "invalid_scope", "the requested scope is unknown or not granted to this client")
 		return
 	}
@@ -125,13 +124,13 @@ func (s *Server) oauthToken(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.Header("Pragma", "no-cache")
 	c.JSON(http.StatusOK, tokenResponse{AccessToken: tok.AccessToken, TokenType: "Bearer",
-		ExpiresIn: int(tok.ExpiresIn.Seconds()), Scope: partners.JoinScopes(tok.Scopes)})
+		ExpiresIn: int(tok.ExpiresIn.Seconds()), Scope: access.JoinScopes(tok.Scopes)})
 }
 
 // jwks is GET /.well-known/jwks.json: the public keys that verify the hub's
 // tokens, the active one and retired ones still within their overlap.
 func (s *Server) jwks(c *gin.Context) {
-	keys, err := s.deps.Partners.JWKS(c.Request.Context())
+	keys, err := s.deps.Access.JWKS(c.Request.Context())
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return

@@ -11,10 +11,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
+	"github.com/coalitionhub/hub/rules"
 )
 
 // The partner points API: earn, quote, batch earn, burns with holds,
@@ -29,21 +31,21 @@ type purchaseJSON struct {
 }
 
 type earnRequest struct {
-	MemberID    int64               `json:"member_id"`
-	Amount      *purchaseJSON       `json:"amount"`
-	Lines       []partners.Line     `json:"lines"`
-	Activity    []partners.Activity `json:"activity"`
-	EventCode   string              `json:"event_code"`
-	PromoCodes  []string            `json:"promo_codes"`
-	OccurredAt  *time.Time          `json:"occurred_at"`
-	ExternalRef string              `json:"external_ref"`
-	Outlet      string              `json:"outlet"`
+	MemberID    int64            `json:"member_id"`
+	Amount      *purchaseJSON    `json:"amount"`
+	Lines       []rules.Line     `json:"lines"`
+	Activity    []rules.Activity `json:"activity"`
+	EventCode   string           `json:"event_code"`
+	PromoCodes  []string         `json:"promo_codes"`
+	OccurredAt  *time.Time       `json:"occurred_at"`
+	ExternalRef string           `json:"external_ref"`
+	Outlet      string           `json:"outlet"`
 }
 
 // input is the earn (or quote, or batch item) r asks for; partners
 // validates the rest of it for all three alike.
-func (r earnRequest) input(now time.Time) (partners.EarnInput, error) {
-	in := partners.EarnInput{MemberID: r.MemberID, Lines: r.Lines, Activity: r.Activity, EventCode: r.EventCode,
+func (r earnRequest) input(now time.Time) (points.EarnInput, error) {
+	in := points.EarnInput{MemberID: r.MemberID, Lines: r.Lines, Activity: r.Activity, EventCode: r.EventCode,
 		PromoCodes: r.PromoCodes, ExternalRef: r.ExternalRef, Outlet: r.Outlet, OccurredAt: now}
 	if r.Amount != nil {
 		if r.Amount.Minor == nil {
@@ -58,18 +60,18 @@ func (r earnRequest) input(now time.Time) (partners.EarnInput, error) {
 }
 
 // transactionJSON is a ledger transaction as its partner sees it.
-type transactionJSON = partners.TransactionView
+type transactionJSON = points.TransactionView
 
-func transactionOut(t ledger.Transaction) transactionJSON { return partners.ViewOf(t) }
+func transactionOut(t ledger.Transaction) transactionJSON { return points.ViewOf(t) }
 
 type quoteJSON struct {
-	Points            int64                `json:"points"`
-	OperatorFunded    int64                `json:"operator_funded"`
-	Total             int64                `json:"total"`
-	RuleID            int64                `json:"rule_id"`
-	RuleVersion       int                  `json:"rule_version"`
-	Breakdown         []partners.QuoteLine `json:"breakdown"`
-	IgnoredPromoCodes []string             `json:"ignored_promo_codes,omitempty"`
+	Points            int64             `json:"points"`
+	OperatorFunded    int64             `json:"operator_funded"`
+	Total             int64             `json:"total"`
+	RuleID            int64             `json:"rule_id"`
+	RuleVersion       int               `json:"rule_version"`
+	Breakdown         []rules.QuoteLine `json:"breakdown"`
+	IgnoredPromoCodes []string          `json:"ignored_promo_codes,omitempty"`
 }
 
 func (s *Server) quoteEarn(c *gin.Context) {
@@ -89,20 +91,20 @@ func (s *Server) quoteEarn(c *gin.Context) {
 		return
 	}
 	if q.Breakdown == nil {
-		q.Breakdown = []partners.QuoteLine{}
+		q.Breakdown = []rules.QuoteLine{}
 	}
 	c.JSON(http.StatusOK, quoteJSON{Points: q.Points, OperatorFunded: q.OperatorFunded, Total: q.Total,
 		RuleID: q.RuleID, RuleVersion: q.RuleVersion, Breakdown: q.Breakdown, IgnoredPromoCodes: q.IgnoredPromoCodes})
 }
 
-func partnerScope(p partners.Principal) string {
+func partnerScope(p access.Principal) string {
 	return "partner:" + strconv.FormatInt(p.PartnerID, 10)
 }
 
 func (s *Server) earn(c *gin.Context) {
 	// occurred_at defaults to the time of the first attempt; the body hash,
 	// not the defaulted value, identifies a replay.
-	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req earnRequest) (any, bool, error) {
+	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p access.Principal, idem ledger.Idempotency, req earnRequest) (any, bool, error) {
 		in, err := req.input(s.now())
 		if err != nil {
 			return nil, false, err
@@ -131,7 +133,7 @@ type batchResult struct {
 // earnBatch posts up to MaxBatch earns, each under its own idempotency key
 // (its request hash is that of a POST /v1/earn of the item's JSON), priced
 // and posted together in one database transaction
-// (partners.Transactions.EarnBatch).
+// (points.Transactions.EarnBatch).
 // One bad item does not sink the others: the answer is 200 with a result per
 // item in input order. A failure of the whole transaction (the database)
 // answers the request with that error: nothing was posted, and the client
@@ -151,7 +153,7 @@ func (s *Server) earnBatch(c *gin.Context) {
 	p := principal(c)
 	now := s.now()
 	results := make([]batchResult, len(req.Items))
-	earns := make([]partners.BatchEarn, 0, len(req.Items))
+	earns := make([]points.BatchEarn, 0, len(req.Items))
 	idx := make([]int, 0, len(req.Items))
 	for i, raw := range req.Items {
 		earn, problem := batchEarnItem(p, i, raw, now)
@@ -177,29 +179,29 @@ func (s *Server) earnBatch(c *gin.Context) {
 
 // batchEarnItem decodes item i of a batch into an earn, or answers the
 // item's problem (its field errors prefixed with items[i].).
-func batchEarnItem(p partners.Principal, i int, raw json.RawMessage, now time.Time) (partners.BatchEarn, *batchResult) {
+func batchEarnItem(p access.Principal, i int, raw json.RawMessage, now time.Time) (points.BatchEarn, *batchResult) {
 	// The whole batch passed decodeJSON's checks (duplicate keys, UTF-8).
 	var item batchItem
 	if err := decodeStrict(raw, &item); err != nil {
 		res := itemProblem(i, prefixFields(err, fmt.Sprintf("items[%d].", i)))
-		return partners.BatchEarn{}, &res
+		return points.BatchEarn{}, &res
 	}
 	if !idempotencyKeyPattern.MatchString(item.IdempotencyKey) {
 		res := itemProblem(i, validation.New(fmt.Sprintf("items[%d].idempotency_key", i), "is required: 1 to 200 printable ASCII characters"))
-		return partners.BatchEarn{}, &res
+		return points.BatchEarn{}, &res
 	}
 	in, err := item.earnRequest.input(now)
 	if err != nil {
 		res := itemProblem(i, prefixFields(err, fmt.Sprintf("items[%d].", i)))
-		return partners.BatchEarn{}, &res
+		return points.BatchEarn{}, &res
 	}
 	h := requestHash(http.MethodPost, "/v1/earn", raw)
 	idem := ledger.Idempotency{Scope: partnerScope(p), Key: item.IdempotencyKey, RequestHash: h}
-	return partners.BatchEarn{Idem: idem, Input: in}, nil
+	return points.BatchEarn{Idem: idem, Input: in}, nil
 }
 
 // batchResult renders the outcome of item i.
-func (s *Server) batchResult(c *gin.Context, i int, o partners.BatchOutcome) batchResult {
+func (s *Server) batchResult(c *gin.Context, i int, o points.BatchOutcome) batchResult {
 	if o.Err != nil {
 		res := itemProblem(i, prefixFields(o.Err, fmt.Sprintf("items[%d].", i)))
 		if res.Status == http.StatusInternalServerError {
@@ -273,15 +275,15 @@ func (p partPoints) orWhole(field string) (int64, error) {
 	return p.n, nil
 }
 
-type burnJSON = partners.BurnView
+type burnJSON = points.BurnView
 
-func burnOut(b partners.Burn) burnJSON { return b.View() }
+func burnOut(b points.Burn) burnJSON { return b.View() }
 
 // burn spends points in one step (capture defaults to true) or authorises a
 // hold to capture or void later.
 func (s *Server) burn(c *gin.Context) {
-	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req burnRequest) (any, bool, error) {
-		in := partners.BurnInput{MemberID: req.MemberID, Points: req.Points, RedemptionCode: req.RedemptionCode,
+	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p access.Principal, idem ledger.Idempotency, req burnRequest) (any, bool, error) {
+		in := points.BurnInput{MemberID: req.MemberID, Points: req.Points, RedemptionCode: req.RedemptionCode,
 			PIN: req.PIN, Capture: req.Capture == nil || *req.Capture, ExternalRef: req.ExternalRef, Outlet: req.Outlet}
 		if req.ExpiresAt != nil {
 			in.ExpiresAt = *req.ExpiresAt
@@ -314,7 +316,7 @@ func (s *Server) captureBurn(c *gin.Context) {
 	type captureRequest struct {
 		Points partPoints `json:"points"`
 	}
-	pointMove(s, c, http.StatusOK, optionalBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req captureRequest) (any, bool, error) {
+	pointMove(s, c, http.StatusOK, optionalBody, func(ctx context.Context, p access.Principal, idem ledger.Idempotency, req captureRequest) (any, bool, error) {
 		points, err := req.Points.orWhole("points")
 		if err != nil {
 			return nil, false, err
@@ -330,7 +332,7 @@ func (s *Server) voidBurn(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	pointMove(s, c, http.StatusOK, noBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, _ struct{}) (any, bool, error) {
+	pointMove(s, c, http.StatusOK, noBody, func(ctx context.Context, p access.Principal, idem ledger.Idempotency, _ struct{}) (any, bool, error) {
 		b, err := s.deps.Transactions.Void(ctx, p, idem, id)
 		return burnOut(b), b.Replayed, err
 	})
@@ -347,7 +349,7 @@ func (s *Server) reverse(c *gin.Context) {
 		Reason      string     `json:"reason"`
 		ExternalRef string     `json:"external_ref"`
 	}
-	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req reverseRequest) (any, bool, error) {
+	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p access.Principal, idem ledger.Idempotency, req reverseRequest) (any, bool, error) {
 		points, err := req.Points.orWhole("points")
 		if err != nil {
 			return nil, false, err
@@ -422,7 +424,7 @@ const (
 // hash of the raw body, run op, and answer status, marking replays. op
 // returns the response document and whether it replays an earlier answer.
 func pointMove[Req any](s *Server, c *gin.Context, status int, rule bodyRule,
-	op func(ctx context.Context, p partners.Principal, idem ledger.Idempotency, req Req) (any, bool, error)) {
+	op func(ctx context.Context, p access.Principal, idem ledger.Idempotency, req Req) (any, bool, error)) {
 	var req Req
 	body := []byte("{}")
 	if rule == requireBody || (rule == optionalBody && c.Request.ContentLength != 0) {
@@ -448,7 +450,7 @@ func pointMove[Req any](s *Server, c *gin.Context, status int, rule bodyRule,
 }
 
 // principal is the authenticated partner of a request behind partnerAuth.
-func principal(c *gin.Context) partners.Principal {
+func principal(c *gin.Context) access.Principal {
 	p, _ := partnerPrincipal(c)
 	return p
 }

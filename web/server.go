@@ -17,13 +17,17 @@ import (
 	"golang.org/x/time/rate"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/rules"
 	"github.com/coalitionhub/hub/settlement"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // Deps is everything the HTTP layer needs. cmd/hub builds it; tests build it
@@ -36,12 +40,14 @@ type Deps struct {
 	Version   string
 	MaxBody   int64 // bytes; default 1 MiB
 
-	// Partners is the registry, OAuth clients, signing keys and staff.
+	// Partners is the registry: partners, contracts, outlets, prepaid.
 	Partners *partners.Service
+	// Access is API clients, OAuth, signing keys, staff and member tokens.
+	Access *access.Service
 	// The partner points API and what it reads.
-	Transactions *partners.Transactions
-	Rules        *partners.Rules
-	Webhooks     *partners.Webhooks
+	Transactions *points.Transactions
+	Rules        *rules.Service
+	Webhooks     *webhooks.Service
 	Members      *members.Service
 	Ledger       *ledger.Service
 	Consent      *members.BurnConsent
@@ -139,20 +145,20 @@ func (s *Server) Handler() http.Handler {
 	scope := s.requireScope
 	v1 := r.Group("/v1", s.partnerAuth())
 	// Members (web/members_api.go).
-	v1.POST("/members", scope(partners.ScopeMembersWrite), s.enrolMember)
-	v1.GET("/members", scope(partners.ScopeMembersRead), s.lookupMember)
-	v1.GET("/members/:id", scope(partners.ScopeMembersRead), s.getMember)
+	v1.POST("/members", scope(access.ScopeMembersWrite), s.enrolMember)
+	v1.GET("/members", scope(access.ScopeMembersRead), s.lookupMember)
+	v1.GET("/members/:id", scope(access.ScopeMembersRead), s.getMember)
 	// Points: earn, burns with holds, reversals, reads (web/points.go).
-	v1.POST("/earn/quote", scope(partners.ScopePointsEarn), s.quoteEarn)
-	v1.POST("/earn", scope(partners.ScopePointsEarn), s.earn)
-	v1.POST("/earn/batch", scope(partners.ScopePointsEarn), s.earnBatch)
-	v1.POST("/burns", scope(partners.ScopePointsBurn), s.burn)
-	v1.GET("/burns/:id", scope(partners.ScopePointsBurn), s.getBurn)
-	v1.POST("/burns/:id/capture", scope(partners.ScopePointsBurn), s.captureBurn)
-	v1.POST("/burns/:id/void", scope(partners.ScopePointsBurn), s.voidBurn)
+	v1.POST("/earn/quote", scope(access.ScopePointsEarn), s.quoteEarn)
+	v1.POST("/earn", scope(access.ScopePointsEarn), s.earn)
+	v1.POST("/earn/batch", scope(access.ScopePointsEarn), s.earnBatch)
+	v1.POST("/burns", scope(access.ScopePointsBurn), s.burn)
+	v1.GET("/burns/:id", scope(access.ScopePointsBurn), s.getBurn)
+	v1.POST("/burns/:id/capture", scope(access.ScopePointsBurn), s.captureBurn)
+	v1.POST("/burns/:id/void", scope(access.ScopePointsBurn), s.voidBurn)
 	v1.GET("/transactions", s.listTransactions)
 	v1.GET("/transactions/:id", s.getTransaction)
-	v1.POST("/transactions/:id/reversals", scope(partners.ScopePointsReverse), s.reverse)
+	v1.POST("/transactions/:id/reversals", scope(access.ScopePointsReverse), s.reverse)
 	// Webhooks (web/webhooks.go).
 	v1.POST("/webhooks", s.createWebhook)
 	v1.GET("/webhooks", s.listWebhooks)
@@ -160,26 +166,26 @@ func (s *Server) Handler() http.Handler {
 	v1.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret)
 	v1.GET("/webhook-deliveries", s.listDeliveries)
 	// Catalog: publish rewards, fulfil orders (web/catalog.go).
-	v1.POST("/catalog/rewards", scope(partners.ScopeCatalogManage), s.createReward)
-	v1.GET("/catalog/rewards", scope(partners.ScopeCatalogManage), s.listRewards)
-	v1.GET("/catalog/rewards/:id", scope(partners.ScopeCatalogManage), s.getReward)
-	v1.PUT("/catalog/rewards/:id", scope(partners.ScopeCatalogManage), s.updateReward)
-	v1.POST("/catalog/rewards/:id/vouchers", scope(partners.ScopeCatalogManage), s.uploadVouchers)
-	v1.GET("/orders", scope(partners.ScopeOrdersFulfil), s.listOrders)
-	v1.GET("/orders/:id", scope(partners.ScopeOrdersFulfil), s.getOrder)
-	v1.POST("/orders/:id/fulfil", scope(partners.ScopeOrdersFulfil), s.fulfilOrder)
-	v1.POST("/orders/:id/reject", scope(partners.ScopeOrdersFulfil), s.rejectOrder)
+	v1.POST("/catalog/rewards", scope(access.ScopeCatalogManage), s.createReward)
+	v1.GET("/catalog/rewards", scope(access.ScopeCatalogManage), s.listRewards)
+	v1.GET("/catalog/rewards/:id", scope(access.ScopeCatalogManage), s.getReward)
+	v1.PUT("/catalog/rewards/:id", scope(access.ScopeCatalogManage), s.updateReward)
+	v1.POST("/catalog/rewards/:id/vouchers", scope(access.ScopeCatalogManage), s.uploadVouchers)
+	v1.GET("/orders", scope(access.ScopeOrdersFulfil), s.listOrders)
+	v1.GET("/orders/:id", scope(access.ScopeOrdersFulfil), s.getOrder)
+	v1.POST("/orders/:id/fulfil", scope(access.ScopeOrdersFulfil), s.fulfilOrder)
+	v1.POST("/orders/:id/reject", scope(access.ScopeOrdersFulfil), s.rejectOrder)
 	// Settlement: statements and reconciliation files; {id} of the upload is
 	// the period, YYYY-MM (web/settlement.go).
-	v1.GET("/statements", scope(partners.ScopeSettlementRead), s.listStatements)
-	v1.GET("/statements/:id", scope(partners.ScopeSettlementRead), s.getStatement)
-	v1.POST("/statements/:id/reconciliation", scope(partners.ScopeSettlementRead), s.uploadReconciliation)
-	v1.GET("/reconciliations/:id", scope(partners.ScopeSettlementRead), s.getReconciliation)
+	v1.GET("/statements", scope(access.ScopeSettlementRead), s.listStatements)
+	v1.GET("/statements/:id", scope(access.ScopeSettlementRead), s.getStatement)
+	v1.POST("/statements/:id/reconciliation", scope(access.ScopeSettlementRead), s.uploadReconciliation)
+	v1.GET("/reconciliations/:id", scope(access.ScopeSettlementRead), s.getReconciliation)
 	// Exchange with partner programmes (web/exchange.go).
-	v1.POST("/exchanges", scope(partners.ScopeExchange), s.inboundExchange)
-	v1.GET("/exchanges/:id", scope(partners.ScopeExchange), s.partnerExchange)
-	v1.POST("/outbound-exchanges/:public_id/status", scope(partners.ScopeExchange), s.outboundStatus)
-	v1.POST("/outbound-exchanges/:public_id/reversal", scope(partners.ScopeExchange), s.outboundReversal)
+	v1.POST("/exchanges", scope(access.ScopeExchange), s.inboundExchange)
+	v1.GET("/exchanges/:id", scope(access.ScopeExchange), s.partnerExchange)
+	v1.POST("/outbound-exchanges/:public_id/status", scope(access.ScopeExchange), s.outboundStatus)
+	v1.POST("/outbound-exchanges/:public_id/reversal", scope(access.ScopeExchange), s.outboundReversal)
 
 	// ---- Member API: the portal's apps, member token from /v1/me/login
 	// (web/me.go).
@@ -229,9 +235,9 @@ func (s *Server) Handler() http.Handler {
 	// ---- Admin API: the operator's staff, staff token from /v1/admin/login.
 	// admin: everything; finance: reads, contracts, prepaid, settlement;
 	// support: reads.
-	all := s.requireRole(partners.RoleAdmin, partners.RoleFinance, partners.RoleSupport)
-	fin := s.requireRole(partners.RoleAdmin, partners.RoleFinance)
-	adm := s.requireRole(partners.RoleAdmin)
+	all := s.requireRole(access.RoleAdmin, access.RoleFinance, access.RoleSupport)
+	fin := s.requireRole(access.RoleAdmin, access.RoleFinance)
+	adm := s.requireRole(access.RoleAdmin)
 	r.POST("/v1/admin/login", s.adminLogin)
 	a := r.Group("/v1/admin", s.staffAuth())
 	a.Use(s.auditAdminAPI()) // every call that may change something is in the audit log (web/admin_audit.go)
@@ -324,9 +330,9 @@ func (s *Server) Handler() http.Handler {
 	cg.GET("/login", s.consoleLoginPage)
 	cg.POST("/login", s.consoleLogin)
 	cs := cg.Group("", s.consoleSession(), s.requireCSRF("console"))
-	cAll := s.consoleRole(partners.RoleAdmin, partners.RoleFinance, partners.RoleSupport)
-	cFin := s.consoleRole(partners.RoleAdmin, partners.RoleFinance)
-	cAdm := s.consoleRole(partners.RoleAdmin)
+	cAll := s.consoleRole(access.RoleAdmin, access.RoleFinance, access.RoleSupport)
+	cFin := s.consoleRole(access.RoleAdmin, access.RoleFinance)
+	cAdm := s.consoleRole(access.RoleAdmin)
 	cs.POST("/logout", s.consoleLogout)
 	cs.GET("", cAll, s.consoleDashboard)
 	cs.GET("/partners", cAll, s.consolePartners)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
@@ -21,13 +22,13 @@ import (
 
 // signedInToken starts a session for member id, as a sign-in would, and
 // returns the member token naming it.
-func signedInToken(t testing.TB, ms *members.Service, reg *partners.Service, id int64) string {
+func signedInToken(t testing.TB, ms *members.Service, acc *access.Service, id int64) string {
 	t.Helper()
 	sess, err := ms.StartSession(t.Context(), id, members.SessionInfo{UserAgent: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := reg.IssueMemberToken(t.Context(), sess)
+	tok, err := acc.IssueMemberToken(t.Context(), sess)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,14 +39,15 @@ func signedInToken(t testing.TB, ms *members.Service, reg *partners.Service, id 
 // a second hub process would: no cache or memory is shared with e's server.
 func (e *uiEnv) otherProcess() *httptest.Server {
 	e.t.Helper()
-	reg, err := partners.NewService(e.db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: e.clock.Now, PasswordCost: bcrypt.MinCost})
+	reg := partners.NewService(e.db, e.clock.Now)
+	acc, err := access.NewService(e.db, reg, access.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: e.clock.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	l := ledger.NewService(e.db, e.clock.Now)
 	m := members.NewService(e.db, l, e.clock.Now, members.WithPasswordCost(bcrypt.MinCost))
 	s := New(Deps{DB: e.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
-		Partners: reg, Members: m, Ledger: l, Now: e.clock.Now,
+		Partners: reg, Access: acc, Members: m, Ledger: l, Now: e.clock.Now,
 		ClientRate: 1000, ClientBurst: 1000, LoginRate: 1000, LoginBurst: 1000})
 	srv := httptest.NewServer(s.Handler())
 	e.t.Cleanup(srv.Close)
@@ -148,7 +150,7 @@ func TestPortalLogoutEndsTheSessionEverywhere(t *testing.T) {
 func TestConsoleLogoutEndsTheSessionEverywhere(t *testing.T) {
 	t.Parallel()
 	e := newUIEnv(t, nil)
-	e.staffUser("root@hub.test", partners.RoleAdmin)
+	e.staffUser("root@hub.test", access.RoleAdmin)
 	other := e.otherProcess()
 	b := e.browser()
 	b.loginConsole("root@hub.test")
@@ -260,7 +262,7 @@ func TestSuspendedOrErasedMemberIsRefusedAtOnce(t *testing.T) {
 	b := e.browser()
 	b.loginPortal("ada@example.test")
 	portal := b.cookieValue("/portal", portalCookie)
-	app := signedInToken(t, e.mem, e.reg, m.ID)
+	app := signedInToken(t, e.mem, e.acc, m.ID)
 	if a := rawDo(t, http.MethodGet, other.URL+"/v1/me", bearer(app), "", ""); a.status != http.StatusOK {
 		t.Fatalf("before suspension: %d", a.status)
 	}
@@ -276,7 +278,7 @@ func TestSuspendedOrErasedMemberIsRefusedAtOnce(t *testing.T) {
 	sentToSignIn(t, "a portal cookie from before the suspension, after reactivation", "portal",
 		rawDo(t, http.MethodGet, e.srv.URL+"/portal", cookie(portalCookie, portal), "", ""))
 
-	app = signedInToken(t, e.mem, e.reg, m.ID)
+	app = signedInToken(t, e.mem, e.acc, m.ID)
 	if _, err := e.mem.Close(e.ctx, m.ID, "member asked", "staff:root@hub.test"); err != nil {
 		t.Fatal(err)
 	}
@@ -297,8 +299,8 @@ func TestSuspendedOrErasedMemberIsRefusedAtOnce(t *testing.T) {
 func TestDisabledStaffIsRefusedAtOnceEverywhere(t *testing.T) {
 	t.Parallel()
 	e := newUIEnv(t, nil)
-	e.staffUser("root@hub.test", partners.RoleAdmin)
-	st, err := e.reg.EnsureStaff(e.ctx, "ops@hub.test", uiPassword, partners.RoleSupport)
+	e.staffUser("root@hub.test", access.RoleAdmin)
+	st, err := e.acc.EnsureStaff(e.ctx, "ops@hub.test", uiPassword, access.RoleSupport)
 	if err != nil {
 		t.Fatal(err)
 	}

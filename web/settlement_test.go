@@ -13,6 +13,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/clock"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/partners"
@@ -58,8 +59,8 @@ func TestSettlementAPI(t *testing.T) {
 		d.Settlement, d.Ledger = svc, led
 	})
 	ctx := context.Background()
-	p, cs := e.partnerClient("Sky Air", partners.ScopeSettlementRead)
-	other, ocs := e.partnerClient("Other Air", partners.ScopeSettlementRead)
+	p, cs := e.partnerClient("Sky Air", access.ScopeSettlementRead)
+	other, ocs := e.partnerClient("Other Air", access.ScopeSettlementRead)
 	for _, id := range []int64{p.ID, other.ID} {
 		if _, err := e.svc.PublishContract(ctx, id, partners.NewContract{EffectiveFrom: last.AddDate(0, 0, -5), Earn: true, Burn: true,
 			IssuePrice: decimal.RequireFromString("0.01"), RedemptionRate: decimal.RequireFromString("0.005"), Billing: partners.BillingPostpaid}, "test"); err != nil {
@@ -72,7 +73,7 @@ func TestSettlementAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	token := func(cs partners.ClientSecret) string {
+	token := func(cs access.ClientSecret) string {
 		code, body, _ := e.basicToken(cs.Client.ClientID, cs.Secret, "settlement:read")
 		if code != 200 {
 			t.Fatalf("token: %d %v", code, body)
@@ -80,8 +81,8 @@ func TestSettlementAPI(t *testing.T) {
 		return body["access_token"].(string)
 	}
 	tok, otherTok := token(cs), token(ocs)
-	fin := e.login("money@hub.test", partners.RoleFinance)
-	support := e.login("help@hub.test", partners.RoleSupport)
+	fin := e.login("money@hub.test", access.RoleFinance)
+	support := e.login("help@hub.test", access.RoleSupport)
 
 	e.expect(403, "forbidden", http.MethodPost, "/v1/admin/settlement/periods/"+month+"/close", support, nil)
 	e.expect(400, "invalid_request", http.MethodPost, "/v1/admin/settlement/periods/2026-13/close", fin, nil)

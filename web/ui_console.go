@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/shopspring/decimal"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
@@ -37,8 +38,8 @@ func (s *Server) consoleSession() gin.HandlerFunc {
 			c.Abort()
 			return
 		}
-		p, err := s.deps.Partners.VerifyStaffToken(c.Request.Context(), raw)
-		if err != nil && !errors.Is(err, partners.ErrInvalidToken) {
+		p, err := s.deps.Access.VerifyStaffToken(c.Request.Context(), raw)
+		if err != nil && !errors.Is(err, access.ErrInvalidToken) {
 			s.pageError(c, "console", err)
 			c.Abort()
 			return
@@ -59,7 +60,7 @@ func (s *Server) consoleSession() gin.HandlerFunc {
 }
 
 // consoleRole refuses (403 page) a staff member whose role is not in roles.
-func (s *Server) consoleRole(roles ...partners.Role) gin.HandlerFunc {
+func (s *Server) consoleRole(roles ...access.Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if p, ok := staffPrincipal(c); ok {
 			for _, r := range roles {
@@ -79,14 +80,14 @@ func consolePage(nav, title string, data gin.H) uiPage {
 	return uiPage{Title: title, Area: "console", Nav: nav, Data: data}
 }
 
-func staff(c *gin.Context) partners.StaffPrincipal {
+func staff(c *gin.Context) access.StaffPrincipal {
 	p, _ := staffPrincipal(c)
 	return p
 }
 
 func (s *Server) consoleLoginPage(c *gin.Context) {
 	if raw, err := c.Cookie(consoleCookie); err == nil && raw != "" {
-		if _, err := s.deps.Partners.VerifyStaffToken(c.Request.Context(), raw); err == nil {
+		if _, err := s.deps.Access.VerifyStaffToken(c.Request.Context(), raw); err == nil {
 			c.Redirect(http.StatusSeeOther, "/console")
 			return
 		}
@@ -113,7 +114,7 @@ func (s *Server) consoleLogin(c *gin.Context) {
 		refuse(http.StatusTooManyRequests, "Too many sign-in attempts. Please wait a minute and try again.")
 		return
 	}
-	tok, _, err := s.deps.Partners.StaffLogin(c.Request.Context(), email, c.PostForm("password"), sessionInfo(c))
+	tok, _, err := s.deps.Access.StaffLogin(c.Request.Context(), email, c.PostForm("password"), sessionInfo(c))
 	if err != nil {
 		p, _ := problemFor(err)
 		setRetryAfter(c, err)
@@ -128,7 +129,7 @@ func (s *Server) consoleLogin(c *gin.Context) {
 // consoleLogout ends the staff session server-side, so the cookie is
 // refused from now on wherever it is replayed, and clears it.
 func (s *Server) consoleLogout(c *gin.Context) {
-	if err := s.deps.Partners.EndStaffSession(c.Request.Context(), staff(c)); err != nil {
+	if err := s.deps.Access.EndStaffSession(c.Request.Context(), staff(c)); err != nil {
 		s.failBack(c, "/console", err)
 		return
 	}
@@ -172,9 +173,9 @@ func (s *Server) consoleDashboard(c *gin.Context) {
 var consoleSectors = []partners.Sector{partners.SectorAirline, partners.SectorHotel, partners.SectorBank, partners.SectorRestaurant,
 	partners.SectorRetail, partners.SectorFuel, partners.SectorTelecom, partners.SectorCharity}
 
-var consoleScopes = []partners.Scope{partners.ScopeMembersRead, partners.ScopeMembersWrite, partners.ScopePointsEarn,
-	partners.ScopePointsBurn, partners.ScopePointsReverse, partners.ScopeCatalogManage, partners.ScopeOrdersFulfil,
-	partners.ScopeExchange, partners.ScopeSettlementRead}
+var consoleScopes = []access.Scope{access.ScopeMembersRead, access.ScopeMembersWrite, access.ScopePointsEarn,
+	access.ScopePointsBurn, access.ScopePointsReverse, access.ScopeCatalogManage, access.ScopeOrdersFulfil,
+	access.ScopeExchange, access.ScopeSettlementRead}
 
 func (s *Server) consolePartners(c *gin.Context) {
 	list, err := s.deps.Partners.Partners(c.Request.Context(), partners.Page{Limit: 200})
@@ -210,7 +211,7 @@ func (s *Server) consolePartner(c *gin.Context) {
 		s.pageError(c, "console", err)
 		return
 	}
-	clients, err := s.deps.Partners.Clients(ctx, id, partners.Page{Limit: 100})
+	clients, err := s.deps.Access.Clients(ctx, id, partners.Page{Limit: 100})
 	if err != nil {
 		s.pageError(c, "console", err)
 		return
@@ -270,11 +271,11 @@ func (s *Server) consolePublishContract(c *gin.Context) {
 // this response only.
 func (s *Server) consoleCreateClient(c *gin.Context) {
 	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
-	var scopes []partners.Scope
+	var scopes []access.Scope
 	for _, sc := range c.PostFormArray("scope") {
-		scopes = append(scopes, partners.Scope(sc))
+		scopes = append(scopes, access.Scope(sc))
 	}
-	cs, err := s.deps.Partners.CreateClient(c.Request.Context(), id, partners.NewClient{Name: strings.TrimSpace(c.PostForm("name")), Scopes: scopes})
+	cs, err := s.deps.Access.CreateClient(c.Request.Context(), id, access.NewClient{Name: strings.TrimSpace(c.PostForm("name")), Scopes: scopes})
 	s.audit(c, "client.create", "partner:"+c.Param("id"), cs.Client.ClientID, err)
 	if err != nil {
 		s.failBack(c, fmt.Sprintf("/console/partners/%d", id), err)
@@ -285,7 +286,7 @@ func (s *Server) consoleCreateClient(c *gin.Context) {
 
 func (s *Server) consoleRotateSecret(c *gin.Context) {
 	clientID := c.Param("client_id")
-	cs, err := s.deps.Partners.RotateClientSecret(c.Request.Context(), clientID)
+	cs, err := s.deps.Access.RotateClientSecret(c.Request.Context(), clientID)
 	s.audit(c, "client.rotate_secret", "client:"+clientID, "", err)
 	if err != nil {
 		back := "/console/partners"
@@ -300,7 +301,7 @@ func (s *Server) consoleRotateSecret(c *gin.Context) {
 
 func (s *Server) consoleRevokeClient(c *gin.Context) {
 	clientID := c.Param("client_id")
-	cl, err := s.deps.Partners.RevokeClient(c.Request.Context(), clientID)
+	cl, err := s.deps.Access.RevokeClient(c.Request.Context(), clientID)
 	s.audit(c, "client.revoke", "client:"+clientID, "", err)
 	if err != nil {
 		s.failBack(c, "/console/partners", err)

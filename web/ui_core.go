@@ -16,9 +16,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/ledger"
-	"github.com/coalitionhub/hub/partners"
 )
 
 // The browser surface: the member portal (/portal) and the operator console
@@ -357,7 +357,7 @@ func (s *Server) pageError(c *gin.Context, area string, err error) {
 }
 
 // staffActor is how console actions are attributed in domain records.
-func staffActor(p partners.StaffPrincipal) string { return p.Actor() }
+func staffActor(p access.StaffPrincipal) string { return p.Actor() }
 
 // Clock returns the current time; Deps.Now is one (nil: time.Now).
 type Clock func() time.Time

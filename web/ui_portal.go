@@ -111,7 +111,7 @@ func (s *Server) portalLogin(c *gin.Context) {
 		refuse(max(p.Status, 400), s.friendly(c, err))
 		return
 	}
-	tok, err := s.deps.Partners.IssueMemberToken(ctx, sess)
+	tok, err := s.deps.Access.IssueMemberToken(ctx, sess)
 	if err != nil {
 		refuse(http.StatusInternalServerError, s.friendly(c, err))
 		return

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/clock"
@@ -28,7 +29,9 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/rules"
 	"github.com/coalitionhub/hub/settlement"
 )
 
@@ -40,6 +43,7 @@ type uiEnv struct {
 	db    *gorm.DB
 	clock *clock.Manual
 	reg   *partners.Service
+	acc   *access.Service
 	led   *ledger.Service
 	mem   *members.Service
 	cat   *catalog.Service
@@ -60,21 +64,22 @@ func newUIEnvWith(t *testing.T, jobs Jobs, tune func(*Deps)) *uiEnv {
 	// Mid-month, so "this month" and "last month" are unambiguous.
 	now := time.Now().UTC()
 	clk := clock.New(time.Date(now.Year(), now.Month(), 15, 12, 0, 0, 0, time.UTC))
-	reg, err := partners.NewService(db, partners.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
+	reg := partners.NewService(db, clk.Now)
+	acc, err := access.NewService(db, reg, access.Options{Issuer: testIssuer, SecretsKey: make([]byte, 32), Now: clk.Now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := ledger.NewService(db, clk.Now)
 	m := members.NewService(db, l, clk.Now, members.WithPasswordCost(bcrypt.MinCost))
 	consent := members.NewBurnConsent(db, clk.Now, members.DefaultConsentPolicy)
-	rules := partners.NewRules(db, clk.Now)
+	rs := rules.NewService(db, clk.Now)
 	cat := catalog.NewService(db, l, m, reg, clk.Now)
 	deps := Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
-		Partners: reg, Members: m, Ledger: l, Consent: consent, Rules: rules,
-		Transactions: partners.NewTransactions(db, l, m, consent, reg, rules, clk.Now),
+		Partners: reg, Access: acc, Members: m, Ledger: l, Consent: consent, Rules: rs,
+		Transactions: points.NewTransactions(db, l, m, consent, reg, rs, clk.Now),
 		Catalog:      cat,
 		Settlement:   settlement.NewService(db, settlement.Options{Location: time.UTC, BaseCurrency: "EUR", Now: clk.Now}),
-		Exchange:     exchange.NewService(db, l, m, reg, exchange.NewHTTPPartner(time.Minute), clk.Now),
+		Exchange:     exchange.NewService(db, l, m, reg, acc.SecretBox(), exchange.NewHTTPPartner(time.Minute), clk.Now),
 		Programme:    programme.NewService(db, l, m, consent, clk.Now),
 		Jobs:         jobs, Now: clk.Now,
 		ClientRate: 1000, ClientBurst: 1000, LoginRate: 1000, LoginBurst: 1000}
@@ -84,7 +89,7 @@ func newUIEnvWith(t *testing.T, jobs Jobs, tune func(*Deps)) *uiEnv {
 	s := New(deps)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &uiEnv{t: t, ctx: context.Background(), db: db, clock: clk, reg: reg, led: l, mem: m, cat: cat, srv: srv}
+	return &uiEnv{t: t, ctx: context.Background(), db: db, clock: clk, reg: reg, acc: acc, led: l, mem: m, cat: cat, srv: srv}
 }
 
 // member enrols a member with a password and credits points from issuer.
@@ -125,9 +130,9 @@ func (e *uiEnv) partner(name string, sector partners.Sector) partners.Partner {
 	return p
 }
 
-func (e *uiEnv) staffUser(email string, role partners.Role) {
+func (e *uiEnv) staffUser(email string, role access.Role) {
 	e.t.Helper()
-	if _, err := e.reg.EnsureStaff(e.ctx, email, uiPassword, role); err != nil {
+	if _, err := e.acc.EnsureStaff(e.ctx, email, uiPassword, role); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -433,9 +438,9 @@ func TestConsoleRolesPagesAndAudit(t *testing.T) {
 	air := e.partner("Sky <Air>", partners.SectorAirline)
 	hotel := e.partner("Grand Hotels", partners.SectorHotel)
 	m := e.member("lin@example.test", air.ID, 3000)
-	e.staffUser("admin@hub.test", partners.RoleAdmin)
-	e.staffUser("fin@hub.test", partners.RoleFinance)
-	e.staffUser("support@hub.test", partners.RoleSupport)
+	e.staffUser("admin@hub.test", access.RoleAdmin)
+	e.staffUser("fin@hub.test", access.RoleFinance)
+	e.staffUser("support@hub.test", access.RoleSupport)
 
 	anon := e.browser()
 	if st, _, h := anon.get("/console/members"); st != http.StatusSeeOther || h.Get("Location") != "/console/login" {
@@ -557,7 +562,7 @@ func TestConsoleClosesPeriodAndDownloadsStatement(t *testing.T) {
 	air := e.partner("Sky Air", partners.SectorAirline)
 	e.member("sam@example.test", air.ID, 4000)
 	month := e.clock.Now().Format("2006-01")
-	e.staffUser("fin@hub.test", partners.RoleFinance)
+	e.staffUser("fin@hub.test", access.RoleFinance)
 	e.clock.Add(31 * 24 * time.Hour) // next month: the earn's period has ended
 	b := e.browser()
 	b.loginConsole("fin@hub.test")
@@ -601,7 +606,7 @@ func TestConsoleJobsOverRealQueue(t *testing.T) {
 	t.Parallel()
 	jobs, in, info := failedTaskQueue(t)
 	e := newUIEnv(t, jobs)
-	e.staffUser("admin@hub.test", partners.RoleAdmin)
+	e.staffUser("admin@hub.test", access.RoleAdmin)
 	b := e.browser()
 	b.loginConsole("admin@hub.test")
 	body := b.page("/console/jobs")

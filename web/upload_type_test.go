@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/partners"
 )
 
@@ -60,7 +61,7 @@ func TestConsoleUploadNeedsAMultipartForm(t *testing.T) {
 	t.Parallel()
 	e := newUIEnv(t, nil)
 	p := e.partner("Upload Shop", partners.SectorRetail)
-	e.staffUser("ops@upload.test", partners.RoleAdmin)
+	e.staffUser("ops@upload.test", access.RoleAdmin)
 	staff := e.browser()
 	staff.loginConsole("ops@upload.test")
 	csrf := csrfOf(t, staff.page("/console/reconciliation"))

@@ -7,7 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/coalitionhub/hub/internal/validation"
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // Partners manage their own webhook endpoints and read their delivery log.
@@ -91,7 +91,7 @@ func (s *Server) listDeliveries(c *gin.Context) {
 		next = strconv.FormatInt(list[len(list)-1].ID, 10)
 	}
 	if list == nil {
-		list = []partners.Delivery{}
+		list = []webhooks.Delivery{}
 	}
 	c.JSON(http.StatusOK, gin.H{"data": list, "next_cursor": next})
 }

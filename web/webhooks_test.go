@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/coalitionhub/hub/internal/netguard"
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 type webhookCase struct {
@@ -104,7 +104,7 @@ func TestWebhookRegistrationRefusesInternalDestinations(t *testing.T) {
 func TestWebhookRegistrationWithLoopbackAllowed(t *testing.T) {
 	t.Parallel()
 	e := newHubEnv(t, func(d *Deps) {
-		d.Webhooks = partners.NewWebhooks(d.DB, d.Partners.SecretBox(), netguard.Policy{AllowLoopback: true}, time.Now)
+		d.Webhooks = webhooks.NewService(d.DB, d.Access.SecretBox(), netguard.Policy{AllowLoopback: true}, time.Now)
 	})
 	_, token := e.partner("Harbour Hotel", e.clock.Now().AddDate(0, -1, 0))
 	registerWebhooks(t, e, token, []webhookCase{

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/apitest"
 	"github.com/coalitionhub/hub/internal/mailcatcher"
 	"github.com/coalitionhub/hub/internal/testdb"
@@ -63,11 +64,12 @@ func TestBrowserMemberClaimsAndPays(t *testing.T) {
 
 	// The operator sets up a partner with an API client (as in the quickstart).
 	key, _ := base64.StdEncoding.DecodeString(testSecretsKey)
-	ps, err := partners.NewService(db, partners.Options{Issuer: hub.URL, SecretsKey: key})
+	ps := partners.NewService(db, nil)
+	acc, err := access.NewService(db, ps, access.Options{Issuer: hub.URL, SecretsKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ps.CreateStaff(ctx, "ops@coalition.example", "correct horse battery", partners.RoleAdmin); err != nil {
+	if _, err := acc.CreateStaff(ctx, "ops@coalition.example", "correct horse battery", access.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	op := &apiClient{t: t, base: hub.URL, http: httpc}

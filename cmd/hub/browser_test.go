@@ -16,6 +16,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/money"
@@ -24,6 +25,8 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
+	"github.com/coalitionhub/hub/rules"
 	"github.com/coalitionhub/hub/settlement"
 )
 
@@ -73,27 +76,27 @@ func memberOrdersReward(t *testing.T, b *browserSession, d browserData) {
 		chromedp.Click(chromedp.CSS("#login-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#balance-available")),
 	)
-	b.expectText(t, "#balance-available", points(d.memberPoints))
+	b.expectText(t, "#balance-available", pointsText(d.memberPoints))
 	b.expectText(t, "#balance-held", "0")
 	b.expectText(t, "#current-user", d.memberName)
 	b.assertCleanPage(t, "/portal")
 	b.screenshot(t, "portal-home")
 
 	b.run(t, "open the catalog", chromedp.Click(chromedp.CSS("#nav-catalog")), chromedp.WaitVisible(chromedp.CSS("#offers")))
-	b.expectText(t, "#catalog-available", points(d.memberPoints))
+	b.expectText(t, "#catalog-available", pointsText(d.memberPoints))
 	b.assertCleanPage(t, "/portal/catalog")
 	order := fmt.Sprintf("#order-%d", d.rewardID)
 	b.run(t, "order the reward", chromedp.Click(chromedp.CSS(order)), chromedp.WaitVisible(chromedp.CSS("#flash")))
-	b.expectContains(t, "#flash", "Ordered "+d.rewardTitle+" for "+points(d.rewardPrice)+" points")
+	b.expectContains(t, "#flash", "Ordered "+d.rewardTitle+" for "+pointsText(d.rewardPrice)+" points")
 	after := d.memberPoints - d.rewardPrice
-	b.expectText(t, "#catalog-available", points(after))
+	b.expectText(t, "#catalog-available", pointsText(after))
 	b.run(t, "the order is listed", chromedp.WaitVisible(chromedp.CSS("#orders")))
 	b.assertCleanPage(t, "/portal/catalog (ordered)")
 	b.screenshot(t, "portal-catalog")
 
 	b.run(t, "back to my points", chromedp.Click(chromedp.CSS("#nav-home")), chromedp.WaitVisible(chromedp.CSS("#balance-available")))
-	b.expectText(t, "#balance-available", points(after))
-	b.expectText(t, "#balance-held", points(d.rewardPrice))
+	b.expectText(t, "#balance-available", pointsText(after))
+	b.expectText(t, "#balance-held", pointsText(d.rewardPrice))
 
 	// What the browser showed is what the ledger holds.
 	orders, _, err := d.catalog.MemberOrders(ctx, d.memberID, catalog.OrderQuery{Limit: 10})
@@ -189,7 +192,7 @@ func operatorClosesPeriod(t *testing.T, b *browserSession, db *gorm.DB, d browse
 	}
 	b.expectText(t, "#period-status", "closed")
 	// Harbour Bank's points spent at Sky Air are a cell of the matrix.
-	b.expectContains(t, "#heatmap", points(d.bankAtAirline))
+	b.expectContains(t, "#heatmap", pointsText(d.bankAtAirline))
 	b.run(t, "statements listed", chromedp.WaitVisible(chromedp.CSS("#statements")))
 	b.assertCleanPage(t, "/console/settlement/"+d.month)
 	b.screenshot(t, "console-period")
@@ -267,15 +270,16 @@ func seedBrowserData(t *testing.T, db *gorm.DB) browserData {
 	}
 
 	key, _ := base64.StdEncoding.DecodeString(testSecretsKey)
-	reg, err := partners.NewService(db, partners.Options{Issuer: "http://127.0.0.1", SecretsKey: key, Now: now})
+	reg := partners.NewService(db, now)
+	acc, err := access.NewService(db, reg, access.Options{Issuer: "http://127.0.0.1", SecretsKey: key, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	led := ledger.NewService(db, now)
 	mem := members.NewService(db, led, now)
 	consent := members.NewBurnConsent(db, now, members.DefaultConsentPolicy)
-	rules := partners.NewRules(db, now)
-	txs := partners.NewTransactions(db, led, mem, consent, reg, rules, now)
+	rs := rules.NewService(db, now)
+	txs := points.NewTransactions(db, led, mem, consent, reg, rs, now)
 	cat := catalog.NewService(db, led, mem, reg, now)
 
 	partner := func(name string, sector partners.Sector, pointsPerEUR string) int64 {
@@ -292,8 +296,8 @@ func seedBrowserData(t *testing.T, db *gorm.DB) browserData {
 			RedemptionRate: decimal.RequireFromString("0.006"), Billing: partners.BillingPostpaid}, "staff:seed"); err != nil {
 			t.Fatalf("contract of %s: %v", name, err)
 		}
-		if _, err := rules.PublishRule(ctx, p.ID, partners.RuleDefinition{Description: pointsPerEUR + " points per EUR",
-			Earn: []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit, Rate: decimal.RequireFromString(pointsPerEUR),
+		if _, err := rs.PublishRule(ctx, p.ID, rules.RuleDefinition{Description: pointsPerEUR + " points per EUR",
+			Earn: []rules.EarnComponent{{Kind: rules.KindPerCurrencyUnit, Rate: decimal.RequireFromString(pointsPerEUR),
 				Currency: "EUR", PerMinor: 100}}}, clock, "staff:seed"); err != nil {
 			t.Fatalf("earn rule of %s: %v", name, err)
 		}
@@ -324,8 +328,8 @@ func seedBrowserData(t *testing.T, db *gorm.DB) browserData {
 	earn := func(partnerID, memberID, minor int64) int64 {
 		t.Helper()
 		n++
-		tr, err := txs.Earn(ctx, partners.Principal{PartnerID: partnerID}, ledger.Idempotency{Scope: fmt.Sprintf("partner:%d", partnerID),
-			Key: fmt.Sprintf("seed-earn-%d", n)}, partners.EarnInput{MemberID: memberID, Amount: money.Money{Minor: minor, Currency: "EUR"},
+		tr, err := txs.Earn(ctx, access.Principal{PartnerID: partnerID}, ledger.Idempotency{Scope: fmt.Sprintf("partner:%d", partnerID),
+			Key: fmt.Sprintf("seed-earn-%d", n)}, points.EarnInput{MemberID: memberID, Amount: money.Money{Minor: minor, Currency: "EUR"},
 			OccurredAt: clock, ExternalRef: fmt.Sprintf("receipt-%d", n)})
 		if err != nil {
 			t.Fatalf("earn %d at partner %d: %v", minor, partnerID, err)
@@ -339,8 +343,8 @@ func seedBrowserData(t *testing.T, db *gorm.DB) browserData {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := txs.Burn(ctx, partners.Principal{PartnerID: partnerID}, ledger.Idempotency{Scope: fmt.Sprintf("partner:%d", partnerID),
-			Key: fmt.Sprintf("seed-burn-%d", n)}, partners.BurnInput{MemberID: memberID, Points: pts, RedemptionCode: code.Code,
+		if _, err := txs.Burn(ctx, access.Principal{PartnerID: partnerID}, ledger.Idempotency{Scope: fmt.Sprintf("partner:%d", partnerID),
+			Key: fmt.Sprintf("seed-burn-%d", n)}, points.BurnInput{MemberID: memberID, Points: pts, RedemptionCode: code.Code,
 			Capture: true, OccurredAt: clock, ExternalRef: fmt.Sprintf("till-%d", n)}); err != nil {
 			t.Fatalf("burn %d at partner %d: %v", pts, partnerID, err)
 		}
@@ -404,7 +408,7 @@ func seedBrowserData(t *testing.T, db *gorm.DB) browserData {
 
 	// Two exchange programmes, one of them linked to Ada's account, so the
 	// exchange page shows both the link form and the quote form.
-	xch := exchange.NewService(db, led, mem, reg, acceptingPartner{}, now)
+	xch := exchange.NewService(db, led, mem, reg, acc.SecretBox(), acceptingPartner{}, now)
 	miles, err := xch.CreateProgramme(ctx, exchange.NewProgramme{PartnerID: d.airlineID, Code: "skymiles", Name: "Sky Air Miles",
 		Unit: "miles", Out: &exchange.Ratio{From: 1000, To: 700}, Increment: 1000, MinPoints: 1000, MaxPoints: 200000, FeePoints: 50,
 		EndpointURL: "http://127.0.0.1:9/miles", APIKey: "browser-test"})
@@ -426,7 +430,7 @@ func seedBrowserData(t *testing.T, db *gorm.DB) browserData {
 	earn(d.bankID, otherIDs[1], 64_000)
 	earn(d.airlineID, otherIDs[2], 210_000)
 
-	if _, err := reg.CreateStaff(ctx, d.staffEmail, browserPassword, partners.RoleAdmin); err != nil {
+	if _, err := acc.CreateStaff(ctx, d.staffEmail, browserPassword, access.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	// From here on the services read on the real clock, like the hub.
@@ -435,8 +439,8 @@ func seedBrowserData(t *testing.T, db *gorm.DB) browserData {
 	return d
 }
 
-// points formats n the way the pages do (thousands separated by commas).
-func points(n int64) string {
+// pointsText formats n the way the pages do (thousands separated by commas).
+func pointsText(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")

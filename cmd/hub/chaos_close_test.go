@@ -18,6 +18,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/testredis"
 	"github.com/coalitionhub/hub/ledger"
@@ -229,7 +230,8 @@ func TestChaosWorkerKilledMidPeriodClose(t *testing.T) {
 	month := from.Format("2006-01")
 
 	key, _ := base64.StdEncoding.DecodeString(testSecretsKey)
-	ps, err := partners.NewService(db, partners.Options{Issuer: "http://hub.chaos", SecretsKey: key})
+	ps := partners.NewService(db, nil)
+	acc, err := access.NewService(db, ps, access.Options{Issuer: "http://hub.chaos", SecretsKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,12 +29,14 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/testredis"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/rules"
 )
 
 // ---- a private PostgreSQL that the test may kill ----
@@ -116,7 +118,7 @@ const noLimits = "HUB_CLIENT_RATE=100000"
 type world struct {
 	db      *gorm.DB
 	dbURL   string
-	client  partners.ClientSecret
+	client  access.ClientSecret
 	members []int64
 }
 
@@ -139,7 +141,8 @@ func seedWorld(t *testing.T, dbURL string, n int) *world {
 		}
 	})
 	key, _ := base64.StdEncoding.DecodeString(testSecretsKey)
-	ps, err := partners.NewService(db, partners.Options{Issuer: "http://hub.chaos", SecretsKey: key})
+	ps := partners.NewService(db, nil)
+	acc, err := access.NewService(db, ps, access.Options{Issuer: "http://hub.chaos", SecretsKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +157,11 @@ func seedWorld(t *testing.T, dbURL string, n int) *world {
 		IssuePrice: decimal.RequireFromString("0.008"), RedemptionRate: decimal.RequireFromString("0.005"), Billing: partners.BillingPostpaid}, "chaos"); err != nil {
 		t.Fatal(err)
 	}
-	def := partners.RuleDefinition{Earn: []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit, Currency: "EUR", Rate: decimal.NewFromInt(1), PerMinor: 100}}}
-	if _, err := partners.NewRules(db, time.Now).PublishRule(ctx, p.ID, def, time.Time{}, "chaos"); err != nil {
+	def := rules.RuleDefinition{Earn: []rules.EarnComponent{{Kind: rules.KindPerCurrencyUnit, Currency: "EUR", Rate: decimal.NewFromInt(1), PerMinor: 100}}}
+	if _, err := rules.NewService(db, time.Now).PublishRule(ctx, p.ID, def, time.Time{}, "chaos"); err != nil {
 		t.Fatal(err)
 	}
-	cs, err := ps.CreateClient(ctx, p.ID, partners.NewClient{Name: "pos", Scopes: []partners.Scope{partners.ScopePointsEarn, partners.ScopeMembersRead}})
+	cs, err := ps.CreateClient(ctx, p.ID, access.NewClient{Name: "pos", Scopes: []access.Scope{access.ScopePointsEarn, access.ScopeMembersRead}})
 	if err != nil {
 		t.Fatal(err)
 	}

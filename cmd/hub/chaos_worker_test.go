@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/exchange/partnersim"
 	"github.com/coalitionhub/hub/internal/testdb"
@@ -35,7 +36,8 @@ func TestChaosWorkerKilledMidExchangeDelivery(t *testing.T) {
 	t.Cleanup(simSrv.Close)
 
 	key, _ := base64.StdEncoding.DecodeString(testSecretsKey)
-	ps, err := partners.NewService(w.db, partners.Options{Issuer: "http://hub.chaos", SecretsKey: key})
+	ps := partners.NewService(w.db, nil)
+	acc, err := access.NewService(w.db, ps, access.Options{Issuer: "http://hub.chaos", SecretsKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +47,7 @@ func TestChaosWorkerKilledMidExchangeDelivery(t *testing.T) {
 	}
 	led := ledger.NewService(w.db, time.Now)
 	ms := members.NewService(w.db, led, time.Now)
-	xch := exchange.NewService(w.db, led, ms, ps, exchange.NewHTTPPartner(5*time.Second), time.Now)
+	xch := exchange.NewService(w.db, led, ms, ps, acc.SecretBox(), exchange.NewHTTPPartner(5*time.Second), time.Now)
 	mid := w.members[0]
 	if _, err := led.Earn(ctx, ledger.EarnRequest{Idem: ledger.Idempotency{Scope: "chaos", Key: "seed"}, MemberID: mid,
 		PartnerID: partnerID, Points: 10000, OccurredAt: time.Now().Add(-time.Hour)}); err != nil {

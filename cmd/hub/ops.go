@@ -54,7 +54,7 @@ func (a *app) seed(ctx context.Context, args []string) error {
 		return err
 	}
 	started := time.Now()
-	creds, err := demo.Seed(ctx, demo.Services{DB: a.db, Partners: svc.partners, Rules: svc.rules,
+	creds, err := demo.Seed(ctx, demo.Services{DB: a.db, Partners: svc.partners, Access: svc.access, Rules: svc.rules,
 		Members: svc.members, Consent: svc.consent, Ledger: svc.ledger, Transactions: svc.transactions,
 		Programme: svc.programme, Exchange: svc.exchange, Catalog: svc.catalog},
 		clk, demo.Options{Members: *n, Months: *months, AdminPassword: os.Getenv("HUB_DEMO_PASSWORD"), Out: os.Stdout,

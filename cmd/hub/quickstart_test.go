@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/apitest"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/internal/testredis"
@@ -24,6 +25,7 @@ import (
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
 	"github.com/coalitionhub/hub/web"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // apiClient talks JSON to a running hub; every response it receives is
@@ -139,11 +141,12 @@ func TestPartnerQuickstart(t *testing.T) {
 
 	// The operator's first admin (the seed does this in `make run`).
 	key, _ := base64.StdEncoding.DecodeString(testSecretsKey)
-	ps, err := partners.NewService(db, partners.Options{Issuer: hub.URL, SecretsKey: key})
+	ps := partners.NewService(db, nil)
+	acc, err := access.NewService(db, ps, access.Options{Issuer: hub.URL, SecretsKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ps.CreateStaff(ctx, "ops@coalition.example", "correct horse battery", partners.RoleAdmin); err != nil {
+	if _, err := acc.CreateStaff(ctx, "ops@coalition.example", "correct horse battery", access.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	op := &apiClient{t: t, base: hub.URL, http: httpc}
@@ -334,7 +337,7 @@ func TestPartnerQuickstart(t *testing.T) {
 	rcv.mu.Lock()
 	got := rcv.got[0]
 	rcv.mu.Unlock()
-	if err := partners.VerifySignature(hook.Secret, got.header, got.body, time.Now()); err != nil {
+	if err := webhooks.VerifySignature(hook.Secret, got.header, got.body, time.Now()); err != nil {
 		t.Fatalf("webhook signature: %v", err)
 	}
 	var event struct {

@@ -58,6 +58,7 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 		Registry:     a.registry,
 		Version:      version,
 		Partners:     svc.partners,
+		Access:       svc.access,
 		Transactions: svc.transactions,
 		Rules:        svc.rules,
 		Webhooks:     svc.webhooks,

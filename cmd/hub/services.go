@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/config"
@@ -15,27 +16,27 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/rules"
 	"github.com/coalitionhub/hub/settlement"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // services are the domain services of one process, all on one clock.
 type services struct {
 	partners     *partners.Service
-	rules        *partners.Rules
+	access       *access.Service
+	rules        *rules.Service
 	ledger       *ledger.Service
 	members      *members.Service
 	consent      *members.BurnConsent
-	transactions *partners.Transactions
-	webhooks     *partners.Webhooks
-	// [catalog] fields
-	catalog *catalog.Service
-	// [settlement] fields
-	settlement *settlement.Service
-	// [exchange] fields
-	exchange *exchange.Service
-	// [programme] fields
-	programme *programme.Service
+	transactions *points.Transactions
+	webhooks     *webhooks.Service
+	catalog      *catalog.Service
+	settlement   *settlement.Service
+	exchange     *exchange.Service
+	programme    *programme.Service
 	// mail sends what the domains queue (the worker's mail:send).
 	mail *mail.Sender
 }
@@ -43,7 +44,8 @@ type services struct {
 // buildServices wires the domains. now is time.Now in production; the seed
 // passes its simulated clock.
 func (a *app) buildServices(now func() time.Time) (*services, error) {
-	ps, err := a.partnersService(now)
+	ps := partners.NewService(a.db, now)
+	acc, err := a.accessService(ps, now)
 	if err != nil {
 		return nil, err
 	}
@@ -54,16 +56,15 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 	}
 	m := members.NewService(a.db, l, now, members.WithUnsubscribeKey(unsubscribeKey))
 	c := members.NewBurnConsent(a.db, now, members.DefaultConsentPolicy)
-	r := partners.NewRules(a.db, now)
+	r := rules.NewService(a.db, now)
 	svc := &services{
-		partners: ps, rules: r, ledger: l, members: m, consent: c,
-		transactions: partners.NewTransactions(a.db, l, m, c, ps, r, now),
-		webhooks:     partners.NewWebhooks(a.db, ps.SecretBox(), netguard.Policy{AllowLoopback: a.cfg.WebhookAllowLoopback}, now),
+		partners: ps, access: acc, rules: r, ledger: l, members: m, consent: c,
+		transactions: points.NewTransactions(a.db, l, m, c, ps, r, now),
+		webhooks:     webhooks.NewService(a.db, acc.SecretBox(), netguard.Policy{AllowLoopback: a.cfg.WebhookAllowLoopback}, now),
 	}
 	if a.cfg.WebhookAllowLoopback {
 		a.log.Warn("HUB_WEBHOOK_ALLOW_LOOPBACK is set: webhooks may go to loopback receivers over plain http (local development and tests only)")
 	}
-	// [catalog] services
 	svc.catalog = catalog.NewService(a.db, l, m, ps, now)
 	svc.catalog.TierOf = func(ctx context.Context, memberID int64) (string, error) {
 		if svc.programme == nil { // built below
@@ -71,11 +72,8 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 		}
 		return svc.programme.MemberTier(ctx, memberID)
 	}
-	// [settlement] services
 	svc.settlement = settlement.NewService(a.db, settlement.Options{Location: a.cfg.Location(), BaseCurrency: "EUR", Now: now})
-	// [exchange] services
-	svc.exchange = exchange.NewService(a.db, l, m, ps, exchange.NewHTTPPartner(15*time.Second), now)
-	// [programme] services
+	svc.exchange = exchange.NewService(a.db, l, m, ps, acc.SecretBox(), exchange.NewHTTPPartner(15*time.Second), now)
 	svc.programme = programme.NewService(a.db, l, m, c, now)
 	svc.transactions.Programme = svc.programme
 	svc.transactions.GroupCommit = groupCommit(a.cfg)
@@ -86,18 +84,19 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 	return svc, nil
 }
 
-// partnersService builds the partner registry and auth service. Without
+// accessService builds the API client, token and staff service on the
+// registry. Without
 // HUB_SECRETS_KEY (local development) it uses a key generated once into the
 // git-ignored signing key directory, and says so; the key itself is never logged.
-func (a *app) partnersService(now func() time.Time) (*partners.Service, error) {
+func (a *app) accessService(registry *partners.Service, now func() time.Time) (*access.Service, error) {
 	var key []byte
 	var err error
 	if a.cfg.SecretsKey != "" {
-		key, err = partners.ParseSecretsKey(a.cfg.SecretsKey)
+		key, err = access.ParseSecretsKey(a.cfg.SecretsKey)
 	} else {
 		path := filepath.Join(a.cfg.SigningKeyDir, "secrets.key")
 		var created bool
-		key, created, err = partners.LoadOrCreateSecretsKey(path)
+		key, created, err = access.LoadOrCreateSecretsKey(path)
 		if created {
 			a.log.Warn("HUB_SECRETS_KEY is unset: generated a local secrets key (set HUB_SECRETS_KEY in production)", "path", path)
 		}
@@ -105,7 +104,7 @@ func (a *app) partnersService(now func() time.Time) (*partners.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("HUB_SECRETS_KEY: %w", err)
 	}
-	return partners.NewService(a.db, partners.Options{Issuer: a.cfg.PublicURL, SecretsKey: key, Now: now})
+	return access.NewService(a.db, registry, access.Options{Issuer: a.cfg.PublicURL, SecretsKey: key, Now: now})
 }
 
 // unsubscribeKey is the key signing the unsubscribe links of notification
@@ -116,7 +115,7 @@ func (a *app) unsubscribeKey() ([]byte, error) {
 		return base64.StdEncoding.DecodeString(a.cfg.UnsubscribeKey)
 	}
 	path := filepath.Join(a.cfg.SigningKeyDir, "unsubscribe.key")
-	key, created, err := partners.LoadOrCreateSecretsKey(path)
+	key, created, err := access.LoadOrCreateSecretsKey(path)
 	if err != nil {
 		return nil, fmt.Errorf("HUB_UNSUBSCRIBE_KEY: %w", err)
 	}
@@ -128,9 +127,9 @@ func (a *app) unsubscribeKey() ([]byte, error) {
 
 // groupCommit is the group commit of single earns as configured: the batch
 // size and wait from the settings, the rest (batches in flight) as
-// partners.DefaultGroupCommit has it.
-func groupCommit(cfg config.Config) partners.GroupCommit {
-	g := partners.DefaultGroupCommit
+// points.DefaultGroupCommit has it.
+func groupCommit(cfg config.Config) points.GroupCommit {
+	g := points.DefaultGroupCommit
 	g.MaxItems, g.Wait = cfg.EarnBatchMax, cfg.EarnBatchWait
 	return g
 }

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/coalitionhub/hub/internal/config"
-	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 )
 
 // The hub's group commit takes its batch size and wait from the settings and
@@ -23,7 +23,7 @@ func TestGroupCommitFromSettings(t *testing.T) {
 	if g.MaxItems != 32 || g.Wait != 3*time.Millisecond {
 		t.Errorf("group commit %+v; want MaxItems 32 and Wait 3ms from the settings", g)
 	}
-	if want := partners.DefaultGroupCommit.InFlight; g.InFlight != want || want < 2 {
+	if want := points.DefaultGroupCommit.InFlight; g.InFlight != want || want < 2 {
 		t.Errorf("group commit keeps %d batches in flight; want the default %d (at least 2)", g.InFlight, want)
 	}
 }

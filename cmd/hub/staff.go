@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/partners"
 )
@@ -47,11 +48,11 @@ func (a *app) staff(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ps, err := a.partnersService(time.Now)
+	acc, err := a.accessService(partners.NewService(a.db, time.Now), time.Now)
 	if err != nil {
 		return err
 	}
-	st, err := ps.CreateStaff(ctx, *email, password, partners.Role(*role))
+	st, err := acc.CreateStaff(ctx, *email, password, access.Role(*role))
 	var ve *validation.Error
 	switch {
 	case errors.As(err, &ve):
@@ -60,7 +61,7 @@ func (a *app) staff(ctx context.Context, args []string) error {
 			msgs[i] = f.Field + " " + f.Message
 		}
 		return fmt.Errorf("staff create: %s", strings.Join(msgs, "; "))
-	case errors.Is(err, partners.ErrStaffExists):
+	case errors.Is(err, access.ErrStaffExists):
 		return fmt.Errorf("staff create: a staff account with the email %s exists already", *email)
 	case err != nil:
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/partners"
 )
@@ -95,11 +96,12 @@ func TestStaffCreateBootstrapsTheFirstAdmin(t *testing.T) {
 	if row.Role != "admin" || row.Status != "active" || bcrypt.CompareHashAndPassword([]byte(row.PasswordHash), []byte(password)) != nil {
 		t.Fatalf("created account: %+v; want an active admin with the password from stdin", row)
 	}
-	ps, err := partners.NewService(db, partners.Options{Issuer: "http://hub.test", SecretsKey: bytes.Repeat([]byte{7}, 32)})
+	ps := partners.NewService(db, nil)
+	acc, err := access.NewService(db, ps, access.Options{Issuer: "http://hub.test", SecretsKey: bytes.Repeat([]byte{7}, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, st, err := ps.StaffLogin(context.Background(), "ops@example.com", password, partners.SessionInfo{UserAgent: "test"}); err != nil || st.Role != partners.RoleAdmin {
+	if _, st, err := acc.StaffLogin(context.Background(), "ops@example.com", password, access.SessionInfo{UserAgent: "test"}); err != nil || st.Role != access.RoleAdmin {
 		t.Fatalf("the new admin signs in: %v %+v", err, st)
 	}
 

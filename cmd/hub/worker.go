@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/mail"
@@ -15,9 +16,9 @@ import (
 	"github.com/coalitionhub/hub/internal/throttle"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
-	"github.com/coalitionhub/hub/partners"
 	"github.com/coalitionhub/hub/programme"
 	"github.com/coalitionhub/hub/settlement"
+	"github.com/coalitionhub/hub/webhooks"
 )
 
 // task is one row of the task table.
@@ -36,9 +37,9 @@ type task struct {
 func (a *app) tasks(svc *services) []task {
 	now := time.Now
 	return []task{
-		{typ: partners.TypeDeliverWebhook, handler: svc.webhooks.DeliverHandler(),
-			opts:       []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(partners.WebhookMaxRetry), asynq.Timeout(30 * time.Second)},
-			retryDelay: partners.WebhookRetryDelay},
+		{typ: webhooks.TypeDeliverWebhook, handler: svc.webhooks.DeliverHandler(),
+			opts:       []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(webhooks.WebhookMaxRetry), asynq.Timeout(30 * time.Second)},
+			retryDelay: webhooks.WebhookRetryDelay},
 		{typ: ledger.TypeExpireHolds, handler: ledger.HandleExpireHolds(svc.ledger),
 			opts: []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(5)}, cron: "* * * * *"},
 		{typ: ledger.TypeExpireLots, handler: ledger.HandleExpireLots(svc.ledger),
@@ -79,7 +80,7 @@ func (a *app) tasks(svc *services) []task {
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(5), asynq.Timeout(time.Hour)}, cron: "0 8 * * *"},
 		{typ: members.TypePruneSessions, handler: members.HandlePruneSessions(svc.members),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "27 * * * *"},
-		{typ: partners.TypePruneStaffSessions, handler: partners.HandlePruneStaffSessions(svc.partners),
+		{typ: access.TypePruneStaffSessions, handler: access.HandlePruneStaffSessions(svc.access),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "29 * * * *"},
 	}
 }

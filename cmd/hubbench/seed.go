@@ -20,9 +20,11 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/partners"
 	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/rules"
 )
 
 // pinMembers are the first burn members, who also have a PIN (burn-pin).
@@ -140,7 +142,7 @@ type benchPartner struct {
 // members and PINs with set-based SQL.
 func seed(ctx context.Context, o options, db *gorm.DB, key string) (seeded, error) {
 	var s seeded
-	k, err := partners.ParseSecretsKey(key)
+	k, err := access.ParseSecretsKey(key)
 	if err != nil {
 		return s, err
 	}
@@ -148,11 +150,12 @@ func seed(ctx context.Context, o options, db *gorm.DB, key string) (seeded, erro
 	// Contracts and rules may not start in the past: publish them on a
 	// clock just before start, so that they are in force for the whole run.
 	clock := func() time.Time { return start.Add(-time.Minute) }
-	ps, err := partners.NewService(db, partners.Options{Issuer: "http://bench", SecretsKey: k, Now: clock})
+	ps := partners.NewService(db, clock)
+	acc, err := access.NewService(db, ps, access.Options{Issuer: "http://bench", SecretsKey: k, Now: clock})
 	if err != nil {
 		return s, err
 	}
-	rules := partners.NewRules(db, clock)
+	rs := rules.NewService(db, clock)
 	// The programme of the demo coalition (cmd/hub/demo): a rolling 12-month
 	// window, points expiring after 24 months, three earned tiers. Every
 	// partner's rule multiplies by tier, so an earn reads the member's tier,
@@ -187,16 +190,16 @@ func seed(ctx context.Context, o options, db *gorm.DB, key string) (seeded, erro
 			Currency: "EUR", Billing: partners.BillingPostpaid}, "bench"); err != nil {
 			return s, fmt.Errorf("publish contract: %w", err)
 		}
-		if _, err := rules.PublishRule(ctx, p.ID, partners.RuleDefinition{Description: "1 point per EUR, tier bonus",
-			Earn: []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit, Rate: decimal.NewFromInt(1),
+		if _, err := rs.PublishRule(ctx, p.ID, rules.RuleDefinition{Description: "1 point per EUR, tier bonus",
+			Earn: []rules.EarnComponent{{Kind: rules.KindPerCurrencyUnit, Rate: decimal.NewFromInt(1),
 				Currency: "EUR", PerMinor: 100}},
-			Multipliers: partners.Multipliers{Tier: []partners.TierMultiplier{
+			Multipliers: rules.Multipliers{Tier: []rules.TierMultiplier{
 				{Tier: "silver", Rate: decimal.RequireFromString("1.25")}, {Tier: "gold", Rate: decimal.RequireFromString("1.5")}}},
 		}, start, "bench"); err != nil {
 			return s, fmt.Errorf("publish rule: %w", err)
 		}
-		sec, err := ps.CreateClient(ctx, p.ID, partners.NewClient{Name: "bench", Scopes: []partners.Scope{
-			partners.ScopePointsEarn, partners.ScopePointsBurn, partners.ScopePointsReverse, partners.ScopeMembersRead}})
+		sec, err := acc.CreateClient(ctx, p.ID, access.NewClient{Name: "bench", Scopes: []access.Scope{
+			access.ScopePointsEarn, access.ScopePointsBurn, access.ScopePointsReverse, access.ScopeMembersRead}})
 		if err != nil {
 			return s, fmt.Errorf("create client: %w", err)
 		}

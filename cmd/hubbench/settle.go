@@ -129,10 +129,7 @@ func dropDatabase(ctx context.Context, dbURL string) {
 // force from `from` (the partners service runs on a clock just before it).
 func settlePartners(ctx context.Context, db *gorm.DB, n int, from time.Time) ([]int64, error) {
 	clock := func() time.Time { return from.Add(-time.Hour) }
-	ps, err := partners.NewService(db, partners.Options{Issuer: "http://bench", SecretsKey: bytes.Repeat([]byte{1}, 32), Now: clock})
-	if err != nil {
-		return nil, err
-	}
+	ps := partners.NewService(db, clock)
 	ids := make([]int64, n)
 	for i := range ids {
 		p, err := ps.CreatePartner(ctx, partners.NewPartner{Name: fmt.Sprintf("Month Partner %02d", i+1),

@@ -24,7 +24,7 @@ import (
 
 // Message is one piece of work to enqueue after commit.
 type Message struct {
-	TaskType  string    // a task type constant, e.g. partners.TypeDeliverWebhook
+	TaskType  string    // a task type constant, e.g. webhooks.TypeDeliverWebhook
 	Queue     string    // asynq queue; "default" when empty
 	Payload   any       // JSON-encoded into the task payload
 	ProcessAt time.Time // optional: not before this time

@@ -28,6 +28,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/clock"
@@ -35,7 +36,9 @@ import (
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
+	"github.com/coalitionhub/hub/points"
 	"github.com/coalitionhub/hub/programme"
+	"github.com/coalitionhub/hub/rules"
 )
 
 // Services are the domain services the seed drives; build them with the
@@ -43,11 +46,12 @@ import (
 type Services struct {
 	DB           *gorm.DB
 	Partners     *partners.Service
-	Rules        *partners.Rules
+	Access       *access.Service
+	Rules        *rules.Service
 	Members      *members.Service
 	Consent      *members.BurnConsent
 	Ledger       *ledger.Service
-	Transactions *partners.Transactions
+	Transactions *points.Transactions
 	Programme    *programme.Service
 	Exchange     *exchange.Service
 	Catalog      *catalog.Service
@@ -84,18 +88,18 @@ type demoPartner struct {
 	currency string
 	tz       string
 	contract partners.NewContract
-	rule     partners.RuleDefinition
+	rule     rules.RuleDefinition
 	earnProb float64 // share of member activity at this partner
 	burns    bool
-	shop     func(r *mrand.Rand) partners.EarnInput
+	shop     func(r *mrand.Rand) points.EarnInput
 	id       int64
 }
 
 func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 
-func eurPurchase(minMinor, maxMinor int64) func(r *mrand.Rand) partners.EarnInput {
-	return func(r *mrand.Rand) partners.EarnInput {
-		return partners.EarnInput{Amount: money.Money{Minor: minMinor + r.Int64N(maxMinor-minMinor), Currency: "EUR"}}
+func eurPurchase(minMinor, maxMinor int64) func(r *mrand.Rand) points.EarnInput {
+	return func(r *mrand.Rand) points.EarnInput {
+		return points.EarnInput{Amount: money.Money{Minor: minMinor + r.Int64N(maxMinor-minMinor), Currency: "EUR"}}
 	}
 }
 
@@ -106,73 +110,73 @@ func coalition() []*demoPartner {
 		{name: "SkyWays Airlines", sector: partners.SectorAirline, currency: "EUR", tz: "Europe/Berlin",
 			contract: partners.NewContract{Earn: true, Burn: true, IssuePrice: d("0.0080"), RedemptionRate: d("0.0065"),
 				Currency: "EUR", Billing: partners.BillingPostpaid, CapPerTransaction: 50000, BreakageShare: d("0.5")},
-			rule: partners.RuleDefinition{Description: "1 point per EUR and 250 per flight segment",
-				Earn: []partners.EarnComponent{
-					{Kind: partners.KindPerCurrencyUnit, Rate: d("1"), Currency: "EUR", PerMinor: 100},
-					{Kind: partners.KindPerActivity, Rate: d("250"), Unit: "segment"}},
-				Multipliers: partners.Multipliers{Tier: []partners.TierMultiplier{{Tier: "silver", Rate: d("1.5")}, {Tier: "gold", Rate: d("2")}}}},
+			rule: rules.RuleDefinition{Description: "1 point per EUR and 250 per flight segment",
+				Earn: []rules.EarnComponent{
+					{Kind: rules.KindPerCurrencyUnit, Rate: d("1"), Currency: "EUR", PerMinor: 100},
+					{Kind: rules.KindPerActivity, Rate: d("250"), Unit: "segment"}},
+				Multipliers: rules.Multipliers{Tier: []rules.TierMultiplier{{Tier: "silver", Rate: d("1.5")}, {Tier: "gold", Rate: d("2")}}}},
 			earnProb: 0.15, burns: true,
-			shop: func(r *mrand.Rand) partners.EarnInput {
+			shop: func(r *mrand.Rand) points.EarnInput {
 				segs := 1 + r.Int64N(2)
-				return partners.EarnInput{Amount: money.Money{Minor: 8000 + r.Int64N(60000), Currency: "EUR"},
-					Activity: []partners.Activity{{Unit: "segment", Quantity: segs}}}
+				return points.EarnInput{Amount: money.Money{Minor: 8000 + r.Int64N(60000), Currency: "EUR"},
+					Activity: []rules.Activity{{Unit: "segment", Quantity: segs}}}
 			}},
 		{name: "Harbour Hotels", sector: partners.SectorHotel, currency: "EUR", tz: "Europe/Lisbon",
 			contract: partners.NewContract{Earn: true, Burn: true, IssuePrice: d("0.0075"), RedemptionRate: d("0.0060"),
 				Currency: "EUR", Billing: partners.BillingPostpaid, PendingDays: 0, BreakageShare: d("0.5")},
-			rule: partners.RuleDefinition{Description: "10 points per EUR and 500 per night",
-				Earn: []partners.EarnComponent{
-					{Kind: partners.KindPerCurrencyUnit, Rate: d("10"), Currency: "EUR", PerMinor: 100},
-					{Kind: partners.KindPerActivity, Rate: d("500"), Unit: "night"}}},
+			rule: rules.RuleDefinition{Description: "10 points per EUR and 500 per night",
+				Earn: []rules.EarnComponent{
+					{Kind: rules.KindPerCurrencyUnit, Rate: d("10"), Currency: "EUR", PerMinor: 100},
+					{Kind: rules.KindPerActivity, Rate: d("500"), Unit: "night"}}},
 			earnProb: 0.12, burns: true,
-			shop: func(r *mrand.Rand) partners.EarnInput {
+			shop: func(r *mrand.Rand) points.EarnInput {
 				nights := 1 + r.Int64N(4)
-				return partners.EarnInput{Amount: money.Money{Minor: nights * (9000 + r.Int64N(9000)), Currency: "EUR"},
-					Activity: []partners.Activity{{Unit: "night", Quantity: nights}}}
+				return points.EarnInput{Amount: money.Money{Minor: nights * (9000 + r.Int64N(9000)), Currency: "EUR"},
+					Activity: []rules.Activity{{Unit: "night", Quantity: nights}}}
 			}},
 		{name: "Meridian Bank", sector: partners.SectorBank, currency: "EUR", tz: "Europe/Berlin",
 			contract: partners.NewContract{Earn: true, IssuePrice: d("0.0070"), Currency: "EUR",
 				Billing: partners.BillingPrepaid, PrepaidAlertThreshold: 500000, CapPerMemberDay: 5000},
-			rule: partners.RuleDefinition{Description: "1 point per EUR of card spend, 3 per EUR on travel",
-				Earn:        []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit, Rate: d("1"), Currency: "EUR", PerMinor: 100}},
-				Multipliers: partners.Multipliers{Category: []partners.CategoryMultiplier{{Category: "travel", Rate: d("3")}}},
-				Exclusions:  partners.Exclusions{Categories: []string{"cash_withdrawal"}}},
+			rule: rules.RuleDefinition{Description: "1 point per EUR of card spend, 3 per EUR on travel",
+				Earn:        []rules.EarnComponent{{Kind: rules.KindPerCurrencyUnit, Rate: d("1"), Currency: "EUR", PerMinor: 100}},
+				Multipliers: rules.Multipliers{Category: []rules.CategoryMultiplier{{Category: "travel", Rate: d("3")}}},
+				Exclusions:  rules.Exclusions{Categories: []string{"cash_withdrawal"}}},
 			earnProb: 0.40,
-			shop: func(r *mrand.Rand) partners.EarnInput {
+			shop: func(r *mrand.Rand) points.EarnInput {
 				amt := 1000 + r.Int64N(25000)
 				cat := []string{"groceries", "travel", "fuel", "dining", "cash_withdrawal"}[r.IntN(5)]
-				return partners.EarnInput{Amount: money.Money{Minor: amt, Currency: "EUR"},
-					Lines: []partners.Line{{Category: cat, Amount: amt, Quantity: 1}}}
+				return points.EarnInput{Amount: money.Money{Minor: amt, Currency: "EUR"},
+					Lines: []rules.Line{{Category: cat, Amount: amt, Quantity: 1}}}
 			}},
 		{name: "Olive & Vine Restaurants", sector: partners.SectorRestaurant, currency: "EUR", tz: "Europe/Rome",
 			contract: partners.NewContract{Earn: true, Burn: true, IssuePrice: d("0.0090"), RedemptionRate: d("0.0070"),
 				Currency: "EUR", Billing: partners.BillingPostpaid},
-			rule: partners.RuleDefinition{Description: "5% of the bill, a point being worth half a cent",
-				Earn: []partners.EarnComponent{{Kind: partners.KindPercentage, Rate: d("5"), Currency: "EUR",
+			rule: rules.RuleDefinition{Description: "5% of the bill, a point being worth half a cent",
+				Earn: []rules.EarnComponent{{Kind: rules.KindPercentage, Rate: d("5"), Currency: "EUR",
 					PointValueMinor: ptr(d("0.5"))}}},
 			earnProb: 0.20, burns: true, shop: eurPurchase(2500, 15000)},
 		{name: "Northwind Retail", sector: partners.SectorRetail, currency: "EUR", tz: "Europe/Berlin",
 			contract: partners.NewContract{Earn: true, Burn: true, IssuePrice: d("0.0080"), RedemptionRate: d("0.0060"),
 				Currency: "EUR", Billing: partners.BillingPostpaid, PendingDays: 14},
-			rule: partners.RuleDefinition{Description: "2 points per EUR, double on electronics; gift cards excluded",
-				Earn:        []partners.EarnComponent{{Kind: partners.KindPerCurrencyUnit, Rate: d("2"), Currency: "EUR", PerMinor: 100}},
-				Multipliers: partners.Multipliers{Category: []partners.CategoryMultiplier{{Category: "electronics", Rate: d("2")}}},
-				Exclusions:  partners.Exclusions{Categories: []string{"gift_cards"}}},
+			rule: rules.RuleDefinition{Description: "2 points per EUR, double on electronics; gift cards excluded",
+				Earn:        []rules.EarnComponent{{Kind: rules.KindPerCurrencyUnit, Rate: d("2"), Currency: "EUR", PerMinor: 100}},
+				Multipliers: rules.Multipliers{Category: []rules.CategoryMultiplier{{Category: "electronics", Rate: d("2")}}},
+				Exclusions:  rules.Exclusions{Categories: []string{"gift_cards"}}},
 			earnProb: 0.13, burns: true,
-			shop: func(r *mrand.Rand) partners.EarnInput {
+			shop: func(r *mrand.Rand) points.EarnInput {
 				amt := 1500 + r.Int64N(30000)
 				cat := []string{"apparel", "electronics", "home", "gift_cards"}[r.IntN(4)]
-				return partners.EarnInput{Amount: money.Money{Minor: amt, Currency: "EUR"},
-					Lines: []partners.Line{{Category: cat, Amount: amt, Quantity: 1}}}
+				return points.EarnInput{Amount: money.Money{Minor: amt, Currency: "EUR"},
+					Lines: []rules.Line{{Category: cat, Amount: amt, Quantity: 1}}}
 			}},
 	}
 }
 
 func ptr[T any](v T) *T { return &v }
 
-var allScopes = []partners.Scope{partners.ScopeMembersRead, partners.ScopeMembersWrite, partners.ScopePointsEarn,
-	partners.ScopePointsBurn, partners.ScopePointsReverse, partners.ScopeCatalogManage, partners.ScopeOrdersFulfil,
-	partners.ScopeExchange, partners.ScopeSettlementRead}
+var allScopes = []access.Scope{access.ScopeMembersRead, access.ScopeMembersWrite, access.ScopePointsEarn,
+	access.ScopePointsBurn, access.ScopePointsReverse, access.ScopeCatalogManage, access.ScopeOrdersFulfil,
+	access.ScopeExchange, access.ScopeSettlementRead}
 
 // Seed loads the demo coalition. clk must be the clock the services in s
 // were built with.
@@ -202,16 +206,16 @@ func Seed(ctx context.Context, s Services, clk *clock.Manual, o Options) (Creden
 	}
 	for _, st := range []struct {
 		email string
-		role  partners.Role
-	}{{"admin@demo.coalition.example", partners.RoleAdmin}, {"finance@demo.coalition.example", partners.RoleFinance},
-		{"support@demo.coalition.example", partners.RoleSupport}} {
-		_, err := s.Partners.CreateStaff(ctx, st.email, pw, st.role)
+		role  access.Role
+	}{{"admin@demo.coalition.example", access.RoleAdmin}, {"finance@demo.coalition.example", access.RoleFinance},
+		{"support@demo.coalition.example", access.RoleSupport}} {
+		_, err := s.Access.CreateStaff(ctx, st.email, pw, st.role)
 		switch {
 		case err == nil:
 			creds.Staff[st.email] = pw
-		case errors.Is(err, partners.ErrStaffExists) && o.AdminPassword != "":
+		case errors.Is(err, access.ErrStaffExists) && o.AdminPassword != "":
 			creds.Staff[st.email] = o.AdminPassword // the same stable demo password as the first seed
-		case errors.Is(err, partners.ErrStaffExists):
+		case errors.Is(err, access.ErrStaffExists):
 			creds.Staff[st.email] = "(unchanged from the first seed)"
 		default:
 			return creds, fmt.Errorf("seed staff: %w", err)
@@ -389,20 +393,20 @@ func ensurePartner(ctx context.Context, s Services, p *demoPartner, start time.T
 // fresh secret (secrets are never stored in the clear, so this run's secret is
 // the only one that can be printed).
 func ensureClient(ctx context.Context, s Services, p *demoPartner) (ClientCredential, error) {
-	list, err := s.Partners.Clients(ctx, p.id, partners.Page{Limit: 100})
+	list, err := s.Access.Clients(ctx, p.id, partners.Page{Limit: 100})
 	if err != nil {
 		return ClientCredential{}, err
 	}
 	for _, c := range list {
 		if c.Name == "demo POS" && c.Status == "active" {
-			sec, err := s.Partners.RotateClientSecret(ctx, c.ClientID)
+			sec, err := s.Access.RotateClientSecret(ctx, c.ClientID)
 			if err != nil {
 				return ClientCredential{}, err
 			}
 			return ClientCredential{Partner: p.name, ClientID: c.ClientID, Secret: sec.Secret}, nil
 		}
 	}
-	sec, err := s.Partners.CreateClient(ctx, p.id, partners.NewClient{Name: "demo POS", Scopes: allScopes})
+	sec, err := s.Access.CreateClient(ctx, p.id, access.NewClient{Name: "demo POS", Scopes: allScopes})
 	if err != nil {
 		return ClientCredential{}, fmt.Errorf("seed client of %s: %w", p.name, err)
 	}
@@ -531,7 +535,7 @@ func pick(r *mrand.Rand, demo []*demoPartner) *demoPartner {
 
 // expected are refusals a live programme meets too; the seed counts them.
 func expected(err error) bool {
-	return errors.Is(err, ledger.ErrInsufficientPoints) || errors.Is(err, partners.ErrDailyCapReached) || errors.Is(err, partners.ErrNothingToEarn) ||
+	return errors.Is(err, ledger.ErrInsufficientPoints) || errors.Is(err, points.ErrDailyCapReached) || errors.Is(err, points.ErrNothingToEarn) ||
 		errors.Is(err, partners.ErrPrepaidExhausted) || errors.Is(err, ledger.ErrAccountBlocked)
 }
 
@@ -539,7 +543,7 @@ func expected(err error) bool {
 // seq alone, so a re-run after an interruption replays what was done.
 func simulate(ctx context.Context, s Services, memberID int64, p *demoPartner, at time.Time, burn bool, seq int) error {
 	r := mrand.New(mrand.NewPCG(uint64(seq), 99))
-	principal := partners.Principal{PartnerID: p.id}
+	principal := access.Principal{PartnerID: p.id}
 	scope := fmt.Sprintf("partner:%d", p.id)
 	idem := func(kind string) ledger.Idempotency {
 		key := fmt.Sprintf("demo-%s-%d", kind, seq)
@@ -554,13 +558,13 @@ func simulate(ctx context.Context, s Services, memberID int64, p *demoPartner, a
 		if bal.Available < 500 {
 			return ledger.ErrInsufficientPoints
 		}
-		points := int64(bal.Available) / 2 / 100 * 100
+		pts := int64(bal.Available) / 2 / 100 * 100
 		code, err := s.Consent.IssueCode(ctx, memberID)
 		if err != nil {
 			return err
 		}
 		_, err = s.Transactions.Burn(ctx, principal, idem("burn"),
-			partners.BurnInput{MemberID: memberID, Points: points, RedemptionCode: code.Code, Capture: true,
+			points.BurnInput{MemberID: memberID, Points: pts, RedemptionCode: code.Code, Capture: true,
 				ExternalRef: fmt.Sprintf("demo-receipt-%d", seq), OccurredAt: at})
 		return err
 	}
@@ -656,10 +660,10 @@ func showcase(ctx context.Context, s Services, o Options, demo []*demoPartner, s
 	}
 	if len(ids) > 0 && byName[partners.SectorRetail] != 0 {
 		retail := byName[partners.SectorRetail]
-		if _, err := s.Transactions.Earn(ctx, partners.Principal{PartnerID: retail},
+		if _, err := s.Transactions.Earn(ctx, access.Principal{PartnerID: retail},
 			ledger.Idempotency{Scope: fmt.Sprintf("partner:%d", retail), Key: "demo-pending-purchase"},
-			partners.EarnInput{MemberID: ids[0], Amount: money.Money{Minor: 34_900, Currency: "EUR"},
-				Lines:      []partners.Line{{Category: "electronics", Amount: 34_900, Quantity: 1}},
+			points.EarnInput{MemberID: ids[0], Amount: money.Money{Minor: 34_900, Currency: "EUR"},
+				Lines:      []rules.Line{{Category: "electronics", Amount: 34_900, Quantity: 1}},
 				OccurredAt: o.Real.Add(-2 * time.Hour), ExternalRef: "demo-pending-purchase"}); err != nil && !expected(err) &&
 			!errors.Is(err, ledger.ErrIdempotencyMismatch) { // a later seed: the purchase is in, at an earlier time
 
