@@ -537,6 +537,11 @@ func (s *Service) Export(ctx context.Context, id int64, actor string) (Export, e
 		for _, r := range srs {
 			out.Sessions = append(out.Sessions, r.session())
 		}
+		out.MailOptOuts = []NoticeKind{}
+		if err := tx.Raw(`SELECT kind FROM member_mail_optouts WHERE member_id IN ? ORDER BY kind`, all).
+			Scan(&out.MailOptOuts).Error; err != nil {
+			return err
+		}
 		crs, err := consentRows(tx, all)
 		if err != nil {
 			return err
