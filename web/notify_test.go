@@ -247,6 +247,20 @@ func TestPasswordChangedMailArrives(t *testing.T) {
 	if linkWithPath(msgs[0], "/portal/unsubscribe") != "" {
 		t.Fatalf("a security notice has an unsubscribe link: %v", msgs[0].Links)
 	}
+
+	// A member whose locale has text gets it.
+	de, _, err := e.mem.Enrol(ctx, members.EnrolRequest{Identifier: members.Identifier{Type: members.IdentifierEmail, Value: "jonas@example.test"},
+		Profile: members.Profile{GivenName: "Jonas", Email: "jonas@example.test", Locale: "de-AT"}, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.mem.SetPassword(ctx, de.ID, "jonas's long passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	msgs = e.deliver()
+	if len(msgs) != 1 || msgs[0].Language != "de" || msgs[0].Subject != "Ihr Coalition-Rewards-Passwort wurde geändert" {
+		t.Fatalf("mail to a German-speaking member: %+v", msgs)
+	}
 }
 
 // A change of sign-in email sends a link to the new address and a notice to
