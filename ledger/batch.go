@@ -128,13 +128,21 @@ func earnBatch(tx *gorm.DB, now time.Time, reqs []EarnRequest, hashes [][]byte, 
 	for _, i := range leaders {
 		keys = append(keys, reqs[i].accountKeys()...)
 	}
-	ids, err := ensureAccountsBatch(tx, keys)
-	if err != nil {
-		return err
+	// The accounts and the key claims travel in one round trip (with BEGIN,
+	// as the transaction's first statements): the claims need no answer of
+	// the accounts statement.
+	accountsSt, ids, want := accountsStatement(keys)
+	claimSt, claimed := claimStatement(reqs, hashes, leaders, now)
+	if err := database.Pipeline(tx, accountsSt, claimSt); err != nil {
+		return fmt.Errorf("ensure accounts and claim idempotency keys: %w", err)
 	}
-	claimed, err := claimBatch(tx, reqs, hashes, leaders, now)
-	if err != nil {
-		return err
+	if len(ids) < want {
+		// An account created by a concurrent transaction after the
+		// statement's snapshot: ensure them again (no member is locked yet).
+		var err error
+		if ids, err = ensureAccountsBatch(tx, keys); err != nil {
+			return err
+		}
 	}
 	// Records of the keys not claimed: an earlier request's.
 	records := make(map[idemKey]idemRecord, len(leaders))
@@ -290,6 +298,25 @@ func (p *batchEarn) transaction(now time.Time) Transaction {
 // (in key order, so concurrent creators cannot deadlock), in one statement.
 // Call it before locking any account.
 func ensureAccountsBatch(tx *gorm.DB, keys []accountKey) (map[accountKey]int64, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		st, out, want := accountsStatement(keys)
+		if err := database.Pipeline(tx, st); err != nil {
+			return nil, fmt.Errorf("ensure accounts: %w", err)
+		}
+		if len(out) == want {
+			return out, nil
+		}
+		// A key created by a concurrent transaction after this statement's
+		// snapshot: the next statement sees it.
+	}
+	return nil, errors.New("ensure accounts: accounts not visible after retries")
+}
+
+// accountsStatement is ensureAccountsBatch's statement for keys: it fills out
+// with the id of each of the want distinct keys it finds or creates (fewer
+// when a key was created by a concurrent transaction after the statement's
+// snapshot; ensureAccountsBatch then sends it again).
+func accountsStatement(keys []accountKey) (st database.Stmt, out map[accountKey]int64, want int) {
 	sort.Slice(keys, func(i, j int) bool {
 		if keys[i].Kind != keys[j].Kind {
 			return keys[i].Kind < keys[j].Kind
@@ -319,26 +346,17 @@ func ensureAccountsBatch(tx *gorm.DB, keys []accountKey) (map[accountKey]int64, 
 		ON CONFLICT (kind, owner_id) DO NOTHING RETURNING id, kind, owner_id
 	)
 	SELECT id, kind, owner_id FROM look WHERE id IS NOT NULL UNION ALL SELECT id, kind, owner_id FROM ins`
-	for attempt := 0; attempt < 3; attempt++ {
-		out := make(map[accountKey]int64, len(seen))
-		err := database.Query(tx, q, []any{kinds, owners}, func(rows *sql.Rows) error {
-			var a account
-			if err := rows.Scan(&a.ID, &a.Kind, &a.OwnerID); err != nil {
-				return err
-			}
-			out[accountKey{a.Kind, a.OwnerID}] = a.ID
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("ensure accounts: %w", err)
+	out = make(map[accountKey]int64, len(seen))
+	st = database.Stmt{SQL: q, Args: []any{kinds, owners}, Scan: func(row database.Row) error {
+		var id, owner int64
+		var kind string
+		if err := row.Scan(&id, &kind, &owner); err != nil {
+			return err
 		}
-		if len(out) == len(seen) {
-			return out, nil
-		}
-		// A key created by a concurrent transaction after this statement's
-		// snapshot: the next statement sees it.
-	}
-	return nil, errors.New("ensure accounts: accounts not visible after retries")
+		out[accountKey{AccountKind(kind), owner}] = id
+		return nil
+	}}
+	return st, out, len(seen)
 }
 
 // lockMembers is lockAccounts (member accounts in id order, the global lock
@@ -367,14 +385,14 @@ func lockMembers(tx *gorm.DB, ids []int64) (map[int64]*account, error) {
 	return out, nil
 }
 
-// claimBatch claims the keys of the given requests (distinct keys) in one
+// claimStatement claims the keys of the given requests (distinct keys) in one
 // statement, in key order (two batches sharing keys wait for each other in
 // the same order, never in a cycle), and draws a transaction id for each key
 // claimed, recorded with the claim (every claimed key is posted by
-// writeEarnBatch in the same database transaction, or nothing is). A key
-// held by a concurrent uncommitted request makes the statement wait for it,
-// as claimIdempotency does.
-func claimBatch(tx *gorm.DB, reqs []EarnRequest, hashes [][]byte, idx []int, now time.Time) (map[idemKey]int64, error) {
+// writeEarnBatch in the same database transaction, or nothing is); it fills
+// out with the keys claimed. A key held by a concurrent uncommitted request
+// makes the statement wait for it, as claimIdempotency does.
+func claimStatement(reqs []EarnRequest, hashes [][]byte, idx []int, now time.Time) (database.Stmt, map[idemKey]int64) {
 	scopes := make([]string, len(idx))
 	keys := make([]string, len(idx))
 	hs := make([][]byte, len(idx))
@@ -382,24 +400,20 @@ func claimBatch(tx *gorm.DB, reqs []EarnRequest, hashes [][]byte, idx []int, now
 		scopes[n], keys[n], hs[n] = reqs[i].Idem.Scope, reqs[i].Idem.Key, hashes[i]
 	}
 	out := make(map[idemKey]int64, len(idx))
-	err := database.Query(tx, `INSERT INTO ledger_idempotency (scope, key, operation, request_hash, created_at, transaction_id)
+	return database.Stmt{SQL: `INSERT INTO ledger_idempotency (scope, key, operation, request_hash, created_at, transaction_id)
 		SELECT k.scope, k.key, 'earn', k.hash, $4::timestamptz, nextval('ledger_transactions_id_seq')
 		FROM unnest($1::text[], $2::text[], $3::bytea[]) AS k(scope, key, hash)
 		ORDER BY k.scope, k.key
 		ON CONFLICT (scope, key) DO NOTHING
-		RETURNING scope, key, transaction_id`, []any{scopes, keys, hs, now}, func(rows *sql.Rows) error {
+		RETURNING scope, key, transaction_id`, Args: []any{scopes, keys, hs, now}, Scan: func(row database.Row) error {
 		var k idemKey
 		var txID int64
-		if err := rows.Scan(&k.Scope, &k.Key, &txID); err != nil {
+		if err := row.Scan(&k.Scope, &k.Key, &txID); err != nil {
 			return err
 		}
 		out[k] = txID
 		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim idempotency keys: %w", err)
-	}
-	return out, nil
+	}}, out
 }
 
 // readIdempotencyBatch reads the records of keys known to exist into records.

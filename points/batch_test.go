@@ -332,8 +332,8 @@ func TestEarnBatchStatementsAndProgrammeCalls(t *testing.T) {
 	items := batch("b", 200)
 	n := run(items)
 	t.Logf("a batch of 200 earns: %d statements, BEGIN and COMMIT included", n)
-	if n > 7 {
-		t.Errorf("a batch of 200 sent %d statements (BEGIN and COMMIT included), want at most 7 (run with BENCH_SQL=1 to list them)", n)
+	if n > 5 {
+		t.Errorf("a batch of 200 sent %d statements (BEGIN and COMMIT included), want at most 5 (run with BENCH_SQL=1 to list them)", n)
 	}
 	if n < 3 {
 		t.Errorf("a batch of 200 counted %d statements: the counter does not see the batch's statements", n)

@@ -130,6 +130,6 @@ func (a *app) unsubscribeKey() ([]byte, error) {
 // points.DefaultGroupCommit has it.
 func groupCommit(cfg config.Config) points.GroupCommit {
 	g := points.DefaultGroupCommit
-	g.MaxItems, g.Wait = cfg.EarnBatchMax, cfg.EarnBatchWait
+	g.MaxItems, g.Wait, g.InFlight = cfg.EarnBatchMax, cfg.EarnBatchWait, cfg.EarnBatchInFlight
 	return g
 }

@@ -26,4 +26,16 @@ func TestGroupCommitFromSettings(t *testing.T) {
 	if want := points.DefaultGroupCommit.InFlight; g.InFlight != want || want < 2 {
 		t.Errorf("group commit keeps %d batches in flight; want the default %d (at least 2)", g.InFlight, want)
 	}
+	cfg, err = config.Load(func(k string) string { return map[string]string{"HUB_EARN_BATCH_IN_FLIGHT": "3"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := groupCommit(cfg); g.InFlight != 3 {
+		t.Errorf("HUB_EARN_BATCH_IN_FLIGHT=3 gave %d batches in flight", g.InFlight)
+	}
+	for _, bad := range []string{"0", "17", "two"} {
+		if _, err := config.Load(func(k string) string { return map[string]string{"HUB_EARN_BATCH_IN_FLIGHT": bad}[k] }); err == nil {
+			t.Errorf("HUB_EARN_BATCH_IN_FLIGHT=%s accepted", bad)
+		}
+	}
 }

@@ -48,13 +48,17 @@ type Config struct {
 	// tests. Off by default: receivers must then be https URLs of public
 	// hosts. Private ranges stay refused either way (package netguard).
 	WebhookAllowLoopback bool
-	// EarnBatchMax (HUB_EARN_BATCH_MAX) and EarnBatchWait
-	// (HUB_EARN_BATCH_WAIT) shape the group commit of single earns: a batch
-	// is posted as soon as EarnBatchMax earns wait, or when the first of
-	// them has waited EarnBatchWait behind a batch in flight. An earn that
-	// arrives when nothing is in flight never waits.
-	EarnBatchMax  int
-	EarnBatchWait time.Duration
+	// EarnBatchMax (HUB_EARN_BATCH_MAX), EarnBatchWait
+	// (HUB_EARN_BATCH_WAIT) and EarnBatchInFlight (HUB_EARN_BATCH_IN_FLIGHT)
+	// shape the group commit of single earns: a batch is posted as soon as
+	// EarnBatchMax earns wait, or when the first of them has waited
+	// EarnBatchWait behind a batch in flight while fewer than
+	// EarnBatchInFlight are; with that many in flight, waiting earns go
+	// with the next to finish. An earn that arrives when nothing is in
+	// flight never waits.
+	EarnBatchMax      int
+	EarnBatchWait     time.Duration
+	EarnBatchInFlight int
 	// SMTPURL (HUB_SMTP_URL) is where the worker sends mail:
 	// smtp://[user:password@]host[:port] (STARTTLS required, except on a
 	// loopback host) or smtps://... (TLS from the first byte). The default
@@ -108,6 +112,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.EarnBatchMax, err = intVar(get, "HUB_EARN_BATCH_MAX", 64); err != nil {
 		return c, err
+	}
+	if c.EarnBatchInFlight, err = intVar(get, "HUB_EARN_BATCH_IN_FLIGHT", 2); err != nil {
+		return c, err
+	}
+	if c.EarnBatchInFlight < 1 || c.EarnBatchInFlight > 16 {
+		return c, fmt.Errorf("HUB_EARN_BATCH_IN_FLIGHT must be from 1 to 16, got %d", c.EarnBatchInFlight)
 	}
 	waitText := get("HUB_EARN_BATCH_WAIT", "1ms")
 	if c.EarnBatchWait, err = time.ParseDuration(waitText); err != nil || c.EarnBatchWait < 0 || c.EarnBatchWait > time.Second {

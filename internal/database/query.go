@@ -92,6 +92,44 @@ func Query(tx *gorm.DB, query string, args []any, scan func(rows *sql.Rows) erro
 	return rows.Close()
 }
 
+// Row is the row a Stmt's Scan is positioned on (a *sql.Rows or a pgx row
+// set: both scan the current row into the caller's variables).
+type Row interface{ Scan(dest ...any) error }
+
+// Stmt is a statement of a Pipeline: Scan (when not nil) is called once per
+// row it answers.
+type Stmt struct {
+	SQL  string
+	Args []any
+	Scan func(row Row) error
+}
+
+// Pipeline sends stmts in order. Inside a Transaction they travel in one
+// round trip (with BEGIN, when it has not been sent yet) and PostgreSQL runs
+// each after the one before it has completed, in the same transaction; after
+// a failed statement it runs none of the rest, and Pipeline returns the
+// first error (the caller rolls back). Outside a Transaction they are sent
+// one after the other, stopping at the first failure. Statements go in one
+// pipeline only when none needs another's answer to be written: the batch
+// earn sends its account upsert and its key claims this way.
+func Pipeline(tx *gorm.DB, stmts ...Stmt) error {
+	if l, ok := tx.Statement.ConnPool.(*lazyTx); ok {
+		return l.pipelineRows(contextOf(tx), stmts)
+	}
+	for _, st := range stmts {
+		scan := func(rows *sql.Rows) error {
+			if st.Scan == nil {
+				return nil
+			}
+			return st.Scan(rows)
+		}
+		if err := Query(tx, st.SQL, st.Args, scan); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // send sends query on tx's connection with tx's context.
 func send(tx *gorm.DB, query string, args []any) (*sql.Rows, error) {
 	return tx.Statement.ConnPool.QueryContext(contextOf(tx), query, args...)

@@ -332,3 +332,48 @@ func TestQueryRowThenIsOneRoundTrip(t *testing.T) {
 		t.Fatalf("%d round trips, want 2", got)
 	}
 }
+
+func TestPipelineRunsItsStatementsInOrderInOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	db, n := testdb.NewCounting(t)
+	if err := db.Exec(`CREATE TABLE tx_probe (id int PRIMARY KEY, note text NOT NULL)`).Error; err != nil {
+		t.Fatal(err)
+	}
+	ids := func(into *[]int) database.Stmt {
+		return database.Stmt{SQL: `SELECT id FROM tx_probe ORDER BY id`, Scan: func(row database.Row) error {
+			var id int
+			err := row.Scan(&id)
+			*into = append(*into, id)
+			return err
+		}}
+	}
+	insert := func(id int) database.Stmt {
+		return database.Stmt{SQL: `INSERT INTO tx_probe (id, note) SELECT $1::int, 'p'`, Args: []any{id}}
+	}
+	// BEGIN and three statements in one pipeline, then COMMIT; the third
+	// sees the rows of the two before it.
+	n.Store(0)
+	var seenRows []int
+	err := database.Transaction(context.Background(), db, func(tx *gorm.DB) error {
+		return database.Pipeline(tx, insert(1), insert(2), ids(&seenRows))
+	})
+	if err != nil || !slices.Equal(seenRows, []int{1, 2}) {
+		t.Fatalf("err %v, the third statement saw %v; want [1 2]", err, seenRows)
+	}
+	if got := n.Load(); got != 2 {
+		t.Fatalf("%d round trips, want 2 (the pipeline with BEGIN, COMMIT)", got)
+	}
+	// A failing statement: those after it do not run, nothing is committed.
+	var after []int
+	err = database.Transaction(context.Background(), db, func(tx *gorm.DB) error {
+		return database.Pipeline(tx, insert(3), insert(1), ids(&after))
+	})
+	if err == nil || len(after) != 0 {
+		t.Fatalf("a duplicate id: err %v, the statement after it saw %v", err, after)
+	}
+	// Outside a Transaction: one after the other, each committing.
+	var all []int
+	if err := database.Pipeline(db, insert(4), ids(&all)); err != nil || !slices.Equal(all, []int{1, 2, 4}) {
+		t.Fatalf("outside a transaction: err %v, rows %v; want [1 2 4]", err, all)
+	}
+}
