@@ -362,18 +362,21 @@ func accountsStatement(keys []accountKey) (st database.Stmt, out map[accountKey]
 // lockMembers is lockAccounts (member accounts in id order, the global lock
 // order) straight on the connection: gorm's Scan renders each statement
 // through a regular expression for its logger, which costs more than the
-// lock.
+// lock. Statements deferred before it (the programme's credit of a batch
+// earn) travel in its pipeline.
 func lockMembers(tx *gorm.DB, ids []int64) (map[int64]*account, error) {
 	out := make(map[int64]*account, len(ids))
-	err := database.Query(tx, `SELECT id, kind, owner_id, balance, held FROM ledger_accounts
-		WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, []any{ids}, func(rows *sql.Rows) error {
+	err := database.Pipeline(tx, database.Stmt{SQL: `SELECT id, kind, owner_id, balance, held FROM ledger_accounts
+		WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, Args: []any{ids}, Scan: func(row database.Row) error {
 		a := &account{}
-		if err := rows.Scan(&a.ID, &a.Kind, &a.OwnerID, &a.Balance, &a.Held); err != nil {
+		var kind string
+		if err := row.Scan(&a.ID, &kind, &a.OwnerID, &a.Balance, &a.Held); err != nil {
 			return err
 		}
+		a.Kind = AccountKind(kind)
 		out[a.ID] = a
 		return nil
-	})
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("lock accounts: %w", err)
 	}

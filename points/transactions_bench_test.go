@@ -77,11 +77,11 @@ func TestEarnStatementCount(t *testing.T) {
 	// A single earn is a batch of one (the group commit posts it at once
 	// when nothing else is in flight): the member check, then in one
 	// database transaction BEGIN with the accounts and the key claim (one
-	// pipeline), the programme's credit, the member lock, the posting and
-	// COMMIT. A batch
+	// pipeline), the programme's credit with the member lock (one
+	// pipeline), the posting and COMMIT. A batch
 	// of many costs the same round trips, shared by its earns. Lower this
 	// when a change removes round trips.
-	const want = 6
+	const want = 5
 	if got > want || first > want+2 {
 		t.Fatalf("one earn took %d round trips (first %d); want at most %d (run with BENCH_SQL=1 to list them)", got, first, want)
 	}
@@ -144,8 +144,8 @@ func TestEarnWithTierStatementCount(t *testing.T) {
 	e.earn(t, 2) // blue's account
 	e.stmts.Store(0)
 	e.earn(t, 11)
-	if got := e.stmts.Load(); got > 7 {
-		t.Fatalf("an earn priced by tier took %d round trips; want at most 7 (run with BENCH_SQL=1 to list them)", got)
+	if got := e.stmts.Load(); got > 6 {
+		t.Fatalf("an earn priced by tier took %d round trips; want at most 6 (run with BENCH_SQL=1 to list them)", got)
 	}
 	var points []int64
 	if err := e.db.Raw(`SELECT points FROM ledger_transactions WHERE type = 'earn' AND member_id IN (?, ?) ORDER BY member_id, id`,

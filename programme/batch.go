@@ -2,7 +2,6 @@ package programme
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -191,22 +190,25 @@ func (s *Service) CreditEarns(ctx context.Context, tx *gorm.DB, earns []points.P
 	if err != nil {
 		return nil, err
 	}
-	err = database.Query(tx, earnedBatchSQL.SQL, args, func(rows *sql.Rows) error {
-		var memberID int64
-		var st standing
-		if err := rows.Scan(&memberID, &st.Points, &st.Spend, &st.Nights, &st.Stays, &st.Flights, &st.Partners,
-			&st.Tier, &st.Grants); err != nil {
-			return err
-		}
-		if st.Tier == nil {
-			untiered = append(untiered, memberID)
-		}
-		d := Evaluate(tiers, EvalInput{Current: st.tier(), Credits: st.credits(), Grants: st.grants(), At: now})
-		if d.Changed {
-			changed = append(changed, memberID)
-		}
-		return nil
-	})
+	// The statement travels with the ledger's member locks (one round trip
+	// for both); its rows are read when they come, before the rest runs.
+	err = database.Defer(tx, database.Stmt{SQL: earnedBatchSQL.SQL, Args: args,
+		Name: fmt.Sprintf("qualifying credits of %d earns", len(earns)), Scan: func(row database.Row) error {
+			var memberID int64
+			var st standing
+			if err := row.Scan(&memberID, &st.Points, &st.Spend, &st.Nights, &st.Stays, &st.Flights, &st.Partners,
+				&st.Tier, &st.Grants); err != nil {
+				return err
+			}
+			if st.Tier == nil {
+				untiered = append(untiered, memberID)
+			}
+			d := Evaluate(tiers, EvalInput{Current: st.tier(), Credits: st.credits(), Grants: st.grants(), At: now})
+			if d.Changed {
+				changed = append(changed, memberID)
+			}
+			return nil
+		}})
 	if err != nil {
 		return nil, fmt.Errorf("qualifying credits of %d earns: %w", len(earns), err)
 	}

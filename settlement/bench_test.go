@@ -111,7 +111,7 @@ func BenchmarkClosePeriod(b *testing.B) {
 		generateMonth(b, e, n)
 		e.clk.Set(at(2026, 11, 1, 1, 0))
 		b.StartTimer()
-		if _, err := e.svc.Close(e.ctx, "2026-10", "bench"); err != nil {
+		if _, err := e.svc.Close(e.ctx, "2026-10", "bench", nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -117,7 +117,7 @@ func TestCloseMonth(t *testing.T) {
 
 	// Closing before the month has ended is refused; September's statement is unchanged.
 	e.clk.Set(at(2026, 10, 31, 23, 0))
-	if _, err := e.svc.Close(e.ctx, "2026-10", "test"); !errors.Is(err, ErrPeriodNotEnded) {
+	if _, err := e.svc.Close(e.ctx, "2026-10", "test", nil); !errors.Is(err, ErrPeriodNotEnded) {
 		t.Fatalf("early close: %v; want ErrPeriodNotEnded", err)
 	}
 
@@ -128,7 +128,7 @@ func TestCloseMonth(t *testing.T) {
 	errs := make([]error, 2)
 	for i := range 2 {
 		wg.Add(1)
-		go func() { defer wg.Done(); got[i], errs[i] = e.svc.Close(e.ctx, "2026-10", "worker") }()
+		go func() { defer wg.Done(); got[i], errs[i] = e.svc.Close(e.ctx, "2026-10", "worker", nil) }()
 	}
 	wg.Wait()
 	if errs[0] != nil || errs[1] != nil || got[0].ReportSHA256 != got[1].ReportSHA256 || got[0].Status != PeriodClosed {
@@ -161,6 +161,11 @@ func TestCloseMonth(t *testing.T) {
 	}, 0)
 	if stA.Document.Direction != "from_partner" || stB.Document.Direction != "to_partner" || stC.Document.Direction != "none" {
 		t.Errorf("directions %s %s %s; want from_partner to_partner none", stA.Document.Direction, stB.Document.Direction, stC.Document.Direction)
+	}
+
+	checkTraceable(t, e, stA, stB, stC)
+	if sum := stA.Document.Summary(); len(sum) != 6 || sum[2].LateMonth != "2026-09" || sum[2].Points != 100 || sum[1].ContractVersion != 2 {
+		t.Errorf("summary of A %+v; want six lines, the late one of 2026-09", sum)
 	}
 
 	rep, err := e.svc.Report(e.ctx, "2026-10")
@@ -229,12 +234,43 @@ func TestConcurrentClosesOnATwoConnectionPool(t *testing.T) {
 	errs := make([]error, n)
 	for i := range n {
 		wg.Add(1)
-		go func() { defer wg.Done(); got[i], errs[i] = e.svc.Close(ctx, "2026-09", "worker") }()
+		go func() { defer wg.Done(); got[i], errs[i] = e.svc.Close(ctx, "2026-09", "worker", nil) }()
 	}
 	wg.Wait()
 	for i := range n {
 		if errs[i] != nil || got[i].Status != PeriodClosed || got[i].ReportSHA256 != got[0].ReportSHA256 {
 			t.Errorf("close %d on a two-connection pool: %+v %v; want closed in time with the first one's hash", i, got[i], errs[i])
+		}
+	}
+}
+
+// checkTraceable: the transactions behind each summary line of a statement
+// add up to its points, page by page.
+func checkTraceable(t *testing.T, e *env, sts ...Statement) {
+	t.Helper()
+	for _, st := range sts {
+		for _, l := range st.Document.Summary() {
+			if !l.Traceable {
+				continue
+			}
+			var sum, after int64
+			for {
+				page, err := e.svc.LineTransactions(e.ctx, LineQuery{StatementID: st.ID, Kind: l.Kind, ContractVersion: l.ContractVersion,
+					Late: l.Late, LateMonth: l.LateMonth, After: after, Limit: 2})
+				if err != nil {
+					t.Fatalf("transactions of statement %d %s v%d: %v", st.ID, l.Kind, l.ContractVersion, err)
+				}
+				for _, tx := range page {
+					sum += tx.Points
+					after = tx.TransactionID
+				}
+				if len(page) < 2 {
+					break
+				}
+			}
+			if sum != l.Points {
+				t.Errorf("statement %d %s v%d late %t: transactions add up to %d points; the line has %d", st.ID, l.Kind, l.ContractVersion, l.Late, sum, l.Points)
+			}
 		}
 	}
 }

@@ -114,7 +114,7 @@ func (e *env) reverse(now time.Time, txID, points int64, ref string) ledger.Tran
 func (e *env) close(now time.Time, month string) Period {
 	e.t.Helper()
 	e.clk.Set(now)
-	p, err := e.svc.Close(e.ctx, month, "test")
+	p, err := e.svc.Close(e.ctx, month, "test", nil)
 	if err != nil {
 		e.t.Fatalf("close %s: %v", month, err)
 	}

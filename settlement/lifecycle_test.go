@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/coalitionhub/hub/access"
+	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/ledger"
@@ -79,7 +80,7 @@ func TestStragglerBecomesLateLine(t *testing.T) {
 	a := e.partner("Sky Air", partners.SectorAirline, "EUR")
 	e.contract(a, at(2026, 9, 1, 0, 0), "0.01", "0.006", "0", "0", partners.BillingPostpaid)
 	e.close(at(2026, 10, 1, 0, 5), "2026-09")
-	if _, err := e.svc.Close(e.ctx, "2026-09", "again"); err != nil {
+	if _, err := e.svc.Close(e.ctx, "2026-09", "again", nil); err != nil {
 		t.Fatal(err)
 	}
 	// The posting clock says 23:59:59 on 30 September: it raced the close.
@@ -115,10 +116,10 @@ func TestTaskHandlers(t *testing.T) {
 	if err := HandleReconcile(e.svc).ProcessTask(ctx, asynq.NewTask(TypeReconcile, []byte(`{"reconciliation_id":99}`))); !errors.Is(err, asynq.SkipRetry) {
 		t.Errorf("unknown reconciliation: %v; want SkipRetry", err)
 	}
-	if err := HandleClosePeriod(e.svc).ProcessTask(ctx, asynq.NewTask(TypeClosePeriod, []byte(`[`))); !errors.Is(err, asynq.SkipRetry) {
+	if err := HandleClosePeriod(e.svc, jobs.NewService(e.db, e.clk.Now, nil)).ProcessTask(ctx, asynq.NewTask(TypeClosePeriod, []byte(`[`))); !errors.Is(err, asynq.SkipRetry) {
 		t.Errorf("bad close payload: %v; want SkipRetry", err)
 	}
-	if err := HandleClosePeriod(e.svc).ProcessTask(ctx, asynq.NewTask(TypeClosePeriod, []byte(`{"month":"2026-10"}`))); !errors.Is(err, asynq.SkipRetry) {
+	if err := HandleClosePeriod(e.svc, jobs.NewService(e.db, e.clk.Now, nil)).ProcessTask(ctx, asynq.NewTask(TypeClosePeriod, []byte(`{"month":"2026-10"}`))); !errors.Is(err, asynq.SkipRetry) {
 		t.Errorf("closing a month that has not ended: %v; want SkipRetry", err)
 	}
 	e.clk.Set(at(2026, 9, 30, 12, 0))
@@ -128,7 +129,7 @@ func TestTaskHandlers(t *testing.T) {
 	}
 	e.clk.Set(at(2026, 10, 1, 0, 30))
 	for range 2 {
-		if err := HandleClosePeriod(e.svc).ProcessTask(ctx, asynq.NewTask(TypeClosePeriod, nil)); err != nil {
+		if err := HandleClosePeriod(e.svc, jobs.NewService(e.db, e.clk.Now, nil)).ProcessTask(ctx, asynq.NewTask(TypeClosePeriod, nil)); err != nil {
 			t.Fatalf("scheduled close: %v", err)
 		}
 	}
@@ -137,7 +138,7 @@ func TestTaskHandlers(t *testing.T) {
 		t.Fatalf("September after the scheduled close: %+v %v; want closed", p, err)
 	}
 	e.clk.Set(at(2026, 12, 2, 0, 0))
-	if _, err := e.svc.Close(ctx, "2026-11", "test"); !errors.Is(err, ErrEarlierPeriodOpen) {
+	if _, err := e.svc.Close(ctx, "2026-11", "test", nil); !errors.Is(err, ErrEarlierPeriodOpen) {
 		t.Errorf("closing November before October: %v; want ErrEarlierPeriodOpen", err)
 	}
 	rep, err := e.svc.Report(ctx, "2026-09")

@@ -78,7 +78,7 @@ func TestCloseRefusedAfterLaterPeriod(t *testing.T) {
 	e.contract(a, at(2026, 9, 1, 0, 0), "0.01", "0.006", "0", "0", partners.BillingPostpaid)
 	e.earn(at(2026, 9, 10, 10, 0), 101, a, 1000, at(2026, 9, 10, 10, 0), nil, "A-1")
 	e.close(at(2026, 11, 1, 0, 30), "2026-10")
-	if _, err := e.svc.Close(e.ctx, "2026-09", "test"); !errors.Is(err, ErrPeriodClosed) {
+	if _, err := e.svc.Close(e.ctx, "2026-09", "test", nil); !errors.Is(err, ErrPeriodClosed) {
 		t.Fatalf("close September after October: %v; want ErrPeriodClosed", err)
 	}
 }

@@ -139,7 +139,24 @@ func (s *Service) Rates(ctx context.Context, monthStr string) ([]Rate, error) {
 // ClosePrevious closes the month before the current one (operator time zone):
 // the scheduled job.
 func (s *Service) ClosePrevious(ctx context.Context) (Period, error) {
-	return s.Close(ctx, monthOf(s.clock(), s.loc).previous().String(), "system")
+	return s.Close(ctx, monthOf(s.clock(), s.loc).previous().String(), "system", nil)
+}
+
+// Progress receives a close's progress: done of total steps, and the phase
+// it is in. Calls come from the closing goroutine and must not block.
+type Progress interface {
+	Set(done, total int64, phase string)
+}
+
+// closeSteps are the steps of a close before its statements are written
+// (one step each) and after: see Close.
+const closeSteps = 6
+
+// report sends a progress report when there is someone to send it to.
+func report(p Progress, done, total int64, phase string) {
+	if p != nil {
+		p.Set(done, total, phase)
+	}
 }
 
 // Close settles a period: it records which ledger transactions the period
@@ -149,10 +166,14 @@ func (s *Service) ClosePrevious(ctx context.Context) (Period, error) {
 // period closed, recording its outstanding liability for the next close.
 // Closing a closed period returns it unchanged (same hashes). Concurrent
 // closers serialise on the period row; the first does the work. A close uses
-// two database connections (see doc.go). Errors: *validation.Error,
+// two database connections (see doc.go). progress (may be nil) hears each
+// step: marking the period closing, checking the order of closes, finding
+// the period's transactions, recording and aggregating them, taking
+// adjustments, computing the statements, writing each partner's statement,
+// and marking the period closed. Errors: *validation.Error,
 // ErrPeriodNotEnded, ErrEarlierPeriodOpen, ErrPeriodClosed (a later period is
 // closed), ErrMissingRate, ErrNoContract (the period then stays "closing").
-func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, error) {
+func (s *Service) Close(ctx context.Context, monthStr, actor string, progress Progress) (Period, error) {
 	m, err := parseMonth(monthStr, "period", s.loc)
 	if err != nil {
 		return Period{}, err
@@ -164,6 +185,7 @@ func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, er
 	if now := s.clock(); now.Before(m.end()) {
 		return Period{}, fmt.Errorf("close %s: %w", m, ErrPeriodNotEnded)
 	}
+	report(progress, 0, closeSteps+1, "marking the period closing")
 	// Phase 1: the visible open → closing transition.
 	if err := db.Transaction(func(tx *gorm.DB) error {
 		p, err := ensurePeriod(tx, m, s.clock(), true)
@@ -182,6 +204,7 @@ func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, er
 	// every other user of the pool needs one at a time and gives it back,
 	// so the close's second connection always comes, whatever the pool's
 	// size (two or more). Closes serialise on the period rows anyway.
+	report(progress, 1, closeSteps+1, "waiting for the period's lock")
 	select {
 	case s.closing <- struct{}{}:
 		defer func() { <-s.closing }()
@@ -192,7 +215,7 @@ func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, er
 	err = db.Connection(func(aux *gorm.DB) error {
 		return repeatableRead(db, func(tx *gorm.DB) error {
 			var err error
-			out, err = s.closeLocked(ctx, tx, aux, m, actor)
+			out, err = s.closeLocked(ctx, tx, aux, m, actor, progress)
 			return err
 		})
 	})
@@ -202,37 +225,57 @@ func (s *Service) Close(ctx context.Context, monthStr, actor string) (Period, er
 	return out.period(), nil
 }
 
-// closeLocked is phase 2 of Close, in tx: it locks the period row, checks the
-// order of closes and, unless the period is closed already, settles it.
-func (s *Service) closeLocked(ctx context.Context, tx, aux *gorm.DB, m month, actor string) (periodRow, error) {
-	p, err := selectPeriod(tx, m, true)
-	if err != nil || p.Status == string(PeriodClosed) {
-		return p, err
-	}
-	// Periods close in order: every earlier period is closed and, once any
-	// period has closed, so is the month just before this one.
-	var earlier struct {
-		Open        int64
-		Closed      int64
-		PrevClosed  bool
-		ScanFrom    *time.Time
-		LaterClosed bool
-	}
-	if err := tx.Raw(`SELECT count(*) FILTER (WHERE month < @m AND status <> 'closed') AS open,
+// closeOrder reads what decides whether m may close now: periods close in
+// order.
+type closeOrder struct {
+	Open        int64
+	Closed      int64
+	PrevClosed  bool
+	ScanFrom    *time.Time
+	LaterClosed bool
+}
+
+func selectCloseOrder(tx *gorm.DB, m month) (closeOrder, error) {
+	var o closeOrder
+	err := tx.Raw(`SELECT count(*) FILTER (WHERE month < @m AND status <> 'closed') AS open,
 		count(*) FILTER (WHERE month < @m AND status = 'closed') AS closed,
 		coalesce(bool_or(month = @prev AND status = 'closed'), false) AS prev_closed,
 		max(starts_at) FILTER (WHERE month < @m AND status = 'closed') AS scan_from,
 		coalesce(bool_or(month > @m AND status = 'closed'), false) AS later_closed
-		FROM settlement_periods`, map[string]any{"m": m.date(), "prev": m.previous().date()}).Scan(&earlier).Error; err != nil {
+		FROM settlement_periods`, map[string]any{"m": m.date(), "prev": m.previous().date()}).Scan(&o).Error
+	return o, err
+}
+
+// check returns the error that keeps m from closing, if any: every earlier
+// period is closed and, once any period has closed, so is the month just
+// before m; and no later period closed first (as the first close ever,
+// settling m's transactions already).
+func (o closeOrder) check(m month) error {
+	if o.Open > 0 || (o.Closed > 0 && !o.PrevClosed) {
+		return fmt.Errorf("close after %s: %w", m.previous(), ErrEarlierPeriodOpen)
+	}
+	if o.LaterClosed {
+		return fmt.Errorf("close %s: a later period is closed: %w", m, ErrPeriodClosed)
+	}
+	return nil
+}
+
+// closeLocked is phase 2 of Close, in tx: it locks the period row, checks the
+// order of closes and, unless the period is closed already, settles it.
+func (s *Service) closeLocked(ctx context.Context, tx, aux *gorm.DB, m month, actor string, progress Progress) (periodRow, error) {
+	total := int64(closeSteps + 1)
+	step := func(done int64, phase string) { report(progress, done, total, phase) }
+	p, err := selectPeriod(tx, m, true)
+	if err != nil || p.Status == string(PeriodClosed) {
+		return p, err
+	}
+	step(2, "checking the order of closes")
+	earlier, err := selectCloseOrder(tx, m)
+	if err != nil {
 		return periodRow{}, err
 	}
-	if earlier.Open > 0 || (earlier.Closed > 0 && !earlier.PrevClosed) {
-		return periodRow{}, fmt.Errorf("close after %s: %w", m.previous(), ErrEarlierPeriodOpen)
-	}
-	// A later period closed first (as the first close ever) and settled
-	// this month's transactions already.
-	if earlier.LaterClosed {
-		return periodRow{}, fmt.Errorf("close %s: a later period is closed: %w", m, ErrPeriodClosed)
+	if err := earlier.check(m); err != nil {
+		return periodRow{}, err
 	}
 	scanFrom := time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 	if earlier.ScanFrom != nil {
@@ -249,6 +292,7 @@ func (s *Service) closeLocked(ctx context.Context, tx, aux *gorm.DB, m month, ac
 	if err != nil {
 		return periodRow{}, err
 	}
+	step(3, "recording and aggregating the period's transactions")
 	// The mapping (writes) and the aggregates (reads of the same snapshot)
 	// each take seconds per million transactions: they run side by side.
 	var recorded int64
@@ -262,24 +306,30 @@ func (s *Service) closeLocked(ctx context.Context, tx, aux *gorm.DB, m month, ac
 	if recorded != agg.count { // one snapshot: cannot happen
 		return periodRow{}, fmt.Errorf("recorded %d transactions, aggregated %d", recorded, agg.count)
 	}
+	step(4, "taking pending adjustments")
 	if _, err := claimAdjustments(tx, p); err != nil {
 		return periodRow{}, fmt.Errorf("claim adjustments: %w", err)
 	}
+	step(5, "computing statements and the report")
 	res, err := s.compute(tx, p, agg)
 	if err != nil {
 		return periodRow{}, err
 	}
-	docs, report := res.docs, res.report
+	docs, rep := res.docs, res.report
 	if err := insertOutstanding(tx, p.ID, res.outstanding); err != nil {
 		return periodRow{}, err
 	}
+	// From here on, one step per partner's statement, then the last one.
+	total = int64(closeSteps + len(docs) + 1)
 	now := s.clock()
-	for _, d := range docs {
+	for i, d := range docs {
+		step(int64(closeSteps+i), fmt.Sprintf("writing statement %d of %d", i+1, len(docs)))
 		if err := insertStatement(tx, p.ID, d, now); err != nil {
 			return periodRow{}, err
 		}
 	}
-	raw, sum := canonical(report)
+	step(total-1, "marking the period closed")
+	raw, sum := canonical(rep)
 	if err := tx.Exec(`UPDATE settlement_periods SET status = 'closed', closed_at = ?, closed_by = ?,
 		report = ?::text::json, report_sha256 = ? WHERE id = ?`, now, actor, string(raw), sum[:], p.ID).Error; err != nil {
 		return periodRow{}, err

@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/coalitionhub/hub/internal/jobs"
 )
 
 // Task types of settlement jobs. Never rename them: queued tasks carry the name.
@@ -18,9 +20,12 @@ const (
 )
 
 // ClosePeriodPayload names the month to close ("YYYY-MM"); empty (the
-// scheduled task) means the month before the current one.
+// scheduled task) means the month before the current one. RunID is the job
+// run of a close a person started (StartClose), which records its progress
+// and outcome.
 type ClosePeriodPayload struct {
 	Month string `json:"month,omitempty"`
+	RunID int64  `json:"run_id,omitempty"`
 }
 
 // ReconcilePayload names the reconciliation to match.
@@ -30,8 +35,9 @@ type ReconcilePayload struct {
 
 // HandleClosePeriod returns the handler of TypeClosePeriod. Idempotent:
 // closing a closed period changes nothing, and concurrent workers serialise
-// on the period row. A bad payload is not retried.
-func HandleClosePeriod(s *Service) asynq.HandlerFunc {
+// on the period row. A close started as a job run (RunID) runs under runs,
+// which records its progress and outcome. A bad payload is not retried.
+func HandleClosePeriod(s *Service, runs *jobs.Service) asynq.HandlerFunc {
 	return func(ctx context.Context, t *asynq.Task) error {
 		var p ClosePeriodPayload
 		if len(t.Payload()) > 0 {
@@ -40,23 +46,42 @@ func HandleClosePeriod(s *Service) asynq.HandlerFunc {
 			}
 		}
 		var err error
-		if p.Month == "" {
+		switch {
+		case p.RunID > 0 && p.Month != "":
+			var run jobs.Run
+			if run, err = runs.Get(ctx, p.RunID); err != nil {
+				if errors.Is(err, jobs.ErrNotFound) {
+					return fmt.Errorf("%s: %v: %w", TypeClosePeriod, err, asynq.SkipRetry)
+				}
+				return fmt.Errorf("%s: %w", TypeClosePeriod, err)
+			}
+			err = runs.Execute(ctx, p.RunID, s.closeRun(p.Month, run.StartedBy))
+		case p.Month == "":
 			_, err = s.ClosePrevious(ctx)
-		} else {
-			_, err = s.Close(ctx, p.Month, "system")
+			err = closeTaskError(err)
+		default:
+			_, err = s.Close(ctx, p.Month, "system", nil)
+			err = closeTaskError(err)
 		}
 		if err != nil {
-			var skip bool
-			for _, e := range []error{ErrPeriodNotEnded, ErrEarlierPeriodOpen} {
-				skip = skip || errors.Is(err, e)
-			}
-			if skip {
-				return fmt.Errorf("%s: %v: %w", TypeClosePeriod, err, asynq.SkipRetry)
-			}
 			return fmt.Errorf("%s: %w", TypeClosePeriod, err)
 		}
 		return nil
 	}
+}
+
+// closeTaskError marks the errors of a close that a retry cannot cure as
+// not to be retried.
+func closeTaskError(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, e := range []error{ErrPeriodNotEnded, ErrEarlierPeriodOpen, ErrPeriodClosed} {
+		if errors.Is(err, e) {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+	}
+	return err
 }
 
 // HandleReconcile returns the handler of TypeReconcile. Idempotent: a

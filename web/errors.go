@@ -21,6 +21,7 @@ import (
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/database"
+	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -149,6 +150,7 @@ var domainErrors = []errorKind{
 	{catalog.ErrDeadlinePassed, http.StatusConflict, "order_deadline_passed", "Fulfilment deadline has passed"},
 	{catalog.ErrNotCharity, http.StatusUnprocessableEntity, "not_charity", "Charity donations need a charity partner"},
 	// settlement
+	{jobs.ErrNotFound, http.StatusNotFound, "job_run_not_found", "Job run not found"},
 	{settlement.ErrPeriodNotFound, http.StatusNotFound, "period_not_found", "Settlement period not found"},
 	{settlement.ErrPeriodNotEnded, http.StatusConflict, "period_not_ended", "The settlement period has not ended yet"},
 	{settlement.ErrPeriodClosed, http.StatusConflict, "period_closed", "The settlement period is closed"},

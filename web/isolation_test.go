@@ -314,7 +314,7 @@ func TestTenantIsolationOnEveryPartnerRoute(t *testing.T) {
 		PartnerID: a.ID, Points: 700, OccurredAt: lastMonth, ExternalRef: "R-1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.set.Close(e.ctx, month, "staff:test"); err != nil {
+	if _, err := e.set.Close(e.ctx, month, "staff:test", nil); err != nil {
 		t.Fatalf("close %s: %v", month, err)
 	}
 	sts, err := e.set.Statements(e.ctx, settlement.StatementFilter{PartnerID: a.ID, Period: month})

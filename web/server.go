@@ -20,6 +20,7 @@ import (
 	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/partners"
@@ -59,6 +60,9 @@ type Deps struct {
 	Exchange *exchange.Service
 	// Programme: tiers, transfers, companies (web/programme.go).
 	Programme *programme.Service
+	// Runs are the job runs of long work people start and wait for, such
+	// as closing a period (web/jobs.go).
+	Runs *jobs.Service
 	// Jobs lets the console show queues and failed tasks (web/ui_jobs.go);
 	// nil shows a notice. Now is the console's clock (nil: time.Now).
 	Jobs Jobs
@@ -105,6 +109,9 @@ func New(deps Deps) *Server {
 	}
 	if deps.LoginBurst <= 0 {
 		deps.LoginBurst = 5
+	}
+	if deps.Runs == nil && deps.DB != nil {
+		deps.Runs = jobs.NewService(deps.DB, deps.Now, deps.Log)
 	}
 	return &Server{deps: deps, metrics: newHTTPMetrics(deps.Registry),
 		clientLimits: newKeyedLimiter(rate.Limit(deps.ClientRate), deps.ClientBurst),
@@ -322,6 +329,15 @@ func (s *Server) Handler() http.Handler {
 	a.POST("/programme/companies/:id/employees", adm, s.adminAddEmployee)
 	a.POST("/programme/corporate-partners", adm, s.adminAddCorporatePartner)
 
+	// Reading long work and records: job runs (long work such as closing a
+	// period answers 202 with its run; web/jobs.go), the transactions behind
+	// a statement line (web/statement_lines.go), the audit log filtered, as
+	// JSON or CSV (web/audit_log.go).
+	a.GET("/jobs/runs", all, s.adminListJobRuns)
+	a.GET("/jobs/runs/:id", all, s.adminGetJobRun)
+	a.GET("/settlement/statements/:id/transactions", all, s.adminStatementTransactions)
+	a.GET("/audit", adm, s.adminAuditLog)
+
 	// ---- Console: the operator's server-rendered pages, cookie session and
 	// CSRF check (web/ui_console.go and the ui_*.go it uses). Roles as in the
 	// admin API.
@@ -363,6 +379,11 @@ func (s *Server) Handler() http.Handler {
 	cs.GET("/jobs", cAll, s.consoleJobs)
 	cs.POST("/jobs/retry", cAdm, s.consoleRetryJob)
 	cs.GET("/audit", cAdm, s.consoleAudit)
+	// The same reads in the console: a job run's progress as JSON for the
+	// progress bars (web/ui_console_jobs.go), the transactions behind a
+	// statement line (web/statement_lines.go).
+	cs.GET("/jobs/runs/:id", cAll, s.consoleJobRun)
+	cs.GET("/statements/:id/transactions", cAll, s.consoleStatementTransactions)
 
 	// ---- Portal: the member's server-rendered pages, cookie session and
 	// CSRF check (web/ui_portal.go).

@@ -182,18 +182,21 @@ func (s *Server) adminGetPeriod(c *gin.Context) {
 	c.JSON(http.StatusOK, p)
 }
 
+// adminClosePeriod starts closing a period as a job run and answers 202 with
+// the run (its URL in Location); while a close of the month runs, it answers
+// that run and starts nothing.
 func (s *Server) adminClosePeriod(c *gin.Context) {
 	month, err := pathMonth(c, "month")
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	p, err := s.deps.Settlement.Close(c.Request.Context(), month, actor(c))
+	run, _, err := s.deps.Settlement.StartClose(c.Request.Context(), month, actor(c))
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	c.JSON(http.StatusOK, p)
+	accepted(c, run)
 }
 
 func (s *Server) adminPeriodReport(c *gin.Context) {

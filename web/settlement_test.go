@@ -88,8 +88,20 @@ func TestSettlementAPI(t *testing.T) {
 	e.expect(400, "invalid_request", http.MethodPost, "/v1/admin/settlement/periods/2026-13/close", fin, nil)
 	next := now.AddDate(0, 1, 0).Format("2006-01")
 	e.expect(409, "period_not_ended", http.MethodPost, "/v1/admin/settlement/periods/"+next+"/close", fin, nil)
-	period := e.expect(200, "", http.MethodPost, "/v1/admin/settlement/periods/"+month+"/close", fin, nil)
-	again := e.expect(200, "", http.MethodPost, "/v1/admin/settlement/periods/"+month+"/close", fin, nil)
+	// Closing runs as a job (web/jobs_test.go tests the run itself): wait
+	// for each run, and closing again gives the same hash.
+	closeWorker(t, e.db, berlin, time.Now)
+	closeRun := func() map[string]any {
+		run := e.expect(202, "", http.MethodPost, "/v1/admin/settlement/periods/"+month+"/close", fin, nil)
+		done := awaitRun(t, func() map[string]any {
+			return e.expect(200, "", http.MethodGet, "/v1/admin/jobs/runs/"+idOf(t, run), support, nil)
+		})
+		if done["state"] != "succeeded" {
+			t.Fatalf("close run %v; want succeeded", done)
+		}
+		return done["result"].(map[string]any)
+	}
+	period, again := closeRun(), closeRun()
 	if period["status"] != "closed" || period["report_sha256"] != again["report_sha256"] {
 		t.Fatalf("close twice: %v / %v; want closed with the same hash", period, again)
 	}

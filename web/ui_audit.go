@@ -57,17 +57,6 @@ func (s *Server) audit(c *gin.Context, action, target, detail string, err error)
 	}
 }
 
-// auditEntries pages the audit log newest first (before: id cursor, 0 = newest).
-func auditEntries(ctx context.Context, db *gorm.DB, before int64, limit int) ([]auditEntry, error) {
-	var out []auditEntry
-	err := db.WithContext(ctx).Raw(`SELECT id, at, actor, role, action, target, detail, outcome, request_id
-		FROM operator_audit_log WHERE (? = 0 OR id < ?) ORDER BY id DESC LIMIT ?`, before, before, limit).Scan(&out).Error
-	if err != nil {
-		return nil, fmt.Errorf("read audit log: %w", err)
-	}
-	return out, nil
-}
-
 // partnerPoints is a points total of one partner.
 type partnerPoints struct {
 	PartnerID int64

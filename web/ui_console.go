@@ -15,6 +15,7 @@ import (
 
 	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -361,6 +362,10 @@ func (s *Server) consoleMember(c *gin.Context) {
 			Balance: int64(t.BalanceAfter), Reason: t.Reason}
 	}
 	data := gin.H{"Member": m, "Balance": bal, "Rows": rows, "Partners": names, "Key": randomString(16), "Name": memberName(m)}
+	if err := s.member360(ctx, id, data); err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
 	if next != "" {
 		data["Next"] = fmt.Sprintf("/console/members/%d?cursor=%s", id, next)
 	}
@@ -480,17 +485,25 @@ func (s *Server) consoleSettlement(c *gin.Context) {
 	s.render(c, "console_settlement", consolePage("settlement", "Settlement periods", gin.H{"Periods": list}))
 }
 
+// consoleClosePeriod starts closing the period as a job run (the same call as
+// POST /v1/admin/settlement/periods/:month/close) and goes back to the
+// period's page, which shows the run's progress.
 func (s *Server) consoleClosePeriod(c *gin.Context) {
 	month, err := pathMonth(c, "month")
+	started := false
 	if err == nil {
-		_, err = s.deps.Settlement.Close(c.Request.Context(), month, staffActor(staff(c)))
+		_, started, err = s.deps.Settlement.StartClose(c.Request.Context(), month, staffActor(staff(c)))
 	}
 	s.audit(c, "period.close", "period:"+c.Param("month"), "", err)
 	if err != nil {
 		s.failBack(c, "/console/settlement", err)
 		return
 	}
-	okBack(c, "/console/settlement/"+month, "Period "+month+" is closed and its statements are drafted.")
+	msg := "Closing " + month + " has started: its statements are drafted as it goes."
+	if !started {
+		msg = "Closing " + month + " is already under way."
+	}
+	okBack(c, "/console/settlement/"+month, msg)
 }
 
 func (s *Server) consolePeriod(c *gin.Context) {
@@ -512,6 +525,12 @@ func (s *Server) consolePeriod(c *gin.Context) {
 	}
 	names := s.partnerNames(c)
 	data := gin.H{"Period": per, "Statements": sts, "Partners": names}
+	if run, found, err := s.runs().Latest(ctx, settlement.KindClose, month); err != nil {
+		s.pageError(c, "console", err)
+		return
+	} else if found {
+		data["CloseRun"] = closeRunView(run)
+	}
 	if per.Status == settlement.PeriodClosed {
 		rep, err := s.deps.Settlement.Report(ctx, month)
 		if err != nil {
@@ -520,7 +539,7 @@ func (s *Server) consolePeriod(c *gin.Context) {
 		}
 		rows, cols, cells := matrixGrid(rep.Matrix, names)
 		data["Report"] = rep
-		data["Heatmap"] = svgHeatmap("Cross-partner liability, "+month+" (points)", rows, cols, cells)
+		data["Heatmap"] = heatmapTable("Cross-partner liability, "+month+" (points)", rows, cols, cells)
 	}
 	s.render(c, "console_period", consolePage("settlement", "Settlement "+month, data))
 }
@@ -583,7 +602,7 @@ func (s *Server) consoleStatement(c *gin.Context) {
 	}
 	names := s.partnerNames(c)
 	s.render(c, "console_statement", consolePage("settlement", fmt.Sprintf("Statement %d · %s · %s", st.ID, st.Period, partnerLabel(names, st.PartnerID)),
-		gin.H{"Statement": st, "Partner": partnerLabel(names, st.PartnerID)}))
+		gin.H{"Statement": st, "Partner": partnerLabel(names, st.PartnerID), "Summary": statementSummary(st)}))
 }
 
 // consoleStatementFile downloads a statement as CSV or PDF.
@@ -707,14 +726,27 @@ func (s *Server) consoleReconciliationDetail(c *gin.Context) {
 		s.pageError(c, "console", err)
 		return
 	}
-	lines, err := s.deps.Settlement.ReconLines(ctx, id, c.Query("outcome"), 0, 200)
+	outcome := c.Query("outcome")
+	var v validation.Error
+	v.Check(outcome == "" || outcome == "all" || reconOutcomes[outcome], "outcome", "must be all, matched, missing_in_hub, missing_in_file or amount_mismatch")
+	after := queryCursorID(c, &v)
+	if err := v.Err(); err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	const page = 200
+	lines, err := s.deps.Settlement.ReconLines(ctx, id, outcome, after, page)
 	if err != nil {
 		s.pageError(c, "console", err)
 		return
 	}
+	next := ""
+	if len(lines) == page {
+		next = fmt.Sprintf("/console/reconciliations/%d?outcome=%s&cursor=%d", id, outcome, lines[len(lines)-1].ID)
+	}
 	names := s.partnerNames(c)
 	s.render(c, "console_recon", consolePage("reconciliation", fmt.Sprintf("Reconciliation %d · %s · %s", r.ID, r.Period, partnerLabel(names, r.PartnerID)),
-		gin.H{"Rec": r, "Lines": lines}))
+		gin.H{"Rec": r, "Lines": lines, "Outcome": outcome, "Filters": reconFilters(r), "Next": next}))
 }
 
 func (s *Server) consoleResolve(c *gin.Context) {
@@ -753,6 +785,12 @@ func (s *Server) consoleJobs(c *gin.Context) {
 		}
 		data["Queues"], data["Failed"] = qs, failed
 	}
+	runs, err := s.runs().List(c.Request.Context(), jobs.Filter{Limit: 20})
+	if err != nil {
+		s.pageError(c, "console", err)
+		return
+	}
+	data["Runs"] = runs
 	s.render(c, "console_jobs", consolePage("jobs", "Jobs", data))
 }
 
@@ -763,18 +801,4 @@ func (s *Server) consoleRetryJob(c *gin.Context) {
 		return
 	}
 	okBack(c, "/console/jobs", "Task "+id+" queued to run again.")
-}
-
-func (s *Server) consoleAudit(c *gin.Context) {
-	before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
-	list, err := auditEntries(c.Request.Context(), s.deps.DB, before, 100)
-	if err != nil {
-		s.pageError(c, "console", err)
-		return
-	}
-	data := gin.H{"Entries": list}
-	if len(list) == 100 {
-		data["Next"] = fmt.Sprintf("/console/audit?before=%d", list[len(list)-1].ID)
-	}
-	s.render(c, "console_audit", consolePage("audit", "Audit log", data))
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/coalitionhub/hub/access"
-	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/ledger"
 )
 
@@ -111,7 +110,7 @@ var uiFuncs = template.FuncMap{
 		if currency == "" {
 			return formatPoints(minor)
 		}
-		return money.Format(minor, currency)
+		return formatMoney(minor, currency)
 	},
 	"when": func(v any) string {
 		switch t := v.(type) {

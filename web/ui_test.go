@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -468,7 +469,7 @@ func TestConsoleRolesPagesAndAudit(t *testing.T) {
 	}
 	dash := admin.page("/console")
 	if !strings.Contains(dash, `id="stat-members">1<`) || !strings.Contains(dash, `id="stat-liability">3,000<`) ||
-		!strings.Contains(dash, `id="stat-partners">2<`) || strings.Count(dash, "<svg") != 3 {
+		!strings.Contains(dash, `id="stat-partners">2<`) || strings.Count(dash, `<svg class="chart `) != 3 {
 		t.Fatalf("dashboard figures or charts are wrong:\n%s", dash)
 	}
 	if strings.Contains(dash, "Sky <Air>") || !strings.Contains(dash, "Sky &lt;Air&gt;") {
@@ -574,6 +575,17 @@ func TestConsoleClosesPeriodAndDownloadsStatement(t *testing.T) {
 	if st, _, h := b.post("/console/settlement/"+month+"/close", url.Values{"csrf": {csrfOf(t, list)}}); st != http.StatusSeeOther || h.Get("Location") != "/console/settlement/"+month {
 		t.Fatalf("close = %d → %q", st, h.Get("Location"))
 	}
+	run := regexp.MustCompile(`data-run="(/console/jobs/runs/[0-9]+)"`).FindStringSubmatch(b.page("/console/settlement/" + month))
+	if run == nil {
+		t.Fatal("the period page shows no close run")
+	}
+	closeWorker(t, e.db, time.UTC, e.clock.Now)
+	awaitRun(t, func() map[string]any {
+		var r map[string]any
+		_, body, _ := b.get(run[1])
+		_ = json.Unmarshal([]byte(body), &r)
+		return r
+	})
 	per := b.page("/console/settlement/" + month)
 	if !strings.Contains(per, `id="period-status">closed<`) || !strings.Contains(per, `id="heatmap"`) {
 		t.Fatalf("closed period page lacks status or heatmap:\n%s", per)
@@ -585,6 +597,19 @@ func TestConsoleClosesPeriodAndDownloadsStatement(t *testing.T) {
 	stPage := b.page("/console/statements/" + id[1])
 	if !strings.Contains(stPage, `id="statement-approve"`) {
 		t.Fatal("draft statement has no approve button")
+	}
+	// One summary line (4,000 points issued), the transactions behind it a click away.
+	link := regexp.MustCompile(`href="([^"]+)" id="summary-0-transactions"`).FindStringSubmatch(stPage)
+	if link == nil || !strings.Contains(stPage, "4,000") || strings.Contains(stPage, `id="summary-1"`) {
+		t.Fatalf("statement page: want one summary line of 4,000 points with its transactions linked:\n%s", stPage)
+	}
+	lines := b.page(html.UnescapeString(link[1]))
+	if !strings.Contains(lines, `id="line-transactions"`) || !strings.Contains(lines, "4,000") || !strings.Contains(lines, `id="transactions-csv"`) {
+		t.Fatalf("transactions page: want the earn of 4,000 points and a CSV link:\n%s", lines)
+	}
+	if st, body, h := b.get(html.UnescapeString(link[1]) + "&format=csv"); st != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "text/csv") ||
+		!strings.Contains(body, ",earn,") {
+		t.Fatalf("transactions CSV = %d %q", st, body)
 	}
 	st, body, h := b.get("/console/statements/" + id[1] + "/file/csv")
 	if st != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "text/csv") || !strings.Contains(h.Get("Content-Disposition"), "attachment") || len(body) == 0 {

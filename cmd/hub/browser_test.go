@@ -45,8 +45,10 @@ func TestBrowser(t *testing.T) {
 	db, dbURL := testdb.NewWithURL(t)
 	ks := testredis.New(t)
 	d := seedBrowserData(t, db)
+	// "all": closing a period is a job the worker runs while the page
+	// shows its progress.
 	hub := startHub(t, []string{"HUB_DATABASE_URL=" + dbURL, "HUB_REDIS_URL=" + ks.URL, "HUB_OPERATOR_TZ=UTC",
-		"HUB_LOG_LEVEL=warn"}, "serve")
+		"HUB_LOG_LEVEL=warn"}, "all")
 	b := newBrowser(t, exe, hub.URL)
 
 	t.Run("member orders a reward", func(t *testing.T) { memberOrdersReward(t, b, d) })
@@ -183,7 +185,8 @@ func operatorClosesPeriod(t *testing.T, b *browserSession, db *gorm.DB, d browse
 	b.screenshot(t, "console-member")
 
 	// Close last month: the close form asks window.confirm, which the
-	// browser session accepts.
+	// browser session accepts. The close runs as a job: the period page
+	// shows its progress and reloads with the result when it is done.
 	b.run(t, "settlement periods", chromedp.Click(chromedp.CSS("#nav-settlement")), chromedp.WaitVisible(chromedp.CSS("#close-"+d.month)))
 	b.assertCleanPage(t, "/console/settlement")
 	b.run(t, "close the period", chromedp.Click(chromedp.CSS("#close-"+d.month)), chromedp.WaitVisible(chromedp.CSS("#heatmap")))

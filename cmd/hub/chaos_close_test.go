@@ -350,7 +350,7 @@ func TestChaosWorkerKilledMidPeriodClose(t *testing.T) {
 		t.Fatalf("Verify(%s) = %v, %v; want the recomputed hashes to equal the stored ones", month, ok, err)
 	}
 	before := storedHashes(t, db, month)
-	p, err := svc.Close(ctx, month, "chaos")
+	p, err := svc.Close(ctx, month, "chaos", nil)
 	if err != nil || p.Status != settlement.PeriodClosed || p.ReportSHA256 != before[0] {
 		t.Fatalf("closing again: %+v %v; want the closed period unchanged (report hash %s)", p, err, before[0])
 	}

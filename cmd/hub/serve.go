@@ -69,6 +69,8 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 		Catalog: svc.catalog,
 		// [settlement] deps
 		Settlement: svc.settlement,
+		// Runs: long work started from the console or the admin API.
+		Runs: svc.runs,
 		// [exchange] deps
 		Exchange: svc.exchange,
 		// [programme] deps

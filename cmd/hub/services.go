@@ -11,6 +11,7 @@ import (
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/internal/config"
+	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/mail"
 	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/ledger"
@@ -39,6 +40,8 @@ type services struct {
 	programme    *programme.Service
 	// mail sends what the domains queue (the worker's mail:send).
 	mail *mail.Sender
+	// runs records long work people start and wait for (internal/jobs).
+	runs *jobs.Service
 }
 
 // buildServices wires the domains. now is time.Now in production; the seed
@@ -72,6 +75,7 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 		}
 		return svc.programme.MemberTier(ctx, memberID)
 	}
+	svc.runs = jobs.NewService(a.db, now, a.log)
 	svc.settlement = settlement.NewService(a.db, settlement.Options{Location: a.cfg.Location(), BaseCurrency: "EUR", Now: now})
 	svc.exchange = exchange.NewService(a.db, l, m, ps, acc.SecretBox(), exchange.NewHTTPPartner(15*time.Second), now)
 	svc.programme = programme.NewService(a.db, l, m, c, now)

@@ -50,7 +50,9 @@ func (a *app) tasks(svc *services) []task {
 		// [settlement] tasks
 		// Daily shortly after midnight (operator TZ): closes the previous month once
 		// it has ended; a no-op while it is closed, so a failed close is retried.
-		{typ: settlement.TypeClosePeriod, handler: settlement.HandleClosePeriod(svc.settlement),
+		// A close started from the console or the admin API runs as a job run
+		// (settlement.StartClose) that records its progress.
+		{typ: settlement.TypeClosePeriod, handler: settlement.HandleClosePeriod(svc.settlement, svc.runs),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3), asynq.Timeout(2 * time.Hour)}, cron: "30 0 * * *"},
 		{typ: settlement.TypeReconcile, handler: settlement.HandleReconcile(svc.settlement),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(5), asynq.Timeout(time.Hour)}},

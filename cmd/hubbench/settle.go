@@ -364,7 +364,7 @@ func closePeriodChild(args []string) error {
 		}
 	}()
 	t := time.Now()
-	if _, err := svc.Close(ctx, *month, "bench"); err != nil {
+	if _, err := svc.Close(ctx, *month, "bench", nil); err != nil {
 		return err
 	}
 	secs := time.Since(t).Seconds()

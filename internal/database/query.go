@@ -102,6 +102,9 @@ type Stmt struct {
 	SQL  string
 	Args []any
 	Scan func(row Row) error
+	// Name, when set, prefixes the statement's error ("qualifying credits:
+	// ..."): a deferred statement's failure is returned by another's call.
+	Name string
 }
 
 // Pipeline sends stmts in order. Inside a Transaction they travel in one
@@ -128,6 +131,22 @@ func Pipeline(tx *gorm.DB, stmts ...Stmt) error {
 		}
 	}
 	return nil
+}
+
+// Defer queues st to be sent with the next statement of tx's Transaction:
+// in the same pipeline when that statement goes through QueryRow,
+// QueryRowThen or Pipeline, just before it otherwise, or before COMMIT.
+// st's Scan runs then, and st's failure is that statement's error (named by
+// st.Name), which fails the transaction. Work whose answer is needed only
+// later in the transaction saves its round trip this way: the batch earn's
+// programme credit travels with the member locks. Outside a Transaction st
+// is sent at once.
+func Defer(tx *gorm.DB, st Stmt) error {
+	if l, ok := tx.Statement.ConnPool.(*lazyTx); ok {
+		l.pending = append(l.pending, st)
+		return nil
+	}
+	return Pipeline(tx, st)
 }
 
 // send sends query on tx's connection with tx's context.

@@ -64,9 +64,19 @@ type lazyTx struct {
 	conn     *sql.Conn
 	begun    bool
 	beginErr error
+	pending  []Stmt // deferred statements (Defer), sent with the next one
 }
 
+// begin sends BEGIN unless the transaction has begun, with the deferred
+// statements, before a statement that does not travel in a pipeline.
 func (l *lazyTx) begin(ctx context.Context) error {
+	if len(l.pending) > 0 {
+		if err := l.pipelineRows(ctx, nil); err != nil {
+			l.beginErr = err
+			return err
+		}
+		return nil
+	}
 	if l.begun {
 		return nil
 	}
@@ -117,53 +127,45 @@ func (l *lazyTx) beginWith(ctx context.Context, query string, args []any, dest [
 	return l.pipeline(ctx, query, args, dest, nil)
 }
 
-// pipeline sends BEGIN (unless the transaction has begun), query and then
-// (when not nil) in one pipeline, and scans query's one row into dest and
-// then's into then.Dest (sql.ErrNoRows when one has none). PostgreSQL skips
-// what follows a failed statement up to the pipeline's one Sync.
+// pipeline sends BEGIN (unless the transaction has begun), the deferred
+// statements, query and then (when not nil) in one pipeline, and scans
+// query's first row into dest and then's into then.Dest (sql.ErrNoRows when
+// one has none, after both have run). PostgreSQL skips what follows a failed
+// statement up to the pipeline's one Sync.
 func (l *lazyTx) pipeline(ctx context.Context, query string, args []any, dest []any, then *Follow) error {
-	return l.conn.Raw(func(dc any) error {
-		c := dc.(*stdlib.Conn).Conn()
-		var b pgx.Batch
-		begin := !l.begun
-		if begin {
-			b.Queue("BEGIN")
-		}
-		b.Queue(query, args...)
-		if then != nil {
-			b.Queue(then.SQL, then.Args...)
-		}
-		br := c.SendBatch(ctx, &b)
-		var err error
-		if begin {
-			if _, err = br.Exec(); err != nil {
-				l.beginErr = err
+	first := func(got *bool, dest []any) func(Row) error {
+		return func(row Row) error {
+			if *got {
+				return nil
 			}
+			*got = true
+			return row.Scan(dest...)
 		}
-		if err == nil {
-			err = br.QueryRow().Scan(dest...)
-		}
-		if err == nil && then != nil {
-			err = br.QueryRow().Scan(then.Dest...)
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if s := c.PgConn().TxStatus(); begin && (s == 'T' || s == 'E') {
-			l.begun = true
-		}
-		if errors.Is(err, pgx.ErrNoRows) {
-			return sql.ErrNoRows
-		}
+	}
+	var got, gotThen bool
+	stmts := []Stmt{{SQL: query, Args: args, Scan: first(&got, dest)}}
+	if then != nil {
+		stmts = append(stmts, Stmt{SQL: then.SQL, Args: then.Args, Scan: first(&gotThen, then.Dest)})
+	}
+	if err := l.pipelineRows(ctx, stmts); err != nil {
 		return err
-	})
+	}
+	if !got || (then != nil && !gotThen) {
+		return sql.ErrNoRows
+	}
+	return nil
 }
 
-// pipelineRows sends BEGIN (unless the transaction has begun) and stmts in
-// one pipeline, and passes each statement's rows to its Scan. PostgreSQL
+// pipelineRows sends BEGIN (unless the transaction has begun), the deferred
+// statements and stmts in one pipeline, and passes each statement's rows to
+// its Scan. PostgreSQL
 // skips what follows a failed statement up to the pipeline's one Sync; the
 // first error is returned.
 func (l *lazyTx) pipelineRows(ctx context.Context, stmts []Stmt) error {
+	if len(l.pending) > 0 {
+		stmts = append(l.pending[:len(l.pending):len(l.pending)], stmts...)
+		l.pending = nil
+	}
 	return l.conn.Raw(func(dc any) error {
 		c := dc.(*stdlib.Conn).Conn()
 		var b pgx.Batch
@@ -185,7 +187,9 @@ func (l *lazyTx) pipelineRows(ctx context.Context, stmts []Stmt) error {
 			if err != nil {
 				break
 			}
-			err = readRows(br, st.Scan)
+			if err = readRows(br, st.Scan); err != nil && st.Name != "" {
+				err = fmt.Errorf("%s: %w", st.Name, err)
+			}
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
@@ -218,6 +222,11 @@ func readRows(br pgx.BatchResults, scan func(Row) error) error {
 // Commit commits, and refuses as pgx does when the server answers COMMIT
 // with ROLLBACK (the transaction had failed).
 func (l *lazyTx) Commit() error {
+	if len(l.pending) > 0 {
+		if err := l.pipelineRows(l.ctx, nil); err != nil {
+			return err
+		}
+	}
 	if !l.begun {
 		return nil
 	}
@@ -236,6 +245,7 @@ func (l *lazyTx) Commit() error {
 
 // Rollback rolls back; it runs even when the request's context has ended.
 func (l *lazyTx) Rollback() error {
+	l.pending = nil
 	if !l.begun {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -375,5 +376,84 @@ func TestPipelineRunsItsStatementsInOrderInOneRoundTrip(t *testing.T) {
 	var all []int
 	if err := database.Pipeline(db, insert(4), ids(&all)); err != nil || !slices.Equal(all, []int{1, 2, 4}) {
 		t.Fatalf("outside a transaction: err %v, rows %v; want [1 2 4]", err, all)
+	}
+}
+
+func TestDeferTravelsWithTheNextStatement(t *testing.T) {
+	t.Parallel()
+	db, n := testdb.NewCounting(t)
+	if err := db.Exec(`CREATE TABLE tx_probe (id int PRIMARY KEY, note text NOT NULL)`).Error; err != nil {
+		t.Fatal(err)
+	}
+	insert := func(id int, name string) database.Stmt {
+		return database.Stmt{SQL: `INSERT INTO tx_probe (id, note) VALUES ($1, 'deferred') RETURNING id`, Args: []any{id}, Name: name,
+			Scan: func(row database.Row) error { var got int; return row.Scan(&got) }}
+	}
+	count := func(tx *gorm.DB) (int, error) {
+		var c int
+		err := database.QueryRow(tx, `SELECT count(*) FROM tx_probe`, nil, &c)
+		return c, err
+	}
+	// Deferred, then a QueryRow: BEGIN, the deferred insert and the count in
+	// one pipeline; the count sees the insert.
+	n.Store(0)
+	var seenRows int
+	err := database.Transaction(context.Background(), db, func(tx *gorm.DB) error {
+		if err := database.Defer(tx, insert(1, "probe 1")); err != nil {
+			return err
+		}
+		var err error
+		seenRows, err = count(tx)
+		return err
+	})
+	if err != nil || seenRows != 1 {
+		t.Fatalf("err %v, the statement after the deferred one saw %d rows; want 1", err, seenRows)
+	}
+	if got := n.Load(); got != 2 {
+		t.Fatalf("%d round trips, want 2 (the pipeline with BEGIN, COMMIT)", got)
+	}
+	// Deferred with nothing after it: sent before COMMIT.
+	if err := database.Transaction(context.Background(), db, func(tx *gorm.DB) error {
+		return database.Defer(tx, insert(2, "probe 2"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A deferred statement that fails fails the statement it travels with,
+	// named, and the transaction: nothing of it is committed.
+	err = database.Transaction(context.Background(), db, func(tx *gorm.DB) error {
+		if err := database.Defer(tx, insert(3, "probe 3")); err != nil {
+			return err
+		}
+		if err := database.Defer(tx, insert(1, "the duplicate")); err != nil {
+			return err
+		}
+		_, err := count(tx)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "the duplicate") {
+		t.Fatalf("err %v, want the failure of the deferred statement named", err)
+	}
+	// Before a statement sent on its own (gorm's Exec): the deferred one goes first.
+	if err := database.Transaction(context.Background(), db, func(tx *gorm.DB) error {
+		if err := database.Defer(tx, insert(4, "probe 4")); err != nil {
+			return err
+		}
+		return tx.Exec(`UPDATE tx_probe SET note = 'seen' WHERE id = 4`).Error
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	if err := db.Raw(`SELECT id || ':' || note FROM tx_probe ORDER BY id`).Scan(&notes).Error; err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"1:deferred", "2:deferred", "4:seen"}; !slices.Equal(notes, want) {
+		t.Fatalf("rows %v, want %v", notes, want)
+	}
+	// Outside a Transaction: sent at once.
+	if err := database.Defer(db, insert(5, "probe 5")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := count(db); err != nil || c != 4 {
+		t.Fatalf("outside a transaction: %d rows (%v), want 4", c, err)
 	}
 }

@@ -1,8 +1,8 @@
 // Coalition Hub: the little script the pages use. Everything works without
-// it; it only asks for confirmation before irreversible console actions
-// (forms with data-confirm), shows a submit button busy after one click (a
-// spinner, ui.css) and ignores a second submit of a form being posted, so a
-// double click does not post twice.
+// it; it asks for confirmation before irreversible console actions (forms
+// with data-confirm), shows a submit button busy after one click (a spinner,
+// ui.css), ignores a second submit of a form being posted, so a double click
+// does not post twice, and moves the progress bars of running jobs.
 document.addEventListener("submit", function (ev) {
   var form = ev.target;
   var msg = form.getAttribute("data-confirm");
@@ -53,4 +53,47 @@ window.addEventListener("pageshow", function () {
     window.setTimeout(tick, 1000);
   }
   tick();
+})();
+
+// A job run's progress bar: <section data-run="/console/jobs/runs/ID"> with
+// a <progress>, a phase and a count. It polls the run once a second and,
+// once the run has finished, reloads the page, which then shows the result.
+(function () {
+  var box = document.querySelector("[data-run]");
+  if (!box || !window.fetch) {
+    return;
+  }
+  var url = box.getAttribute("data-run");
+  var bar = box.querySelector("progress");
+  var phase = box.querySelector("#close-phase");
+  var count = box.querySelector("#close-count");
+  function poll() {
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (res) {
+        if (!res.ok) {
+          throw new Error("status " + res.status);
+        }
+        return res.json();
+      })
+      .then(function (run) {
+        if (run.state === "succeeded" || run.state === "failed") {
+          window.location.reload();
+          return;
+        }
+        if (run.total > 0) {
+          bar.max = run.total;
+          bar.value = run.done;
+          bar.textContent = run.percent + "%";
+        }
+        if (run.phase) {
+          phase.textContent = run.phase;
+        }
+        count.textContent = run.done.toLocaleString() + " of " + run.total.toLocaleString();
+        window.setTimeout(poll, 1000);
+      })
+      .catch(function () {
+        window.setTimeout(poll, 5000); // the hub is restarting, or the network is down: try again
+      });
+  }
+  window.setTimeout(poll, 1000);
 })();
