@@ -565,8 +565,10 @@ func (s *Service) PlaceOrder(ctx context.Context, memberID int64, key string, in
 			return err
 		}
 		out = row.order()
-		_, err = webhooks.Publish(tx, now, r.PartnerID, webhooks.EventOrderCreated, out)
-		return err
+		if _, err = webhooks.Publish(tx, now, r.PartnerID, webhooks.EventOrderCreated, out); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, out)
 	})
 	if err != nil {
 		return Order{}, fmt.Errorf("order reward %d for member %d: %w", in.RewardID, memberID, err)
@@ -614,8 +616,19 @@ func (s *Service) fulfil(ctx context.Context, tx *gorm.DB, orderID int64, ref st
 		return Order{}, err
 	}
 	o := row.order()
-	_, err = webhooks.Publish(tx, now, o.PartnerID, webhooks.EventOrderFulfilled, o)
-	return o, err
+	if _, err = webhooks.Publish(tx, now, o.PartnerID, webhooks.EventOrderFulfilled, o); err != nil {
+		return o, err
+	}
+	return o, s.notify(ctx, tx, o)
+}
+
+// notify queues the member's mail about order o's new status in tx, the
+// transaction that changed it (members.NoticeOrders).
+func (s *Service) notify(ctx context.Context, tx *gorm.DB, o Order) error {
+	_, err := s.members.Notify(ctx, tx, o.MemberID, members.Notice{Kind: members.NoticeOrders, Template: "order_status",
+		Data: map[string]any{"status": string(o.Status), "reward": o.RewardTitle, "points": o.Points, "order_id": o.ID,
+			"reference": o.Reference, "reason": o.Reason, "deadline": o.DeadlineAt.UTC().Format("2 Jan 2006 15:04 UTC")}})
+	return err
 }
 
 // MemberOrder returns one of the member's orders; any other is ErrOrderNotFound.
@@ -761,8 +774,10 @@ func (s *Service) close(ctx context.Context, id int64, status OrderStatus, reaso
 			return err
 		}
 		out = row.order()
-		_, err = webhooks.Publish(tx, now, out.PartnerID, webhooks.EventOrderCancelled, out)
-		return err
+		if _, err = webhooks.Publish(tx, now, out.PartnerID, webhooks.EventOrderCancelled, out); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, out)
 	})
 	if err != nil {
 		return Order{}, fmt.Errorf("%s order %d: %w", strings.TrimSuffix(string(status), "ed"), id, err)

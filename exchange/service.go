@@ -463,7 +463,12 @@ func (s *Service) Record(ctx context.Context, id int64, res CreditResult) (Excha
 			if err := addEvent(tx, id, StatusCompleted, "completed", "partner ref "+res.PartnerRef, now); err != nil {
 				return err
 			}
-			publish = func(tx *gorm.DB) error { return s.publish(tx, id, webhooks.EventExchangeCompleted, now) }
+			publish = func(tx *gorm.DB) error {
+				if err := s.notify(ctx, tx, id); err != nil {
+					return err
+				}
+				return s.publish(tx, id, webhooks.EventExchangeCompleted, now)
+			}
 		case CreditRefused:
 			if !open {
 				return s.duplicate(tx, x, res, now)
@@ -529,7 +534,28 @@ func (s *Service) fail(ctx context.Context, tx *gorm.DB, x exchangeRow, reason s
 	if err := addEvent(tx, x.ID, StatusFailed, "failed", reason, now); err != nil {
 		return err
 	}
+	if err := s.notify(ctx, tx, x.ID); err != nil {
+		return err
+	}
 	return addEvent(tx, x.ID, StatusFailed, "member_notified", fmt.Sprintf("%d points returned", x.Points+x.FeePoints), now)
+}
+
+// notify queues the member's mail about exchange id's outcome (completed or
+// failed) in tx, the transaction that recorded it (members.NoticeExchanges).
+func (s *Service) notify(ctx context.Context, tx *gorm.DB, id int64) error {
+	row, err := getExchange(tx, "id", id, false)
+	if err != nil {
+		return err
+	}
+	p, err := getProgramme(tx, row.ProgrammeID)
+	if err != nil {
+		return err
+	}
+	x := row.exchange()
+	_, err = s.members.Notify(ctx, tx, x.MemberID, members.Notice{Kind: members.NoticeExchanges, Template: "exchange_status",
+		Data: map[string]any{"status": string(x.Status), "programme": p.Name, "points": x.Points + x.FeePoints,
+			"units": fmt.Sprintf("%d %s", x.Units+x.BonusUnits, p.Unit), "exchange_id": x.PublicID, "reason": x.FailureReason}})
+	return err
 }
 
 func (s *Service) publish(tx *gorm.DB, id int64, event string, now time.Time) error {

@@ -1115,6 +1115,27 @@ func splitBalance(memberID, total, held, pending, spendable, expired int64) Bala
 		Blocked:   total < 0}
 }
 
+// MemberEarns is what one member earned in a period.
+type MemberEarns struct {
+	MemberID int64
+	Points   Points
+	Earns    int
+}
+
+// EarnsByMember sums the earns posted in [from, to) per member, for members
+// after the cursor after (a member id), in member order, at most limit of
+// them: the daily digest of points earned reads it page by page. Reversals
+// of those earns are not subtracted: the digest tells what was earned.
+func (s *Service) EarnsByMember(ctx context.Context, from, to time.Time, after int64, limit int) ([]MemberEarns, error) {
+	var out []MemberEarns
+	if err := s.db.WithContext(ctx).Raw(`SELECT member_id, sum(points) AS points, count(*) AS earns
+		FROM ledger_transactions WHERE type = 'earn' AND posted_at >= ? AND posted_at < ? AND member_id > ?
+		GROUP BY member_id ORDER BY member_id LIMIT ?`, from, to, after, limit).Scan(&out).Error; err != nil {
+		return nil, fmt.Errorf("earns by member: %w", err)
+	}
+	return out, nil
+}
+
 // Get returns one transaction with its entries and consumptions. Errors: ErrNotFound.
 func (s *Service) Get(ctx context.Context, txID int64) (Transaction, error) {
 	ts, err := loadTransactions(s.db.WithContext(ctx), []int64{txID})

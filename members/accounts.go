@@ -277,6 +277,17 @@ func (s *Service) sendLink(ctx context.Context, purpose LinkPurpose, m Member, t
 // password). Errors: *validation.Error (token) for a link the hub never
 // sent, ErrLinkUsed and ErrLinkExpired (blamed on token).
 func (s *Service) Link(ctx context.Context, token string) (LinkInfo, error) {
+	info, err := s.link(ctx, token)
+	if err == nil && info.Purpose == LinkEmailChange {
+		return LinkInfo{}, errEmailChangeLink
+	}
+	return info, err
+}
+
+// errEmailChangeLink: a change-of-email link given where a password is set.
+var errEmailChangeLink = validation.New("token", "confirms an email address: open it from its mail")
+
+func (s *Service) link(ctx context.Context, token string) (LinkInfo, error) {
 	hash, err := linkHash(token)
 	if err != nil {
 		return LinkInfo{}, err
@@ -352,6 +363,9 @@ func (s *Service) useLink(ctx context.Context, hash []byte, pw []byte) (Redeemed
 		if err != nil {
 			return err
 		}
+		if LinkPurpose(r.Purpose) == LinkEmailChange {
+			return errEmailChangeLink
+		}
 		if err := s.usable(r); err != nil {
 			return err
 		}
@@ -409,6 +423,11 @@ func (s *Service) useLink(ctx context.Context, hash []byte, pw []byte) (Redeemed
 		}
 		if err := revokeLinks(tx, memberID, r.Email, now); err != nil {
 			return err
+		}
+		if r.Purpose == string(LinkReset) {
+			if err := s.notifyPasswordChanged(ctx, tx, memberID, now); err != nil {
+				return err
+			}
 		}
 		m, err := loadMember(tx, memberID)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
@@ -75,8 +76,11 @@ func (s *Service) setPassword(ctx context.Context, memberID int64, password, kee
 			return err
 		}
 		// A password set here makes emailed reset and claim links obsolete.
-		return tx.Exec(`UPDATE member_links SET revoked_at = ? WHERE member_id = ? AND used_at IS NULL AND revoked_at IS NULL`,
-			now, memberID).Error
+		if err := tx.Exec(`UPDATE member_links SET revoked_at = ? WHERE member_id = ? AND used_at IS NULL AND revoked_at IS NULL`,
+			now, memberID).Error; err != nil {
+			return err
+		}
+		return s.notifyPasswordChanged(ctx, tx, memberID, now)
 	})
 	if err != nil {
 		return fmt.Errorf("set password of member %d: %w", memberID, err)
@@ -165,4 +169,12 @@ func (s *Service) ChangePassword(ctx context.Context, memberID int64, current, n
 		return err
 	}
 	return s.logins.Refund(ctx, key)
+}
+
+// notifyPasswordChanged queues the security notice of a new password, in
+// the transaction that set it.
+func (s *Service) notifyPasswordChanged(ctx context.Context, tx *gorm.DB, memberID int64, now time.Time) error {
+	_, err := s.Notify(ctx, tx, memberID, Notice{Kind: NoticeSecurity, Template: "password_changed",
+		Data: map[string]any{"when": now.Format(linkTimeFormat)}})
+	return err
 }

@@ -237,6 +237,9 @@ func TestExportHoldsEverything(t *testing.T) {
 	if _, err := e.svc.SetConsent(ctx, m.ID, members.Consent{Marketing: false, Source: "portal"}, "member:self"); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.svc.SetNotification(ctx, m.ID, members.NoticeOrders, false); err != nil {
+		t.Fatal(err)
+	}
 
 	x, err := e.svc.Export(ctx, m.ID, "operator:dpo")
 	if err != nil {
@@ -250,6 +253,9 @@ func TestExportHoldsEverything(t *testing.T) {
 	}
 	if len(x.Consents) != 2 || !x.Consents[0].Granted || x.Consents[1].Granted {
 		t.Errorf("export consents = %+v; want grant then withdrawal", x.Consents)
+	}
+	if len(x.MailOptOuts) != 1 || x.MailOptOuts[0] != members.NoticeOrders {
+		t.Errorf("export mail opt-outs = %v; want orders", x.MailOptOuts)
 	}
 	if len(x.Requests) != 1 || x.Requests[0].Kind != members.DSRExport || x.Requests[0].Actor != "operator:dpo" {
 		t.Errorf("export register entries = %+v; want this export", x.Requests)

@@ -142,7 +142,8 @@ type Export struct {
 	Requests      []DataSubjectRequest `json:"data_subject_requests"`
 	Merges        []Merge              `json:"merges"`
 	MergedMembers []Member             `json:"merged_members"`
-	Sessions      []Session            `json:"sessions"` // sign-ins: when, from which client and address
+	Sessions      []Session            `json:"sessions"`      // sign-ins: when, from which client and address
+	MailOptOuts   []NoticeKind         `json:"mail_opt_outs"` // kinds of notification mail turned off
 	Balance       ledger.Balance       `json:"balance"`
 	Lots          []ledger.Lot         `json:"lots"`
 	Transactions  []ledger.Transaction `json:"transactions"`

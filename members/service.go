@@ -35,6 +35,8 @@ type Service struct {
 
 	passwordCost int           // bcrypt cost of new passwords
 	dummyHash    func() []byte // what an unknown email's password is compared with
+
+	unsubscribeKey []byte // signs unsubscribe links (WithUnsubscribeKey)
 }
 
 // Option adjusts a Service.
@@ -51,7 +53,7 @@ func WithPasswordCost(cost int) Option { return func(s *Service) { s.passwordCos
 func NewService(db *gorm.DB, l *ledger.Service, now func() time.Time, opts ...Option) *Service {
 	s := &Service{db: db, ledger: l, now: now, logins: throttle.New(db, "member", throttle.DefaultPolicy, now),
 		mails:        throttle.New(db, "member_mail", MailPolicy, now),
-		passwordCost: bcrypt.DefaultCost}
+		passwordCost: bcrypt.DefaultCost, unsubscribeKey: randomKey()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -534,6 +536,11 @@ func (s *Service) Export(ctx context.Context, id int64, actor string) (Export, e
 		}
 		for _, r := range srs {
 			out.Sessions = append(out.Sessions, r.session())
+		}
+		out.MailOptOuts = []NoticeKind{}
+		if err := tx.Raw(`SELECT kind FROM member_mail_optouts WHERE member_id IN ? ORDER BY kind`, all).
+			Scan(&out.MailOptOuts).Error; err != nil {
+			return err
 		}
 		crs, err := consentRows(tx, all)
 		if err != nil {

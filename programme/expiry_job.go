@@ -10,6 +10,7 @@ import (
 
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/members"
 	"github.com/coalitionhub/hub/webhooks"
 )
 
@@ -99,6 +100,9 @@ func (s *Service) lotNotices(ctx context.Context, now, until time.Time, batch in
 					return err
 				}
 				total++
+				if err := s.notifyExpiring(ctx, tx, g.MemberID, g.Points, g.ExpiresAt); err != nil {
+					return err
+				}
 				byIssuer, err := s.ledger.In(tx).ExpiringByIssuer(ctx, g.MemberID, now, g.ExpiresOn)
 				if err != nil {
 					return err
@@ -148,6 +152,15 @@ func noticedDays(tx *gorm.DB, groups []ledger.ExpiringGroup) (map[noticeKey]bool
 	return out, nil
 }
 
+// notifyExpiring queues the member's "points expiring" mail in tx, the
+// transaction that recorded the notice, so it goes once per notice
+// (members.NoticePointsExpiring).
+func (s *Service) notifyExpiring(ctx context.Context, tx *gorm.DB, memberID, points int64, expiresAt time.Time) error {
+	_, err := s.members.Notify(ctx, tx, memberID, members.Notice{Kind: members.NoticePointsExpiring, Template: "points_expiring",
+		Data: map[string]any{"points": points, "expires": expiresAt.UTC().Format(time.DateOnly)}})
+	return err
+}
+
 func insertNotice(tx *gorm.DB, memberID int64, expiresAt time.Time, points int64, now time.Time) (bool, error) {
 	res := tx.Exec(`INSERT INTO programme_expiry_notices (member_id, expires_on, expires_at, points, created_at)
 		VALUES (?, (?::timestamptz AT TIME ZONE 'UTC')::date, ?, ?, ?) ON CONFLICT (member_id, expires_on) DO NOTHING`,
@@ -172,12 +185,17 @@ func (s *Service) inactivityNotices(ctx context.Context, p Policy, now time.Time
 		}
 		for _, r := range rows {
 			after = r.MemberID
-			ok, err := insertNotice(s.db.WithContext(ctx), r.MemberID, InactivityDeadline(p, r.Last), r.Balance, now)
-			if err != nil {
-				return n, err
-			}
-			if ok {
+			err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+				deadline := InactivityDeadline(p, r.Last)
+				ok, err := insertNotice(tx, r.MemberID, deadline, r.Balance, now)
+				if err != nil || !ok {
+					return err
+				}
 				n++
+				return s.notifyExpiring(ctx, tx, r.MemberID, r.Balance, deadline)
+			})
+			if err != nil {
+				return n, fmt.Errorf("inactivity notice for member %d: %w", r.MemberID, err)
 			}
 		}
 	}

@@ -605,3 +605,37 @@ func TestBatchAndSingleEarnsShareRunningTotals(t *testing.T) {
 		t.Errorf("after SyncWindows: running totals %d flights in %d lane-1 rows; want 230 in lane 0 only", lanes.Totals, lanes.Lane1)
 	}
 }
+
+// Each "points expiring" notice mails the member once, in the notice's
+// transaction: a re-run of the job mails nothing more, and a member who
+// turned expiry mail off gets none.
+func TestExpiryNoticesMailTheMember(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, date(2025, 11, 30, 10))
+	e.setPolicy(func(p *programme.Policy) { p.ExpiryMode, p.ExpiryMonths = programme.ExpiryFixedLifetime, 1 })
+	m := e.member("soon@example.com", "")
+	quiet := e.member("quiet@example.com", "")
+	e.earnDirect(m.ID, 100, "a")
+	e.earnDirect(quiet.ID, 50, "q")
+	if err := e.members.SetNotification(ctx, quiet.ID, members.NoticePointsExpiring, false); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Set(date(2025, 12, 20, 1))
+	for run := 0; run < 2; run++ {
+		if _, err := e.prog.RunExpiry(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mails []struct {
+		Recipient string
+		Points    string
+	}
+	if err := e.db.Raw(`SELECT recipient, data->>'points' AS points FROM outbound_mail WHERE template = 'points_expiring'`).
+		Scan(&mails).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(mails) != 1 || mails[0].Recipient != "soon@example.com" || mails[0].Points != "100" {
+		t.Fatalf("expiry mails %+v; want one to soon@example.com about 100 points", mails)
+	}
+}

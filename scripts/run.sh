@@ -26,7 +26,7 @@ MAIL_WEB_ADDR=${HUB_MAILCATCHER_WEB_ADDR:-127.0.0.1:8025}
 export HUB_SMTP_URL="${HUB_SMTP_URL:-smtp://$MAIL_SMTP_ADDR}"
 
 ./bin/hub migrate up
-./bin/partnersim -addr "$SIM_ADDR" -key "$HUB_DEMO_PARTNERSIM_KEY" -pending-polls 1 >.data/partnersim.log 2>&1 &
+./bin/partnersim -addr "$SIM_ADDR" -key "$HUB_DEMO_PARTNERSIM_KEY" -pending-polls 1 -hold-prefix HOLD >.data/partnersim.log 2>&1 &
 SIM_PID=$!
 ./bin/mailcatcher -smtp "$MAIL_SMTP_ADDR" -http "$MAIL_WEB_ADDR" -dir .data/mail >.data/mailcatcher.log 2>&1 &
 MAIL_PID=$!

@@ -554,8 +554,22 @@ func (s *Server) portalConsent(c *gin.Context) {
 		s.pageError(c, "portal", err)
 		return
 	}
+	on, err := s.deps.Members.Notifications(c.Request.Context(), p.MemberID)
+	if err != nil {
+		s.pageError(c, "portal", err)
+		return
+	}
+	type choice struct {
+		Kind, Label string
+		Marketing   bool
+		On          bool
+	}
+	var mails []choice
+	for _, k := range members.NoticeKinds {
+		mails = append(mails, choice{Kind: string(k), Label: k.Label(), Marketing: k.Marketing(), On: on[k]})
+	}
 	s.render(c, "portal_consent", portalPage("consent", "Privacy and security", gin.H{"Member": m,
-		"Sessions": sessions, "Current": p.SessionID}))
+		"Sessions": sessions, "Current": p.SessionID, "Mails": mails}))
 }
 
 func (s *Server) portalSetConsent(c *gin.Context) {

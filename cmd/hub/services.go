@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -52,7 +53,11 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 		return nil, err
 	}
 	l := ledger.NewService(a.db, now)
-	m := members.NewService(a.db, l, now)
+	unsubscribeKey, err := a.unsubscribeKey()
+	if err != nil {
+		return nil, err
+	}
+	m := members.NewService(a.db, l, now, members.WithUnsubscribeKey(unsubscribeKey))
 	c := members.NewBurnConsent(a.db, now, members.DefaultConsentPolicy)
 	r := rules.NewService(a.db, now)
 	svc := &services{
@@ -104,6 +109,24 @@ func (a *app) accessService(registry *partners.Service, now func() time.Time) (*
 		return nil, fmt.Errorf("HUB_SECRETS_KEY: %w", err)
 	}
 	return access.NewService(a.db, registry, access.Options{Issuer: a.cfg.PublicURL, SecretsKey: key, Now: now})
+}
+
+// unsubscribeKey is the key signing the unsubscribe links of notification
+// mail. Without HUB_UNSUBSCRIBE_KEY (local development) it is generated once
+// into the git-ignored signing key directory, which serve and worker share.
+func (a *app) unsubscribeKey() ([]byte, error) {
+	if a.cfg.UnsubscribeKey != "" {
+		return base64.StdEncoding.DecodeString(a.cfg.UnsubscribeKey)
+	}
+	path := filepath.Join(a.cfg.SigningKeyDir, "unsubscribe.key")
+	key, created, err := access.LoadOrCreateSecretsKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("HUB_UNSUBSCRIBE_KEY: %w", err)
+	}
+	if created {
+		a.log.Warn("HUB_UNSUBSCRIBE_KEY is unset: generated a local unsubscribe key (set HUB_UNSUBSCRIBE_KEY in production)", "path", path)
+	}
+	return key, nil
 }
 
 // groupCommit is the group commit of single earns as configured: the batch

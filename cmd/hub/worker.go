@@ -81,6 +81,10 @@ func (a *app) tasks(svc *services) []task {
 		// expired more than a day ago.
 		{typ: throttle.TypeCleanup, handler: throttle.CleanupHandler(a.db, now),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "23 * * * *"},
+		// Daily digest of the points each member earned the day before
+		// (UTC day), one mail per member and day (members.SendDigests).
+		{typ: members.TypePointsDigest, handler: members.HandlePointsDigest(svc.members),
+			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(5), asynq.Timeout(time.Hour)}, cron: "0 8 * * *"},
 		{typ: members.TypePruneSessions, handler: members.HandlePruneSessions(svc.members),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "27 * * * *"},
 		{typ: access.TypePruneStaffSessions, handler: access.HandlePruneStaffSessions(svc.access),

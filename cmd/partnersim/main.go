@@ -4,6 +4,9 @@
 //
 //	partnersim -addr 127.0.0.1:8091 -key demo-airline-key -pending-polls 2 -failure-rate 0.1
 //
+// With -hold-prefix HOLD, credits to accounts starting with HOLD stay
+// pending (the demo member's pending exchange).
+//
 // With -callback-url it posts the final status of credits that were pending
 // to the hub (POST <url>/<transaction id>/status, bearer -callback-token),
 // twice with -duplicate-callbacks.
@@ -41,6 +44,7 @@ func run(args []string) error {
 	polls := fs.Int("pending-polls", 0, "answer credits pending; complete at the N-th status lookup")
 	pendingFor := fs.Duration("pending-for", 0, "answer credits pending; complete after this long")
 	refuseOver := fs.Int64("refuse-over", 0, "refuse credits above this many units (0 = none)")
+	holdPrefix := fs.String("hold-prefix", "", "keep credits to accounts starting with this pending (never completed by polls)")
 	callbackURL := fs.String("callback-url", "", "hub status callback base URL, e.g. http://127.0.0.1:8080/v1/exchanges/outbound")
 	callbackToken := fs.String("callback-token", "", "bearer token for the callback")
 	dup := fs.Bool("duplicate-callbacks", false, "send every callback twice")
@@ -59,7 +63,7 @@ func run(args []string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	cfg := partnersim.Config{APIKey: *key, Latency: *latency, FailureRate: *failure, PendingPolls: *polls,
-		PendingFor: *pendingFor, RefuseOver: *refuseOver, DuplicateCallbacks: *dup, Seed: uint64(time.Now().UnixNano())}
+		PendingFor: *pendingFor, RefuseOver: *refuseOver, HoldPrefix: *holdPrefix, DuplicateCallbacks: *dup, Seed: uint64(time.Now().UnixNano())}
 	if *callbackURL != "" {
 		client := &http.Client{Timeout: 10 * time.Second}
 		cfg.Callback = func(r exchange.CreditResult) {

@@ -38,6 +38,11 @@ type Config struct {
 	PendingFor   time.Duration
 	// RefuseOver refuses credits of more than this many units (0 = none).
 	RefuseOver int64
+	// HoldPrefix, when set, answers credits to accounts starting with it
+	// "pending" and keeps them pending at every status lookup, whatever
+	// PendingPolls and PendingFor say, until Resolve: a partner that
+	// processes some credits by hand (the demo's pending exchange).
+	HoldPrefix string
 	// Callback, when set, is called with the final result of a credit that
 	// was pending; DuplicateCallbacks calls it twice.
 	Callback           func(exchange.CreditResult)
@@ -52,6 +57,7 @@ type credit struct {
 	units   int64
 	created time.Time
 	polls   int
+	held    bool // HoldPrefix: pending until Resolve
 }
 
 // Sim is the simulated partner. Its methods are safe for concurrent use.
@@ -206,6 +212,8 @@ func (s *Sim) credit(w http.ResponseWriter, r *http.Request) {
 			c.result.Status, c.result.Reason = exchange.CreditRefused, "no such account"
 		case req.Units <= 0 || req.Units >= 1_000_000 || (s.cfg.RefuseOver > 0 && req.Units > s.cfg.RefuseOver):
 			c.result.Status, c.result.Reason = exchange.CreditRefused, "amount out of range"
+		case s.cfg.HoldPrefix != "" && strings.HasPrefix(req.Account, s.cfg.HoldPrefix):
+			c.result.Status, c.held = exchange.CreditPending, true
 		case s.cfg.PendingPolls > 0 || s.cfg.PendingFor > 0:
 			c.result.Status = exchange.CreditPending
 		default:
@@ -232,7 +240,7 @@ func (s *Sim) status(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.credits[id]
 	var callback func(exchange.CreditResult)
 	calls := 0
-	if ok && c.result.Status == exchange.CreditPending {
+	if ok && c.result.Status == exchange.CreditPending && !c.held {
 		c.polls++
 		if (s.cfg.PendingPolls > 0 && c.polls >= s.cfg.PendingPolls) ||
 			(s.cfg.PendingFor > 0 && !s.cfg.Now().Before(c.created.Add(s.cfg.PendingFor))) {

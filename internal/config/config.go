@@ -66,6 +66,11 @@ type Config struct {
 	SMTPURL string
 	// MailFrom (HUB_MAIL_FROM) is the From of every mail the hub sends.
 	MailFrom string
+	// UnsubscribeKey (HUB_UNSUBSCRIBE_KEY) is base64 of 32 bytes signing
+	// the unsubscribe links of notification mail (HMAC-SHA256). Every process
+	// must share it; empty in local development: the hub then keeps a
+	// generated one in SigningKeyDir/unsubscribe.key. Never logged.
+	UnsubscribeKey string
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map
@@ -89,6 +94,8 @@ func Load(getenv func(string) string) (Config, error) {
 		PprofAddr:     get("HUB_PPROF_ADDR", ""),
 		SMTPURL:       get("HUB_SMTP_URL", "smtp://127.0.0.1:1025"),
 		MailFrom:      get("HUB_MAIL_FROM", "Coalition Rewards <no-reply@coalition.example>"),
+
+		UnsubscribeKey: get("HUB_UNSUBSCRIBE_KEY", ""),
 	}
 	var err error
 	if c.DBMaxConns, err = intVar(get, "HUB_DB_MAX_CONNS", 20); err != nil {
@@ -123,6 +130,11 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.SecretsKey != "" {
 		if k, err := base64.StdEncoding.DecodeString(c.SecretsKey); err != nil || len(k) != 32 {
 			return c, fmt.Errorf("HUB_SECRETS_KEY must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`)")
+		}
+	}
+	if c.UnsubscribeKey != "" {
+		if k, err := base64.StdEncoding.DecodeString(c.UnsubscribeKey); err != nil || len(k) != 32 {
+			return c, fmt.Errorf("HUB_UNSUBSCRIBE_KEY must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`)")
 		}
 	}
 	loopbackText := get("HUB_WEBHOOK_ALLOW_LOOPBACK", "0")

@@ -44,6 +44,7 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		"HUB_EARN_BATCH_MAX":         {"HUB_EARN_BATCH_MAX": "0"},
 		"HUB_EARN_BATCH_WAIT":        {"HUB_EARN_BATCH_WAIT": "-1ms"},
 		"HUB_SMTP_URL":               {"HUB_SMTP_URL": "http://mail.example"},
+		"HUB_UNSUBSCRIBE_KEY":        {"HUB_UNSUBSCRIBE_KEY": "c2hvcnQ="},
 		"HUB_MAIL_FROM":              {"HUB_MAIL_FROM": "not an address"},
 	}
 	for name, e := range cases {

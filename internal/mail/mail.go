@@ -68,12 +68,32 @@ func mustParse() templates {
 	}
 	for _, n := range names {
 		key := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".txt")
-		t.text[key] = texttemplate.Must(texttemplate.New(key).Option("missingkey=error").ParseFS(templateFiles, n))
+		t.text[key] = texttemplate.Must(texttemplate.New(key).Option("missingkey=error").Funcs(funcs).ParseFS(templateFiles, n))
 		hn := strings.TrimSuffix(n, ".txt") + ".html"
-		t.html[key] = htmltemplate.Must(htmltemplate.New(key).Option("missingkey=error").
+		t.html[key] = htmltemplate.Must(htmltemplate.New(key).Option("missingkey=error").Funcs(funcs).
 			ParseFS(templateFiles, "templates/layout.html", hn))
 	}
 	return t
+}
+
+// funcs are the templates' functions: date writes a date the sender gives
+// as YYYY-MM-DD in the language of the text ({{date .Lang .day}}); anything
+// else is shown as given.
+var funcs = map[string]any{"date": localDate}
+
+var germanMonths = [...]string{"Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August",
+	"September", "Oktober", "November", "Dezember"}
+
+func localDate(lang string, v any) string {
+	s := fmt.Sprint(v)
+	d, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return s
+	}
+	if lang == "de" {
+		return fmt.Sprintf("%d. %s %d", d.Day(), germanMonths[d.Month()-1], d.Year())
+	}
+	return d.Format("2 January 2006")
 }
 
 // resolve returns the key of the template for name in locale: the locale,
@@ -106,6 +126,13 @@ func Render(name, locale, baseURL string, data map[string]any) (Rendered, error)
 	view := map[string]any{}
 	for k, v := range data {
 		view[k] = v
+	}
+	// The layout's footer shows an unsubscribe link when the message has
+	// one (notification mail, members.Notify); the others have none.
+	for _, k := range []string{"unsubscribe", "kind_label"} {
+		if _, ok := view[k]; !ok {
+			view[k] = ""
+		}
 	}
 	view["BaseURL"] = strings.TrimRight(baseURL, "/")
 	view["Lang"] = strings.TrimPrefix(key, name+".")

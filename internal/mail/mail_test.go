@@ -228,3 +228,66 @@ func TestClientOptions(t *testing.T) {
 		}
 	}
 }
+
+// Every notification message renders in English and German with the data
+// its sender gives, the unsubscribe link in both parts when there is one;
+// a locale without text falls back to English.
+func TestNotificationTemplates(t *testing.T) {
+	t.Parallel()
+	base := map[string]any{"name": "Ana", "unsubscribe": "7.orders.sig", "kind_label": "reward orders"}
+	cases := map[string]map[string]any{
+		"points_digest":   {"points": 200, "earns": 2, "day": "2031-03-09", "balance": 1200},
+		"points_expiring": {"points": 100, "expires": "2025-12-30"},
+		"order_status": {"status": "rejected", "reward": "Free night", "points": 3000, "order_id": 5, "reference": "",
+			"reason": "fully booked", "deadline": "1 Jan 2027 10:00 UTC"},
+		"exchange_status":     {"status": "failed", "programme": "Sky Miles", "points": 5000, "units": "3500 miles", "exchange_id": "x1", "reason": "no"},
+		"password_changed":    {"when": "1 Jan 2027 10:00 UTC", "unsubscribe": ""},
+		"email_change_verify": {"token": "abc", "expires": "1 Jan 2027 10:00 UTC", "email": "new@example.test", "unsubscribe": ""},
+		"email_change_notice": {"new_email": "n***@example.test", "unsubscribe": ""},
+	}
+	for name, extra := range cases {
+		data := map[string]any{}
+		for k, v := range base {
+			data[k] = v
+		}
+		for k, v := range extra {
+			data[k] = v
+		}
+		for locale, lang := range map[string]string{"en": "en", "de-DE": "de", "fr": "en"} {
+			r, err := mail.Render(name, locale, "http://hub.example", data)
+			if err != nil {
+				t.Fatalf("%s in %s: %v", name, locale, err)
+			}
+			if r.Locale != lang || !strings.Contains(r.HTML, `<html lang="`+lang+`">`) {
+				t.Fatalf("%s in %s rendered in %s", name, locale, r.Locale)
+			}
+			link := "http://hub.example/portal/unsubscribe?token=7.orders.sig"
+			if data["unsubscribe"] != "" && (!strings.Contains(r.Text, link) || !strings.Contains(r.HTML, link)) {
+				t.Fatalf("%s in %s lacks the unsubscribe link", name, locale)
+			}
+			if data["unsubscribe"] == "" && strings.Contains(r.HTML, "unsubscribe") {
+				t.Fatalf("%s in %s has an unsubscribe link", name, locale)
+			}
+		}
+	}
+	r, _ := mail.Render("order_status", "de", "http://hub.example", func() map[string]any {
+		d := map[string]any{}
+		for k, v := range base {
+			d[k] = v
+		}
+		for k, v := range cases["order_status"] {
+			d[k] = v
+		}
+		return d
+	}())
+	if !strings.Contains(r.Subject, "abgelehnt") {
+		t.Fatalf("German order subject %q", r.Subject)
+	}
+	for locale, want := range map[string]string{"de": "am 30. Dezember 2025", "en": "on 30 December 2025"} {
+		r, err := mail.Render("points_expiring", locale, "http://hub.example", map[string]any{"name": "", "unsubscribe": "t",
+			"kind_label": "x", "points": 5, "expires": "2025-12-30"})
+		if err != nil || !strings.Contains(r.Subject, want) {
+			t.Fatalf("expiry subject in %s: %q %v; want %q", locale, r.Subject, err, want)
+		}
+	}
+}

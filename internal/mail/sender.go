@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -251,6 +252,13 @@ func (s *Sender) message(r mailRow) (*gomail.Msg, error) {
 	m.SetDateWithValue(s.now())
 	m.SetGenHeader(gomail.HeaderContentLang, out.Locale)
 	m.SetGenHeader("Auto-Submitted", "auto-generated")
+	// A notification's unsubscribe link, also as the header mail clients
+	// show as an "unsubscribe" button and may post to (RFC 2369, RFC 8058).
+	if tok, _ := data["unsubscribe"].(string); tok != "" {
+		link := strings.TrimRight(s.baseURL, "/") + "/portal/unsubscribe?token=" + url.QueryEscape(tok)
+		m.SetGenHeader("List-Unsubscribe", "<"+link+">")
+		m.SetGenHeader("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+	}
 	m.SetBodyString(gomail.TypeTextPlain, out.Text)
 	m.AddAlternativeString(gomail.TypeTextHTML, out.HTML)
 	return m, nil

@@ -670,6 +670,73 @@ func showcase(ctx context.Context, s Services, o Options, demo []*demoPartner, s
 			return fmt.Errorf("seed pending points: %w", err)
 		}
 	}
+	if o.PartnerSimURL != "" && s.Exchange != nil {
+		if err := pendingExchange(ctx, s, o.Real); err != nil {
+			return err
+		}
+	}
+	return showcaseMail(ctx, s, o)
+}
+
+// pendingExchange gives the demo member (the one with a portal password) an
+// exchange to SkyMiles that stays pending: its account starts with HOLD,
+// which the simulator of `make run` (-hold-prefix HOLD) keeps pending. Once.
+func pendingExchange(ctx context.Context, s Services, now time.Time) error {
+	var id int64
+	if err := s.DB.WithContext(ctx).Raw(`SELECT m.id FROM members m
+		JOIN member_identifiers i ON i.member_id = m.id AND i.type = 'email'
+		WHERE i.value LIKE '%@demo.members.example' ORDER BY m.id LIMIT 1`).Scan(&id).Error; err != nil || id == 0 {
+		return err
+	}
+	if done, err := s.Exchange.List(ctx, exchange.Filter{MemberID: id, Limit: 1}); err != nil || len(done) > 0 {
+		return err
+	}
+	progs, err := s.Exchange.Programmes(ctx, 0)
+	if err != nil {
+		return err
+	}
+	var prog int64
+	for _, p := range progs {
+		if p.Code == "skymiles" {
+			prog = p.ID
+		}
+	}
+	if prog == 0 {
+		return nil
+	}
+	key := "demo-exchange-points"
+	if _, err := s.Ledger.Earn(ctx, ledger.EarnRequest{Idem: ledger.Idempotency{Scope: "demo", Key: key, RequestHash: []byte(key)},
+		MemberID: id, OperatorFunded: 2000, OccurredAt: now.Add(-time.Hour), ExternalRef: "welcome-miles"}); err != nil &&
+		!errors.Is(err, ledger.ErrIdempotencyMismatch) {
+		return fmt.Errorf("seed exchange points: %w", err)
+	}
+	if _, err := s.Exchange.Link(ctx, id, prog, "HOLD-0001"); err != nil {
+		return fmt.Errorf("seed pending exchange: %w", err)
+	}
+	q, err := s.Exchange.Quote(ctx, id, prog, 1000)
+	if err != nil {
+		return fmt.Errorf("seed pending exchange: %w", err)
+	}
+	if _, err := s.Exchange.Confirm(ctx, id, q.ID); err != nil {
+		return fmt.Errorf("seed pending exchange: %w", err)
+	}
+	return nil
+}
+
+// showcaseMail makes the mail catcher of `make run` show notification mail
+// at once, rather than after the nightly jobs: the digest of yesterday's
+// earns (members with marketing consent) and the "points expiring" notices
+// of the bonus points above. Both are the jobs' own idempotent steps, so a
+// later run of the jobs sends nothing twice.
+func showcaseMail(ctx context.Context, s Services, o Options) error {
+	if _, err := s.Members.SendDigests(ctx, o.Real.UTC().AddDate(0, 0, -1), 500); err != nil {
+		return fmt.Errorf("seed digest mail: %w", err)
+	}
+	if s.Programme != nil {
+		if _, err := s.Programme.RunExpiry(ctx, 500); err != nil {
+			return fmt.Errorf("seed expiry notices: %w", err)
+		}
+	}
 	return nil
 }
 
