@@ -80,6 +80,8 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 
 		ClientRate:     a.cfg.ClientRate,
 		ClientBurst:    a.cfg.ClientBurst,
+		LoginRate:      a.cfg.LoginRate,
+		LoginBurst:     a.cfg.LoginBurst,
 		TrustedProxies: a.cfg.TrustedProxies,
 	}, nil
 }

@@ -34,6 +34,8 @@ type Config struct {
 	SecretsKey  string
 	ClientRate  float64 // HUB_CLIENT_RATE: partner API requests per second per client
 	ClientBurst int     // HUB_CLIENT_BURST: burst of that token bucket
+	LoginRate   float64 // HUB_LOGIN_RATE: sign-ins and emailed-link uses per second per client IP
+	LoginBurst  int     // HUB_LOGIN_BURST: burst of that token bucket
 	// TrustedProxies (HUB_TRUSTED_PROXIES, comma-separated IPs or CIDRs) are
 	// the reverse proxies whose X-Forwarded-For the hub believes when it
 	// takes a request's client IP (per-IP sign-in limits, logs). Empty, the
@@ -122,6 +124,13 @@ func Load(getenv func(string) string) (Config, error) {
 	waitText := get("HUB_EARN_BATCH_WAIT", "1ms")
 	if c.EarnBatchWait, err = time.ParseDuration(waitText); err != nil || c.EarnBatchWait < 0 || c.EarnBatchWait > time.Second {
 		return c, fmt.Errorf("HUB_EARN_BATCH_WAIT must be a Go duration from 0 to 1s such as 1ms, got %q", waitText)
+	}
+	if c.LoginBurst, err = intVar(get, "HUB_LOGIN_BURST", 5); err != nil {
+		return c, err
+	}
+	loginText := get("HUB_LOGIN_RATE", "0.2")
+	if c.LoginRate, err = strconv.ParseFloat(loginText, 64); err != nil || c.LoginRate <= 0 {
+		return c, fmt.Errorf("HUB_LOGIN_RATE must be a positive number of attempts per second, got %q", loginText)
 	}
 	rateText := get("HUB_CLIENT_RATE", "20")
 	if c.ClientRate, err = strconv.ParseFloat(rateText, 64); err != nil || c.ClientRate <= 0 {

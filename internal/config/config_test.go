@@ -22,6 +22,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.EarnBatchMax != 64 || c.EarnBatchWait != time.Millisecond {
 		t.Fatalf("defaults: earn batches of %d, waiting %s; want 64, 1ms", c.EarnBatchMax, c.EarnBatchWait)
 	}
+	if c.EarnBatchInFlight != 2 || c.LoginRate != 0.2 || c.LoginBurst != 5 {
+		t.Fatalf("defaults: %d batches in flight, sign-ins %v/s burst %d; want 2, 0.2, 5", c.EarnBatchInFlight, c.LoginRate, c.LoginBurst)
+	}
 	if c.WebhookAllowLoopback {
 		t.Fatal("defaults: webhooks to loopback allowed; want refused unless HUB_WEBHOOK_ALLOW_LOOPBACK=1")
 	}
@@ -46,6 +49,9 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		"HUB_SMTP_URL":               {"HUB_SMTP_URL": "http://mail.example"},
 		"HUB_UNSUBSCRIBE_KEY":        {"HUB_UNSUBSCRIBE_KEY": "c2hvcnQ="},
 		"HUB_MAIL_FROM":              {"HUB_MAIL_FROM": "not an address"},
+		"HUB_EARN_BATCH_IN_FLIGHT":   {"HUB_EARN_BATCH_IN_FLIGHT": "0"},
+		"HUB_LOGIN_RATE":             {"HUB_LOGIN_RATE": "-1"},
+		"HUB_LOGIN_BURST":            {"HUB_LOGIN_BURST": "none"},
 	}
 	for name, e := range cases {
 		_, err := Load(env(e))
