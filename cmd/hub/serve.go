@@ -65,18 +65,13 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 		Members:      svc.members,
 		Ledger:       svc.ledger,
 		Consent:      svc.consent,
-		// [catalog] deps
-		Catalog: svc.catalog,
-		// [settlement] deps
-		Settlement: svc.settlement,
+		Catalog:      svc.catalog,
+		Settlement:   svc.settlement,
 		// Runs: long work started from the console or the admin API.
-		Runs: svc.runs,
-		// [exchange] deps
-		Exchange: svc.exchange,
-		// [programme] deps
+		Runs:      svc.runs,
+		Exchange:  svc.exchange,
 		Programme: svc.programme,
-		// [ui] deps
-		Jobs: web.NewAsynqJobs(a.redisOpt),
+		Jobs:      web.NewAsynqJobs(a.redisOpt),
 
 		ClientRate:     a.cfg.ClientRate,
 		ClientBurst:    a.cfg.ClientBurst,

@@ -49,10 +49,8 @@ func (a *app) tasks(svc *services) []task {
 			opts: []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(5)}, cron: "* * * * *"},
 		{typ: ledger.TypeExpireLots, handler: ledger.HandleExpireLots(svc.ledger),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(5), asynq.Timeout(time.Hour)}, cron: "10 1 * * *"},
-		// [catalog] tasks
 		{typ: catalog.TypeExpireOrders, handler: catalog.HandleExpireOrders(svc.catalog),
 			opts: []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(5), asynq.Timeout(10 * time.Minute)}, cron: "*/5 * * * *"},
-		// [settlement] tasks
 		// Daily shortly after midnight (operator TZ): closes the previous month once
 		// it has ended; a no-op while it is closed, so a failed close is retried.
 		// A close started from the console or the admin API runs as a job run
@@ -61,13 +59,11 @@ func (a *app) tasks(svc *services) []task {
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3), asynq.Timeout(2 * time.Hour)}, cron: "30 0 * * *"},
 		{typ: settlement.TypeReconcile, handler: settlement.HandleReconcile(svc.settlement),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(5), asynq.Timeout(time.Hour)}},
-		// [exchange] tasks
 		{typ: exchange.TypeDeliver, handler: exchange.HandleDeliver(svc.exchange),
 			opts:       []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(exchange.DeliverMaxRetry), asynq.Timeout(time.Minute)},
 			retryDelay: exchange.DeliverRetryDelay},
 		{typ: exchange.TypePoll, handler: exchange.HandlePoll(svc.exchange),
 			opts: []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(2), asynq.Timeout(10 * time.Minute)}, cron: "*/5 * * * *"},
-		// [programme] tasks
 		{typ: programme.TypeDaily, handler: programme.HandleDaily(svc.programme),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(5), asynq.Timeout(time.Hour)}, cron: "30 1 * * *"},
 
