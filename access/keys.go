@@ -104,18 +104,36 @@ func LoadOrCreateSecretsKey(path string) (key []byte, created bool, err error) {
 	if _, err := rand.Read(k); err != nil {
 		return nil, false, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return LoadOrCreateSecretsKey(path)
-	}
+	// Written whole to a private file first, then linked into place: a
+	// process starting beside this one (serve and worker) either finds no
+	// file or the whole key, never an empty one, and the one that links
+	// first wins.
+	f, err := os.CreateTemp(filepath.Dir(path), ".key-*")
 	if err != nil {
+		return nil, false, err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
 		return nil, false, err
 	}
 	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n"); err != nil {
 		f.Close()
 		return nil, false, err
 	}
-	return k, true, f.Close()
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, false, err
+	}
+	if err := os.Link(f.Name(), path); errors.Is(err, fs.ErrExist) {
+		return LoadOrCreateSecretsKey(path)
+	} else if err != nil {
+		return nil, false, err
+	}
+	return k, true, nil
 }
 
 // --- signing keys -----------------------------------------------------------
