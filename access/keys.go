@@ -85,8 +85,10 @@ func ParseSecretsKey(s string) ([]byte, error) {
 // LoadOrCreateSecretsKey reads the base64 secrets key kept in path, creating
 // the file (mode 0600, directory 0700) with a fresh random key when it does
 // not exist. It is for local development when HUB_SECRETS_KEY is unset; the
-// caller logs that it created one (never the key). Several processes racing
-// to create it agree on one file (O_EXCL).
+// caller logs that it created one (never the key). Several processes (or
+// serve and worker in one `hub all`) racing to create it agree on one file:
+// the key is written to a temporary file first and linked into place, which
+// fails if another got there first, so nobody ever reads a half-written key.
 func LoadOrCreateSecretsKey(path string) (key []byte, created bool, err error) {
 	if b, err := os.ReadFile(path); err == nil {
 		k, err := ParseSecretsKey(string(b))
@@ -104,18 +106,24 @@ func LoadOrCreateSecretsKey(path string) (key []byte, created bool, err error) {
 	if _, err := rand.Read(k); err != nil {
 		return nil, false, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return LoadOrCreateSecretsKey(path)
-	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".key-*") // mode 0600
 	if err != nil {
 		return nil, false, err
 	}
+	defer os.Remove(f.Name())
 	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n"); err != nil {
 		f.Close()
 		return nil, false, err
 	}
-	return k, true, f.Close()
+	if err := f.Close(); err != nil {
+		return nil, false, err
+	}
+	if err := os.Link(f.Name(), path); errors.Is(err, fs.ErrExist) {
+		return LoadOrCreateSecretsKey(path)
+	} else if err != nil {
+		return nil, false, err
+	}
+	return k, true, nil
 }
 
 // --- signing keys -----------------------------------------------------------
