@@ -699,19 +699,30 @@ func (s *Service) StaffMembers(ctx context.Context, page partners.Page) ([]Staff
 // SetStaffStatus enables or disables a staff account. Disabling ends every
 // session of the account in the same transaction, so its tokens are refused
 // at once in every process; enabling it again revives none of them.
+// Disabling the last active admin is refused (ErrLastAdmin blamed on
+// "status"); the active admins are locked while counting, as in
+// SetStaffRole. Errors: ErrStaffNotFound, ErrLastAdmin, *validation.Error.
 func (s *Service) SetStaffStatus(ctx context.Context, id int64, status string) (Staff, error) {
 	if status != "active" && status != "disabled" {
 		return Staff{}, validation.New("status", "must be active or disabled")
 	}
 	var out Staff
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if err := updateStaffStatus(tx, id, status); err != nil {
+		admins, err := lockActiveAdmins(tx)
+		if err != nil {
 			return err
 		}
 		r, err := selectStaffByID(tx, id)
 		if err != nil {
 			return err
 		}
+		if status == "disabled" && r.Role == string(RoleAdmin) && r.Status == "active" && len(admins) <= 1 {
+			return validation.Blame("status", "cannot be disabled: this is the last active admin", ErrLastAdmin)
+		}
+		if err := updateStaffStatus(tx, id, status); err != nil {
+			return err
+		}
+		r.Status = status
 		out = r.staff()
 		if status == "disabled" {
 			return endStaffSessions(tx, id, EndStaffDisabled, s.now())

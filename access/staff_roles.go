@@ -12,7 +12,8 @@ import (
 
 // ErrLastAdmin: the change would leave no active admin, and with none nobody
 // could manage staff any more (short of `hub staff create` on the server).
-var ErrLastAdmin = errors.New("the last active admin cannot lose the admin role")
+// The error is blamed on the field the request changed (role or status).
+var ErrLastAdmin = errors.New("the last active admin cannot lose the admin role or be disabled")
 
 // SetStaffRole gives a staff account another role. The role is read from
 // the account on every request (VerifyStaffToken), so the change applies to
@@ -35,7 +36,7 @@ func (s *Service) SetStaffRole(ctx context.Context, id int64, role Role) (Staff,
 			return err
 		}
 		if r.Role == string(RoleAdmin) && r.Status == "active" && role != RoleAdmin && len(admins) <= 1 {
-			return ErrLastAdmin
+			return validation.Blame("role", "cannot change: this is the last active admin", ErrLastAdmin)
 		}
 		if err := updateStaffRole(tx, id, role); err != nil {
 			return err

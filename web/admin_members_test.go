@@ -379,7 +379,15 @@ func TestAdminStaffRolesAndJobs(t *testing.T) {
 	}
 	e.expect(200, "", get, "/v1/admin/staff", support, nil) // the same token, now an admin's
 	e.expect(200, "", put, sp, admin, map[string]any{"role": "support"})
-	e.expect(409, "last_admin", put, "/v1/admin/staff/"+itoa(rootID)+"/role", admin, map[string]any{"role": "finance"})
+	body = e.expect(409, "last_admin", put, "/v1/admin/staff/"+itoa(rootID)+"/role", admin, map[string]any{"role": "finance"})
+	if f := fieldErrors(t, body); len(f) != 1 || f[0] != "role" {
+		t.Fatalf("demote the last admin: errors %v; want role", f)
+	}
+	body = e.expect(409, "last_admin", post, "/v1/admin/staff/"+itoa(rootID)+"/status", admin, map[string]any{"status": "disabled"})
+	if f := fieldErrors(t, body); len(f) != 1 || f[0] != "status" {
+		t.Fatalf("disable the last admin: errors %v; want status", f)
+	}
+	e.expect(200, "", get, "/v1/admin/staff", admin, nil) // still signed in: nothing was written
 	e.expect(404, "staff_not_found", put, "/v1/admin/staff/987654/role", admin, map[string]any{"role": "finance"})
 
 	// Jobs: the queue, a retry, and a run now.

@@ -86,7 +86,7 @@ var domainErrors = []errorKind{
 	{access.ErrClientRevoked, http.StatusConflict, "client_revoked", "API client is revoked"},
 	{access.ErrStaffNotFound, http.StatusNotFound, "staff_not_found", "Staff user not found"},
 	{access.ErrStaffExists, http.StatusConflict, "staff_exists", "A staff user with this email exists"},
-	{access.ErrLastAdmin, http.StatusConflict, "last_admin", "The last active admin must stay an admin"},
+	{access.ErrLastAdmin, http.StatusConflict, "last_admin", "The last active admin must stay an active admin"},
 	{access.ErrInvalidCredentials, http.StatusUnauthorized, "invalid_credentials", "Invalid email or password"},
 	{access.ErrLoginLocked, http.StatusTooManyRequests, "login_locked", "Too many failed logins"},
 	{access.ErrInvalidToken, http.StatusUnauthorized, "invalid_token", "Invalid token"},

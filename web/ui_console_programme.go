@@ -11,13 +11,16 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/coalitionhub/hub/internal/validation"
+	"github.com/coalitionhub/hub/partners"
 	"github.com/coalitionhub/hub/programme"
 )
 
 // The console's programme page: the policy (expiry, transfers, birthday
-// bonus, tier window and downgrade), the tiers and the corporate levels.
-// Each form calls the service method of its admin API route (PUT
-// /v1/admin/programme/policy, .../tiers/{code}, .../company-levels/{code}).
+// bonus, tier window and downgrade), the tiers, the corporate levels, and
+// companies with their employees and corporate partners. Each form calls the
+// service method of its admin API route (PUT /v1/admin/programme/policy,
+// .../tiers/{code}, .../company-levels/{code}, POST .../companies,
+// .../companies/{id}/employees, .../corporate-partners).
 
 // programmeMetrics are the tier thresholds the form offers, in the order shown.
 var programmeMetrics = []struct {
@@ -48,6 +51,12 @@ func (s *Server) programmePage(c *gin.Context, status int, form string, posted u
 	}
 	sort.Slice(tiers, func(i, j int) bool { return tiers[i].Rank < tiers[j].Rank })
 	levels, lerr := s.deps.Programme.CompanyLevels(ctx)
+	if lerr != nil {
+		s.pageError(c, "console", lerr)
+		return
+	}
+
+	partnerList, lerr := s.deps.Partners.Partners(ctx, partners.Page{Limit: 200})
 	if lerr != nil {
 		s.pageError(c, "console", lerr)
 		return
@@ -108,7 +117,7 @@ func (s *Server) programmePage(c *gin.Context, status int, form string, posted u
 		f.refused(form, posted, err, programmeFieldAliases[form])
 	}
 	page := consolePage("programme", "Programme", formData(f, gin.H{"Policy": pol, "Tiers": tiers, "Levels": levels,
-		"Metrics": programmeMetrics}))
+		"Metrics": programmeMetrics, "Partners": partnerList}))
 	if err != nil {
 		page.Error = s.friendly(c, err)
 	}
@@ -205,4 +214,72 @@ func (s *Server) consolePutCompanyLevel(c *gin.Context) {
 		return
 	}
 	okBack(c, "/console/programme#levels", "Company level "+l.Name+" saved.")
+}
+
+// consoleCreateCompany is POST /console/programme/companies: a company
+// enrolled at the lowest corporate level (POST /v1/admin/programme/companies).
+func (s *Server) consoleCreateCompany(c *gin.Context) {
+	name, email := strings.TrimSpace(c.PostForm("name")), strings.TrimSpace(c.PostForm("email"))
+	var err error
+	if email == "" {
+		err = validation.New("email", "is required")
+	}
+	var co programme.Company
+	if err == nil {
+		co, err = s.deps.Programme.CreateCompany(c.Request.Context(), name, email)
+	}
+	s.audit(c, "programme.company", "company:"+strconv.FormatInt(co.ID, 10), name+" <"+email+">", err)
+	if err != nil {
+		s.programmePage(c, refusedStatus(err), "company", c.Request.PostForm, err)
+		return
+	}
+	okBack(c, "/console/programme#companies", fmt.Sprintf("Company %s enrolled as company %d (account member %d, level %s).",
+		co.Name, co.ID, co.AccountMemberID, co.Level))
+}
+
+// consoleAddEmployee is POST /console/programme/employees: a member linked
+// to a company, perhaps allowed to spend its points (POST
+// /v1/admin/programme/companies/{id}/employees).
+func (s *Server) consoleAddEmployee(c *gin.Context) {
+	var v validation.Error
+	companyID := formInt(c.PostForm("company_id"), "company_id", &v)
+	memberID := formInt(c.PostForm("member_id"), "member_id", &v)
+	v.Check(companyID > 0, "company_id", "is required")
+	v.Check(memberID > 0, "member_id", "is required")
+	canSpend := c.PostForm("can_spend") == "on"
+	err := v.Err()
+	if err == nil {
+		err = s.deps.Programme.AddEmployee(c.Request.Context(), companyID, memberID, canSpend)
+	}
+	s.audit(c, "programme.employee", "company:"+strconv.FormatInt(companyID, 10),
+		fmt.Sprintf("member %d, can spend %v", memberID, canSpend), err)
+	if err != nil {
+		s.programmePage(c, refusedStatus(err), "employee", c.Request.PostForm, err)
+		return
+	}
+	okBack(c, "/console/programme#companies", fmt.Sprintf("Member %d now works for company %d.", memberID, companyID))
+}
+
+// consoleAddCorporatePartner is POST /console/programme/corporate-partners:
+// purchases at the partner credit the buyer's company (POST
+// /v1/admin/programme/corporate-partners).
+func (s *Server) consoleAddCorporatePartner(c *gin.Context) {
+	var v validation.Error
+	partnerID := formInt(c.PostForm("partner_id"), "partner_id", &v)
+	v.Check(partnerID > 0, "partner_id", "is required")
+	err := v.Err()
+	var name string
+	if err == nil {
+		var p partners.Partner
+		if p, err = s.deps.Partners.Partner(c.Request.Context(), partnerID); err == nil {
+			name = p.Name
+			err = s.deps.Programme.AddCorporatePartner(c.Request.Context(), partnerID)
+		}
+	}
+	s.audit(c, "programme.corporate_partner", "partner:"+strconv.FormatInt(partnerID, 10), name, err)
+	if err != nil {
+		s.programmePage(c, refusedStatus(err), "corporate", c.Request.PostForm, err)
+		return
+	}
+	okBack(c, "/console/programme#companies", "Purchases at "+name+" now credit the buyer's company.")
 }

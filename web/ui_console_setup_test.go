@@ -42,6 +42,19 @@ func TestConsoleSetupPagesRolesAndRefusals(t *testing.T) {
 		}
 	}
 
+	// The only admin disabling itself is refused, and the staff page says why.
+	var adminID int64
+	if err := e.db.Raw(`SELECT id FROM staff_users WHERE email = 'admin@hub.test'`).Scan(&adminID).Error; err != nil {
+		t.Fatal(err)
+	}
+	staffCSRF := csrfOf(t, admin.page("/console/staff"))
+	if st, _, h := admin.post("/console/staff/"+itoa(adminID)+"/status", url.Values{"csrf": {staffCSRF}, "status": {"disabled"}}); st != http.StatusSeeOther || h.Get("Location") != "/console/staff" {
+		t.Fatalf("disable the last admin = %d → %q, want 303 back to the staff page", st, h.Get("Location"))
+	}
+	if body := admin.page("/console/staff"); !strings.Contains(body, "The last active admin must stay an active admin") {
+		t.Errorf("staff page after disabling the last admin does not say why:\n%s", body)
+	}
+
 	support := e.browser()
 	support.loginConsole("support@hub.test")
 	body := support.page(path)

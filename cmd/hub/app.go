@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ type app struct {
 	redisOpt asynq.RedisClientOpt
 	redis    *redis.Client
 	registry *prometheus.Registry
+	now      func() time.Time // the clock of serve, worker and all
 }
 
 func newApp(ctx context.Context, getenv func(string) string) (*app, error) {
@@ -46,7 +48,7 @@ func newApp(ctx context.Context, getenv func(string) string) (*app, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &app{cfg: cfg, log: log, db: db, redisOpt: opt.(asynq.RedisClientOpt), redis: redis.NewClient(ro), registry: reg}, nil
+	return &app{cfg: cfg, log: log, db: db, redisOpt: opt.(asynq.RedisClientOpt), redis: redis.NewClient(ro), registry: reg, now: time.Now}, nil
 }
 
 // requireRedis fails with an actionable message when Redis does not answer.

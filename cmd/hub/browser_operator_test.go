@@ -222,7 +222,53 @@ func TestBrowserOperatorBringsPartnerLive(t *testing.T) {
 	b.assertFitsWidth(t, "partner page", 768)
 
 	operatorSetsProgrammeAndStaff(t, b)
+	operatorClosesTheEarnsMonth(t, b, env, email, password)
 	b.assertNoConsoleErrors(t)
+}
+
+// operatorClosesTheEarnsMonth closes, from the console, the month the
+// partner's client just earned in, and finds the earn on the partner's
+// statement. Periods take transactions by the time they were posted and
+// close only once the month has ended, so a second hub process (`all`: the
+// API and the worker that runs the close) shares the database on a clock
+// moved to the second day of next month (HUB_TEST_CLOCK_SHIFT); the
+// operator signs in there, starts the close and watches its progress bar
+// until the period page shows the run's result.
+func operatorClosesTheEarnsMonth(t *testing.T, b *browserSession, env []string, email, password string) {
+	wall := time.Now().UTC()
+	month := wall.Format("2006-01")
+	later := time.Date(wall.Year(), wall.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, 1, 1)
+	next := startHub(t, append(env, "HUB_TEST_CLOCK_SHIFT="+later.Sub(wall).String()), "all")
+	b.base = next.URL
+	b.run(t, "console sign-in a month later",
+		chromedp.Navigate(b.url("/console/login")),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("#email"), email),
+		chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`#nav-dashboard[aria-current="page"]`)))
+	dialogs := b.dialogs.Load()
+	b.run(t, "the settlement periods", chromedp.Click(chromedp.CSS("#nav-settlement")), chromedp.WaitVisible(chromedp.CSS("#close-"+month)))
+	// The close asks for confirmation (the session accepts it), starts a
+	// job run and lands on the period page, whose progress bar follows the
+	// run and gives way to its result when the worker is done.
+	b.run(t, "close the month of the earn", chromedp.Click(chromedp.CSS("#close-"+month)), chromedp.WaitVisible(chromedp.CSS("#close-result")))
+	if b.dialogs.Load() == dialogs {
+		t.Errorf("closing %s asked for no confirmation", month)
+	}
+	b.expectText(t, "#period-status", "closed")
+	b.expectContains(t, "#close-result", "1 statements")
+	b.assertCleanPage(t, "/console/settlement/"+month)
+	b.run(t, "the partner's statement",
+		chromedp.Click(chromedp.CSS("#statements tbody a[id^=statement-]")),
+		chromedp.WaitVisible(chromedp.CSS("#statement-lines")))
+	b.expectContains(t, "#statement-summary", "Fuel & Go")
+	// The earn's 250 points, issued under contract v1 at 0.01 EUR a point.
+	b.expectContains(t, "#summary-0", "Points issued, contract v1 at 0.01 EUR/point")
+	b.expectText(t, "#summary-0 td:nth-child(2)", "250")
+	b.expectContains(t, "#statement-status", "draft")
+	b.assertCleanPage(t, "partner statement")
+	b.shots2(t, "console-statement-operator")
 }
 
 // operatorSetsProgrammeAndStaff edits the programme (policy, a tier, a

@@ -223,6 +223,12 @@ func operatorClosesPeriod(t *testing.T, b *browserSession, db *gorm.DB, d browse
 		t.Fatalf("CSV lacks the issued line of %d points:\n%s", d.airlineIssued, csv)
 	}
 	b.visitNav(t, "nav-partners", "nav-members", "nav-catalog", "nav-settlement", "nav-reconciliation", "nav-jobs", "nav-audit", "nav-dashboard")
+	// The catalog and a partner's page fit a phone: their tables scroll
+	// inside their own box or become cards (shots2 checks the width).
+	b.run(t, "the console catalog", chromedp.Navigate(b.url("/console/catalog")), chromedp.WaitVisible(chromedp.CSS("#rewards")))
+	b.shots2(t, "console-catalog")
+	b.run(t, "a partner's page", chromedp.Navigate(b.url(fmt.Sprintf("/console/partners/%d", d.airlineID))), chromedp.WaitVisible(chromedp.CSS("#contracts-table")))
+	b.shots2(t, "console-partner-seeded")
 	b.run(t, "console sign-out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 }
 

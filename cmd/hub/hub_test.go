@@ -24,6 +24,9 @@ import (
 // The test binary doubles as the hub: with HUB_RUN_AS_HUB set it runs main()
 // with the arguments that follow "--". End-to-end tests start it as a real
 // process, so they exercise flags, signals and exit codes like production.
+// HUB_TEST_CLOCK_SHIFT (a Go duration) runs that hub's clock ahead of the
+// wall clock, so a test can close the month it posted in; only the test
+// binary reads it.
 func TestMain(m *testing.M) {
 	if os.Getenv("HUB_RUN_AS_HUB") == "1" {
 		for i, a := range os.Args {
@@ -32,7 +35,15 @@ func TestMain(m *testing.M) {
 				break
 			}
 		}
-		main()
+		now := time.Now
+		if shift := os.Getenv("HUB_TEST_CLOCK_SHIFT"); shift != "" {
+			d, err := time.ParseDuration(shift)
+			if err != nil {
+				panic("HUB_TEST_CLOCK_SHIFT: " + err.Error())
+			}
+			now = func() time.Time { return time.Now().Add(d) }
+		}
+		runMain(now)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/coalitionhub/hub/internal/config"
 	"github.com/coalitionhub/hub/internal/database"
@@ -39,20 +40,25 @@ commands:
 configuration comes from HUB_* environment variables; see README.md.
 `
 
-func main() {
+func main() { runMain(time.Now) }
+
+// runMain runs the command line on the clock now: time.Now, except in the
+// end-to-end tests, whose hub processes may run a month ahead to close the
+// month they just posted in.
+func runMain(now func() time.Time) {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1], os.Args[2:]); err != nil {
+	if err := run(ctx, os.Args[1], os.Args[2:], now); err != nil {
 		fmt.Fprintln(os.Stderr, "hub:", err)
 		os.Exit(exitCode(err))
 	}
 }
 
-func run(ctx context.Context, cmd string, args []string) error {
+func run(ctx context.Context, cmd string, args []string, now func() time.Time) error {
 	switch cmd {
 	case "version", "--version":
 		fmt.Println(version)
@@ -82,6 +88,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return err
 	}
 	defer app.Close()
+	app.now = now
 	if cmd == "serve" || cmd == "worker" || cmd == "all" {
 		tuneGC(os.Getenv)
 		app.servePprof(ctx)

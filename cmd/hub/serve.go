@@ -47,7 +47,7 @@ func (a *app) serve(ctx context.Context) error {
 
 // webDeps builds the domain services the handlers use.
 func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
-	svc, err := a.buildServices(time.Now)
+	svc, err := a.buildServices(a.now)
 	if err != nil {
 		return web.Deps{}, err
 	}
@@ -72,6 +72,7 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 		Exchange:  svc.exchange,
 		Programme: svc.programme,
 		Jobs:      web.NewAsynqJobs(a.redisOpt),
+		Now:       a.now,
 
 		ClientRate:     a.cfg.ClientRate,
 		ClientBurst:    a.cfg.ClientBurst,

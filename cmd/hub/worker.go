@@ -36,7 +36,7 @@ type task struct {
 // tasks is the one table of task types to handlers. Reading it shows every
 // background job the hub runs.
 func (a *app) tasks(svc *services) []task {
-	now := time.Now
+	now := a.now
 	return []task{
 		{typ: webhooks.TypeDeliverWebhook, handler: svc.webhooks.DeliverHandler(),
 			opts:       []asynq.Option{asynq.Queue("default"), asynq.MaxRetry(webhooks.WebhookMaxRetry), asynq.Timeout(30 * time.Second)},
@@ -95,7 +95,7 @@ func (a *app) worker(ctx context.Context) error {
 	if err := a.requireRedis(ctx); err != nil {
 		return err
 	}
-	svc, err := a.buildServices(time.Now)
+	svc, err := a.buildServices(a.now)
 	if err != nil {
 		return err
 	}
