@@ -279,7 +279,7 @@ func (s *Service) Execute(ctx context.Context, id int64, work Work) error {
 	s.log.Info("job started", "run", id, "kind", run.Kind, "key", run.Key, "attempt", run.Attempts, "started_by", run.StartedBy)
 	p := s.newProgress(ctx, run)
 	result, werr := work(ctx, p)
-	p.stop()
+	last := p.stop()
 	// The outcome is recorded even when ctx ended (a shutdown), on a
 	// context of its own, so the row does not stay running.
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -291,8 +291,11 @@ func (s *Service) Execute(ctx context.Context, id int64, work Work) error {
 		if err != nil {
 			return fmt.Errorf("job run %d: encode result: %w", id, err)
 		}
-		if err := db.Exec(`UPDATE job_runs SET state = 'succeeded', done = greatest(done, total), phase = 'done',
-			result = ?::jsonb, finished_at = ?, updated_at = ? WHERE id = ?`, string(raw), now, now, id).Error; err != nil {
+		// The last report's total counts even when the writer had not
+		// written it yet: a succeeded run is done = total.
+		if err := db.Exec(`UPDATE job_runs SET state = 'succeeded', total = greatest(total, ?), done = greatest(total, ?),
+			phase = 'done', result = ?::jsonb, finished_at = ?, updated_at = ? WHERE id = ?`,
+			last.total, last.total, string(raw), now, now, id).Error; err != nil {
 			return fmt.Errorf("job run %d: record success: %w", id, err)
 		}
 		s.log.Info("job succeeded", "run", id, "kind", run.Kind, "key", run.Key, "seconds", now.Sub(*run.StartedAt).Seconds())
@@ -374,9 +377,12 @@ func (s *Service) newProgress(ctx context.Context, run Run) *Progress {
 	return p
 }
 
-// stop ends the writer; a report it has not written yet is dropped (the
-// outcome written next supersedes it).
-func (p *Progress) stop() {
+// stop ends the writer and returns the last report; a report it has not
+// written yet is not written (the outcome written next supersedes it).
+func (p *Progress) stop() progressReport {
 	close(p.done)
 	<-p.stopped
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.latest
 }
