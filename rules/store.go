@@ -101,28 +101,21 @@ func earnRuleByID(tx *gorm.DB, id int64) (Rule, error) {
 }
 
 func earnRulesOf(tx *gorm.DB, partnerID int64) ([]Rule, error) {
-	var rows []earnRuleRow
-	if err := tx.Raw(`SELECT `+earnRuleCols+` FROM earn_rules WHERE partner_id = ?
-		ORDER BY version DESC`, partnerID).Scan(&rows).Error; err != nil {
-		return nil, err
-	}
-	out := make([]Rule, 0, len(rows))
-	for _, r := range rows {
-		rule, err := r.rule()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rule)
-	}
-	return out, nil
+	return earnRulesOrdered(tx, partnerID, "version DESC")
 }
 
 // earnRuleVersions returns every version of the partner's rule, latest
 // effective_from (then version) first: the order pricing searches.
 func earnRuleVersions(tx *gorm.DB, partnerID int64) ([]Rule, error) {
+	return earnRulesOrdered(tx, partnerID, "effective_from DESC, version DESC")
+}
+
+// earnRulesOrdered returns every version of the partner's rule in order (a
+// constant ORDER BY list, never input).
+func earnRulesOrdered(tx *gorm.DB, partnerID int64, order string) ([]Rule, error) {
 	var rows []earnRuleRow
 	if err := tx.Raw(`SELECT `+earnRuleCols+` FROM earn_rules WHERE partner_id = ?
-		ORDER BY effective_from DESC, version DESC`, partnerID).Scan(&rows).Error; err != nil {
+		ORDER BY `+order, partnerID).Scan(&rows).Error; err != nil {
 		return nil, err
 	}
 	out := make([]Rule, 0, len(rows))
