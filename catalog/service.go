@@ -12,6 +12,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
@@ -181,7 +182,7 @@ func (s *Service) listRewards(ctx context.Context, where string, args []any, cur
 		args = append(args, after)
 	}
 	var rows []rewardRow
-	err := s.db.WithContext(ctx).Raw(`SELECT `+rewardColumns+` FROM catalog_rewards r JOIN partners p ON p.id = r.partner_id
+	err := s.db.WithContext(ctx).Raw(`SELECT `+rewardColumns+` FROM catalog_rewards r
 		WHERE `+where+` ORDER BY r.id LIMIT ?`, append(args, limit+1)...).Scan(&rows).Error
 	if err != nil {
 		return nil, "", fmt.Errorf("list rewards: %w", err)
@@ -288,12 +289,18 @@ func (s *Service) Moderate(ctx context.Context, id int64, m Moderation) (Reward,
 
 // ---- member catalog
 
-// offered is the SQL condition of rewards a member of tier may see at now.
-func offered(now time.Time, tier string) (string, []any) {
-	return `r.status = 'active' AND r.visibility = 'visible' AND p.status = 'active'
+// offered is the SQL condition of rewards a member of tier may see at now:
+// active, visible, valid, for the tier, and of an active partner.
+func (s *Service) offered(ctx context.Context, tier string) (string, []any, error) {
+	active, err := s.registry.ActivePartnerIDs(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	now := s.clock()
+	return `r.status = 'active' AND r.visibility = 'visible' AND r.partner_id = ANY(CAST(? AS bigint[]))
 		AND (r.valid_from IS NULL OR r.valid_from <= ?) AND (r.valid_until IS NULL OR r.valid_until > ?)
 		AND (jsonb_array_length(r.eligible_tiers) = 0 OR r.eligible_tiers @> jsonb_build_array(?::text))`,
-		[]any{now, now, tier}
+		[]any{database.Int64Array(active), now, now, tier}, nil
 }
 
 // Browse lists the rewards offered to a member, in id order, at the member's
@@ -307,7 +314,10 @@ func (s *Service) Browse(ctx context.Context, memberID int64, q BrowseQuery) ([]
 	if err != nil {
 		return nil, "", err
 	}
-	where, args := offered(s.clock(), tier)
+	where, args, err := s.offered(ctx, tier)
+	if err != nil {
+		return nil, "", err
+	}
 	if q.PartnerID > 0 {
 		where += " AND r.partner_id = ?"
 		args = append(args, q.PartnerID)
@@ -350,7 +360,10 @@ func (s *Service) Offer(ctx context.Context, memberID, id int64) (Offer, error) 
 	if err != nil {
 		return Offer{}, err
 	}
-	where, args := offered(s.clock(), tier)
+	where, args, err := s.offered(ctx, tier)
+	if err != nil {
+		return Offer{}, err
+	}
 	list, _, err := s.listRewards(ctx, where+" AND r.id = ?", append(args, id), "", 1)
 	if err != nil {
 		return Offer{}, err

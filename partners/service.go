@@ -311,6 +311,12 @@ func (s *Service) Contracts(ctx context.Context, partnerID int64, page Page) ([]
 // tx (the caller's snapshot), latest effective_from first; the version in
 // force at t is the first that is not after t.
 func (s *Service) ContractVersionsWith(tx *gorm.DB, partnerID int64) ([]Contract, error) {
+	return ContractVersionsWith(tx, partnerID)
+}
+
+// ContractVersionsWith is Service.ContractVersionsWith for a caller that
+// has no Service: the settlement close, inside its own snapshot.
+func ContractVersionsWith(tx *gorm.DB, partnerID int64) ([]Contract, error) {
 	rows, err := contractVersions(tx, partnerID)
 	if err != nil {
 		return nil, fmt.Errorf("contracts of partner %d: %w", partnerID, err)

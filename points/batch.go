@@ -3,7 +3,6 @@ package points
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -424,64 +423,30 @@ func (t *Transactions) checkMembers(ctx context.Context, ids []int64, partnerID 
 // checkMembersAt is checkMembers for members transacting with several
 // partners: the configuration stamp of each partner, in the same round trip.
 func (t *Transactions) checkMembersAt(ctx context.Context, ids, partnerIDs []int64) (map[int64]configStamp, map[int64]error, error) {
-	// One member (every single earn and burn alone) is compared with "=",
-	// not "= ANY(array)": PostgreSQL cannot know an array parameter's
-	// length when it weighs its generic plan, so with ANY it planned the
-	// statement afresh on most executions (~0.15 ms each).
-	match, arg := "m.id = ANY($2::bigint[])", any(ids)
-	if len(ids) == 1 {
-		match, arg = "m.id = $2::bigint", ids[0]
-	}
-	// The partners' versions (partner 0: coalition-wide), then the members.
-	// Straight to the connection (database.Query): gorm's scan of a batch's
-	// members cost more than the statement.
+	// The partners' versions (partner 0: coalition-wide) and the members'
+	// check travel in one pipeline: one round trip, each package asking
+	// its own tables.
 	versions := map[int64]int64{}
-	found := make(map[int64]bool, len(ids))
-	errs := map[int64]error{}
-	err := database.Query(t.db.WithContext(ctx), `SELECT false AS member, p.id, CAST(NULL AS text) AS status,
-			CAST(NULL AS bigint) AS merged_into_id,
-			coalesce((SELECT version FROM partner_config_versions WHERE partner_id = p.id), 0) AS version
-		FROM unnest(CAST($1 AS bigint[])) AS p(id)
-		UNION ALL
-		SELECT true, m.id, m.status, m.merged_into_id, 0 FROM members m WHERE `+match,
-		[]any{append([]int64{0}, partnerIDs...), arg}, func(rs *sql.Rows) error {
-			var member bool
+	check := members.CheckTransacting(ids)
+	err := database.Pipeline(t.db.WithContext(ctx), database.Stmt{Name: "configuration versions",
+		SQL: `SELECT p.id, coalesce((SELECT version FROM partner_config_versions WHERE partner_id = p.id), 0)
+		FROM unnest(CAST($1 AS bigint[])) AS p(id)`,
+		Args: []any{append([]int64{0}, partnerIDs...)}, Scan: func(row database.Row) error {
 			var id, version int64
-			var status *string
-			var merged *int64
-			if err := rs.Scan(&member, &id, &status, &merged, &version); err != nil {
+			if err := row.Scan(&id, &version); err != nil {
 				return err
 			}
-			if !member {
-				versions[id] = version
-				return nil
-			}
-			found[id] = true
-			m := members.Member{ID: id}
-			if status != nil {
-				m.Status = members.Status(*status)
-			}
-			if merged != nil {
-				m.MergedIntoID = *merged
-			}
-			if err := members.CanTransact(m); err != nil {
-				errs[id] = err
-			}
+			versions[id] = version
 			return nil
-		})
+		}}, check.Stmt)
 	if err != nil {
-		return nil, nil, fmt.Errorf("get members: %w", err)
+		return nil, nil, fmt.Errorf("check members: %w", err)
 	}
 	stamps := make(map[int64]configStamp, len(partnerIDs))
 	for _, id := range partnerIDs {
 		stamps[id] = configStamp{Partner: versions[id], Global: versions[0]}
 	}
-	for _, id := range ids {
-		if !found[id] {
-			errs[id] = fmt.Errorf("get member %d: %w", id, members.ErrNotFound)
-		}
-	}
-	return stamps, errs, nil
+	return stamps, check.Result(), nil
 }
 
 // earnedTodayBatch sums the points (partner- and operator-funded) each

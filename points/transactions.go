@@ -157,11 +157,7 @@ type earnDetails struct {
 // through the partner, holds one of its references (a frequent-flyer number),
 // or has transacted with it. Everything else answers as not found.
 func (t *Transactions) Visible(ctx context.Context, partnerID, memberID int64) (bool, error) {
-	var ok bool
-	err := t.db.WithContext(ctx).Raw(`SELECT
-		EXISTS (SELECT 1 FROM members WHERE id = ? AND source_partner_id = ?)
-		OR EXISTS (SELECT 1 FROM member_identifiers WHERE member_id = ? AND partner_id = ?)`,
-		memberID, partnerID, memberID, partnerID).Scan(&ok).Error
+	ok, err := t.members.KnownTo(ctx, memberID, partnerID)
 	if err != nil || ok {
 		return ok, err
 	}

@@ -7,6 +7,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/members"
 )
 
 // AuditQueries are the programme's checks for hub audit (ledger.Audit runs
@@ -20,17 +21,6 @@ func AuditQueries() []ledger.AuditQuery {
 	return []ledger.AuditQuery{{Name: "qualifying credits refer to existing rows", Check: auditReferences}}
 }
 
-// danglingMembers is the SQL of the credits and running totals whose member
-// does not exist, one line each.
-const danglingMembers = `
-	SELECT format('qualifying credit %s: member %s does not exist', c.id, c.member_id)
-	FROM programme_qualifying_credits c
-	WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.id = c.member_id)
-	UNION ALL
-	SELECT format('running total of member %s, %s, partner %s: the member does not exist', w.member_id, w.month, w.partner_id)
-	FROM programme_member_windows w
-	WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.id = w.member_id)`
-
 // auditReferences reports the credits whose ledger transaction does not
 // exist and the credits and running totals whose member does not.
 func auditReferences(ctx context.Context, db *gorm.DB) ([]string, error) {
@@ -38,11 +28,31 @@ func auditReferences(ctx context.Context, db *gorm.DB) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var members []string
-	if err := db.WithContext(ctx).Raw(danglingMembers).Scan(&members).Error; err != nil {
-		return nil, err
+	for _, t := range []struct{ table, line string }{
+		{"programme_qualifying_credits", "qualifying credits name member %d: member %[1]d does not exist"},
+		{"programme_member_windows", "running total of member %d: the member does not exist"},
+	} {
+		var after int64
+		for {
+			var ids []int64
+			if err := db.WithContext(ctx).Raw(`SELECT DISTINCT member_id FROM `+t.table+`
+				WHERE member_id > ? ORDER BY member_id LIMIT ?`, after, auditChunk).Scan(&ids).Error; err != nil {
+				return nil, err
+			}
+			if len(ids) == 0 {
+				break
+			}
+			after = ids[len(ids)-1]
+			missing, err := members.Missing(ctx, db, ids)
+			if err != nil {
+				return nil, err
+			}
+			for _, id := range missing {
+				lines = append(lines, fmt.Sprintf(t.line, id))
+			}
+		}
 	}
-	return append(lines, members...), nil
+	return lines, nil
 }
 
 // auditChunk is how many credits auditCreditTransactions checks per round

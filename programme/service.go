@@ -573,6 +573,15 @@ func (s *Service) RunBirthdays(ctx context.Context) (int, error) {
 	if err != nil || p.BirthdayPoints == 0 {
 		return 0, err
 	}
+	// Company account records are members too, and have no birthday.
+	var accounts []int64
+	if err := s.db.WithContext(ctx).Raw(`SELECT account_member_id FROM programme_companies`).Scan(&accounts).Error; err != nil {
+		return 0, fmt.Errorf("company accounts: %w", err)
+	}
+	companies := make(map[int64]bool, len(accounts))
+	for _, id := range accounts {
+		companies[id] = true
+	}
 	now := s.clock()
 	paid := 0
 	for i := 0; i < birthdayLookback; i++ {
@@ -583,15 +592,8 @@ func (s *Service) RunBirthdays(ctx context.Context) (int, error) {
 		}
 		var last int64
 		for {
-			var rows []struct {
-				ID        int64
-				BirthDate time.Time
-			}
-			if err := s.db.WithContext(ctx).Raw(`SELECT m.id, m.birth_date FROM members m
-				WHERE m.status = 'active' AND m.birth_date IS NOT NULL AND m.id > ?
-				AND extract(month FROM m.birth_date) = ? AND extract(day FROM m.birth_date) IN ?
-				AND NOT EXISTS (SELECT 1 FROM programme_companies c WHERE c.account_member_id = m.id)
-				ORDER BY m.id LIMIT 500`, last, int(day.Month()), days).Scan(&rows).Error; err != nil {
+			rows, err := s.members.BornOn(ctx, day.Month(), days, last, 500)
+			if err != nil {
 				return paid, fmt.Errorf("birthdays: %w", err)
 			}
 			if len(rows) == 0 {
@@ -599,7 +601,7 @@ func (s *Service) RunBirthdays(ctx context.Context) (int, error) {
 			}
 			for _, r := range rows {
 				last = r.ID
-				if !Birthday(r.BirthDate, day) {
+				if !Birthday(r.BirthDate, day) || companies[r.ID] {
 					continue
 				}
 				details, _ := json.Marshal(map[string]any{"rule": "birthday_bonus", "year": day.Year()})

@@ -129,12 +129,12 @@ func recordReversal(tx *gorm.DB, c credit) error {
 // totals agreed; pruned months do not count). Idempotent.
 func (s *Service) SyncWindows(ctx context.Context, at time.Time, batch int) (int, error) {
 	keep := keepFrom(at)
-	var ids struct{ First, Last *int64 }
-	if err := s.db.WithContext(ctx).Raw(`SELECT min(id) AS first, max(id) AS last FROM members`).Scan(&ids).Error; err != nil || ids.Last == nil {
+	first, last, has, err := s.members.IDRange(ctx)
+	if err != nil || !has {
 		return 0, err
 	}
 	fixed := 0
-	for lo := *ids.First; lo <= *ids.Last; lo += int64(batch) {
+	for lo := first; lo <= last; lo += int64(batch) {
 		n, err := s.syncRange(ctx, lo, lo+int64(batch), keep)
 		if err != nil {
 			return fixed, fmt.Errorf("sync running totals of members %d-%d: %w", lo, lo+int64(batch)-1, err)

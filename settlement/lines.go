@@ -9,6 +9,7 @@ import (
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/partners"
 )
 
 // SummaryLine is one line of a statement as a person reads it: the
@@ -148,10 +149,13 @@ func (s *Service) LineTransactions(ctx context.Context, q LineQuery) ([]LineTran
 	if err != nil {
 		return nil, err
 	}
-	var versions []ledger.PriceVersion
-	if err := s.db.WithContext(ctx).Raw(`SELECT version, effective_from FROM partner_contracts WHERE partner_id = ?
-		ORDER BY effective_from`, st.PartnerID).Scan(&versions).Error; err != nil {
-		return nil, fmt.Errorf("contracts of partner %d: %w", st.PartnerID, err)
+	all, err := partners.ContractVersionsWith(s.db.WithContext(ctx), st.PartnerID)
+	if err != nil {
+		return nil, err
+	}
+	versions := make([]ledger.PriceVersion, len(all))
+	for i, c := range all { // latest first: the ledger wants effective_from order
+		versions[len(all)-1-i] = ledger.PriceVersion{Version: c.Version, EffectiveFrom: c.EffectiveFrom}
 	}
 	lq := ledger.BatchLineQuery{Batch: st.PeriodID, Partner: st.PartnerID, After: q.After, Limit: q.Limit,
 		Start: st.Document.PeriodStart, Versions: versions, Version: q.ContractVersion, Late: q.Late,

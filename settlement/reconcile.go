@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/internal/database"
@@ -20,6 +19,7 @@ import (
 	"github.com/coalitionhub/hub/internal/outbox"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/partners"
 )
 
 // Reconciliation is a partner's uploaded transaction log for a period and,
@@ -482,21 +482,26 @@ func (s *Service) Resolve(ctx context.Context, lineID int64, in Resolution) (Rec
 // difference is charged at the issue price, a burn difference credited at
 // the redemption rate, both of the contract in force at t.
 func differenceValue(tx *gorm.DB, partnerID int64, kind string, diff int64, t time.Time) (money.Money, error) {
-	var rows []struct {
-		IssuePrice     decimal.Decimal
-		RedemptionRate decimal.Decimal
-		Currency       string
-	}
-	if err := tx.Raw(`SELECT issue_price, redemption_rate, currency FROM partner_contracts
-		WHERE partner_id = ? AND effective_from < ? ORDER BY effective_from DESC LIMIT 1`, partnerID, t).Scan(&rows).Error; err != nil {
-		return money.Money{}, err
-	}
-	if len(rows) == 0 {
+	c, err := partners.ContractBeforeWith(tx, partnerID, t)
+	if errors.Is(err, partners.ErrNoContract) {
 		return money.Money{}, fmt.Errorf("partner %d: %w", partnerID, ErrNoContract)
 	}
-	c := rows[0]
+	if err != nil {
+		return money.Money{}, err
+	}
 	if kind == "earn" {
 		return money.Money{Minor: -money.PointsValue(diff, c.IssuePrice, c.Currency), Currency: c.Currency}, nil
 	}
 	return money.Money{Minor: money.PointsValue(diff, c.RedemptionRate, c.Currency), Currency: c.Currency}, nil
+}
+
+// RecentReconciliations returns the ids of the newest reconciliation
+// uploads, newest first.
+func (s *Service) RecentReconciliations(ctx context.Context, limit int) ([]int64, error) {
+	var ids []int64
+	if err := s.db.WithContext(ctx).Raw(`SELECT id FROM settlement_reconciliations ORDER BY id DESC LIMIT ?`, limit).
+		Scan(&ids).Error; err != nil {
+		return nil, fmt.Errorf("recent reconciliations: %w", err)
+	}
+	return ids, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/ledger"
+	"github.com/coalitionhub/hub/partners"
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 )
@@ -86,20 +87,12 @@ func selectRates(tx *gorm.DB, periodID int64) ([]Rate, error) {
 	return out, nil
 }
 
-type prepaidRow struct {
-	PartnerID int64
-	Kind      string
-	Minor     int64
-	Currency  string
-}
+// prepaidRow is a sum of one kind of a partner's prepaid movements.
+type prepaidRow = partners.PrepaidTotal
 
 // selectPrepaid sums prepaid movements made during the period.
 func selectPrepaid(tx *gorm.DB, p periodRow) ([]prepaidRow, error) {
-	var rows []prepaidRow
-	err := tx.Raw(`SELECT partner_id, kind, sum(amount_minor)::bigint AS minor, currency FROM prepaid_movements
-		WHERE created_at >= ? AND created_at < ? GROUP BY partner_id, kind, currency ORDER BY partner_id, kind, currency`,
-		p.StartsAt, p.EndsAt).Scan(&rows).Error
-	return rows, err
+	return partners.PrepaidTotalsWith(tx, p.StartsAt, p.EndsAt)
 }
 
 type adjustmentRow struct {
@@ -146,21 +139,8 @@ func claimAdjustments(tx *gorm.DB, p periodRow) ([]adjustmentRow, error) {
 	return rows, err
 }
 
-type partnerInfo struct {
-	ID                 int64
-	SettlementCurrency string
-}
-
 func selectPartners(tx *gorm.DB) (map[int64]string, error) {
-	var rows []partnerInfo
-	if err := tx.Raw(`SELECT id, settlement_currency FROM partners`).Scan(&rows).Error; err != nil {
-		return nil, err
-	}
-	out := make(map[int64]string, len(rows))
-	for _, r := range rows {
-		out[r.ID] = r.SettlementCurrency
-	}
-	return out, nil
+	return partners.SettlementCurrenciesWith(tx)
 }
 
 const statementColumns = `s.id, s.period_id, to_char(p.month, 'YYYY-MM') AS month, s.partner_id, s.currency, s.net_minor,
@@ -255,11 +235,15 @@ type contracts struct {
 }
 
 func selectContracts(tx *gorm.DB) (contracts, error) {
-	var rows []contractVersion
-	if err := tx.Raw(`SELECT partner_id, version, issue_price, redemption_rate, breakage_share,
-		operator_fee_rate AS fee_rate, effective_from FROM partner_contracts ORDER BY partner_id, effective_from`).
-		Scan(&rows).Error; err != nil {
-		return contracts{}, fmt.Errorf("contracts: %w", err)
+	all, err := partners.AllContractsWith(tx)
+	if err != nil {
+		return contracts{}, err
+	}
+	rows := make([]contractVersion, len(all))
+	for i, c := range all {
+		rows[i] = contractVersion{PartnerID: c.PartnerID, Version: c.Version, IssuePrice: c.IssuePrice,
+			RedemptionRate: c.RedemptionRate, BreakageShare: c.BreakageShare, FeeRate: c.OperatorFeeRate,
+			EffectiveFrom: c.EffectiveFrom}
 	}
 	cs := contracts{versions: map[int64][]contractVersion{}}
 	seen := map[int64]bool{}

@@ -7,9 +7,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
-
-	"github.com/coalitionhub/hub/ledger"
 )
 
 // The console's read models and its audit log. They are SQL over the
@@ -91,26 +88,20 @@ type dashboard struct {
 	Trend            []monthPoints // the last 12 months, oldest first, gaps filled
 }
 
-func loadDashboard(ctx context.Context, db *gorm.DB, l *ledger.Service, now time.Time) (dashboard, error) {
+func loadDashboard(ctx context.Context, deps Deps, now time.Time) (dashboard, error) {
 	now = now.UTC()
 	d := dashboard{MonthStart: time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)}
 	first := d.MonthStart.AddDate(0, -11, 0)
-	q := db.WithContext(ctx)
-	scalars := []struct {
-		sql  string
-		args []any
-		dst  []any
-	}{
-		{`SELECT count(*) FILTER (WHERE status = 'active'), count(*) FILTER (WHERE status <> 'merged') FROM members`, nil,
-			[]any{&d.ActiveMembers, &d.Members}},
-		{`SELECT count(*) FILTER (WHERE status = 'active'), count(*) FROM partners`, nil, []any{&d.ActivePartners, &d.Partners}},
+	mc, err := deps.Members.Count(ctx)
+	if err != nil {
+		return dashboard{}, fmt.Errorf("dashboard: %w", err)
 	}
-	for _, s := range scalars {
-		if err := q.Raw(s.sql, s.args...).Row().Scan(s.dst...); err != nil {
-			return dashboard{}, fmt.Errorf("dashboard: %w", err)
-		}
+	pc, err := deps.Partners.CountPartners(ctx)
+	if err != nil {
+		return dashboard{}, fmt.Errorf("dashboard: %w", err)
 	}
-	o, err := l.Overview(ctx, d.MonthStart, first)
+	d.ActiveMembers, d.Members, d.ActivePartners, d.Partners = mc.Active, mc.Members, pc.Active, pc.All
+	o, err := deps.Ledger.Overview(ctx, d.MonthStart, first)
 	if err != nil {
 		return dashboard{}, fmt.Errorf("dashboard: %w", err)
 	}
@@ -142,14 +133,4 @@ func loadDashboard(ctx context.Context, db *gorm.DB, l *ledger.Service, now time
 		d.RedeemedMonth += p.Points
 	}
 	return d, nil
-}
-
-// recentReconciliations returns the ids of the newest reconciliation uploads.
-func recentReconciliations(ctx context.Context, db *gorm.DB, limit int) ([]int64, error) {
-	var ids []int64
-	if err := db.WithContext(ctx).Raw(`SELECT id FROM settlement_reconciliations ORDER BY id DESC LIMIT ?`, limit).
-		Scan(&ids).Error; err != nil {
-		return nil, fmt.Errorf("recent reconciliations: %w", err)
-	}
-	return ids, nil
 }

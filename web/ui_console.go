@@ -141,7 +141,7 @@ func (s *Server) consoleLogout(c *gin.Context) {
 // ---- dashboard
 
 func (s *Server) consoleDashboard(c *gin.Context) {
-	st, err := loadDashboard(c.Request.Context(), s.deps.DB, s.deps.Ledger, s.now())
+	st, err := loadDashboard(c.Request.Context(), s.deps, s.now())
 	if err != nil {
 		s.pageError(c, "console", err)
 		return
@@ -618,7 +618,7 @@ func (s *Server) consoleStatementAction(c *gin.Context) {
 
 func (s *Server) consoleReconciliation(c *gin.Context) {
 	ctx := c.Request.Context()
-	ids, err := recentReconciliations(ctx, s.deps.DB, 30)
+	ids, err := s.deps.Settlement.RecentReconciliations(ctx, 30)
 	if err != nil {
 		s.pageError(c, "console", err)
 		return

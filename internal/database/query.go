@@ -111,13 +111,27 @@ type Stmt struct {
 // round trip (with BEGIN, when it has not been sent yet) and PostgreSQL runs
 // each after the one before it has completed, in the same transaction; after
 // a failed statement it runs none of the rest, and Pipeline returns the
-// first error (the caller rolls back). Outside a Transaction they are sent
-// one after the other, stopping at the first failure. Statements go in one
-// pipeline only when none needs another's answer to be written: the batch
-// earn sends its account upsert and its key claims this way.
+// first error (the caller rolls back). Statements go in one pipeline only
+// when none needs another's answer to be written: the batch earn sends its
+// account upsert and its key claims this way. On the pool (outside any
+// transaction) they also travel in one round trip, as one implicit
+// transaction: a read that asks two packages at once (the points API's
+// member check and its configuration stamp) pays one round trip, each
+// package writing its own statement. In a transaction gorm began, they are
+// sent one after the other, stopping at the first failure.
 func Pipeline(tx *gorm.DB, stmts ...Stmt) error {
 	if l, ok := tx.Statement.ConnPool.(*lazyTx); ok {
 		return l.pipelineRows(contextOf(tx), stmts)
+	}
+	if pool, ok := tx.Statement.ConnPool.(*sql.DB); ok && len(stmts) > 1 {
+		ctx := contextOf(tx)
+		conn, err := pool.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		l := &lazyTx{ctx: ctx, conn: conn, begun: true} // begun: no BEGIN, an implicit transaction
+		return l.pipelineRows(ctx, stmts)
 	}
 	for _, st := range stmts {
 		scan := func(rows *sql.Rows) error {

@@ -372,10 +372,22 @@ func TestPipelineRunsItsStatementsInOrderInOneRoundTrip(t *testing.T) {
 	if err == nil || len(after) != 0 {
 		t.Fatalf("a duplicate id: err %v, the statement after it saw %v", err, after)
 	}
-	// Outside a Transaction: one after the other, each committing.
+	// On the pool: one round trip, one implicit transaction (a failure
+	// keeps none of it).
 	var all []int
+	n.Store(0)
 	if err := database.Pipeline(db, insert(4), ids(&all)); err != nil || !slices.Equal(all, []int{1, 2, 4}) {
 		t.Fatalf("outside a transaction: err %v, rows %v; want [1 2 4]", err, all)
+	}
+	if got := n.Load(); got != 1 {
+		t.Fatalf("on the pool: %d round trips, want 1", got)
+	}
+	if err := database.Pipeline(db, insert(5), insert(4)); err == nil {
+		t.Fatal("a duplicate id on the pool: no error")
+	}
+	all = nil
+	if err := database.Pipeline(db, ids(&all)); err != nil || !slices.Equal(all, []int{1, 2, 4}) {
+		t.Fatalf("after a failed pipeline on the pool: err %v, rows %v; want [1 2 4] (5 rolled back)", err, all)
 	}
 }
 

@@ -328,24 +328,21 @@ func ensureExchange(ctx context.Context, s Services, airlineID int64, o Options)
 
 // demoMember gives the longest-standing demo member a portal password.
 func demoMember(ctx context.Context, s Services, pw string, creds *Credentials) error {
-	var m struct {
-		ID    int64
-		Email string
-	}
-	if err := s.DB.WithContext(ctx).Raw(`SELECT m.id, i.value AS email FROM members m
-		JOIN member_identifiers i ON i.member_id = m.id AND i.type = 'email'
-		WHERE i.value LIKE '%@demo.members.example' ORDER BY m.id LIMIT 1`).Scan(&m).Error; err != nil {
+	found, err := s.Members.WithEmailDomain(ctx, demoMailDomain, "", 1)
+	if err != nil || len(found) == 0 {
 		return err
 	}
-	if m.ID == 0 {
-		return nil
-	}
+	m := found[0]
 	if err := s.Members.SetPassword(ctx, m.ID, pw); err != nil {
 		return fmt.Errorf("demo member password: %w", err)
 	}
 	creds.MemberEmail, creds.MemberPassword = m.Email, pw
 	return nil
 }
+
+// demoMailDomain is the domain of every demo member's email address; the
+// seed finds its own members by it.
+const demoMailDomain = "demo.members.example"
 
 func randomSecret() string {
 	b := make([]byte, 12)
@@ -354,12 +351,8 @@ func randomSecret() string {
 }
 
 func ensurePartner(ctx context.Context, s Services, p *demoPartner, start time.Time) (int64, bool, error) {
-	var id int64
-	if err := s.DB.WithContext(ctx).Raw(`SELECT id FROM partners WHERE name = ?`, p.name).Scan(&id).Error; err != nil {
-		return 0, false, err
-	}
-	if id != 0 {
-		return id, false, nil
+	if found, ok, err := s.Partners.PartnerNamed(ctx, p.name); err != nil || ok {
+		return found.ID, false, err
 	}
 	created, err := s.Partners.CreatePartner(ctx, partners.NewPartner{Name: p.name, Sector: p.sector,
 		SettlementCurrency: p.currency, TimeZone: p.tz})
@@ -441,7 +434,7 @@ func history(ctx context.Context, s Services, clk *clock.Manual, o Options, demo
 				continue
 			}
 			g, f := givenNames[r.IntN(len(givenNames))], familyNames[r.IntN(len(familyNames))]
-			email := fmt.Sprintf("%s.%s.%d@demo.members.example", strings.ToLower(g), strings.ToLower(f), i)
+			email := fmt.Sprintf("%s.%s.%d@%s", strings.ToLower(g), strings.ToLower(f), i, demoMailDomain)
 			ident := members.Identifier{Type: members.IdentifierEmail, Value: email}
 			m, _, err := s.Members.Enrol(ctx, members.EnrolRequest{Identifier: ident,
 				Profile: members.Profile{GivenName: g, FamilyName: f, Email: email, Locale: "en"},
@@ -644,10 +637,13 @@ func showcase(ctx context.Context, s Services, o Options, demo []*demoPartner, s
 			return err
 		}
 	}
-	var ids []int64
-	if err := s.DB.WithContext(ctx).Raw(`SELECT m.id FROM members m JOIN member_identifiers i ON i.member_id = m.id AND i.type = 'email'
-		WHERE i.value LIKE '%@demo.members.example' AND m.status = 'active' ORDER BY m.id LIMIT 40`).Scan(&ids).Error; err != nil {
+	found, err := s.Members.WithEmailDomain(ctx, demoMailDomain, members.StatusActive, 40)
+	if err != nil {
 		return err
+	}
+	ids := make([]int64, len(found))
+	for i, m := range found {
+		ids[i] = m.ID
 	}
 	for i, id := range ids {
 		exp := o.Real.UTC().Truncate(24*time.Hour).AddDate(0, 0, 4+i%24).Add(23 * time.Hour)
@@ -682,12 +678,11 @@ func showcase(ctx context.Context, s Services, o Options, demo []*demoPartner, s
 // exchange to SkyMiles that stays pending: its account starts with HOLD,
 // which the simulator of `make run` (-hold-prefix HOLD) keeps pending. Once.
 func pendingExchange(ctx context.Context, s Services, now time.Time) error {
-	var id int64
-	if err := s.DB.WithContext(ctx).Raw(`SELECT m.id FROM members m
-		JOIN member_identifiers i ON i.member_id = m.id AND i.type = 'email'
-		WHERE i.value LIKE '%@demo.members.example' ORDER BY m.id LIMIT 1`).Scan(&id).Error; err != nil || id == 0 {
+	found, err := s.Members.WithEmailDomain(ctx, demoMailDomain, "", 1)
+	if err != nil || len(found) == 0 {
 		return err
 	}
+	id := found[0].ID
 	if done, err := s.Exchange.List(ctx, exchange.Filter{MemberID: id, Limit: 1}); err != nil || len(done) > 0 {
 		return err
 	}
