@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -22,8 +23,8 @@ type app struct {
 	cfg      config.Config
 	log      *slog.Logger
 	db       *gorm.DB
-	redisOpt asynq.RedisClientOpt
-	redis    *redis.Client
+	redisOpt asynq.RedisConnOpt
+	redis    redis.UniversalClient
 	registry *prometheus.Registry
 	now      func() time.Time // the clock of serve, worker and all
 }
@@ -38,17 +39,37 @@ func newApp(ctx context.Context, getenv func(string) string) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	opt, client, err := redisConns(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("HUB_REDIS_URL: %w", err)
-	}
-	ro, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("HUB_REDIS_URL: %w", err)
+		database.Close(db, log)
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &app{cfg: cfg, log: log, db: db, redisOpt: opt.(asynq.RedisClientOpt), redis: redis.NewClient(ro), registry: reg, now: time.Now}, nil
+	return &app{cfg: cfg, log: log, db: db, redisOpt: opt, redis: client, registry: reg, now: time.Now}, nil
+}
+
+// redisConns gives asynq's connection option and the go-redis client for the
+// configured Redis: HUB_REDIS_URL's server, or with HUB_REDIS_SENTINELS the
+// primary the Sentinels name, followed through their failovers (the URL then
+// gives only the database number and the password).
+func redisConns(cfg config.Config) (asynq.RedisConnOpt, redis.UniversalClient, error) {
+	ro, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("HUB_REDIS_URL: %w", err)
+	}
+	if len(cfg.RedisSentinels) == 0 {
+		opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("HUB_REDIS_URL: %w", err)
+		}
+		return opt, redis.NewClient(ro), nil
+	}
+	opt := asynq.RedisFailoverClientOpt{MasterName: cfg.RedisMasterName, SentinelAddrs: cfg.RedisSentinels,
+		Username: ro.Username, Password: ro.Password, DB: ro.DB}
+	client := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: cfg.RedisMasterName, SentinelAddrs: cfg.RedisSentinels,
+		Username: ro.Username, Password: ro.Password, DB: ro.DB})
+	return opt, client, nil
 }
 
 // requireRedis fails with an actionable message when Redis does not answer.
@@ -56,8 +77,11 @@ func newApp(ctx context.Context, getenv func(string) string) (*app, error) {
 // it through /readyz.
 func (a *app) requireRedis(ctx context.Context) error {
 	if err := a.redis.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("cannot reach Redis at %s: %w; run `make services` (or set HUB_REDIS_URL)",
-			config.RedactURL(a.cfg.RedisURL), err)
+		where := config.RedactURL(a.cfg.RedisURL)
+		if len(a.cfg.RedisSentinels) > 0 {
+			where = fmt.Sprintf("the primary %q of the Sentinels %s", a.cfg.RedisMasterName, strings.Join(a.cfg.RedisSentinels, ","))
+		}
+		return fmt.Errorf("cannot reach Redis at %s: %w; run `make services` (or set HUB_REDIS_URL)", where, err)
 	}
 	return nil
 }
