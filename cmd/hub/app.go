@@ -20,9 +20,12 @@ import (
 
 // app holds the connections one hub process shares between its subcommands.
 type app struct {
-	cfg      config.Config
-	log      *slog.Logger
-	db       *gorm.DB
+	cfg config.Config
+	log *slog.Logger
+	db  *gorm.DB
+	// reads routes stale-tolerant reads to HUB_DATABASE_READ_URL's replica
+	// while its lag is within HUB_READ_MAX_LAG; without one, to db.
+	reads    *database.Reads
 	redisOpt asynq.RedisConnOpt
 	redis    redis.UniversalClient
 	registry *prometheus.Registry
@@ -39,6 +42,16 @@ func newApp(ctx context.Context, getenv func(string) string) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	var replica *gorm.DB
+	if cfg.DatabaseReadURL != "" {
+		// A replica that does not answer yet is no reason not to start: its
+		// reads go to the primary until it does (database.Reads).
+		if replica, err = database.Open(ctx, cfg.DatabaseReadURL, database.Options{MaxConns: cfg.DBMaxConns}); err != nil {
+			log.Warn("read replica unreachable: its reads go to the primary", "err", err)
+			replica = nil
+		}
+	}
+	reads := database.NewReads(db, replica, cfg.ReadMaxLag)
 	opt, client, err := redisConns(cfg)
 	if err != nil {
 		database.Close(db, log)
@@ -46,7 +59,8 @@ func newApp(ctx context.Context, getenv func(string) string) (*app, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &app{cfg: cfg, log: log, db: db, redisOpt: opt, redis: client, registry: reg, now: time.Now}, nil
+	reg.MustRegister(reads.Collectors()...)
+	return &app{cfg: cfg, log: log, db: db, reads: reads, redisOpt: opt, redis: client, registry: reg, now: time.Now}, nil
 }
 
 // redisConns gives asynq's connection option and the go-redis client for the
@@ -88,6 +102,9 @@ func (a *app) requireRedis(ctx context.Context) error {
 
 func (a *app) Close() {
 	_ = a.redis.Close()
+	if a.reads.Configured() {
+		database.Close(a.reads.Replica(), a.log)
+	}
 	database.Close(a.db, a.log)
 }
 
