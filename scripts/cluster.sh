@@ -85,6 +85,7 @@ export HUB_PUBLIC_URL='http://127.0.0.1:$LB_PORT'
 export HUB_TRUSTED_PROXIES=127.0.0.1
 export HUB_SIGNING_KEY_DIR='$DIR/keys'
 export HUB_WEBHOOK_ALLOW_LOOPBACK=1
+export HUB_CLIENT_RATE=${HUB_CLIENT_RATE:-2000}
 export HUB_SMTP_URL=smtp://127.0.0.1:$MAIL_SMTP
 export HUB_DEMO_PASSWORD='$(cat "$DIR/demo-password")'
 ENV
@@ -195,7 +196,8 @@ start_proc() { # name
 	if [ "$1" = mail ]; then
 		setsid "$ROOT/bin/mailcatcher" -smtp "127.0.0.1:$MAIL_SMTP" -http "127.0.0.1:$MAIL_WEB" -dir "$DIR/mail" >>"$LOG/mail.log" 2>&1 </dev/null &
 	else
-		hub_env env "${addr[@]}" setsid "$ROOT/bin/hub" "$cmd" >>"$LOG/$1.log" 2>&1 </dev/null &
+		# exec all the way down, so that $! is the hub's own pid
+		(set -a; . "$DIR/cluster.env"; set +a; exec env "${addr[@]}" setsid "$ROOT/bin/hub" "$cmd") >>"$LOG/$1.log" 2>&1 </dev/null &
 	fi
 	echo $! >"$RUN/$1.pid"
 	wait_port "$port" "$1"
