@@ -127,7 +127,19 @@ ensure_postgres() {
 	fi
 	pg_start 2 "${PG_PORTS[1]}"
 	pg_primary_port >/dev/null || die "neither PostgreSQL server accepts writes"
+	pg_sync "$(pg_primary_port)" on
 	say "PostgreSQL: primary :$(pg_primary_port), replica streaming"
+}
+
+# pg_sync port on|off: synchronous replication. On, the primary acknowledges
+# a commit only once the replica has it, so no commit the hub acknowledged is
+# lost when the primary dies and the replica is promoted. Off while the
+# promoted primary has no replica yet: else every write would wait for one.
+pg_sync() {
+	local names="'*'"
+	[ "$2" = off ] && names="''"
+	psql_at "$1" "ALTER SYSTEM SET synchronous_standby_names = $names" >/dev/null
+	psql_at "$1" "SELECT pg_reload_conf()" >/dev/null
 }
 
 # ---- Redis and Sentinel ----
@@ -345,9 +357,12 @@ pg_failover() {
 	as_pg "$(pg_bin)/pg_ctl" -D "$(pgdir $n_new)" -w promote >/dev/null
 	for _ in $(seq 100); do pg_is_primary "$new" && break; sleep 0.1; done
 	pg_is_primary "$new" || die "the replica :$new did not become primary"
+	pg_sync "$new" off
 	say "rebuilding :$old as the new primary's replica (pg_basebackup)"
 	pg_basebackup_into $n_old "$new"
 	pg_start $n_old "$old"
+	for _ in $(seq 100); do [ "$(psql_at "$new" "select count(*) from pg_stat_replication where state = 'streaming'")" = 1 ] && break; sleep 0.1; done
+	pg_sync "$new" on
 }
 
 case ${1:-start} in
