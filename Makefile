@@ -68,6 +68,23 @@ docs-vendor: openapi-tools
 chaos: check-go services
 	@. $(ENV) && go test -tags chaos -count=1 -timeout 30m -run '^TestChaos' -v ./cmd/hub/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+chaos_\w*test)' ; exit $${PIPESTATUS[0]}
 
+## cluster: on loopback, a PostgreSQL primary and streaming replica, Redis with a replica and three
+## Sentinels, two `hub serve` behind HAProxy and two `hub worker`; migrates, seeds, prints the URLs
+## (scripts/cluster.sh, docs/operations.md). cluster-stop stops all of it.
+.PHONY: cluster cluster-stop chaos-cluster
+cluster: check-go build
+	@CGO_ENABLED=0 bash scripts/gobuild.sh "the mail catcher" -o=bin/mailcatcher ./cmd/mailcatcher
+	@bash scripts/cluster.sh start
+
+cluster-stop:
+	@bash scripts/cluster.sh stop
+
+## chaos-cluster: under load through HAProxy, kill a serve process, a worker mid settlement close, the
+## Redis primary and the PostgreSQL primary, checking after each that nothing acknowledged is lost or
+## doubled (docs/reliability.md). Bounded to 10 minutes; not part of `make test`.
+chaos-cluster: cluster
+	@. .data/cluster/cluster.env && go test -tags chaos -count=1 -timeout 10m -run '^TestChaosCluster' -v ./cmd/hub/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+chaos_\w*test)' ; exit $${PIPESTATUS[0]}
+
 ## services: make sure PostgreSQL and Redis are reachable (writes .data/services.env)
 services:
 	@bash scripts/services.sh

@@ -205,7 +205,7 @@ type Overview struct {
 // per UTC month from trendFrom.
 func (s *Service) Overview(ctx context.Context, since, trendFrom time.Time) (Overview, error) {
 	var o Overview
-	q := s.db.WithContext(ctx)
+	q := s.staleDB().WithContext(ctx)
 	if err := q.Raw(`SELECT coalesce(sum(balance), 0) FROM ledger_accounts WHERE kind = 'member'`).
 		Row().Scan(&o.Outstanding); err != nil {
 		return Overview{}, fmt.Errorf("outstanding points: %w", err)

@@ -23,6 +23,18 @@ type Service struct {
 	// nested: db is a caller's transaction (In); joined: and operations run
 	// in it directly, without a savepoint (Joined).
 	nested, joined bool
+	// Reads, when set, serves the reads that may be a little stale (the
+	// console's Overview) from the read replica while it keeps up.
+	Reads *database.Reads
+}
+
+// staleDB is the connection for a read that may be a little stale: the
+// replica Reads chooses, or db (always inside a caller's transaction).
+func (s *Service) staleDB() *gorm.DB {
+	if s.Reads != nil && !s.nested {
+		return s.Reads.DB()
+	}
+	return s.db
 }
 
 // NewService returns a ledger service on db with the clock now.

@@ -27,6 +27,9 @@ type Options struct {
 	Location     *time.Location
 	BaseCurrency string
 	Now          func() time.Time
+	// Reads, when set, serves period reports and statement lists from the
+	// read replica while it keeps up; nil: the primary.
+	Reads *database.Reads
 }
 
 // Service runs settlement: periods, close, statements and their life cycle,
@@ -36,6 +39,8 @@ type Service struct {
 	loc  *time.Location
 	base string
 	now  func() time.Time
+	// reads chooses the connection of stale-tolerant reads (Options.Reads).
+	reads *database.Reads
 	// closing admits one close at a time to its two connections (Close).
 	closing chan struct{}
 }
@@ -51,7 +56,15 @@ func NewService(db *gorm.DB, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{db: db, loc: opts.Location, base: opts.BaseCurrency, now: opts.Now, closing: make(chan struct{}, 1)}
+	return &Service{db: db, loc: opts.Location, base: opts.BaseCurrency, now: opts.Now, reads: opts.Reads, closing: make(chan struct{}, 1)}
+}
+
+// staleDB is the connection for a read that may be a little stale.
+func (s *Service) staleDB() *gorm.DB {
+	if s.reads != nil {
+		return s.reads.DB()
+	}
+	return s.db
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -415,9 +428,17 @@ func (s *Service) Report(ctx context.Context, monthStr string) (Report, error) {
 		Status string
 		Report *string
 	}
-	if err := s.db.WithContext(ctx).Raw(`SELECT status, report::text AS report FROM settlement_periods
-		WHERE month = ?::date`, m.date()).Scan(&row).Error; err != nil {
+	// A closed period's report never changes, so the replica may serve it;
+	// one it does not have yet (a close just committed) is asked of the primary.
+	query := `SELECT status, report::text AS report FROM settlement_periods WHERE month = ?::date`
+	db := s.staleDB()
+	if err := db.WithContext(ctx).Raw(query, m.date()).Scan(&row).Error; err != nil {
 		return Report{}, err
+	}
+	if row.Report == nil && db != s.db {
+		if err := s.db.WithContext(ctx).Raw(query, m.date()).Scan(&row).Error; err != nil {
+			return Report{}, err
+		}
 	}
 	if row.Status == "" {
 		return Report{}, fmt.Errorf("period %s: %w", monthStr, ErrPeriodNotFound)
@@ -938,7 +959,7 @@ func (s *Service) Statements(ctx context.Context, f StatementFilter) ([]Statemen
 		where += " AND s.id < ?"
 		args = append(args, f.After)
 	}
-	rows, err := selectStatements(s.db.WithContext(ctx), where+" ORDER BY s.id DESC LIMIT ?", append(args, f.Limit)...)
+	rows, err := selectStatements(s.staleDB().WithContext(ctx), where+" ORDER BY s.id DESC LIMIT ?", append(args, f.Limit)...)
 	if err != nil {
 		return nil, err
 	}

@@ -281,9 +281,12 @@ func backendUnavailable(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF), pgconn.Timeout(err):
 		return true
 	case database.Code(err) != "":
-		// Class 08: connection exception; 57P01-57P03: shutdown, crash, starting up.
+		// Class 08: connection exception; 57P01-57P03: shutdown, crash, starting up;
+		// 25006: a write reached a server that is (still, or again) a read-only
+		// replica, as a connection made just before a failover may.
 		code := database.Code(err)
-		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
+		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03" ||
+			code == database.ReadOnlyTransaction
 	case errors.As(err, &ne):
 		return true
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -34,7 +35,10 @@ import (
 // Deps is everything the HTTP layer needs. cmd/hub builds it; tests build it
 // against their own database.
 type Deps struct {
-	DB        *gorm.DB
+	DB *gorm.DB
+	// Reads chooses the connection of stale-tolerant reads (the console
+	// dashboard): the read replica while it keeps up; nil: DB.
+	Reads     *database.Reads
 	PingRedis func(context.Context) error
 	Log       *slog.Logger
 	Registry  *prometheus.Registry

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/catalog"
+	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
@@ -140,6 +141,25 @@ func (s *Server) consoleLogout(c *gin.Context) {
 
 // ---- dashboard
 
+// replicaView is the read replica as the dashboard shows it.
+type replicaView struct {
+	Lag       string // measured lag, or "unknown"
+	OnReplica bool   // stale-tolerant reads go to it now
+	MaxLag    string
+}
+
+// replicaStatus is nil without a read replica (HUB_DATABASE_READ_URL unset).
+func replicaStatus(r *database.Reads) *replicaView {
+	if r == nil || !r.Configured() {
+		return nil
+	}
+	v := &replicaView{Lag: "unknown", OnReplica: r.OnReplica(), MaxLag: r.MaxLag().String()}
+	if lag, ok := r.Lag(); ok {
+		v.Lag = lag.Round(time.Millisecond).String()
+	}
+	return v
+}
+
 func (s *Server) consoleDashboard(c *gin.Context) {
 	st, err := loadDashboard(c.Request.Context(), s.deps, s.now())
 	if err != nil {
@@ -162,6 +182,7 @@ func (s *Server) consoleDashboard(c *gin.Context) {
 	}
 	month := st.MonthStart.Format("January 2006")
 	s.render(c, "console_dashboard", consolePage("dashboard", "Dashboard", gin.H{"Stats": st, "Month": month,
+		"Replica":       replicaStatus(s.deps.Reads),
 		"IssuedChart":   svgBars("Points issued per partner, "+month, issued),
 		"RedeemedChart": svgBars("Points redeemed per partner, "+month, redeemed),
 		"TrendChart": svgLine("Points issued and redeemed, last 12 months", labels, []chartSeries{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,11 +20,14 @@ import (
 
 // app holds the connections one hub process shares between its subcommands.
 type app struct {
-	cfg      config.Config
-	log      *slog.Logger
-	db       *gorm.DB
-	redisOpt asynq.RedisClientOpt
-	redis    *redis.Client
+	cfg config.Config
+	log *slog.Logger
+	db  *gorm.DB
+	// reads routes stale-tolerant reads to HUB_DATABASE_READ_URL's replica
+	// while its lag is within HUB_READ_MAX_LAG; without one, to db.
+	reads    *database.Reads
+	redisOpt asynq.RedisConnOpt
+	redis    redis.UniversalClient
 	registry *prometheus.Registry
 	now      func() time.Time // the clock of serve, worker and all
 }
@@ -38,17 +42,48 @@ func newApp(ctx context.Context, getenv func(string) string) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("HUB_REDIS_URL: %w", err)
+	var replica *gorm.DB
+	if cfg.DatabaseReadURL != "" {
+		// A replica that does not answer yet is no reason not to start: its
+		// reads go to the primary until it does (database.Reads).
+		if replica, err = database.Open(ctx, cfg.DatabaseReadURL, database.Options{MaxConns: cfg.DBMaxConns}); err != nil {
+			log.Warn("read replica unreachable: its reads go to the primary", "err", err)
+			replica = nil
+		}
 	}
-	ro, err := redis.ParseURL(cfg.RedisURL)
+	reads := database.NewReads(db, replica, cfg.ReadMaxLag)
+	opt, client, err := redisConns(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("HUB_REDIS_URL: %w", err)
+		database.Close(db, log)
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &app{cfg: cfg, log: log, db: db, redisOpt: opt.(asynq.RedisClientOpt), redis: redis.NewClient(ro), registry: reg, now: time.Now}, nil
+	reg.MustRegister(reads.Collectors()...)
+	return &app{cfg: cfg, log: log, db: db, reads: reads, redisOpt: opt, redis: client, registry: reg, now: time.Now}, nil
+}
+
+// redisConns gives asynq's connection option and the go-redis client for the
+// configured Redis: HUB_REDIS_URL's server, or with HUB_REDIS_SENTINELS the
+// primary the Sentinels name, followed through their failovers (the URL then
+// gives only the database number and the password).
+func redisConns(cfg config.Config) (asynq.RedisConnOpt, redis.UniversalClient, error) {
+	ro, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("HUB_REDIS_URL: %w", err)
+	}
+	if len(cfg.RedisSentinels) == 0 {
+		opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("HUB_REDIS_URL: %w", err)
+		}
+		return opt, redis.NewClient(ro), nil
+	}
+	opt := asynq.RedisFailoverClientOpt{MasterName: cfg.RedisMasterName, SentinelAddrs: cfg.RedisSentinels,
+		Username: ro.Username, Password: ro.Password, DB: ro.DB}
+	client := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: cfg.RedisMasterName, SentinelAddrs: cfg.RedisSentinels,
+		Username: ro.Username, Password: ro.Password, DB: ro.DB})
+	return opt, client, nil
 }
 
 // requireRedis fails with an actionable message when Redis does not answer.
@@ -56,14 +91,20 @@ func newApp(ctx context.Context, getenv func(string) string) (*app, error) {
 // it through /readyz.
 func (a *app) requireRedis(ctx context.Context) error {
 	if err := a.redis.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("cannot reach Redis at %s: %w; run `make services` (or set HUB_REDIS_URL)",
-			config.RedactURL(a.cfg.RedisURL), err)
+		where := config.RedactURL(a.cfg.RedisURL)
+		if len(a.cfg.RedisSentinels) > 0 {
+			where = fmt.Sprintf("the primary %q of the Sentinels %s", a.cfg.RedisMasterName, strings.Join(a.cfg.RedisSentinels, ","))
+		}
+		return fmt.Errorf("cannot reach Redis at %s: %w; run `make services` (or set HUB_REDIS_URL)", where, err)
 	}
 	return nil
 }
 
 func (a *app) Close() {
 	_ = a.redis.Close()
+	if a.reads.Configured() {
+		database.Close(a.reads.Replica(), a.log)
+	}
 	database.Close(a.db, a.log)
 }
 

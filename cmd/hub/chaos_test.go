@@ -120,6 +120,7 @@ type world struct {
 	dbURL   string
 	client  access.ClientSecret
 	members []int64
+	prefix  string // starts the keys of this run's earns (TestChaosCluster)
 }
 
 // seedWorld migrates dbURL (through the real binary) and creates a partner

@@ -51,8 +51,10 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 	if err != nil {
 		return web.Deps{}, err
 	}
+	go a.reads.Run(ctx, time.Second) // the replica's lag, for routing and hub_db_replica_lag_seconds
 	return web.Deps{
 		DB:           a.db,
+		Reads:        a.reads,
 		PingRedis:    func(ctx context.Context) error { return a.redis.Ping(ctx).Err() },
 		Log:          a.log,
 		Registry:     a.registry,

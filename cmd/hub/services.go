@@ -53,6 +53,7 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 		return nil, err
 	}
 	l := ledger.NewService(a.db, now)
+	l.Reads = a.reads
 	unsubscribeKey, err := a.unsubscribeKey()
 	if err != nil {
 		return nil, err
@@ -76,7 +77,7 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 		return svc.programme.MemberTier(ctx, memberID)
 	}
 	svc.runs = jobs.NewService(a.db, now, a.log)
-	svc.settlement = settlement.NewService(a.db, settlement.Options{Location: a.cfg.Location(), BaseCurrency: "EUR", Now: now})
+	svc.settlement = settlement.NewService(a.db, settlement.Options{Location: a.cfg.Location(), BaseCurrency: "EUR", Now: now, Reads: a.reads})
 	svc.exchange = exchange.NewService(a.db, l, m, ps, acc.SecretBox(), exchange.NewHTTPPartner(15*time.Second), now)
 	svc.programme = programme.NewService(a.db, l, m, c, now)
 	svc.transactions.Programme = svc.programme

@@ -18,8 +18,25 @@ import (
 
 // Config is the whole configuration of one hub process.
 type Config struct {
-	DatabaseURL     string        // HUB_DATABASE_URL
-	RedisURL        string        // HUB_REDIS_URL
+	// DatabaseURL (HUB_DATABASE_URL) is the primary. It may name several
+	// hosts, postgres://user@h1:5432,h2:5432/hub?target_session_attrs=read-write:
+	// the driver then connects to whichever of them accepts writes, so after a
+	// replica is promoted the pool's new connections reach it by themselves.
+	DatabaseURL string
+	// DatabaseReadURL (HUB_DATABASE_READ_URL) is a streaming replica for
+	// reads that may be a little stale (reports, charts, statements, member
+	// and partner histories). Empty, the default: those reads go to the primary.
+	DatabaseReadURL string
+	// ReadMaxLag (HUB_READ_MAX_LAG, default 5s) is the replica lag past which
+	// those reads go to the primary after all.
+	ReadMaxLag time.Duration
+	RedisURL   string // HUB_REDIS_URL: the Redis server, or with sentinels only its database number and password
+	// RedisSentinels (HUB_REDIS_SENTINELS, comma-separated host:port) are Redis
+	// Sentinels; when set, the hub asks them for the primary of
+	// RedisMasterName (HUB_REDIS_MASTER_NAME, default "hub") and follows it
+	// when they promote a replica, instead of connecting to HUB_REDIS_URL's host.
+	RedisSentinels  []string
+	RedisMasterName string
 	HTTPAddr        string        // HUB_HTTP_ADDR
 	PublicURL       string        // HUB_PUBLIC_URL: base URL printed and used as token issuer
 	LogLevel        string        // HUB_LOG_LEVEL: debug, info, warn, error
@@ -85,17 +102,19 @@ func Load(getenv func(string) string) (Config, error) {
 		return def
 	}
 	c := Config{
-		DatabaseURL:   get("HUB_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hub?sslmode=disable"),
-		RedisURL:      get("HUB_REDIS_URL", "redis://127.0.0.1:6379/0"),
-		HTTPAddr:      get("HUB_HTTP_ADDR", "127.0.0.1:8080"),
-		PublicURL:     get("HUB_PUBLIC_URL", ""),
-		LogLevel:      get("HUB_LOG_LEVEL", "info"),
-		OperatorTZ:    get("HUB_OPERATOR_TZ", "Europe/Berlin"),
-		SigningKeyDir: get("HUB_SIGNING_KEY_DIR", ".data/keys"),
-		SecretsKey:    get("HUB_SECRETS_KEY", ""),
-		PprofAddr:     get("HUB_PPROF_ADDR", ""),
-		SMTPURL:       get("HUB_SMTP_URL", "smtp://127.0.0.1:1025"),
-		MailFrom:      get("HUB_MAIL_FROM", "Coalition Rewards <no-reply@coalition.example>"),
+		DatabaseURL:     get("HUB_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hub?sslmode=disable"),
+		RedisURL:        get("HUB_REDIS_URL", "redis://127.0.0.1:6379/0"),
+		DatabaseReadURL: get("HUB_DATABASE_READ_URL", ""),
+		RedisMasterName: get("HUB_REDIS_MASTER_NAME", "hub"),
+		HTTPAddr:        get("HUB_HTTP_ADDR", "127.0.0.1:8080"),
+		PublicURL:       get("HUB_PUBLIC_URL", ""),
+		LogLevel:        get("HUB_LOG_LEVEL", "info"),
+		OperatorTZ:      get("HUB_OPERATOR_TZ", "Europe/Berlin"),
+		SigningKeyDir:   get("HUB_SIGNING_KEY_DIR", ".data/keys"),
+		SecretsKey:      get("HUB_SECRETS_KEY", ""),
+		PprofAddr:       get("HUB_PPROF_ADDR", ""),
+		SMTPURL:         get("HUB_SMTP_URL", "smtp://127.0.0.1:1025"),
+		MailFrom:        get("HUB_MAIL_FROM", "Coalition Rewards <no-reply@coalition.example>"),
 
 		UnsubscribeKey: get("HUB_UNSUBSCRIBE_KEY", ""),
 	}
@@ -159,8 +178,20 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.HTTPAddr
 	}
-	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return c, fmt.Errorf("HUB_DATABASE_URL must be a postgres:// URL, got %q", redactURL(c.DatabaseURL))
+	if err := checkPostgresURL(c.DatabaseURL); err != nil {
+		return c, fmt.Errorf("HUB_DATABASE_URL %w, got %q", err, redactURL(c.DatabaseURL))
+	}
+	if c.DatabaseReadURL != "" {
+		if err := checkPostgresURL(c.DatabaseReadURL); err != nil {
+			return c, fmt.Errorf("HUB_DATABASE_READ_URL %w, got %q", err, redactURL(c.DatabaseReadURL))
+		}
+	}
+	lagText := get("HUB_READ_MAX_LAG", "5s")
+	if c.ReadMaxLag, err = time.ParseDuration(lagText); err != nil || c.ReadMaxLag <= 0 {
+		return c, fmt.Errorf("HUB_READ_MAX_LAG must be a positive Go duration such as 5s, got %q", lagText)
+	}
+	if c.RedisSentinels, err = hostPorts(get("HUB_REDIS_SENTINELS", "")); err != nil {
+		return c, fmt.Errorf("HUB_REDIS_SENTINELS must list host:port pairs separated by commas: %w", err)
 	}
 	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 		return c, fmt.Errorf("HUB_REDIS_URL must be a redis:// URL, got %q", redactURL(c.RedisURL))
@@ -194,7 +225,8 @@ func (c Config) Location() *time.Location {
 // Redacted returns the configuration as key/value pairs safe to log.
 func (c Config) Redacted() []any {
 	return []any{
-		"database", redactURL(c.DatabaseURL), "redis", redactURL(c.RedisURL),
+		"database", redactURL(c.DatabaseURL), "database_read", redactURL(c.DatabaseReadURL),
+		"redis", redactURL(c.RedisURL), "redis_sentinels", strings.Join(c.RedisSentinels, ","),
 		"http", c.HTTPAddr, "public_url", c.PublicURL, "operator_tz", c.OperatorTZ,
 		"webhook_allow_loopback", c.WebhookAllowLoopback,
 		"trusted_proxies", strings.Join(c.TrustedProxies, ","),
@@ -234,6 +266,43 @@ func proxyList(v string) ([]string, error) {
 		_, _, cidrErr := net.ParseCIDR(p)
 		if cidrErr != nil && net.ParseIP(p) == nil {
 			return nil, fmt.Errorf("HUB_TRUSTED_PROXIES must list IP addresses or CIDRs separated by commas, got %q", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// checkPostgresURL checks a postgres:// URL with one host or several
+// (h1:p1,h2:p2), each with a port when several are named.
+func checkPostgresURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return fmt.Errorf("must be a postgres:// URL")
+	}
+	if hosts := strings.Split(u.Host, ","); len(hosts) > 1 {
+		if _, err := hostPorts(u.Host); err != nil {
+			return fmt.Errorf("must name each of its hosts as host:port: %w", err)
+		}
+	}
+	switch u.Query().Get("target_session_attrs") {
+	case "", "any", "read-write", "read-only", "primary", "standby", "prefer-standby":
+	default:
+		return fmt.Errorf("has an unknown target_session_attrs (use read-write)")
+	}
+	return nil
+}
+
+// hostPorts parses a comma-separated list of host:port pairs.
+func hostPorts(v string) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(p)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n <= 0 || n > 65535 {
+			return nil, fmt.Errorf("%q is not host:port", p)
 		}
 		out = append(out, p)
 	}

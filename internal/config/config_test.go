@@ -105,3 +105,42 @@ func TestTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterSettings(t *testing.T) {
+	t.Parallel()
+	multi := "postgres://postgres@127.0.0.1:15450,127.0.0.1:15451/hub?sslmode=disable&target_session_attrs=read-write"
+	c, err := Load(env(map[string]string{
+		"HUB_DATABASE_URL":      multi,
+		"HUB_DATABASE_READ_URL": "postgres://postgres@127.0.0.1:15451/hub?sslmode=disable",
+		"HUB_READ_MAX_LAG":      "2s",
+		"HUB_REDIS_SENTINELS":   "127.0.0.1:26450, 127.0.0.1:26451,localhost:26452",
+		"HUB_REDIS_MASTER_NAME": "loyalty",
+	}))
+	if err != nil {
+		t.Fatalf("cluster settings: %v", err)
+	}
+	if c.DatabaseURL != multi || c.ReadMaxLag != 2*time.Second || c.RedisMasterName != "loyalty" {
+		t.Fatalf("got database %q, read lag %s, master %q", c.DatabaseURL, c.ReadMaxLag, c.RedisMasterName)
+	}
+	if strings.Join(c.RedisSentinels, "|") != "127.0.0.1:26450|127.0.0.1:26451|localhost:26452" {
+		t.Fatalf("sentinels: %v", c.RedisSentinels)
+	}
+	d, err := Load(env(nil))
+	if err != nil || d.DatabaseReadURL != "" || d.RedisSentinels != nil || d.ReadMaxLag != 5*time.Second || d.RedisMasterName != "hub" {
+		t.Fatalf("defaults: read URL %q, sentinels %v, lag %s, master %q, %v; want none, none, 5s, hub",
+			d.DatabaseReadURL, d.RedisSentinels, d.ReadMaxLag, d.RedisMasterName, err)
+	}
+	bad := map[string]map[string]string{
+		"HUB_DATABASE_URL":      {"HUB_DATABASE_URL": "postgres://u@h1:5432,h2/hub"},
+		"HUB_DATABASE_URL ":     {"HUB_DATABASE_URL": "postgres://u@h1:5432/hub?target_session_attrs=writable"},
+		"HUB_DATABASE_READ_URL": {"HUB_DATABASE_READ_URL": "redis://replica"},
+		"HUB_READ_MAX_LAG":      {"HUB_READ_MAX_LAG": "0s"},
+		"HUB_REDIS_SENTINELS":   {"HUB_REDIS_SENTINELS": "127.0.0.1"},
+		"HUB_REDIS_SENTINELS ":  {"HUB_REDIS_SENTINELS": "127.0.0.1:26450,:26451"},
+	}
+	for name, e := range bad {
+		if _, err := Load(env(e)); err == nil || !strings.Contains(err.Error(), strings.TrimSpace(name)) {
+			t.Errorf("%v: want an error naming %s, got %v", e, strings.TrimSpace(name), err)
+		}
+	}
+}

@@ -15,6 +15,7 @@ const (
 	SerializationFailure = "40001"
 	DeadlockDetected     = "40P01"
 	NoSuchDatabase       = "3D000"
+	ReadOnlyTransaction  = "25006" // a write on a hot standby, or in a READ ONLY transaction
 )
 
 // Code is the SQLSTATE of the PostgreSQL error in err's chain, or "" when
