@@ -146,6 +146,7 @@ var domainErrors = []errorKind{
 	{catalog.ErrRewardNotFound, http.StatusNotFound, "reward_not_found", "Reward not found"},
 	{catalog.ErrRewardUnavailable, http.StatusConflict, "reward_unavailable", "Reward cannot be ordered now"},
 	{catalog.ErrOutOfStock, http.StatusConflict, "out_of_stock", "Reward is out of stock"},
+	{catalog.ErrRewardRetired, http.StatusConflict, "reward_retired", "Reward is retired"},
 	{catalog.ErrOrderLimit, http.StatusConflict, "order_limit_reached", "Per-member order limit reached"},
 	{catalog.ErrOrderNotFound, http.StatusNotFound, "order_not_found", "Order not found"},
 	{catalog.ErrOrderNotPending, http.StatusConflict, "order_not_pending", "Order is no longer pending"},
