@@ -58,7 +58,7 @@ func (s *Server) catalogPage(c *gin.Context, status int, f catalogForm) {
 		return
 	}
 	data := gin.H{"Rewards": list, "Partners": s.partnerNames(c), "Owner": string(owner),
-		"Categories": operatorCategories,
+		"Categories":   operatorCategories,
 		"Visibilities": []catalog.Visibility{catalog.VisibilityVisible, catalog.VisibilityHidden, catalog.VisibilitySuspended}}
 	if next != "" {
 		data["Next"] = "/console/catalog?owner=" + string(owner) + "&cursor=" + next
