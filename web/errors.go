@@ -186,6 +186,8 @@ var domainErrors = []errorKind{
 	{programme.ErrTransfersDisabled, http.StatusUnprocessableEntity, "transfers_disabled", "Transfers are disabled"},
 	{programme.ErrNotDesignated, http.StatusForbidden, "not_designated", "Not a designated employee of a company"},
 	{programme.ErrCompanyNotFound, http.StatusNotFound, "company_not_found", "Company not found"},
+	{programme.ErrEmployeeNotFound, http.StatusNotFound, "employee_not_found", "Employee not found"},
+	{programme.ErrCorporatePartnerNotFound, http.StatusNotFound, "corporate_partner_not_found", "Not a corporate partner"},
 	{programme.ErrTierNotFound, http.StatusNotFound, "tier_not_found", "Tier not found"},
 	{programme.ErrAlreadyEmployee, http.StatusConflict, "already_employee", "The member belongs to a company already"},
 	{programme.ErrCompanyLevelNotFound, http.StatusUnprocessableEntity, "company_level_missing", "Define company levels first"},

@@ -342,6 +342,12 @@ func (s *Server) Handler() http.Handler {
 	a.POST("/programme/companies", adm, s.adminCreateCompany)
 	a.POST("/programme/companies/:id/employees", adm, s.adminAddEmployee)
 	a.POST("/programme/corporate-partners", adm, s.adminAddCorporatePartner)
+	a.GET("/programme/companies", all, s.adminListCompanies)
+	a.GET("/programme/companies/:id", all, s.adminGetCompany)
+	a.GET("/programme/employees", all, s.adminListEmployees)
+	a.GET("/programme/employees/:member_id", all, s.adminGetEmployee)
+	a.GET("/programme/corporate-partners", all, s.adminListCorporatePartners)
+	a.GET("/programme/corporate-partners/:partner_id", all, s.adminGetCorporatePartner)
 
 	// Reading long work and records: job runs (long work such as closing a
 	// period answers 202 with its run; web/jobs.go), the transactions behind
