@@ -24,6 +24,9 @@ var (
 	// ErrDeadlinePassed: the partner answered after the fulfilment deadline;
 	// the order is (or is about to be) cancelled by the expiry job.
 	ErrDeadlinePassed = errors.New("fulfilment deadline has passed")
+	// ErrRewardRetired: the reward was retired by its owner; it is kept for
+	// its orders' history but can no longer be changed or ordered.
+	ErrRewardRetired = errors.New("reward is retired")
 	// ErrNotCharity: charity donations are offered by charity partners only.
 	ErrNotCharity = errors.New("charity donations need a charity partner")
 )

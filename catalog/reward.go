@@ -63,7 +63,21 @@ const (
 	VisibilitySuspended Visibility = "suspended"
 )
 
-// Reward is one offer of a partner in the catalog. StockTotal and
+// Owner says who offers a reward and bears its cost.
+type Owner string
+
+const (
+	// OwnerPartner: a partner publishes the reward over the partner API and
+	// is reimbursed per point redeemed at its contract's redemption rate.
+	OwnerPartner Owner = "partner"
+	// OwnerOperator: the operator's staff publish the reward from the admin
+	// API; its redemptions go to the ledger's operator_redeemed account and
+	// no partner is reimbursed (the operator bears the cost).
+	OwnerOperator Owner = "operator"
+)
+
+// Reward is one offer of a partner, or of the operator (PartnerID 0, Owner
+// operator), in the catalog. StockTotal and
 // StockRemaining are nil for unlimited stock. TierPrices override
 // PricePoints for the named tiers; EligibleTiers, when not empty, restricts
 // ordering to those tiers. BlackoutDates are UTC dates (YYYY-MM-DD) on which
@@ -72,6 +86,7 @@ const (
 type Reward struct {
 	ID                int64            `json:"id"`
 	PartnerID         int64            `json:"partner_id"`
+	Owner             Owner            `json:"owner"`
 	Title             string           `json:"title"`
 	Description       string           `json:"description"`
 	Category          Category         `json:"category"`
@@ -91,6 +106,9 @@ type Reward struct {
 	Visibility        Visibility       `json:"visibility"`
 	Featured          bool             `json:"featured"`
 	VouchersAvailable int64            `json:"vouchers_available"`
+	ModerationReason  string           `json:"moderation_reason,omitempty"`
+	RetiredAt         *time.Time       `json:"retired_at,omitempty"`
+	ImageURL          string           `json:"image_url,omitempty"`
 	CreatedAt         time.Time        `json:"created_at"`
 	UpdatedAt         time.Time        `json:"updated_at"`
 }
@@ -117,6 +135,8 @@ func (r Reward) orderable(now time.Time, tier, serviceDate string) error {
 		day = now.UTC().Format(time.DateOnly)
 	}
 	switch {
+	case r.RetiredAt != nil:
+		why = "retired"
 	case r.Status != StatusActive:
 		why = "withdrawn by the partner"
 	case r.Visibility != VisibilityVisible:
@@ -228,10 +248,13 @@ func (in RewardInput) validate() error {
 	return v.Err()
 }
 
-// Moderation is the operator's change to a reward; nil fields stay as they are.
+// Moderation is the operator's change to a reward; nil fields stay as they
+// are. Reason is required to hide or suspend (reject) a reward and is kept
+// on it for its partner to read; making it visible (approve) clears it.
 type Moderation struct {
 	Featured   *bool
 	Visibility *Visibility
+	Reason     string
 }
 
 // VoucherUpload reports what an upload of codes did: Added new codes,
@@ -264,8 +287,11 @@ type BrowseQuery struct {
 // RewardQuery pages through rewards for a partner or the operator.
 type RewardQuery struct {
 	PartnerID int64 // 0: all partners (operator)
-	Cursor    string
-	Limit     int
+	// Owner keeps only the operator's or only partners' rewards; empty: both.
+	Owner      Owner
+	Visibility Visibility
+	Cursor     string
+	Limit      int
 }
 
 // OrderStatus is the life-cycle state of an order.

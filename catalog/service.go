@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/internal/database"
@@ -60,30 +61,63 @@ func (s *Service) tier(ctx context.Context, memberID int64) (string, error) {
 	return strings.ToLower(t), nil
 }
 
-// ---- rewards (partner)
+// ---- rewards (partner and operator)
 
 // CreateReward publishes a reward of the partner. Charity donations need a
 // charity partner (ErrNotCharity). Errors: *validation.Error,
 // partners.ErrPartnerNotFound, ErrNotCharity.
 func (s *Service) CreateReward(ctx context.Context, partnerID int64, in RewardInput) (Reward, error) {
+	if err := s.checkCharity(ctx, partnerID, in.Category); err != nil {
+		return Reward{}, err
+	}
+	return s.createReward(ctx, partnerID, partnerActor(partnerID), in)
+}
+
+// CreateOperatorReward publishes a reward the operator owns; actor names the
+// staff member (the reward's trail). Operator rewards are instant (a voucher
+// code from the pool hands the reward over) and never charity donations.
+// Errors: *validation.Error.
+func (s *Service) CreateOperatorReward(ctx context.Context, actor string, in RewardInput) (Reward, error) {
+	if err := operatorRule(in); err != nil {
+		return Reward{}, err
+	}
+	return s.createReward(ctx, 0, actor, in)
+}
+
+func partnerActor(partnerID int64) string { return fmt.Sprintf("partner:%d", partnerID) }
+
+// operatorRule is what an operator reward may be beyond RewardInput.validate.
+func operatorRule(in RewardInput) error {
+	var v validation.Error
+	v.Check(in.Category != CategoryCharity, "category", "charity donations are offered by charity partners, not the operator")
+	v.Check(in.Fulfilment == "" || in.Fulfilment == FulfilmentInstant, "fulfilment",
+		"must be instant for an operator reward (a voucher code hands it over)")
+	return v.Err()
+}
+
+func (s *Service) createReward(ctx context.Context, owner int64, actor string, in RewardInput) (Reward, error) {
+	if owner == 0 && in.Fulfilment == "" {
+		in.Fulfilment = FulfilmentInstant
+	}
 	in.normalise()
 	if err := in.validate(); err != nil {
 		return Reward{}, err
 	}
-	if err := s.checkCharity(ctx, partnerID, in.Category); err != nil {
-		return Reward{}, err
-	}
 	var out Reward
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		id, err := insertReward(tx, partnerID, in, s.clock())
+		now := s.clock()
+		id, err := insertReward(tx, owner, in, now)
 		if err != nil {
+			return err
+		}
+		if err := addEvent(tx, rewardEvent{RewardID: id, Kind: "created", Actor: actor, StockAfter: in.StockTotal}, now); err != nil {
 			return err
 		}
 		out, err = getReward(tx, id, false)
 		return err
 	})
 	if err != nil {
-		return Reward{}, fmt.Errorf("create reward of partner %d: %w", partnerID, err)
+		return Reward{}, fmt.Errorf("create reward (owner %d): %w", owner, err)
 	}
 	return out, nil
 }
@@ -103,23 +137,37 @@ func (s *Service) checkCharity(ctx context.Context, partnerID int64, c Category)
 // remaining stock by the same amount; it may not take it below zero (a
 // validation error). Existing orders keep their price. Errors:
 // ErrRewardNotFound (also for another partner's reward), *validation.Error,
-// ErrNotCharity.
+// ErrNotCharity, ErrRewardRetired.
 func (s *Service) UpdateReward(ctx context.Context, partnerID, id int64, in RewardInput) (Reward, error) {
+	if err := s.checkCharity(ctx, partnerID, in.Category); err != nil {
+		return Reward{}, err
+	}
+	return s.updateReward(ctx, partnerID, partnerActor(partnerID), id, in)
+}
+
+// UpdateOperatorReward replaces an operator reward, like UpdateReward.
+// Errors: ErrRewardNotFound (also for a partner's reward),
+// *validation.Error, ErrRewardRetired.
+func (s *Service) UpdateOperatorReward(ctx context.Context, actor string, id int64, in RewardInput) (Reward, error) {
+	if err := operatorRule(in); err != nil {
+		return Reward{}, err
+	}
+	return s.updateReward(ctx, 0, actor, id, in)
+}
+
+func (s *Service) updateReward(ctx context.Context, owner int64, actor string, id int64, in RewardInput) (Reward, error) {
+	if owner == 0 && in.Fulfilment == "" {
+		in.Fulfilment = FulfilmentInstant
+	}
 	in.normalise()
 	if err := in.validate(); err != nil {
 		return Reward{}, err
 	}
-	if err := s.checkCharity(ctx, partnerID, in.Category); err != nil {
-		return Reward{}, err
-	}
 	var out Reward
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		cur, err := getReward(tx, id, true)
+		cur, err := ownedReward(tx, owner, id)
 		if err != nil {
 			return err
-		}
-		if cur.PartnerID != partnerID {
-			return fmt.Errorf("reward %d: %w", id, ErrRewardNotFound)
 		}
 		var remaining *int64
 		if in.StockTotal != nil {
@@ -133,7 +181,19 @@ func (s *Service) UpdateReward(ctx context.Context, partnerID, id int64, in Rewa
 			}
 			remaining = &n
 		}
-		if err := updateReward(tx, id, in, remaining, s.clock()); err != nil {
+		now := s.clock()
+		if err := updateReward(tx, id, in, remaining, now); err != nil {
+			return err
+		}
+		ev := rewardEvent{RewardID: id, Kind: "updated", Actor: actor}
+		if !sameStock(cur.StockTotal, in.StockTotal) {
+			ev.Kind, ev.StockAfter = "stock_set", remaining
+			if remaining != nil && cur.StockRemaining != nil {
+				d := *remaining - *cur.StockRemaining
+				ev.StockDelta = &d
+			}
+		}
+		if err := addEvent(tx, ev, now); err != nil {
 			return err
 		}
 		out, err = getReward(tx, id, false)
@@ -143,6 +203,27 @@ func (s *Service) UpdateReward(ctx context.Context, partnerID, id int64, in Rewa
 		return Reward{}, fmt.Errorf("update reward %d: %w", id, err)
 	}
 	return out, nil
+}
+
+func sameStock(a, b *int64) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+// ownedReward locks reward id for a change by its owner (a partner id, or 0
+// for the operator); anyone else's is ErrRewardNotFound, a retired one
+// ErrRewardRetired.
+func ownedReward(tx *gorm.DB, owner, id int64) (Reward, error) {
+	r, err := getReward(tx, id, true)
+	if err != nil {
+		return Reward{}, err
+	}
+	if r.PartnerID != owner {
+		return Reward{}, fmt.Errorf("reward %d: %w", id, ErrRewardNotFound)
+	}
+	if r.RetiredAt != nil {
+		return Reward{}, fmt.Errorf("reward %d: %w", id, ErrRewardRetired)
+	}
+	return r, nil
 }
 
 // PartnerReward returns one of the partner's rewards; any other is
@@ -167,6 +248,16 @@ func (s *Service) Rewards(ctx context.Context, q RewardQuery) ([]Reward, string,
 	if q.PartnerID > 0 {
 		where += " AND r.partner_id = ?"
 		args = append(args, q.PartnerID)
+	}
+	switch q.Owner {
+	case OwnerOperator:
+		where += " AND r.partner_id IS NULL"
+	case OwnerPartner:
+		where += " AND r.partner_id IS NOT NULL"
+	}
+	if q.Visibility != "" {
+		where += " AND r.visibility = ?"
+		args = append(args, string(q.Visibility))
 	}
 	return s.listRewards(ctx, where, args, q.Cursor, q.Limit)
 }
@@ -201,10 +292,20 @@ func (s *Service) listRewards(ctx context.Context, where string, args []any, cur
 
 // UploadVouchers adds codes to an instant reward's pool. Codes already in
 // the pool are counted as duplicates and ignored, so an upload can be
-// retried. Errors: ErrRewardNotFound, *validation.Error (empty or long
-// codes, more than 10,000 at once, a reward that is not instant or is a
-// charity donation).
+// retried. Errors: ErrRewardNotFound, ErrRewardRetired, *validation.Error
+// (empty or long codes, more than 10,000 at once, a reward that is not
+// instant or is a charity donation).
 func (s *Service) UploadVouchers(ctx context.Context, partnerID, rewardID int64, codes []string) (VoucherUpload, error) {
+	return s.uploadVouchers(ctx, partnerID, partnerActor(partnerID), rewardID, codes)
+}
+
+// UploadOperatorVouchers adds codes to an operator reward's pool, like
+// UploadVouchers. The trail records the counts, never the codes.
+func (s *Service) UploadOperatorVouchers(ctx context.Context, actor string, rewardID int64, codes []string) (VoucherUpload, error) {
+	return s.uploadVouchers(ctx, 0, actor, rewardID, codes)
+}
+
+func (s *Service) uploadVouchers(ctx context.Context, owner int64, actor string, rewardID int64, codes []string) (VoucherUpload, error) {
 	var v validation.Error
 	v.Check(len(codes) >= 1 && len(codes) <= 10000, "codes", "must hold 1 to 10,000 codes")
 	for i, c := range codes {
@@ -221,27 +322,31 @@ func (s *Service) UploadVouchers(ctx context.Context, partnerID, rewardID int64,
 		if err != nil {
 			return err
 		}
-		if r.PartnerID != partnerID {
+		if r.PartnerID != owner {
 			return fmt.Errorf("reward %d: %w", rewardID, ErrRewardNotFound)
+		}
+		if r.RetiredAt != nil {
+			return fmt.Errorf("reward %d: %w", rewardID, ErrRewardRetired)
 		}
 		if r.Fulfilment != FulfilmentInstant || r.Category == CategoryCharity {
 			return validation.New("reward_id", "only instant rewards (other than donations) take voucher codes")
 		}
 		now := s.clock()
-		for _, c := range codes {
-			res := tx.Exec(`INSERT INTO catalog_vouchers (reward_id, code, uploaded_at) VALUES (?, ?, ?)
-				ON CONFLICT (reward_id, code) DO NOTHING`, rewardID, c, now)
-			if res.Error != nil {
-				return fmt.Errorf("insert voucher: %w", res.Error)
-			}
-			if res.RowsAffected == 1 {
-				out.Added++
-			} else {
-				out.Duplicates++
-			}
+		// One statement for the whole upload (the codes as one JSON array):
+		// skip those already in the pool, count what went in.
+		var added int
+		if err := tx.Raw(`WITH ins AS (INSERT INTO catalog_vouchers (reward_id, code, uploaded_at)
+				SELECT ?, c, ? FROM jsonb_array_elements_text(?::jsonb) AS c ON CONFLICT (reward_id, code) DO NOTHING RETURNING 1)
+			SELECT count(*) FROM ins`, rewardID, now, mustJSON(codes)).Scan(&added).Error; err != nil {
+			return fmt.Errorf("insert vouchers: %w", err)
 		}
-		return tx.Raw(`SELECT count(*) FROM catalog_vouchers WHERE reward_id = ? AND order_id IS NULL`, rewardID).
-			Scan(&out.Available).Error
+		out.Added, out.Duplicates = added, len(codes)-added
+		if err := tx.Raw(`SELECT count(*) FROM catalog_vouchers WHERE reward_id = ? AND order_id IS NULL`, rewardID).
+			Scan(&out.Available).Error; err != nil {
+			return err
+		}
+		return addEvent(tx, rewardEvent{RewardID: rewardID, Kind: "vouchers_uploaded", Actor: actor,
+			Detail: map[string]any{"added": out.Added, "duplicates": out.Duplicates, "available": out.Available}}, now)
 	})
 	if err != nil {
 		return VoucherUpload{}, fmt.Errorf("upload vouchers of reward %d: %w", rewardID, err)
@@ -249,16 +354,21 @@ func (s *Service) UploadVouchers(ctx context.Context, partnerID, rewardID int64,
 	return out, nil
 }
 
-// Moderate features, hides, suspends or restores any reward (operator).
-// Errors: ErrRewardNotFound, *validation.Error.
-func (s *Service) Moderate(ctx context.Context, id int64, m Moderation) (Reward, error) {
+// Moderate features, hides, suspends or restores any reward (operator):
+// approving is making it visible (the reason is cleared), rejecting is
+// suspending it with a reason the partner reads. Errors: ErrRewardNotFound,
+// *validation.Error.
+func (s *Service) Moderate(ctx context.Context, actor string, id int64, m Moderation) (Reward, error) {
 	var v validation.Error
+	m.Reason = strings.TrimSpace(m.Reason)
 	v.Check(m.Featured != nil || m.Visibility != nil, "body", "set featured, visibility or both")
 	if m.Visibility != nil {
 		vis := *m.Visibility
 		v.Check(vis == VisibilityVisible || vis == VisibilityHidden || vis == VisibilitySuspended, "visibility",
 			"must be visible, hidden or suspended")
+		v.Check(vis == VisibilityVisible || m.Reason != "", "reason", "is required to hide or suspend a reward")
 	}
+	v.Check(len(m.Reason) <= 500, "reason", "must be at most 500 characters")
 	if err := v.Err(); err != nil {
 		return Reward{}, err
 	}
@@ -267,15 +377,27 @@ func (s *Service) Moderate(ctx context.Context, id int64, m Moderation) (Reward,
 		if _, err := getReward(tx, id, true); err != nil {
 			return err
 		}
+		now := s.clock()
+		detail := map[string]any{}
 		if m.Featured != nil {
-			if err := tx.Exec(`UPDATE catalog_rewards SET featured = ?, updated_at = ? WHERE id = ?`, *m.Featured, s.clock(), id).Error; err != nil {
+			detail["featured"] = *m.Featured
+			if err := tx.Exec(`UPDATE catalog_rewards SET featured = ?, updated_at = ? WHERE id = ?`, *m.Featured, now, id).Error; err != nil {
 				return err
 			}
 		}
 		if m.Visibility != nil {
-			if err := tx.Exec(`UPDATE catalog_rewards SET visibility = ?, updated_at = ? WHERE id = ?`, string(*m.Visibility), s.clock(), id).Error; err != nil {
+			detail["visibility"] = string(*m.Visibility)
+			reason := m.Reason
+			if *m.Visibility == VisibilityVisible {
+				reason = ""
+			}
+			if err := tx.Exec(`UPDATE catalog_rewards SET visibility = ?, moderation_reason = ?, updated_at = ? WHERE id = ?`,
+				string(*m.Visibility), reason, now, id).Error; err != nil {
 				return err
 			}
+		}
+		if err := addEvent(tx, rewardEvent{RewardID: id, Kind: "moderated", Actor: actor, Reason: m.Reason, Detail: detail}, now); err != nil {
+			return err
 		}
 		var err error
 		out, err = getReward(tx, id, false)
@@ -297,7 +419,7 @@ func (s *Service) offered(ctx context.Context, tier string) (string, []any, erro
 		return "", nil, err
 	}
 	now := s.clock()
-	return `r.status = 'active' AND r.visibility = 'visible' AND r.partner_id = ANY(CAST(? AS bigint[]))
+	return `r.status = 'active' AND r.visibility = 'visible' AND (r.partner_id IS NULL OR r.partner_id = ANY(CAST(? AS bigint[])))
 		AND (r.valid_from IS NULL OR r.valid_from <= ?) AND (r.valid_until IS NULL OR r.valid_until > ?)
 		AND (jsonb_array_length(r.eligible_tiers) = 0 OR r.eligible_tiers @> jsonb_build_array(?::text))`,
 		[]any{database.Int64Array(active), now, now, tier}, nil
@@ -395,17 +517,41 @@ func stepIdem(orderID int64, step string) ledger.Idempotency {
 // holdDetails is stored on the order's hold and copied to its capture: what
 // settlement needs to reimburse the providing partner, like a POS burn's.
 type holdDetails struct {
-	Contract struct {
-		ID             int64  `json:"id"`
-		Version        int    `json:"version"`
-		RedemptionRate string `json:"redemption_rate"`
-		Currency       string `json:"currency"`
-	} `json:"contract"`
-	ReimbursementMinor int64    `json:"reimbursement_minor"`
-	Channel            string   `json:"channel"`
-	OrderID            int64    `json:"order_id"`
-	RewardID           int64    `json:"reward_id"`
-	Category           Category `json:"category"`
+	Contract           *holdContract `json:"contract,omitempty"`
+	ReimbursementMinor int64         `json:"reimbursement_minor"`
+	Channel            string        `json:"channel"`
+	OrderID            int64         `json:"order_id"`
+	RewardID           int64         `json:"reward_id"`
+	Category           Category      `json:"category"`
+	Owner              Owner         `json:"owner"`
+	Cost               *money.Money  `json:"cost,omitempty"`
+}
+
+type holdContract struct {
+	ID             int64  `json:"id"`
+	Version        int    `json:"version"`
+	RedemptionRate string `json:"redemption_rate"`
+	Currency       string `json:"currency"`
+}
+
+// orderDetails is what an order's hold carries for settlement and the
+// statement of the member's history, its destination account, and the rate
+// and currency the order records. A partner's reward is a redemption at the
+// partner (partner_redeemed, reimbursed at the contract's redemption rate);
+// an operator reward goes to operator_redeemed with rate 0: nobody is
+// reimbursed, and cost_minor (the reward's value) is what the operator bears.
+func orderDetails(r Reward, c partners.Contract, price, orderID int64) (json.RawMessage, ledger.AccountKind, decimal.Decimal, string) {
+	var d holdDetails
+	d.Channel, d.OrderID, d.RewardID, d.Category, d.Owner = "catalog", orderID, r.ID, r.Category, r.Owner
+	if r.Owner == OwnerOperator {
+		d.Cost = &r.Value
+		b, _ := json.Marshal(d)
+		return b, ledger.KindOperatorRedeemed, decimal.Zero, r.Value.Currency
+	}
+	d.Contract = &holdContract{ID: c.ID, Version: c.Version, RedemptionRate: c.RedemptionRate.String(), Currency: c.Currency}
+	d.ReimbursementMinor = money.PointsValue(price, c.RedemptionRate, c.Currency)
+	b, _ := json.Marshal(d)
+	return b, ledger.KindPartnerRedeemed, c.RedemptionRate, c.Currency
 }
 
 // PlaceOrder orders a reward for a member: it holds the points, reserves a
@@ -466,15 +612,18 @@ func (s *Service) PlaceOrder(ctx context.Context, memberID int64, key string, in
 		if r, err = getReward(db, in.RewardID, false); err != nil {
 			return false, err
 		}
+		if err := r.orderable(now, tier, in.ServiceDate); err != nil {
+			return false, err
+		}
+		if r.Owner == OwnerOperator {
+			return false, nil // no partner, no contract: the operator bears the cost
+		}
 		p, err := s.registry.Partner(ctx, r.PartnerID)
 		if err != nil {
 			return false, err
 		}
 		if p.Status != partners.StatusActive {
 			return false, fmt.Errorf("partner %d is %s: %w", p.ID, p.Status, ErrRewardUnavailable)
-		}
-		if err := r.orderable(now, tier, in.ServiceDate); err != nil {
-			return false, err
 		}
 		if c, err = s.registry.ContractAt(ctx, r.PartnerID, now); err != nil {
 			return false, err
@@ -501,12 +650,7 @@ func (s *Service) PlaceOrder(ctx context.Context, memberID int64, key string, in
 			return fmt.Errorf("draw order id: %w", err)
 		}
 		price := r.PriceFor(tier)
-		var d holdDetails
-		d.Contract.ID, d.Contract.Version = c.ID, c.Version
-		d.Contract.RedemptionRate, d.Contract.Currency = c.RedemptionRate.String(), c.Currency
-		d.ReimbursementMinor = money.PointsValue(price, c.RedemptionRate, c.Currency)
-		d.Channel, d.OrderID, d.RewardID, d.Category = "catalog", orderID, r.ID, r.Category
-		details, _ := json.Marshal(d)
+		details, dest, rate, currency := orderDetails(r, c, price, orderID)
 		deadline := now.Add(time.Duration(r.FulfilmentHours) * time.Hour)
 		l := s.ledger.In(tx)
 		// The hold locks the member's account for the rest of the
@@ -514,7 +658,7 @@ func (s *Service) PlaceOrder(ctx context.Context, memberID int64, key string, in
 		// waits here and then replays.
 		h, err := l.Hold(ctx, ledger.HoldRequest{Idem: orderIdem(memberID, key, hash), MemberID: memberID,
 			PartnerID: r.PartnerID, Points: ledger.Points(price), ExpiresAt: deadline.Add(s.HoldGrace),
-			Purpose: "order", Destination: ledger.KindPartnerRedeemed, ExternalRef: fmt.Sprintf("order:%d", orderID),
+			Purpose: "order", Destination: dest, ExternalRef: fmt.Sprintf("order:%d", orderID),
 			Details: details})
 		if err != nil {
 			return err
@@ -552,8 +696,8 @@ func (s *Service) PlaceOrder(ctx context.Context, memberID int64, key string, in
 		if err := tx.Exec(`INSERT INTO catalog_orders (id, member_id, reward_id, partner_id, points, status, fulfilment,
 			service_date, hold_id, redemption_rate, currency, deadline_at, idempotency_key, request_hash, created_at)
 			VALUES (?, ?, ?, ?, ?, 'pending', ?, ?::date, ?, ?, ?, ?, ?, ?, ?)`,
-			orderID, memberID, r.ID, r.PartnerID, price, string(r.Fulfilment), serviceDate, h.ID, c.RedemptionRate,
-			c.Currency, deadline, key, hash, now).Error; err != nil {
+			orderID, memberID, r.ID, nullID(r.PartnerID), price, string(r.Fulfilment), serviceDate, h.ID, rate,
+			currency, deadline, key, hash, now).Error; err != nil {
 			return fmt.Errorf("insert order: %w", err)
 		}
 		if r.Fulfilment == FulfilmentInstant {
@@ -578,7 +722,7 @@ func (s *Service) PlaceOrder(ctx context.Context, memberID int64, key string, in
 			return err
 		}
 		out = row.order()
-		if _, err = webhooks.Publish(tx, now, r.PartnerID, webhooks.EventOrderCreated, out); err != nil {
+		if err := publish(tx, now, out, webhooks.EventOrderCreated); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, out)
@@ -587,6 +731,16 @@ func (s *Service) PlaceOrder(ctx context.Context, memberID int64, key string, in
 		return Order{}, fmt.Errorf("order reward %d for member %d: %w", in.RewardID, memberID, err)
 	}
 	return out, nil
+}
+
+// publish tells the providing partner about order o in tx; the operator's
+// own orders have no partner to tell.
+func publish(tx *gorm.DB, now time.Time, o Order, event string) error {
+	if o.PartnerID == 0 {
+		return nil
+	}
+	_, err := webhooks.Publish(tx, now, o.PartnerID, event, o)
+	return err
 }
 
 func getOrderByHold(tx *gorm.DB, holdID int64) (orderRow, error) {
@@ -629,7 +783,7 @@ func (s *Service) fulfil(ctx context.Context, tx *gorm.DB, orderID int64, ref st
 		return Order{}, err
 	}
 	o := row.order()
-	if _, err = webhooks.Publish(tx, now, o.PartnerID, webhooks.EventOrderFulfilled, o); err != nil {
+	if err := publish(tx, now, o, webhooks.EventOrderFulfilled); err != nil {
 		return o, err
 	}
 	return o, s.notify(ctx, tx, o)
@@ -677,7 +831,7 @@ func (s *Service) Cancel(ctx context.Context, memberID, id int64) (Order, error)
 // is ErrOrderNotFound.
 func (s *Service) PartnerOrder(ctx context.Context, partnerID, id int64) (Order, error) {
 	r, err := getOrder(s.db.WithContext(ctx), id, false)
-	if err == nil && r.PartnerID != partnerID {
+	if err == nil && deref(r.PartnerID) != partnerID {
 		err = fmt.Errorf("order %d: %w", id, ErrOrderNotFound)
 	}
 	return r.order(), err
@@ -705,7 +859,7 @@ func (s *Service) Fulfil(ctx context.Context, partnerID, id int64, reference str
 		if err != nil {
 			return err
 		}
-		if row.PartnerID != partnerID {
+		if deref(row.PartnerID) != partnerID {
 			return fmt.Errorf("order %d: %w", id, ErrOrderNotFound)
 		}
 		now := s.clock()
@@ -737,7 +891,7 @@ func (s *Service) Reject(ctx context.Context, partnerID, id int64, reason string
 		return Order{}, validation.New("reason", "is required (at most 500 characters)")
 	}
 	return s.close(ctx, id, OrderRejected, reason, func(o orderRow) error {
-		if o.PartnerID != partnerID {
+		if deref(o.PartnerID) != partnerID {
 			return fmt.Errorf("order %d: %w", id, ErrOrderNotFound)
 		}
 		return nil
@@ -787,7 +941,7 @@ func (s *Service) close(ctx context.Context, id int64, status OrderStatus, reaso
 			return err
 		}
 		out = row.order()
-		if _, err = webhooks.Publish(tx, now, out.PartnerID, webhooks.EventOrderCancelled, out); err != nil {
+		if err := publish(tx, now, out, webhooks.EventOrderCancelled); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, out)

@@ -430,7 +430,7 @@ func TestOrderRules(t *testing.T) {
 	})
 	future := e.reward(hotel.ID, func(in *catalog.RewardInput) { in.ValidFrom = ptr(t0.AddDate(0, 1, 0)) })
 	moderated := e.reward(hotel.ID, nil)
-	if _, err := e.svc.Moderate(e.ctx, moderated.ID, catalog.Moderation{Visibility: ptr(catalog.VisibilitySuspended)}); err != nil {
+	if _, err := e.svc.Moderate(e.ctx, "ops@test", moderated.ID, catalog.Moderation{Visibility: ptr(catalog.VisibilitySuspended), Reason: "misleading"}); err != nil {
 		t.Fatal(err)
 	}
 	place := func(m members.Member, r catalog.Reward, date string) (catalog.Order, error) {

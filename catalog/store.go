@@ -16,7 +16,7 @@ import (
 // rewardRow is a catalog_rewards row plus the count of free voucher codes.
 type rewardRow struct {
 	ID                int64
-	PartnerID         int64
+	PartnerID         *int64
 	Title             string
 	Description       string
 	Category          string
@@ -37,6 +37,9 @@ type rewardRow struct {
 	Visibility        string
 	Featured          bool
 	VouchersAvailable int64
+	ModerationReason  string
+	RetiredAt         *time.Time
+	ImageSHA256       *string
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 }
@@ -46,21 +49,47 @@ const rewardColumns = `r.id, r.partner_id, r.title, r.description, r.category, r
 	r.stock_total, r.stock_remaining, r.valid_from, r.valid_until, r.blackout_dates::text AS blackout_dates,
 	r.per_member_limit, r.fulfilment, r.fulfilment_hours, r.status, r.visibility, r.featured,
 	(SELECT count(*) FROM catalog_vouchers v WHERE v.reward_id = r.id AND v.order_id IS NULL) AS vouchers_available,
+	r.moderation_reason, r.retired_at,
+	(SELECT i.sha256 FROM catalog_reward_images i WHERE i.reward_id = r.id) AS image_sha256,
 	r.created_at, r.updated_at`
 
 func (r rewardRow) reward() Reward {
-	out := Reward{ID: r.ID, PartnerID: r.PartnerID, Title: r.Title, Description: r.Description,
+	out := Reward{ID: r.ID, PartnerID: deref(r.PartnerID), Owner: OwnerPartner, Title: r.Title, Description: r.Description,
 		Category: Category(r.Category), PricePoints: r.PricePoints,
 		Value:      money.Money{Minor: r.ValueMinor, Currency: r.ValueCurrency},
 		StockTotal: r.StockTotal, StockRemaining: r.StockRemaining, ValidFrom: utcPtr(r.ValidFrom),
 		ValidUntil: utcPtr(r.ValidUntil), PerMemberLimit: r.PerMemberLimit, Fulfilment: Fulfilment(r.Fulfilment),
 		FulfilmentHours: r.FulfilmentHours, Status: Status(r.Status), Visibility: Visibility(r.Visibility),
 		Featured: r.Featured, VouchersAvailable: r.VouchersAvailable, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+	out.ModerationReason, out.RetiredAt = r.ModerationReason, utcPtr(r.RetiredAt)
+	if r.PartnerID == nil {
+		out.Owner = OwnerOperator
+	}
+	if r.ImageSHA256 != nil {
+		// The digest in the address lets browsers cache an image for good:
+		// a new image is a new address.
+		out.ImageURL = fmt.Sprintf("/catalog/images/%d?v=%.12s", r.ID, *r.ImageSHA256)
+	}
 	// The columns are CHECKed JSON of the right shape, written by this package.
 	_ = json.Unmarshal([]byte(r.TierPrices), &out.TierPrices)
 	_ = json.Unmarshal([]byte(r.EligibleTiers), &out.EligibleTiers)
 	_ = json.Unmarshal([]byte(r.BlackoutDates), &out.BlackoutDates)
 	return out
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// nullID is NULL for 0 (an operator reward's partner).
+func nullID(id int64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	return &id
 }
 
 func utcPtr(t *time.Time) *time.Time {
@@ -98,7 +127,7 @@ func insertReward(tx *gorm.DB, partnerID int64, in RewardInput, now time.Time) (
 		eligible_tiers, value_minor, value_currency, stock_total, stock_remaining, valid_from, valid_until, blackout_dates,
 		per_member_limit, fulfilment, fulfilment_hours, status, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		partnerID, in.Title, in.Description, string(in.Category), in.PricePoints, mustJSON(in.TierPrices),
+		nullID(partnerID), in.Title, in.Description, string(in.Category), in.PricePoints, mustJSON(in.TierPrices),
 		mustJSON(in.EligibleTiers), in.Value.Minor, in.Value.Currency, in.StockTotal, in.StockTotal,
 		in.ValidFrom, in.ValidUntil, mustJSON(in.BlackoutDates), in.PerMemberLimit, string(in.Fulfilment),
 		in.FulfilmentHours, string(in.Status), now, now).Scan(&id).Error
@@ -167,7 +196,7 @@ type orderRow struct {
 	ID                   int64
 	MemberID             int64
 	RewardID             int64
-	PartnerID            int64
+	PartnerID            *int64
 	RewardTitle          string
 	Category             string
 	Points               int64
@@ -193,7 +222,7 @@ const orderColumns = `o.id, o.member_id, o.reward_id, o.partner_id, r.title AS r
 	o.created_at, o.closed_at`
 
 func (r orderRow) order() Order {
-	o := Order{ID: r.ID, MemberID: r.MemberID, RewardID: r.RewardID, PartnerID: r.PartnerID,
+	o := Order{ID: r.ID, MemberID: r.MemberID, RewardID: r.RewardID, PartnerID: deref(r.PartnerID),
 		RewardTitle: r.RewardTitle, Category: Category(r.Category), Points: r.Points, Status: OrderStatus(r.Status),
 		Fulfilment: Fulfilment(r.Fulfilment), Reason: r.Reason, HoldID: r.HoldID, RedemptionRate: r.RedemptionRate,
 		Currency: r.Currency, DeadlineAt: r.DeadlineAt.UTC(), CreatedAt: r.CreatedAt.UTC(), ClosedAt: utcPtr(r.ClosedAt)}
@@ -285,4 +314,8 @@ func parseCursor(c string) (int64, error) {
 		return 0, validation.New("cursor", "is not a cursor returned by this list")
 	}
 	return id, nil
+}
+
+func unmarshalObject(text string, out *map[string]any) error {
+	return json.Unmarshal([]byte(text), out)
 }

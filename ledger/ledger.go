@@ -24,13 +24,16 @@ const (
 	KindOperatorPromotions  AccountKind = "operator_promotions"
 	KindOperatorAdjustments AccountKind = "operator_adjustments"
 	KindOperatorFees        AccountKind = "operator_fees"
+	// KindOperatorRedeemed receives the points of redemptions the operator
+	// bears itself (its own catalog rewards): no partner is reimbursed.
+	KindOperatorRedeemed AccountKind = "operator_redeemed"
 )
 
 // Valid reports whether k is one of the known kinds.
 func (k AccountKind) Valid() bool {
 	switch k {
 	case KindMember, KindPartnerIssued, KindPartnerRedeemed, KindPartnerExchangeIn, KindPartnerExchangeOut,
-		KindOperatorBreakage, KindOperatorPromotions, KindOperatorAdjustments, KindOperatorFees:
+		KindOperatorBreakage, KindOperatorPromotions, KindOperatorAdjustments, KindOperatorFees, KindOperatorRedeemed:
 		return true
 	}
 	return false

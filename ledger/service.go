@@ -277,7 +277,7 @@ func (s *Service) Hold(ctx context.Context, r HoldRequest) (Hold, error) {
 		if err := tx.Raw(`INSERT INTO ledger_holds (account_id, member_id, partner_id, points, status, purpose, destination,
 			expires_at, created_at, external_ref, details, idempotency_scope, idempotency_key)
 			VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?::text::json, ?, ?) RETURNING `+holdColumns,
-			m.ID, r.MemberID, r.PartnerID, int64(r.Points), r.Purpose, string(r.Destination), r.ExpiresAt.UTC().Truncate(time.Microsecond),
+			m.ID, r.MemberID, nullID(r.PartnerID), int64(r.Points), r.Purpose, string(r.Destination), r.ExpiresAt.UTC().Truncate(time.Microsecond),
 			now, r.ExternalRef, details, r.Idem.Scope, r.Idem.Key).Scan(&rows).Error; err != nil {
 			return Hold{}, fmt.Errorf("insert hold: %w", translate(err))
 		}
@@ -309,7 +309,7 @@ func (s *Service) Capture(ctx context.Context, r CaptureRequest) (Transaction, e
 		if err != nil {
 			return Transaction{}, err
 		}
-		destKey := accountKey{peek.Destination, peek.PartnerID}
+		destKey := accountKey{peek.Destination, database.Deref(peek.PartnerID)}
 		ids, err := ensureAccounts(tx, destKey)
 		if err != nil {
 			return Transaction{}, err
@@ -334,11 +334,11 @@ func (s *Service) Capture(ctx context.Context, r CaptureRequest) (Transaction, e
 		}
 		m.Balance -= amount
 		m.Held -= h.Points
-		t, err := insertTransaction(tx, posting{Type: TypeCapture, MemberID: h.MemberID, PartnerID: h.PartnerID,
+		t, err := insertTransaction(tx, posting{Type: TypeCapture, MemberID: h.MemberID, PartnerID: database.Deref(h.PartnerID),
 			Points: Points(amount), OccurredAt: now, ExternalRef: h.ExternalRef, HoldID: h.ID, Details: h.details(),
 			BalanceAfter: Points(m.Balance), Idem: &r.Idem, Entries: []Entry{
 				{AccountID: m.ID, Kind: KindMember, OwnerID: h.MemberID, Points: Points(-amount)},
-				{AccountID: ids[destKey], Kind: h.Destination, OwnerID: h.PartnerID, Points: Points(amount)},
+				{AccountID: ids[destKey], Kind: h.Destination, OwnerID: database.Deref(h.PartnerID), Points: Points(amount)},
 			}}, now)
 		if err != nil {
 			return Transaction{}, err
@@ -1313,12 +1313,19 @@ func (r HoldRequest) validate(now time.Time) error {
 	var v validation.Error
 	checkIdem(&v, r.Idem)
 	v.Check(r.MemberID > 0, "member_id", "is required")
-	v.Check(r.PartnerID > 0, "partner_id", "is required")
+	// A hold into operator_redeemed (an operator catalog order) names no
+	// partner; every other hold names the partner it pays.
+	if r.Destination == KindOperatorRedeemed {
+		v.Check(r.PartnerID == 0, "partner_id", "must be empty for a redemption the operator bears")
+		v.Check(r.Purpose == "order", "purpose", "must be order for a redemption the operator bears")
+	} else {
+		v.Check(r.PartnerID > 0, "partner_id", "is required")
+	}
 	v.Check(r.Points > 0, "points", "must be positive")
 	v.Check(r.ExpiresAt.After(now), "expires_at", "must be in the future")
 	v.Check(r.Purpose == "pos" || r.Purpose == "order" || r.Purpose == "exchange", "purpose", "must be pos, order or exchange")
-	v.Check(r.Destination == KindPartnerRedeemed || r.Destination == KindPartnerExchangeOut, "destination",
-		"must be partner_redeemed or partner_exchange_out")
+	v.Check(r.Destination == KindPartnerRedeemed || r.Destination == KindPartnerExchangeOut || r.Destination == KindOperatorRedeemed,
+		"destination", "must be partner_redeemed, partner_exchange_out or operator_redeemed")
 	v.Check(len(r.ExternalRef) <= 200, "external_ref", "must be at most 200 characters")
 	checkDetails(&v, r.Details)
 	return v.Err()

@@ -487,7 +487,7 @@ type holdRow struct {
 	ID                   int64
 	AccountID            int64
 	MemberID             int64
-	PartnerID            int64
+	PartnerID            *int64
 	Points               int64
 	Captured             int64
 	Status               HoldStatus
@@ -505,7 +505,7 @@ const holdColumns = `id, account_id, member_id, partner_id, points, captured, st
 	created_at, closed_at, capture_transaction_id, external_ref, details::text AS details`
 
 func (r holdRow) hold() Hold {
-	h := Hold{ID: r.ID, MemberID: r.MemberID, PartnerID: r.PartnerID, Points: Points(r.Points), Captured: Points(r.Captured),
+	h := Hold{ID: r.ID, MemberID: r.MemberID, PartnerID: database.Deref(r.PartnerID), Points: Points(r.Points), Captured: Points(r.Captured),
 		Status: r.Status, Purpose: r.Purpose, Destination: r.Destination, ExpiresAt: r.ExpiresAt.UTC(),
 		CreatedAt: r.CreatedAt.UTC(), CaptureTransactionID: database.Deref(r.CaptureTransactionID), ExternalRef: r.ExternalRef}
 	if r.ClosedAt != nil {

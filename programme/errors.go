@@ -16,6 +16,10 @@ var (
 	ErrAlreadyEmployee = errors.New("member already belongs to a company")
 	// ErrCompanyLevelNotFound: no company level is defined for the spend.
 	ErrCompanyLevelNotFound = errors.New("no company level defined")
+	// ErrEmployeeNotFound: the member is not linked to any company.
+	ErrEmployeeNotFound = errors.New("employee not found")
+	// ErrCorporatePartnerNotFound: the partner is not a corporate partner.
+	ErrCorporatePartnerNotFound = errors.New("corporate partner not found")
 	// ErrUnknownCompanyLevel: no company level has that code.
 	ErrUnknownCompanyLevel = errors.New("company level not found")
 )

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -226,4 +227,44 @@ func TestAdminProgrammeCompanies(t *testing.T) {
 	if err := e.db.Raw(`SELECT count(*) FROM programme_corporate_partners WHERE partner_id = ?`, p.ID).Scan(&n).Error; err != nil || n != 1 {
 		t.Fatalf("corporate partner rows for %d = %d (%v); want 1", p.ID, n, err)
 	}
+	// Read back: lists (paged, filtered) and one of each, for any role.
+	co2 := e.expect(http.StatusCreated, "", "POST", "/v1/admin/programme/companies", admin,
+		map[string]any{"name": "Globex", "email": "travel@globex.test"})
+	all := e.expect(http.StatusOK, "", "GET", "/v1/admin/programme/companies?limit=1", support, nil)
+	if data := all["data"].([]any); len(data) != 1 || all["next_cursor"] == "" {
+		t.Fatalf("first page of companies = %v; want one and a cursor", all)
+	}
+	rest := e.expect(http.StatusOK, "", "GET", "/v1/admin/programme/companies?limit=1&cursor="+all["next_cursor"].(string), support, nil)
+	if data := rest["data"].([]any); len(data) != 1 || data[0].(map[string]any)["name"] != "Globex" || rest["next_cursor"] != "" {
+		t.Fatalf("second page of companies = %v; want Globex and no cursor", rest)
+	}
+	named := e.expect(http.StatusOK, "", "GET", "/v1/admin/programme/companies?name=acme", finance, nil)
+	if data := named["data"].([]any); len(data) != 1 || data[0].(map[string]any)["name"] != "Acme Ltd" {
+		t.Fatalf("companies named acme = %v", named)
+	}
+	one := e.expect(http.StatusOK, "", "GET", "/v1/admin/programme/companies/"+idOf(t, co2), support, nil)
+	if one["name"] != "Globex" {
+		t.Fatalf("GET company = %v", one)
+	}
+	e.expect(http.StatusNotFound, "company_not_found", "GET", "/v1/admin/programme/companies/999999", support, nil)
+	staff := e.expect(http.StatusOK, "", "GET", "/v1/admin/programme/employees?can_spend=true&company_id="+idOf(t, co), support, nil)
+	if data := staff["data"].([]any); len(data) != 1 || data[0].(map[string]any)["member_id"] != float64(m.ID) {
+		t.Fatalf("designated employees = %v; want member %d", staff, m.ID)
+	}
+	none := e.expect(http.StatusOK, "", "GET", "/v1/admin/programme/employees?company_id="+idOf(t, co2), support, nil)
+	if data := none["data"].([]any); len(data) != 0 {
+		t.Fatalf("employees of Globex = %v; want none", none)
+	}
+	e.expectField("can_spend", "GET", "/v1/admin/programme/employees?can_spend=maybe", support, nil)
+	emp := e.expect(http.StatusOK, "", "GET", fmt.Sprintf("/v1/admin/programme/employees/%d", m.ID), support, nil)
+	if emp["company_id"] != co["id"] || emp["can_spend"] != true {
+		t.Fatalf("GET employee = %v", emp)
+	}
+	e.expect(http.StatusNotFound, "employee_not_found", "GET", fmt.Sprintf("/v1/admin/programme/employees/%d", m.ID+1000), support, nil)
+	cps := e.expect(http.StatusOK, "", "GET", "/v1/admin/programme/corporate-partners", support, nil)
+	if data := cps["data"].([]any); len(data) != 1 || data[0].(map[string]any)["partner_id"] != float64(p.ID) {
+		t.Fatalf("corporate partners = %v", cps)
+	}
+	e.expect(http.StatusOK, "", "GET", fmt.Sprintf("/v1/admin/programme/corporate-partners/%d", p.ID), support, nil)
+	e.expect(http.StatusNotFound, "corporate_partner_not_found", "GET", fmt.Sprintf("/v1/admin/programme/corporate-partners/%d", p.ID+1000), support, nil)
 }

@@ -65,7 +65,7 @@ func newBadInputFixture(t *testing.T) *badInputFixture {
 		"price_points": 1000, "value": map[string]any{"minor": 9000, "currency": "EUR"}, "fulfilment": "async"})
 	rid := int64(reward["id"].(float64))
 	visible := catalog.VisibilityVisible
-	if _, err := e.cat.Moderate(e.ctx, rid, catalog.Moderation{Visibility: &visible}); err != nil {
+	if _, err := e.cat.Moderate(e.ctx, "ops@test", rid, catalog.Moderation{Visibility: &visible}); err != nil {
 		t.Fatal(err)
 	}
 	sim := httptest.NewServer(partnersim.New(partnersim.Config{APIKey: "k"}).Handler())

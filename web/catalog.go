@@ -45,7 +45,8 @@ func (r rewardRequest) input() catalog.RewardInput {
 
 type rewardJSON struct {
 	ID                int64            `json:"id"`
-	PartnerID         int64            `json:"partner_id"`
+	PartnerID         *int64           `json:"partner_id"`
+	Owner             string           `json:"owner"`
 	Title             string           `json:"title"`
 	Description       string           `json:"description"`
 	Category          string           `json:"category"`
@@ -65,25 +66,39 @@ type rewardJSON struct {
 	Visibility        string           `json:"visibility"`
 	Featured          bool             `json:"featured"`
 	VouchersAvailable int64            `json:"vouchers_available"`
+	ModerationReason  string           `json:"moderation_reason,omitempty"`
+	RetiredAt         *time.Time       `json:"retired_at,omitempty"`
+	ImageURL          string           `json:"image_url,omitempty"`
 	CreatedAt         time.Time        `json:"created_at"`
 	UpdatedAt         time.Time        `json:"updated_at"`
 }
 
 func rewardOut(r catalog.Reward) rewardJSON {
-	return rewardJSON{ID: r.ID, PartnerID: r.PartnerID, Title: r.Title, Description: r.Description,
+	return rewardJSON{ID: r.ID, PartnerID: partnerRef(r.PartnerID), Owner: string(r.Owner), Title: r.Title, Description: r.Description,
 		Category: string(r.Category), PricePoints: r.PricePoints, TierPrices: orEmptyMap(r.TierPrices),
 		EligibleTiers: orEmpty(r.EligibleTiers), Value: r.Value,
 		StockTotal: r.StockTotal, StockRemaining: r.StockRemaining, ValidFrom: r.ValidFrom, ValidUntil: r.ValidUntil,
 		BlackoutDates: orEmpty(r.BlackoutDates), PerMemberLimit: r.PerMemberLimit, Fulfilment: string(r.Fulfilment),
 		FulfilmentHours: r.FulfilmentHours, Status: string(r.Status), Visibility: string(r.Visibility),
-		Featured: r.Featured, VouchersAvailable: r.VouchersAvailable, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		Featured: r.Featured, VouchersAvailable: r.VouchersAvailable, ModerationReason: r.ModerationReason,
+		RetiredAt: r.RetiredAt, ImageURL: r.ImageURL, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+// partnerRef is a reward's or order's partner, null for the operator's own.
+func partnerRef(id int64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	return &id
 }
 
 // offerJSON is a reward as a member sees it: its price for the member's
 // tier, whether the member can afford it, and no partner-side counters.
 type offerJSON struct {
 	ID             int64       `json:"id"`
-	PartnerID      int64       `json:"partner_id"`
+	PartnerID      *int64      `json:"partner_id"`
+	Owner          string      `json:"owner"`
+	ImageURL       string      `json:"image_url,omitempty"`
 	Title          string      `json:"title"`
 	Description    string      `json:"description"`
 	Category       string      `json:"category"`
@@ -99,7 +114,7 @@ type offerJSON struct {
 }
 
 func offerOut(o catalog.Offer) offerJSON {
-	return offerJSON{ID: o.ID, PartnerID: o.PartnerID, Title: o.Title, Description: o.Description,
+	return offerJSON{ID: o.ID, PartnerID: partnerRef(o.PartnerID), Owner: string(o.Owner), ImageURL: o.ImageURL, Title: o.Title, Description: o.Description,
 		Category: string(o.Category), Price: o.Price, Affordable: o.Affordable,
 		Value: o.Value, StockRemaining: o.StockRemaining,
 		ValidUntil: o.ValidUntil, BlackoutDates: orEmpty(o.BlackoutDates), PerMemberLimit: o.PerMemberLimit,
@@ -110,7 +125,7 @@ type orderJSON struct {
 	ID                   int64      `json:"id"`
 	MemberID             int64      `json:"member_id"`
 	RewardID             int64      `json:"reward_id"`
-	PartnerID            int64      `json:"partner_id"`
+	PartnerID            *int64     `json:"partner_id"`
 	RewardTitle          string     `json:"reward_title"`
 	Category             string     `json:"category"`
 	Points               int64      `json:"points"`
@@ -126,7 +141,7 @@ type orderJSON struct {
 }
 
 func orderOut(o catalog.Order) orderJSON {
-	return orderJSON{ID: o.ID, MemberID: o.MemberID, RewardID: o.RewardID, PartnerID: o.PartnerID,
+	return orderJSON{ID: o.ID, MemberID: o.MemberID, RewardID: o.RewardID, PartnerID: partnerRef(o.PartnerID),
 		RewardTitle: o.RewardTitle, Category: string(o.Category), Points: o.Points, Status: string(o.Status),
 		Fulfilment: string(o.Fulfilment), ServiceDate: o.ServiceDate, Reference: o.Reference, Reason: o.Reason,
 		CaptureTransactionID: o.CaptureTransactionID, DeadlineAt: o.DeadlineAt, CreatedAt: o.CreatedAt, ClosedAt: o.ClosedAt}
@@ -344,6 +359,11 @@ func (s *Server) adminListRewards(c *gin.Context) {
 		v.Check(err == nil && id > 0, "partner_id", "must be a partner id")
 		q.PartnerID = id
 	}
+	q.Owner = catalog.Owner(c.Query("owner"))
+	v.Check(q.Owner == "" || q.Owner == catalog.OwnerOperator || q.Owner == catalog.OwnerPartner, "owner", "must be operator or partner")
+	q.Visibility = catalog.Visibility(c.Query("visibility"))
+	v.Check(q.Visibility == "" || q.Visibility == catalog.VisibilityVisible || q.Visibility == catalog.VisibilityHidden ||
+		q.Visibility == catalog.VisibilitySuspended, "visibility", "must be visible, hidden or suspended")
 	if err := v.Err(); err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -365,17 +385,18 @@ func (s *Server) adminModerateReward(c *gin.Context) {
 	var req struct {
 		Featured   *bool   `json:"featured"`
 		Visibility *string `json:"visibility"`
+		Reason     string  `json:"reason"`
 	}
 	if _, err := decodeJSON(c, &req); err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	m := catalog.Moderation{Featured: req.Featured}
+	m := catalog.Moderation{Featured: req.Featured, Reason: req.Reason}
 	if req.Visibility != nil {
 		vis := catalog.Visibility(*req.Visibility)
 		m.Visibility = &vis
 	}
-	r, err := s.deps.Catalog.Moderate(c.Request.Context(), id, m)
+	r, err := s.deps.Catalog.Moderate(c.Request.Context(), actor(c), id, m)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return

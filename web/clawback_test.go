@@ -191,7 +191,7 @@ func TestClawbackNeverVoidsAHoldInFlight(t *testing.T) {
 			reward := e.must(201, "POST", "/v1/catalog/rewards", hotelTok, map[string]any{"title": "Free night", "category": "hotel_night",
 				"price_points": 1000, "value": map[string]any{"minor": 9000, "currency": "EUR"}, "fulfilment": "async"})
 			visible := catalog.VisibilityVisible
-			if _, err := e.cat.Moderate(e.ctx, num(reward["id"]), catalog.Moderation{Visibility: &visible}); err != nil {
+			if _, err := e.cat.Moderate(e.ctx, "ops@test", num(reward["id"]), catalog.Moderation{Visibility: &visible}); err != nil {
 				t.Fatal(err)
 			}
 			var id int64

@@ -299,7 +299,7 @@ func TestTenantIsolationOnEveryPartnerRoute(t *testing.T) {
 	rewardID := idStr(t, reward["id"])
 	rid := int64(reward["id"].(float64))
 	visible := catalog.VisibilityVisible
-	if _, err := e.cat.Moderate(e.ctx, rid, catalog.Moderation{Visibility: &visible}); err != nil {
+	if _, err := e.cat.Moderate(e.ctx, "ops@test", rid, catalog.Moderation{Visibility: &visible}); err != nil {
 		t.Fatal(err)
 	}
 	order, err := e.cat.PlaceOrder(e.ctx, mID, "order-1", catalog.OrderInput{RewardID: rid})

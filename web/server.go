@@ -300,6 +300,15 @@ func (s *Server) Handler() http.Handler {
 	// Catalog moderation (web/catalog.go).
 	a.GET("/catalog/rewards", all, s.adminListRewards)
 	a.POST("/catalog/rewards/:id/moderation", adm, s.adminModerateReward)
+	// The operator's own rewards (web/admin_catalog.go).
+	a.POST("/catalog/rewards", adm, s.adminCreateOperatorReward)
+	a.GET("/catalog/rewards/:id", all, s.adminGetReward)
+	a.PUT("/catalog/rewards/:id", adm, s.adminUpdateOperatorReward)
+	a.POST("/catalog/rewards/:id/retire", adm, s.adminRetireReward)
+	a.POST("/catalog/rewards/:id/stock", adm, s.adminChangeStock)
+	a.POST("/catalog/rewards/:id/vouchers", adm, s.adminUploadOperatorVouchers)
+	a.PUT("/catalog/rewards/:id/image", adm, s.adminSetRewardImage)
+	a.GET("/catalog/rewards/:id/events", all, s.adminRewardEvents)
 	// Settlement: periods, rates, statements, adjustments, reconciliation
 	// (web/settlement.go).
 	a.GET("/settlement/periods", all, s.adminListPeriods)
@@ -337,6 +346,12 @@ func (s *Server) Handler() http.Handler {
 	a.POST("/programme/companies", adm, s.adminCreateCompany)
 	a.POST("/programme/companies/:id/employees", adm, s.adminAddEmployee)
 	a.POST("/programme/corporate-partners", adm, s.adminAddCorporatePartner)
+	a.GET("/programme/companies", all, s.adminListCompanies)
+	a.GET("/programme/companies/:id", all, s.adminGetCompany)
+	a.GET("/programme/employees", all, s.adminListEmployees)
+	a.GET("/programme/employees/:member_id", all, s.adminGetEmployee)
+	a.GET("/programme/corporate-partners", all, s.adminListCorporatePartners)
+	a.GET("/programme/corporate-partners/:partner_id", all, s.adminGetCorporatePartner)
 
 	// Reading long work and records: job runs (long work such as closing a
 	// period answers 202 with its run; web/jobs.go), the transactions behind
@@ -375,6 +390,14 @@ func (s *Server) Handler() http.Handler {
 	cs.POST("/members/:id/merge", cAdm, s.consoleMerge)
 	cs.GET("/catalog", cAll, s.consoleCatalog)
 	cs.POST("/catalog/:id/moderation", cAdm, s.consoleModerate)
+	// The operator's own rewards (web/ui_console_catalog.go).
+	cs.POST("/catalog", cAdm, s.consoleCreateReward)
+	cs.GET("/catalog/:id", cAll, s.consoleReward)
+	cs.POST("/catalog/:id", cAdm, s.consoleUpdateReward)
+	cs.POST("/catalog/:id/stock", cAdm, s.consoleChangeStock)
+	cs.POST("/catalog/:id/vouchers", cAdm, s.consoleUploadVouchers)
+	cs.POST("/catalog/:id/image", cAdm, s.consoleSetRewardImage)
+	cs.POST("/catalog/:id/retire", cAdm, s.consoleRetireReward)
 	cs.GET("/settlement", cAll, s.consoleSettlement)
 	cs.GET("/settlement/:month", cAll, s.consolePeriod)
 	cs.POST("/settlement/:month/close", cFin, s.consoleClosePeriod)
@@ -467,6 +490,8 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})))
 	r.GET("/openapi.json", s.openapi)
+	// Reward images, public like the catalog they illustrate (web/admin_catalog.go).
+	r.GET("/catalog/images/:id", s.rewardImage)
 	docs := r.Group("/docs", docsHeaders())
 	docs.GET("", s.docsPage)
 	docs.GET("/static/*file", serveStatic)

@@ -14,7 +14,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/coalitionhub/hub/access"
-	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/validation"
@@ -404,33 +403,6 @@ func (s *Server) consoleMerge(c *gin.Context) {
 }
 
 // ---- catalog moderation
-
-func (s *Server) consoleCatalog(c *gin.Context) {
-	list, next, err := s.deps.Catalog.Rewards(c.Request.Context(), catalog.RewardQuery{Cursor: c.Query("cursor"), Limit: 100})
-	if err != nil {
-		s.pageError(c, "console", err)
-		return
-	}
-	data := gin.H{"Rewards": list, "Partners": s.partnerNames(c),
-		"Visibilities": []catalog.Visibility{catalog.VisibilityVisible, catalog.VisibilityHidden, catalog.VisibilitySuspended}}
-	if next != "" {
-		data["Next"] = "/console/catalog?cursor=" + next
-	}
-	s.render(c, "console_catalog", consolePage("catalog", "Catalog moderation", data))
-}
-
-func (s *Server) consoleModerate(c *gin.Context) {
-	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
-	vis := catalog.Visibility(c.PostForm("visibility"))
-	featured := c.PostForm("featured") == "on"
-	_, err := s.deps.Catalog.Moderate(c.Request.Context(), id, catalog.Moderation{Visibility: &vis, Featured: &featured})
-	s.audit(c, "reward.moderate", "reward:"+c.Param("id"), fmt.Sprintf("visibility %s, featured %t", vis, featured), err)
-	if err != nil {
-		s.failBack(c, "/console/catalog", err)
-		return
-	}
-	okBack(c, "/console/catalog", fmt.Sprintf("Reward %d is %s.", id, vis))
-}
 
 // ---- settlement
 

@@ -62,6 +62,50 @@ func (s *Server) programmePage(c *gin.Context, status int, form string, posted u
 		return
 	}
 
+	// The corporate side read back: companies (?name, ?companies= cursor),
+	// the employees of one company (?company=) or all, corporate partners.
+	var v validation.Error
+	coQ := programme.CompanyQuery{Name: c.Query("name"), Limit: 50}
+	if raw := c.Query("companies"); raw != "" {
+		coQ.After = formInt(raw, "companies", &v)
+	}
+	empQ := programme.EmployeeQuery{Limit: 50}
+	if raw := c.Query("company"); raw != "" {
+		empQ.CompanyID = formInt(raw, "company", &v)
+	}
+	if raw := c.Query("employees"); raw != "" {
+		empQ.After = formInt(raw, "employees", &v)
+	}
+	if lerr := v.Err(); lerr != nil {
+		s.pageError(c, "console", lerr)
+		return
+	}
+	companies, moreCo, lerr := s.deps.Programme.Companies(ctx, coQ)
+	if lerr != nil {
+		s.pageError(c, "console", lerr)
+		return
+	}
+	employees, moreEmp, lerr := s.deps.Programme.Employees(ctx, empQ)
+	if lerr != nil {
+		s.pageError(c, "console", lerr)
+		return
+	}
+	corporate, _, lerr := s.deps.Programme.CorporatePartners(ctx, 0, 200)
+	if lerr != nil {
+		s.pageError(c, "console", lerr)
+		return
+	}
+	lists := gin.H{"Companies": companies, "Employees": employees, "Corporate": corporate,
+		"CompanyFilter": empQ.CompanyID, "NameFilter": coQ.Name, "PartnerNames": s.partnerNames(c)}
+	if moreCo {
+		lists["CompaniesNext"] = fmt.Sprintf("/console/programme?name=%s&companies=%d#company-list",
+			url.QueryEscape(coQ.Name), companies[len(companies)-1].ID)
+	}
+	if moreEmp {
+		lists["EmployeesNext"] = fmt.Sprintf("/console/programme?company=%d&employees=%d#employee-list",
+			empQ.CompanyID, employees[len(employees)-1].MemberID)
+	}
+
 	f := newFormState()
 	f.set("policy", "currency", pol.Currency)
 	f.set("policy", "expiry_mode", string(pol.ExpiryMode))
@@ -117,7 +161,7 @@ func (s *Server) programmePage(c *gin.Context, status int, form string, posted u
 		f.refused(form, posted, err, programmeFieldAliases[form])
 	}
 	page := consolePage("programme", "Programme", formData(f, gin.H{"Policy": pol, "Tiers": tiers, "Levels": levels,
-		"Metrics": programmeMetrics, "Partners": partnerList}))
+		"Metrics": programmeMetrics, "Partners": partnerList, "Lists": lists}))
 	if err != nil {
 		page.Error = s.friendly(c, err)
 	}
