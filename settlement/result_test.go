@@ -269,7 +269,7 @@ func TestBuildFinanceRoundings(t *testing.T) {
 			// even); issued 8 at once would be 0.04: the groups are apart.
 			in: financeInput{docs: []Document{{PartnerID: eur, Currency: "EUR", Lines: []Line{
 				{Kind: LineIssued, Points: 8, Amount: money.Money{Minor: -4, Currency: "EUR"}}}}},
-				flows: []pricedFlow{{eur, ledger.FlowIssued, nd("0.005"), 5}, {eur, ledger.FlowExchangeIn, nd("0.005"), 3}},
+				flows:   []pricedFlow{{eur, ledger.FlowIssued, nd("0.005"), 5}, {eur, ledger.FlowExchangeIn, nd("0.005"), 3}},
 				closing: []liabilityRow{{eur, nd("0.005"), 8}}},
 			check: func(t *testing.T, r FinanceReport) {
 				l := r.Liability[0].Value
@@ -286,7 +286,7 @@ func TestBuildFinanceRoundings(t *testing.T) {
 			// flows 2 + 0 = 2 while 6 outstanding are 0.03.
 			in: financeInput{docs: []Document{{PartnerID: eur, Currency: "EUR", Lines: []Line{
 				{Kind: LineIssued, Points: 6, Amount: money.Money{Minor: -3, Currency: "EUR"}}}}},
-				flows: []pricedFlow{{eur, ledger.FlowIssued, nd("0.005"), 5}, {eur, ledger.FlowMoved, nd("0.005"), 1}},
+				flows:   []pricedFlow{{eur, ledger.FlowIssued, nd("0.005"), 5}, {eur, ledger.FlowMoved, nd("0.005"), 1}},
 				closing: []liabilityRow{{eur, nd("0.005"), 6}}},
 			check: func(t *testing.T, r FinanceReport) {
 				l := r.Liability[0].Value
