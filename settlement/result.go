@@ -156,6 +156,10 @@ func (l *LiabilityFigures) flow(class string) *int64 {
 	}
 }
 
+// Other is what is neither issued, redeemed, expired nor exchanged: the
+// operator's adjustments, transfers and merges, FX and rounding.
+func (l LiabilityFigures) Other() int64 { return l.Adjusted + l.Moved + l.FX + l.Rounding }
+
 func (l LiabilityFigures) flows() int64 {
 	return l.Issued + l.ExchangeIn + l.Redeemed + l.ExchangeOut + l.Expired + l.Adjusted + l.Moved
 }

@@ -17,10 +17,17 @@ type waterfallStep struct {
 // svgWaterfall draws a horizontal waterfall in money: one row per step, its
 // label and signed amount above a bar that runs from the running sum before
 // the step to the one after it (rises and falls in two colours), totals from
-// zero. Horizontal, so that a phone shows every label whole. It follows
+// zero; steps of zero are left out. Horizontal, so that a phone shows every label whole. It follows
 // svgBars: positions in percent of the page's width, sizes in CSS pixels.
-func svgWaterfall(title, currency string, steps []waterfallStep) template.HTML {
+func svgWaterfall(title, currency string, all []waterfallStep) template.HTML {
 	const rowH, top = 46, 8
+	// A step that changes nothing is left out; totals always show.
+	var steps []waterfallStep
+	for _, s := range all {
+		if s.Total || s.Delta != 0 {
+			steps = append(steps, s)
+		}
+	}
 	h := top + max(len(steps), 1)*rowH + 6
 	var b strings.Builder
 	fmt.Fprintf(&b, `<figcaption class="chart-title">%s</figcaption>`, esc(title))
