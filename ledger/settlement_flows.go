@@ -30,45 +30,39 @@ type LotFlow struct {
 	Points          int64
 }
 
-// SettledLotFlows is LotMoves of the transactions batch settled, split by
-// flow class: the sum over classes of an (issuer, bucket) is LotMoves'.
-// It reads through the mapping (not the id range a close uses): it serves
-// reports of closed batches, whose transactions never change.
-func SettledLotFlows(tx *gorm.DB, batch int64, bounds []time.Time) ([]LotFlow, error) {
+// LotFlows is LotMoves split by flow class: the sum over classes of an
+// (issuer, bucket) is LotMoves'. It reads the batch's id range like the
+// close's aggregates (b prepared by PrepareSettled for a closed batch).
+func (b Batch) LotFlows(tx *gorm.DB, bounds []time.Time) ([]LotFlow, error) {
+	xo, err := partnerAccounts(tx, "partner_exchange_out")
+	if err != nil {
+		return nil, err
+	}
 	var rows []LotFlow
-	err := tx.Raw(`WITH t AS (
+	err = tx.Raw(`WITH xo AS (
+		SELECT DISTINCT e.transaction_id AS id FROM ledger_entries e WHERE e.account_id = ANY(CAST(@xo AS bigint[]))),
+	t AS (
 		SELECT lt.id, CASE
 			WHEN coalesce(o.type, lt.type) = 'earn'
 			     AND (coalesce(o.details, lt.details) -> 'exchange' ->> 'direction') = 'inbound' THEN 'exchange_in'
 			WHEN coalesce(o.type, lt.type) = 'earn' THEN 'issued'
-			WHEN coalesce(o.type, lt.type) IN ('burn', 'capture') AND EXISTS (SELECT 1 FROM ledger_entries e
-			     JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'partner_exchange_out'
-			     WHERE e.transaction_id = coalesce(o.id, lt.id)) THEN 'exchange_out'
+			WHEN coalesce(o.type, lt.type) IN ('burn', 'capture') AND xo.id IS NOT NULL THEN 'exchange_out'
 			WHEN coalesce(o.type, lt.type) IN ('burn', 'capture') THEN 'redeemed'
 			WHEN lt.type IN ('expiry', 'forfeit') THEN 'expired'
 			WHEN lt.type = 'adjustment' THEN 'adjusted'
 			ELSE 'moved' END AS class
-		FROM ledger_settlements s JOIN ledger_transactions lt ON lt.id = s.transaction_id
-		LEFT JOIN ledger_transactions o ON o.id = lt.reverses_id
-		WHERE s.batch_id = @batch)
+		FROM ledger_transactions lt LEFT JOIN ledger_transactions o ON o.id = lt.reverses_id
+		LEFT JOIN xo ON xo.id = coalesce(lt.reverses_id, lt.id)
+		WHERE `+b.in("lt.id")+`)
 	SELECT issuer_partner_id, bucket, class, sum(points)::bigint AS points FROM (
 		SELECT coalesce(l.issuer_partner_id, 0) AS issuer_partner_id, `+bucket("l.earned_at")+` AS bucket, t.class, l.amount AS points
 		FROM t JOIN ledger_lots l ON l.transaction_id = t.id
+		WHERE `+b.in("l.transaction_id")+`
 		UNION ALL
 		SELECT coalesce(l.issuer_partner_id, 0), `+bucket("l.earned_at")+`, t.class, -lc.points
-		FROM t JOIN ledger_lot_consumptions lc ON lc.transaction_id = t.id JOIN ledger_lots l ON l.id = lc.lot_id) f
+		FROM ledger_lot_consumptions lc JOIN t ON t.id = lc.transaction_id JOIN ledger_lots l ON l.id = lc.lot_id
+		WHERE `+b.in("lc.transaction_id")+`) f
 	GROUP BY 1, 2, 3 HAVING sum(points) <> 0 ORDER BY 1, 2, 3`,
-		map[string]any{"batch": batch, "bounds": timestamps(bounds)}).Scan(&rows).Error
+		b.args(map[string]any{"xo": xo, "bounds": timestamps(bounds)})).Scan(&rows).Error
 	return rows, err
-}
-
-// SettledRedemptions is Batch.Redemptions of the transactions batch
-// settled, start being the batch's start: the points of each issuer redeemed
-// at each redeemer, by bucket of the redemption's time.
-func SettledRedemptions(tx *gorm.DB, batch int64, start time.Time, bounds []time.Time) ([]BatchRedemption, error) {
-	b, err := PrepareSettled(tx, batch, start)
-	if err != nil {
-		return nil, err
-	}
-	return b.Redemptions(tx, bounds)
 }

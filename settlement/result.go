@@ -319,7 +319,11 @@ func (s *Service) computeFinance(tx *gorm.DB, p periodRow) (FinanceReport, error
 		}
 		in.docs = append(in.docs, st.Document)
 	}
-	flows, err := ledger.SettledLotFlows(tx, p.ID, cs.bounds)
+	b, err := ledger.PrepareSettled(tx, p.ID, p.StartsAt)
+	if err != nil {
+		return FinanceReport{}, err
+	}
+	flows, err := b.LotFlows(tx, cs.bounds)
 	if err != nil {
 		return FinanceReport{}, fmt.Errorf("lot flows: %w", err)
 	}
@@ -327,7 +331,7 @@ func (s *Service) computeFinance(tx *gorm.DB, p periodRow) (FinanceReport, error
 		in.flows = append(in.flows, pricedFlow{PartnerID: f.IssuerPartnerID, Class: f.Class, Points: f.Points,
 			Price: price(cs.inForce(f.IssuerPartnerID, f.Bucket), func(c contractVersion) decimal.Decimal { return c.IssuePrice })})
 	}
-	reds, err := ledger.SettledRedemptions(tx, p.ID, p.StartsAt, cs.bounds)
+	reds, err := b.Redemptions(tx, cs.bounds)
 	if err != nil {
 		return FinanceReport{}, fmt.Errorf("redemptions: %w", err)
 	}
