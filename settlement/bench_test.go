@@ -117,3 +117,28 @@ func BenchmarkClosePeriod(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*1.5, "tx/op")
 }
+
+// BenchmarkFinance computes the result and liability roll-forward of a
+// closed generated month (SETTLEMENT_BENCH_TX earns, as BenchmarkClosePeriod)
+// from its closed data, as the first request for it does.
+//
+//	go test -run '^$' -bench Finance -benchtime 1x ./settlement/
+func BenchmarkFinance(b *testing.B) {
+	n := 100000
+	if v, err := strconv.Atoi(os.Getenv("SETTLEMENT_BENCH_TX")); err == nil && v > 0 {
+		n = v
+	}
+	e := newEnvTB(b, at(2026, 9, 1, 12, 0))
+	generateMonth(b, e, n)
+	e.clk.Set(at(2026, 11, 1, 1, 0))
+	if _, err := e.svc.Close(e.ctx, "2026-10", "bench", nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := e.svc.RecomputeFinance(e.ctx, "2026-10"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)*1.5, "tx/op")
+}

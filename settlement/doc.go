@@ -89,6 +89,17 @@
 // when earned. Exchange rates are data per period with their source; a
 // missing rate fails the close (ErrMissingRate) and leaves it closing.
 //
+// # Result and general ledger
+//
+// Per closed period (result.go): the operator's result by partner and in
+// total, and the outstanding liability's roll-forward (opening + flows =
+// closing, in points and money), computed from the period's closed data
+// only and stored once as canonical JSON. Points are a liability at the
+// issue price, released as revenue when redeemed, exchanged out or
+// expired; redemptions cost the redemption rate. journal.go turns the
+// result and statements into a double-entry journal on a configurable
+// chart of accounts (CSV, DATEV Buchungsstapel), balanced per currency.
+//
 // # Reconciliation
 //
 // A partner uploads a CSV (external_ref, type earn|burn, points) for a

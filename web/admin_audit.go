@@ -46,6 +46,7 @@ var adminAuditActions = map[string]string{
 	"POST /v1/admin/settlement/periods/:month/reconciliations":   "reconciliation.upload",
 	"POST /v1/admin/settlement/reconciliation-lines/:id/resolve": "reconciliation.resolve",
 	"POST /v1/admin/logout":                                      "staff.logout",
+	"PUT /v1/admin/settlement/accounts/:kind":                    "settlement.account",
 }
 
 // adminAction is the audit action of a route: its console name, or

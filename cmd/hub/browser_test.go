@@ -222,7 +222,25 @@ func operatorClosesPeriod(t *testing.T, b *browserSession, db *gorm.DB, d browse
 	if !bytes.Contains(csv, []byte(",issued,")) || !bytes.Contains(csv, []byte(","+strconv.FormatInt(d.airlineIssued, 10)+",")) {
 		t.Fatalf("CSV lacks the issued line of %d points:\n%s", d.airlineIssued, csv)
 	}
-	b.visitNav(t, "nav-partners", "nav-members", "nav-catalog", "nav-settlement", "nav-reconciliation", "nav-jobs", "nav-audit", "nav-dashboard")
+	// Finance: the closed period's result and liability roll-forward, and
+	// its general-ledger journal, downloaded as the service writes it.
+	b.run(t, "finance", chromedp.Click(chromedp.CSS("#nav-finance")), chromedp.WaitVisible(chromedp.CSS("#result-waterfall svg")),
+		chromedp.WaitVisible(chromedp.CSS("#liability-waterfall svg")), chromedp.WaitVisible(chromedp.CSS("#result-table")))
+	fr, err := ss.Finance(ctx, d.month)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.expectContains(t, "#total-result", moneyText(fr.Total.Result, "EUR"))
+	b.assertCleanPage(t, "/console/finance/"+d.month)
+	j, err := ss.Journal(ctx, d.month)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.download(t, "#journal-csv"); !bytes.Equal(got, j.CSV()) {
+		t.Fatalf("downloaded journal differs from the service's:\n got %q\nwant %q", got, j.CSV())
+	}
+	b.shots2(t, "console-finance")
+	b.visitNav(t, "nav-partners", "nav-members", "nav-catalog", "nav-settlement", "nav-finance", "nav-reconciliation", "nav-jobs", "nav-audit", "nav-dashboard")
 	// The catalog and a partner's page fit a phone: their tables scroll
 	// inside their own box or become cards (shots2 checks the width).
 	b.run(t, "the console catalog", chromedp.Navigate(b.url("/console/catalog")), chromedp.WaitVisible(chromedp.CSS("#rewards")))
@@ -460,6 +478,18 @@ func pointsText(n int64) string {
 		return "-" + s
 	}
 	return s
+}
+
+// moneyText formats minor units the way the pages do ("-1,234.56 EUR").
+func moneyText(minor int64, cur string) string {
+	num, c, _ := strings.Cut(money.Format(minor, cur), " ")
+	whole, frac, _ := strings.Cut(num, ".")
+	n, _ := strconv.ParseInt(whole, 10, 64)
+	w := pointsText(n)
+	if strings.HasPrefix(whole, "-") && n == 0 {
+		w = "-0"
+	}
+	return w + "." + frac + " " + c
 }
 
 // screenshotDir is docs/screenshots when HUB_SCREENSHOTS=1 (to refresh the
