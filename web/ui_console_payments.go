@@ -139,7 +139,7 @@ func (s *Server) receivablesPage(c *gin.Context, status int, posted url.Values, 
 		f.refused("netting", posted, err, map[string]string{"statement_ids": "receivable", "net_payment.amount.minor": "amount",
 			"net_payment.amount.currency": "amount", "net_payment.reference": "reference"})
 	}
-	page := consolePage("receivables", "Receivables and payables", formData(f, gin.H{"Partners": sums, "Open": open,
+	page := consolePage("receivables", "Receivables and payables", formData(f, gin.H{"Partners": sums, "OpenStatements": open,
 		"Buckets": settlement.Buckets, "Names": s.partnerNames(c)}))
 	if err != nil {
 		page.Error = s.friendly(c, err)
