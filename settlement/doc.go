@@ -46,7 +46,8 @@
 //
 // # Statements
 //
-// One statement per partner with activity, in its settlement currency.
+// One statement per partner with a contract in force during the period or
+// with a line, in its settlement currency.
 // Amounts are signed from the partner's side (positive: the operator owes
 // the partner). Lines, each rounded half-even to the minor unit:
 //
@@ -74,9 +75,15 @@
 // stored as canonical JSON (a struct with fixed field order, UTC times,
 // sorted lines) with its SHA-256; Verify recomputes every document from the
 // transactions the ledger recorded as settled and compares hashes (and the recomputed outstanding
-// liability with the one recorded). Life cycle: draft → approved (finance) →
-// sent (statement.ready webhook, in the same transaction) → paid (payment
-// reference), each a conditional transition under the row lock.
+// liability with the one recorded). Life cycle: draft → approved (a finance
+// user other than the period's closer and the statement's last changer,
+// unless the net is below the currency's single-approver limit; approval
+// issues the numbered invoice or self-billed credit note) → sent
+// (statement.ready webhook, in the same transaction) → paid (when payments
+// and nettings bring the open balance to zero), each a conditional
+// transition under the row lock recorded in settlement_statement_transitions.
+// Every partner with a contract in force during the period gets a statement,
+// with no lines when it had no activity.
 //
 // # Report
 //

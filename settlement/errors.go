@@ -19,3 +19,12 @@ var (
 	ErrAlreadyResolved        = errors.New("reconciliation line already resolved")
 	ErrNothingToResolve       = errors.New("a matched line needs no resolution")
 )
+
+// Errors of approval, invoicing and payments.
+var (
+	ErrFourEyes        = errors.New("approval needs a second finance user")
+	ErrBillingDetails  = errors.New("billing details missing for the invoice")
+	ErrInvoiceNotFound = errors.New("invoice not found")
+	ErrNotNettable     = errors.New("the statements cannot be netted")
+	ErrPaymentMismatch = errors.New("the net payment does not match the difference of the netted balances")
+)

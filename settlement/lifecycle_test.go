@@ -39,18 +39,16 @@ func TestStatementLifecycle(t *testing.T) {
 	if st.Status != StatementDraft || st.Net != (money.Money{Minor: -250, Currency: "EUR"}) {
 		t.Fatalf("statement %+v; want a draft of -2.50 EUR", st)
 	}
-	if _, err := e.svc.Send(e.ctx, st.ID); !errors.Is(err, ErrStatementState) {
+	if _, err := e.svc.Send(e.ctx, st.ID, "staff:fin@hub.test"); !errors.Is(err, ErrStatementState) {
 		t.Fatalf("send a draft: %v; want ErrStatementState", err)
 	}
-	if _, err := e.svc.MarkPaid(e.ctx, st.ID, "SEPA-1"); !errors.Is(err, ErrStatementState) {
-		t.Fatalf("pay a draft: %v; want ErrStatementState", err)
-	}
+	e.billing(a)
 	if st, err := e.svc.Approve(e.ctx, st.ID, "staff:fin@hub.test"); err != nil || st.Status != StatementApproved || st.ApprovedBy != "staff:fin@hub.test" {
 		t.Fatalf("approve: %+v %v", st, err)
 	}
 	var before int64
 	e.db.Raw(`SELECT count(*) FROM webhook_deliveries`).Scan(&before)
-	sent, err := e.svc.Send(e.ctx, st.ID)
+	sent, err := e.svc.Send(e.ctx, st.ID, "staff:fin@hub.test")
 	if err != nil || sent.Status != StatementSent || sent.SentAt == nil {
 		t.Fatalf("send: %+v %v", sent, err)
 	}
@@ -59,11 +57,14 @@ func TestStatementLifecycle(t *testing.T) {
 	if after != before+1 {
 		t.Errorf("webhook deliveries %d → %d; want one statement.ready delivery", before, after)
 	}
-	if _, err := e.svc.MarkPaid(e.ctx, st.ID, ""); err == nil {
-		t.Error("paid without a reference: want a validation error")
+	// 2.50 EUR and 19 % tax: 2.98 to pay.
+	r, err := e.svc.RecordPayment(e.ctx, PaymentInput{StatementID: st.ID, Amount: money.Money{Minor: 298, Currency: "EUR"},
+		ValueDate: "2026-10-05", Reference: "SEPA-1", Actor: "staff:fin@hub.test", Key: e.key("pay-1")})
+	if err != nil || r.Balance.Status != StatementPaid || r.Balance.Open.Minor != 0 {
+		t.Fatalf("pay in full: %+v %v; want paid", r, err)
 	}
-	paid, err := e.svc.MarkPaid(e.ctx, st.ID, "SEPA-1")
-	if err != nil || paid.Status != StatementPaid || paid.PaymentRef != "SEPA-1" || paid.SHA256 != st.SHA256 {
+	paid, err := e.svc.Statement(e.ctx, st.ID)
+	if err != nil || paid.Status != StatementPaid || paid.SHA256 != st.SHA256 {
 		t.Fatalf("paid: %+v %v; want paid with the same document hash", paid, err)
 	}
 	if ok, err := e.svc.Verify(e.ctx, "2026-09"); !ok || err != nil {
@@ -86,8 +87,8 @@ func TestStragglerBecomesLateLine(t *testing.T) {
 	// The posting clock says 23:59:59 on 30 September: it raced the close.
 	straggler := e.earn(at(2026, 9, 30, 23, 59), 1, a, 40, at(2026, 9, 30, 23, 59), nil, "S-1")
 	sep := e.statementOf2("2026-09", a)
-	if len(sep) != 0 {
-		t.Fatalf("September statements after the close: %d; want none (nothing was settled)", len(sep))
+	if len(sep) != 1 || len(sep[0].Document.Lines) != 0 || sep[0].Net.Minor != 0 {
+		t.Fatalf("September statements after the close: %+v; want one with no lines (nothing was settled)", sep)
 	}
 	e.close(at(2026, 11, 1, 1, 0), "2026-10")
 	st := e.statementOf("2026-10", a)

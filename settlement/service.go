@@ -17,7 +17,6 @@ import (
 	"github.com/coalitionhub/hub/internal/money"
 	"github.com/coalitionhub/hub/internal/validation"
 	"github.com/coalitionhub/hub/ledger"
-	"github.com/coalitionhub/hub/webhooks"
 )
 
 // Options configure a Service. Location is the operator's time zone (periods
@@ -335,7 +334,7 @@ func (s *Service) closeLocked(ctx context.Context, tx, aux *gorm.DB, m month, ac
 	now := s.clock()
 	for i, d := range docs {
 		step(int64(closeSteps+i), fmt.Sprintf("writing statement %d of %d", i+1, len(docs)))
-		if err := insertStatement(tx, p.ID, d, now); err != nil {
+		if err := insertStatement(tx, p.ID, d, now, actor); err != nil {
 			return periodRow{}, err
 		}
 	}
@@ -565,7 +564,11 @@ func (s *Service) compute(tx *gorm.DB, p periodRow, agg aggregated) (computed, e
 	if err != nil {
 		return computed{}, err
 	}
-	docs, err := buildDocuments(p.period(), agg.legs, prepaid, adjs, currencies, rates)
+	contracted, err := selectContracted(tx, p)
+	if err != nil {
+		return computed{}, err
+	}
+	docs, err := buildDocuments(p.period(), contracted, agg.legs, prepaid, adjs, currencies, rates)
 	if err != nil {
 		return computed{}, err
 	}
@@ -614,13 +617,16 @@ func canonical(v any) ([]byte, [32]byte) {
 	return raw, sha256.Sum256(raw)
 }
 
-func insertStatement(tx *gorm.DB, periodID int64, d Document, now time.Time) error {
+func insertStatement(tx *gorm.DB, periodID int64, d Document, now time.Time, actor string) error {
 	raw, sum := canonical(d)
 	var id int64
 	if err := tx.Raw(`INSERT INTO settlement_statements (period_id, partner_id, currency, net_minor, document, sha256, created_at)
 		VALUES (?, ?, ?, ?, ?::text::json, ?, ?) RETURNING id`, periodID, d.PartnerID, d.Currency, d.Net.Minor,
 		string(raw), sum[:], now).Scan(&id).Error; err != nil {
 		return fmt.Errorf("insert statement of partner %d: %w", d.PartnerID, err)
+	}
+	if err := recordTransition(tx, id, "created", "", StatementDraft, actor, now, ""); err != nil {
+		return fmt.Errorf("record the creation of statement %d: %w", id, err)
 	}
 	for _, l := range d.Lines {
 		var txID *int64
@@ -656,9 +662,11 @@ func convert(minor int64, from, to string, rates []Rate) (int64, *Rate, error) {
 }
 
 // buildDocuments turns the period's aggregated rows into one statement per
-// partner with at least one line. Each line is rounded half-even on its own;
+// partner with at least one line or a contract in force during the period
+// (contracted: such a partner without activity has a statement of no lines
+// and a zero net). Each line is rounded half-even on its own;
 // the net is the sum of the lines.
-func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjustmentRow,
+func buildDocuments(p Period, contracted []int64, legs []legRow, prepaid []prepaidRow, adjs []adjustmentRow,
 	currencies map[int64]string, rates []Rate) ([]Document, error) {
 	docs := map[int64]*Document{}
 	doc := func(partnerID int64) (*Document, error) {
@@ -673,6 +681,11 @@ func buildDocuments(p Period, legs []legRow, prepaid []prepaidRow, adjs []adjust
 			PartnerID: partnerID, Currency: cur, Lines: []Line{}}
 		docs[partnerID] = d
 		return d, nil
+	}
+	for _, id := range contracted {
+		if _, err := doc(id); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range legs {
 		d, err := doc(r.PartnerID)
@@ -990,73 +1003,6 @@ func getStatement(tx *gorm.DB, id int64, lock bool) (Statement, error) {
 		return Statement{}, fmt.Errorf("statement %d: %w", id, ErrStatementNotFound)
 	}
 	return rows[0].statement()
-}
-
-// transition moves a statement from one state to the next with a conditional
-// UPDATE under the row lock; then runs after (in the same transaction).
-func (s *Service) transition(ctx context.Context, id int64, from StatementStatus, set string, args []any,
-	after func(tx *gorm.DB, st Statement) error) (Statement, error) {
-	var out Statement
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		st, err := getStatement(tx, id, true)
-		if err != nil {
-			return err
-		}
-		if st.Status != from {
-			return fmt.Errorf("statement %d is %s, not %s: %w", id, st.Status, from, ErrStatementState)
-		}
-		if err := tx.Exec(`UPDATE settlement_statements SET `+set+` WHERE id = ?`, append(args, id)...).Error; err != nil {
-			return err
-		}
-		if out, err = getStatement(tx, id, false); err != nil {
-			return err
-		}
-		if after != nil {
-			return after(tx, out)
-		}
-		return nil
-	})
-	return out, err
-}
-
-// Approve moves a draft statement to approved (finance). Errors:
-// ErrStatementNotFound, ErrStatementState.
-func (s *Service) Approve(ctx context.Context, id int64, actor string) (Statement, error) {
-	return s.transition(ctx, id, StatementDraft, "status = 'approved', approved_at = ?, approved_by = ?",
-		[]any{s.clock(), actor}, nil)
-}
-
-// StatementReady is the data of the statement.ready webhook.
-type StatementReady struct {
-	StatementID int64       `json:"statement_id"`
-	Period      string      `json:"period"`
-	Net         money.Money `json:"net"`
-	Direction   string      `json:"direction"`
-	SHA256      string      `json:"sha256"`
-}
-
-// Send moves an approved statement to sent and publishes statement.ready to
-// the partner's webhooks in the same transaction. Errors:
-// ErrStatementNotFound, ErrStatementState.
-func (s *Service) Send(ctx context.Context, id int64) (Statement, error) {
-	now := s.clock()
-	return s.transition(ctx, id, StatementApproved, "status = 'sent', sent_at = ?", []any{now},
-		func(tx *gorm.DB, st Statement) error {
-			_, err := webhooks.Publish(tx, now, st.PartnerID, webhooks.EventStatementReady, StatementReady{
-				StatementID: st.ID, Period: st.Period, Net: st.Net, Direction: st.Document.Direction, SHA256: st.SHA256})
-			return err
-		})
-}
-
-// MarkPaid records the payment of a sent statement with its reference.
-// Errors: *validation.Error, ErrStatementNotFound, ErrStatementState.
-func (s *Service) MarkPaid(ctx context.Context, id int64, ref string) (Statement, error) {
-	var v validation.Error
-	v.Check(len(ref) >= 1 && len(ref) <= 200, "payment_ref", "is required (at most 200 characters)")
-	if err := v.Err(); err != nil {
-		return Statement{}, err
-	}
-	return s.transition(ctx, id, StatementSent, "status = 'paid', paid_at = ?, payment_ref = ?", []any{s.clock(), ref}, nil)
 }
 
 // Adjust records a money correction for a partner, settled as a line of the

@@ -168,6 +168,11 @@ var domainErrors = []errorKind{
 	{settlement.ErrReconLineNotFound, http.StatusNotFound, "reconciliation_line_not_found", "Reconciliation line not found"},
 	{settlement.ErrAlreadyResolved, http.StatusConflict, "already_resolved", "The reconciliation line is already resolved"},
 	{settlement.ErrNothingToResolve, http.StatusConflict, "nothing_to_resolve", "A matched line needs no resolution"},
+	{settlement.ErrFourEyes, http.StatusForbidden, "four_eyes", "Another finance user must approve this statement"},
+	{settlement.ErrBillingDetails, http.StatusConflict, "billing_details_missing", "Billing details for the invoice are missing"},
+	{settlement.ErrInvoiceNotFound, http.StatusNotFound, "invoice_not_found", "The statement has no invoice or credit note"},
+	{settlement.ErrNotNettable, http.StatusConflict, "not_nettable", "The statements cannot be netted"},
+	{settlement.ErrPaymentMismatch, http.StatusConflict, "net_payment_mismatch", "The net payment does not match the netted balances"},
 	// exchange
 	{exchange.ErrProgrammeNotFound, http.StatusNotFound, "exchange_programme_not_found", "Exchange programme not found"},
 	{exchange.ErrProgrammeExists, http.StatusConflict, "exchange_programme_exists", "An exchange programme with this code exists"},

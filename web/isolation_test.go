@@ -321,10 +321,11 @@ func TestTenantIsolationOnEveryPartnerRoute(t *testing.T) {
 	if err != nil || len(sts) != 1 {
 		t.Fatalf("statements of A: %v %v", sts, err)
 	}
-	if _, err := e.set.Approve(e.ctx, sts[0].ID, "staff:test"); err != nil {
+	billingSetup(t, e.set, a.ID)
+	if _, err := e.set.Approve(e.ctx, sts[0].ID, "staff:second"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.set.Send(e.ctx, sts[0].ID); err != nil {
+	if _, err := e.set.Send(e.ctx, sts[0].ID, "staff:second"); err != nil {
 		t.Fatal(err)
 	}
 	stID := fmt.Sprint(sts[0].ID)
@@ -389,6 +390,8 @@ func TestTenantIsolationOnEveryPartnerRoute(t *testing.T) {
 		"POST /v1/orders/:id/fulfil":            {own: "/v1/orders/" + orderID + "/fulfil", missing: "/v1/orders/" + none + "/fulfil", body: body(map[string]any{"reference": "R"})},
 		"POST /v1/orders/:id/reject":            {own: "/v1/orders/" + orderID + "/reject", missing: "/v1/orders/" + none + "/reject", body: body(map[string]any{"reason": "no"})},
 		"GET /v1/statements/:id":                {own: "/v1/statements/" + stID, missing: "/v1/statements/" + none},
+		"GET /v1/statements/:id/lines":          {own: "/v1/statements/" + stID + "/lines", missing: "/v1/statements/" + none + "/lines"},
+		"GET /v1/statements/:id/invoice":        {own: "/v1/statements/" + stID + "/invoice", missing: "/v1/statements/" + none + "/invoice"},
 		"GET /v1/reconciliations/:id":           {own: "/v1/reconciliations/" + recID, missing: "/v1/reconciliations/" + none},
 		"GET /v1/exchanges/:id":                 {own: "/v1/exchanges/" + xID, missing: "/v1/exchanges/" + none},
 		// The object is named in the body: B cannot credit members through A's programme.

@@ -190,6 +190,8 @@ func (s *Server) Handler() http.Handler {
 	// the period, YYYY-MM (web/settlement.go).
 	v1.GET("/statements", scope(access.ScopeSettlementRead), s.listStatements)
 	v1.GET("/statements/:id", scope(access.ScopeSettlementRead), s.getStatement)
+	v1.GET("/statements/:id/lines", scope(access.ScopeSettlementRead), s.getStatementLines)
+	v1.GET("/statements/:id/invoice", scope(access.ScopeSettlementRead), s.getStatementInvoice)
 	v1.POST("/statements/:id/reconciliation", scope(access.ScopeSettlementRead), s.uploadReconciliation)
 	v1.GET("/reconciliations/:id", scope(access.ScopeSettlementRead), s.getReconciliation)
 	// Exchange with partner programmes (web/exchange.go).
@@ -322,7 +324,6 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/settlement/statements/:id", all, s.adminGetStatement)
 	a.POST("/settlement/statements/:id/approve", fin, s.adminApproveStatement)
 	a.POST("/settlement/statements/:id/send", fin, s.adminSendStatement)
-	a.POST("/settlement/statements/:id/paid", fin, s.adminPayStatement)
 	a.POST("/settlement/adjustments", fin, s.adminCreateAdjustment)
 	a.GET("/settlement/reconciliations/:id", all, s.adminGetReconciliation)
 	// The operator's result, liability roll-forward, general-ledger journal
@@ -335,6 +336,23 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/settlement/reconciliations/:id/lines", all, s.adminReconciliationLines)
 	a.GET("/settlement/reconciliations/:id/errors", all, s.adminReconciliationErrors)
 	a.POST("/settlement/reconciliation-lines/:id/resolve", fin, s.adminResolveReconLine)
+	// Who moved a statement, its invoice or credit note, payments, nettings,
+	// open balances and ageing, and the billing configuration
+	// (web/admin_payments.go).
+	a.GET("/settlement/statements/:id/transitions", all, s.adminStatementTransitions)
+	a.GET("/settlement/statements/:id/invoice", all, s.adminStatementInvoice)
+	a.GET("/settlement/statements/:id/payments", all, s.adminStatementPayments)
+	a.POST("/settlement/statements/:id/payments", fin, s.adminRecordPayment)
+	a.POST("/settlement/nettings", fin, s.adminCreateNetting)
+	a.GET("/settlement/balances", all, s.adminOpenBalances)
+	a.GET("/settlement/tax-rates", all, s.adminListTaxRates)
+	a.PUT("/settlement/tax-rates/:country", fin, s.adminSetTaxRate)
+	a.GET("/settlement/legal-entities", all, s.adminListLegalEntities)
+	a.PUT("/settlement/legal-entities/:code", adm, s.adminSetLegalEntity)
+	a.GET("/partners/:id/billing", all, s.adminGetPartnerBilling)
+	a.PUT("/partners/:id/billing", fin, s.adminSetPartnerBilling)
+	a.GET("/settlement/approval-limits", all, s.adminListApprovalLimits)
+	a.PUT("/settlement/approval-limits/:currency", adm, s.adminSetApprovalLimit)
 	// Exchanges and exchange programmes (web/exchange.go).
 	a.GET("/exchanges", all, s.adminExchanges)
 	a.GET("/exchanges/:id", all, s.adminExchange)
@@ -427,6 +445,11 @@ func (s *Server) Handler() http.Handler {
 	// statement line (web/statement_lines.go).
 	cs.GET("/jobs/runs/:id", cAll, s.consoleJobRun)
 	cs.GET("/statements/:id/transactions", cAll, s.consoleStatementTransactions)
+	// Receivables and payables with ageing, the invoice download, payments
+	// and nettings (web/ui_console_payments.go).
+	cs.GET("/receivables", cAll, s.consoleReceivables)
+	cs.GET("/statements/:id/invoice", cAll, s.consoleStatementInvoice)
+	cs.POST("/nettings", cFin, s.consoleNetting)
 	// Setting a partner up, the programme and staff: each POST calls the
 	// service method of its admin API route (web/ui_console_partner.go,
 	// web/ui_console_programme.go, web/ui_console_staff.go).

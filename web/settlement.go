@@ -272,20 +272,7 @@ func (s *Server) adminApproveStatement(c *gin.Context) {
 
 func (s *Server) adminSendStatement(c *gin.Context) {
 	s.statementStep(c, func(id int64) (settlement.Statement, error) {
-		return s.deps.Settlement.Send(c.Request.Context(), id)
-	})
-}
-
-func (s *Server) adminPayStatement(c *gin.Context) {
-	var req struct {
-		PaymentRef string `json:"payment_ref"`
-	}
-	if _, err := decodeJSON(c, &req); err != nil {
-		fail(c, s.deps.Log, err)
-		return
-	}
-	s.statementStep(c, func(id int64) (settlement.Statement, error) {
-		return s.deps.Settlement.MarkPaid(c.Request.Context(), id, req.PaymentRef)
+		return s.deps.Settlement.Send(c.Request.Context(), id, actor(c))
 	})
 }
 

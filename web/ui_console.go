@@ -541,17 +541,7 @@ func sortInt64(a []int64) {
 	}
 }
 
-func (s *Server) consoleStatement(c *gin.Context) {
-	id, _ := strconv.ParseInt(c.Param("id"), 10, 64)
-	st, err := s.deps.Settlement.Statement(c.Request.Context(), id)
-	if err != nil {
-		s.pageError(c, "console", err)
-		return
-	}
-	names := s.partnerNames(c)
-	s.render(c, "console_statement", consolePage("settlement", fmt.Sprintf("Statement %d · %s · %s", st.ID, st.Period, partnerLabel(names, st.PartnerID)),
-		gin.H{"Statement": st, "Partner": partnerLabel(names, st.PartnerID), "Summary": statementSummary(st)}))
-}
+func (s *Server) consoleStatement(c *gin.Context) { s.statementPage(c, http.StatusOK, "", nil, nil) }
 
 // consoleStatementFile downloads a statement as CSV or PDF.
 func (s *Server) consoleStatementFile(c *gin.Context) {
@@ -591,19 +581,20 @@ func (s *Server) consoleStatementAction(c *gin.Context) {
 	case "approve":
 		_, err = s.deps.Settlement.Approve(ctx, id, staffActor(staff(c)))
 	case "send":
-		_, err = s.deps.Settlement.Send(ctx, id)
-	case "paid":
-		_, err = s.deps.Settlement.MarkPaid(ctx, id, strings.TrimSpace(c.PostForm("payment_ref")))
+		_, err = s.deps.Settlement.Send(ctx, id, staffActor(staff(c)))
+	case "payment":
+		s.consoleRecordPayment(c, id)
+		return
 	default:
 		s.pageError(c, "console", errNotFound)
 		return
 	}
-	s.audit(c, "statement."+action, "statement:"+c.Param("id"), c.PostForm("payment_ref"), err)
+	s.audit(c, "statement."+action, "statement:"+c.Param("id"), "", err)
 	if err != nil {
 		s.failBack(c, back, err)
 		return
 	}
-	msg := map[string]string{"approve": "Statement approved.", "send": "Statement sent to the partner.", "paid": "Statement marked paid."}[action]
+	msg := map[string]string{"approve": "Statement approved.", "send": "Statement sent to the partner."}[action]
 	okBack(c, back, msg)
 }
 

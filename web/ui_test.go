@@ -562,8 +562,10 @@ func TestConsoleRolesPagesAndAudit(t *testing.T) {
 
 func TestConsoleClosesPeriodAndDownloadsStatement(t *testing.T) {
 	t.Parallel()
-	e := newUIEnv(t, nil)
+	var set *settlement.Service
+	e := newUIEnvWith(t, nil, func(d *Deps) { set = d.Settlement })
 	air := e.partner("Sky Air", partners.SectorAirline)
+	billingSetup(t, set, air.ID)
 	e.member("sam@example.test", air.ID, 4000)
 	month := e.clock.Now().Format("2006-01")
 	e.staffUser("fin@hub.test", access.RoleFinance)
@@ -621,11 +623,57 @@ func TestConsoleClosesPeriodAndDownloadsStatement(t *testing.T) {
 	if st, body, _ := b.get("/console/statements/" + id[1] + "/file/pdf"); st != http.StatusOK || !strings.HasPrefix(body, "%PDF") {
 		t.Fatalf("PDF download = %d, want a PDF", st)
 	}
+	// Four eyes: the finance user who closed the period is refused; a
+	// second one approves.
 	if st, _, _ := b.post("/console/statements/"+id[1]+"/approve", url.Values{"csrf": {csrfOf(t, stPage)}}); st != http.StatusSeeOther {
 		t.Fatalf("approve = %d", st)
 	}
-	if body := b.page("/console/statements/" + id[1]); !strings.Contains(body, `status-approved">approved<`) {
-		t.Fatal("statement is not approved after approving")
+	if body := b.page("/console/statements/" + id[1]); !strings.Contains(body, `status-draft">draft<`) || !strings.Contains(body, "Another finance user must approve this statement") {
+		t.Fatal("the closer's approval was not refused with the reason")
+	}
+	e.staffUser("fin2@hub.test", access.RoleFinance)
+	b2 := e.browser()
+	b2.loginConsole("fin2@hub.test")
+	stPage = b2.page("/console/statements/" + id[1])
+	if st, _, _ := b2.post("/console/statements/"+id[1]+"/approve", url.Values{"csrf": {csrfOf(t, stPage)}}); st != http.StatusSeeOther {
+		t.Fatalf("approve = %d", st)
+	}
+	body = b2.page("/console/statements/" + id[1])
+	if !strings.Contains(body, `status-approved">approved<`) || !strings.Contains(body, `id="statement-invoice-pdf"`) ||
+		!strings.Contains(body, "approved</strong> by staff:fin2@hub.test") {
+		t.Fatalf("statement is not approved with its invoice and history:\n%s", body)
+	}
+	if st, pdf, _ := b2.get("/console/statements/" + id[1] + "/invoice"); st != http.StatusOK || !strings.HasPrefix(pdf, "%PDF") {
+		t.Fatalf("invoice download = %d", st)
+	}
+	// The payment form: a refusal keeps what was typed and names the field.
+	st, refused, _ := b2.post("/console/statements/"+id[1]+"/payment", url.Values{"csrf": {csrfOf(t, body)}, "currency": {"EUR"},
+		"amount": {"12.345"}, "value_date": {"2026-01-05"}, "reference": {"SEPA-9"}, "key": {"k1"}})
+	if st != http.StatusBadRequest || !strings.Contains(refused, `id="p-amount-err"`) || !strings.Contains(refused, `value="SEPA-9"`) {
+		t.Fatalf("refused payment = %d; want 400 with the amount's message and the reference kept:\n%s", st, refused)
+	}
+	open := regexp.MustCompile(`id="p-amount" name="amount"[^>]*value="([0-9.]+)"`).FindStringSubmatch(body)
+	if open == nil {
+		t.Fatalf("payment form without the open balance:\n%s", body)
+	}
+	recv := b2.page("/console/receivables")
+	if !strings.Contains(recv, `id="balance-`+itoa(air.ID)+`-receivable"`) || !strings.Contains(recv, `id="open-`+id[1]+`"`) {
+		t.Fatalf("receivables page lacks the partner's balance:\n%s", recv)
+	}
+	st, refused, _ = b2.post("/console/nettings", url.Values{"csrf": {csrfOf(t, recv)}, "receivable": {id[1]}, "payable": {"x"},
+		"value_date": {"2026-01-05"}, "currency": {"EUR"}, "key": {"n1"}})
+	if st != http.StatusBadRequest || !strings.Contains(refused, `id="n-payable-err"`) || !strings.Contains(refused, `value="`+id[1]+`"`) {
+		t.Fatalf("refused netting = %d; want 400 naming the payable statement:\n%s", st, refused)
+	}
+	if st, _, _ := b2.post("/console/statements/"+id[1]+"/payment", url.Values{"csrf": {csrfOf(t, body)}, "currency": {"EUR"},
+		"amount": {open[1]}, "value_date": {"2026-01-05"}, "reference": {"SEPA-10"}, "key": {"k2"}}); st != http.StatusSeeOther {
+		t.Fatalf("payment = %d", st)
+	}
+	if st, _, _ := b2.post("/console/statements/"+id[1]+"/send", url.Values{"csrf": {csrfOf(t, body)}}); st != http.StatusSeeOther {
+		t.Fatalf("send = %d", st)
+	}
+	if body := b2.page("/console/statements/" + id[1]); !strings.Contains(body, `status-paid">paid<`) || !strings.Contains(body, `id="payment-0"`) {
+		t.Fatalf("statement paid in full is not paid once sent:\n%s", body)
 	}
 	audit(t, e.db)
 }

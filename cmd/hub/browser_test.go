@@ -240,7 +240,40 @@ func operatorClosesPeriod(t *testing.T, b *browserSession, db *gorm.DB, d browse
 		t.Fatalf("downloaded journal differs from the service's:\n got %q\nwant %q", got, j.CSV())
 	}
 	b.shots2(t, "console-finance")
-	b.visitNav(t, "nav-partners", "nav-members", "nav-catalog", "nav-settlement", "nav-finance", "nav-reconciliation", "nav-jobs", "nav-audit", "nav-dashboard")
+	// A second finance user approves it (four eyes: the closer may not),
+	// which issues its invoice; a first payment leaves part of it open.
+	if _, err := ss.SetLegalEntity(ctx, settlement.LegalEntity{Code: "OP", Name: "Coalition Operator GmbH", Country: "DE",
+		VATID: "DE123456789", Address: "Hafenstrasse 1, 20457 Hamburg"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.SetTaxRate(ctx, settlement.TaxRate{Country: "DE", Rate: decimal.RequireFromString("0.19"), Label: "VAT"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.SetPartnerBilling(ctx, settlement.PartnerBilling{PartnerID: d.airlineID, LegalEntity: "OP", LegalName: "Sky Air AG",
+		Country: "DE", VATID: "DE987654321", Address: "Flughafenstrasse 5, Frankfurt", PaymentTermsDays: 30}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Approve(ctx, st.ID, "staff:second@demo.coalition.example"); err != nil {
+		t.Fatalf("approve as a second finance user: %v", err)
+	}
+	bal, err := ss.StatementBalance(ctx, st.ID)
+	if err != nil || bal.Due.Minor == 0 {
+		t.Fatalf("balance of the approved statement: %+v %v", bal, err)
+	}
+	if _, err := ss.RecordPayment(ctx, settlement.PaymentInput{StatementID: st.ID, Amount: money.Money{Minor: bal.Due.Minor / 2, Currency: bal.Due.Currency},
+		ValueDate: time.Now().UTC().Format(time.DateOnly), Reference: "SEPA-2026-0001", Actor: "staff:second@demo.coalition.example",
+		Key: settlement.RequestKey{Scope: "test", Key: "browser-pay", Hash: []byte("1")}}); err != nil {
+		t.Fatal(err)
+	}
+	b.run(t, "the statement with its payment", chromedp.Navigate(b.url(fmt.Sprintf("/console/statements/%d", st.ID))),
+		chromedp.WaitVisible(chromedp.CSS("#statement-payments")))
+	b.expectContains(t, "#statement-transitions", "approved by staff:second@demo.coalition.example")
+	b.assertCleanPage(t, fmt.Sprintf("/console/statements/%d", st.ID))
+	b.shots2(t, "console-statement-payments")
+	b.run(t, "receivables", chromedp.Navigate(b.url("/console/receivables")), chromedp.WaitVisible(chromedp.CSS("#balances")))
+	b.assertCleanPage(t, "/console/receivables")
+	b.shots2(t, "console-receivables")
+	b.visitNav(t, "nav-partners", "nav-members", "nav-catalog", "nav-settlement", "nav-finance", "nav-receivables", "nav-reconciliation", "nav-jobs", "nav-audit", "nav-dashboard")
 	// The catalog and a partner's page fit a phone: their tables scroll
 	// inside their own box or become cards (shots2 checks the width).
 	b.run(t, "the console catalog", chromedp.Navigate(b.url("/console/catalog")), chromedp.WaitVisible(chromedp.CSS("#rewards")))
