@@ -331,7 +331,7 @@ func (s *Service) StartRun(ctx context.Context, id int64, actor, scope, key stri
 			var prior []struct{ CampaignID, RunID int64 }
 			// Lock the key: a concurrent start with the same key waits and
 			// then replays.
-			if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended(?, 480))`, scope+"\x00"+key).Error; err != nil {
+			if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended(?, 480))`, scope+" "+key).Error; err != nil {
 				return err
 			}
 			if err := tx.Raw(`SELECT campaign_id, run_id FROM campaign_starts WHERE scope = ? AND key = ?`, scope, key).
@@ -409,11 +409,23 @@ func (s *Service) Run(ctx context.Context, id int64, actor string, progress *job
 				status[m.ID] = m
 			}
 		}
+		ids := make([]int64, len(ts))
+		for i, t := range ts {
+			ids[i] = t.MemberID
+		}
+		done, err := s.granted(ctx, c.ID, ids)
+		if err != nil {
+			return err
+		}
 		for _, t := range ts {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			rep.Members++
+			if done[t.MemberID] {
+				rep.AlreadyGranted++
+				continue
+			}
 			if status != nil {
 				if err := members.CanTransact(status[t.MemberID]); err != nil {
 					rep.fail(t.MemberID, err)

@@ -173,14 +173,18 @@ func (s *Server) adminSegmentCount(c *gin.Context) {
 // definition not saved yet (the editor's preview). It writes nothing.
 func (s *Server) adminCountDefinition(c *gin.Context) {
 	var req struct {
-		Definition campaigns.Definition `json:"definition"`
+		Definition *campaigns.Definition `json:"definition"`
 	}
-	if _, err := decodeJSON(c, &req); err != nil {
+	_, err := decodeJSON(c, &req)
+	if err == nil && req.Definition == nil {
+		err = validation.New("definition", "is required")
+	}
+	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	c.Set(ctxAudited, true) // a read
-	n, err := s.deps.Campaigns.Count(c.Request.Context(), req.Definition)
+	c.Set(ctxAudited, true) // a read, posted because a definition is a body: not in the audit log
+	n, err := s.deps.Campaigns.Count(c.Request.Context(), *req.Definition)
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
