@@ -48,7 +48,7 @@ var (
 // of the file it writes per chunk row.
 const (
 	batch     = 1000
-	chunkSize = 256 << 10
+	chunkSize = 64 << 10
 )
 
 // Service starts exports, writes them and serves their files.

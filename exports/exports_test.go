@@ -35,15 +35,15 @@ func TestExportsWriteEveryRowWithProgress(t *testing.T) {
 	camps := campaigns.NewService(db, m, l, p, runs, now)
 	svc := exports.NewService(db, m, l, p, camps, runs, now)
 
-	const n = 3000
+	const n = 2000
 	ids := make([]int64, n)
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for w := range 4 {
+	errs := make(chan error, 8)
+	for w := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < n; i += 4 {
+			for i := w; i < n; i += 8 {
 				email := fmt.Sprintf("x%d@example.com", i)
 				mem, _, err := m.Enrol(ctx, members.EnrolRequest{Identifier: members.Identifier{Type: members.IdentifierEmail, Value: email},
 					Profile: members.Profile{GivenName: "Ada", FamilyName: fmt.Sprintf("Number %d", i), Email: email}, Actor: "test"})
@@ -100,6 +100,7 @@ func TestExportsWriteEveryRowWithProgress(t *testing.T) {
 		return done, rows
 	}
 
+	t.Logf("%d members enrolled", n)
 	run, started, err := svc.StartMembers(ctx, 0, "staff:test")
 	if err != nil || !started {
 		t.Fatalf("start: %v %v", started, err)
