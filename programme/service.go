@@ -291,6 +291,16 @@ func (s *Service) Status(ctx context.Context, memberID int64) (Status, error) {
 // lifetime) and applies it at once when it is in force and higher. Errors:
 // ErrTierNotFound, members.ErrNotFound, *validation.Error.
 func (s *Service) GrantTier(ctx context.Context, g Grant) (Grant, error) {
+	return s.grantTier(ctx, s.db, g)
+}
+
+// GrantTierIn is GrantTier inside the caller's transaction tx (as a
+// savepoint), so a campaign records its grant and the tier grant together.
+func (s *Service) GrantTierIn(ctx context.Context, tx *gorm.DB, g Grant) (Grant, error) {
+	return s.grantTier(ctx, tx, g)
+}
+
+func (s *Service) grantTier(ctx context.Context, db *gorm.DB, g Grant) (Grant, error) {
 	var v validation.Error
 	v.Check(g.MemberID > 0, "member_id", "is required")
 	v.Check(strings.TrimSpace(g.Reason) != "" && len(g.Reason) <= 500, "reason", "is required (at most 500 characters)")
@@ -307,7 +317,7 @@ func (s *Service) GrantTier(ctx context.Context, g Grant) (Grant, error) {
 		g.StartsAt = now
 	}
 	g.CreatedAt = now
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		tiers, err := loadTiers(tx)
 		if err != nil {
 			return err

@@ -13,9 +13,12 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/coalitionhub/hub/access"
+	"github.com/coalitionhub/hub/campaigns"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/exchange/partnersim"
+	"github.com/coalitionhub/hub/exports"
 	"github.com/coalitionhub/hub/internal/apitest"
+	jobsvc "github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/testredis"
 	"github.com/coalitionhub/hub/ledger"
 	"github.com/coalitionhub/hub/members"
@@ -30,6 +33,10 @@ type memberAdminEnv struct {
 	mem *members.Service
 	led *ledger.Service
 	xch *exchange.Service
+	// Segments, campaigns, exports and the job runs behind them.
+	camps *campaigns.Service
+	exps  *exports.Service
+	runs  *jobsvc.Service
 }
 
 func newMemberAdminEnv(t *testing.T, jobs Jobs) *memberAdminEnv {
@@ -43,7 +50,11 @@ func newMemberAdminEnv(t *testing.T, jobs Jobs) *memberAdminEnv {
 		d.Programme = programme.NewService(d.DB, l, mem, consent, nowUTC)
 		d.Exchange = exchange.NewService(d.DB, l, mem, d.Partners, d.Access.SecretBox(), exchange.NewHTTPPartner(time.Minute), nowUTC)
 		d.Jobs = jobs
+		d.Runs = jobsvc.NewService(d.DB, nowUTC, nil)
+		d.Campaigns = campaigns.NewService(d.DB, mem, l, d.Programme, d.Runs, nowUTC)
+		d.Exports = exports.NewService(d.DB, mem, l, d.Programme, d.Campaigns, d.Runs, nowUTC)
 		out.mem, out.led, out.xch = mem, l, d.Exchange
+		out.camps, out.exps, out.runs = d.Campaigns, d.Exports, d.Runs
 	})
 	return out
 }

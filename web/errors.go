@@ -18,8 +18,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/coalitionhub/hub/access"
+	"github.com/coalitionhub/hub/campaigns"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/exports"
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/validation"
@@ -154,6 +156,11 @@ var domainErrors = []errorKind{
 	{catalog.ErrNotCharity, http.StatusUnprocessableEntity, "not_charity", "Charity donations need a charity partner"},
 	// settlement
 	{jobs.ErrNotFound, http.StatusNotFound, "job_run_not_found", "Job run not found"},
+	{campaigns.ErrSegmentNotFound, http.StatusNotFound, "segment_not_found", "Segment not found"},
+	{campaigns.ErrCampaignNotFound, http.StatusNotFound, "campaign_not_found", "Campaign not found"},
+	{campaigns.ErrKeyReused, http.StatusConflict, "idempotency_mismatch", "Idempotency key reused with a different request"},
+	{exports.ErrNotFound, http.StatusNotFound, "export_not_found", "Export not found"},
+	{exports.ErrNotReady, http.StatusConflict, "export_not_ready", "The export has not finished its file yet"},
 	{settlement.ErrPeriodNotFound, http.StatusNotFound, "period_not_found", "Settlement period not found"},
 	{settlement.ErrPeriodNotEnded, http.StatusConflict, "period_not_ended", "The settlement period has not ended yet"},
 	{settlement.ErrPeriodClosed, http.StatusConflict, "period_closed", "The settlement period is closed"},

@@ -22,10 +22,13 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/access"
+	"github.com/coalitionhub/hub/campaigns"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
 	"github.com/coalitionhub/hub/exchange/partnersim"
+	"github.com/coalitionhub/hub/exports"
 	"github.com/coalitionhub/hub/internal/clock"
+	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/netguard"
 	"github.com/coalitionhub/hub/internal/testdb"
 	"github.com/coalitionhub/hub/ledger"
@@ -77,7 +80,9 @@ func newHubEnv(t testing.TB, tune func(*Deps)) *hubEnv {
 	xch := exchange.NewService(db, l, m, reg, acc.SecretBox(), exchange.NewHTTPPartner(time.Minute), clk.Now)
 	prog := programme.NewService(db, l, m, consent, clk.Now)
 	tx.Programme = prog
-	deps := Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
+	runs := jobs.NewService(db, clk.Now, nil)
+	camps := campaigns.NewService(db, m, l, prog, runs, clk.Now)
+	deps := Deps{DB: db, Runs: runs, Campaigns: camps, Exports: exports.NewService(db, m, l, prog, camps, runs, clk.Now), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
 		Partners: reg, Access: acc, Transactions: tx, Rules: rs, Members: m, Ledger: l, Consent: consent,
 		Webhooks: webhooks.NewService(db, acc.SecretBox(), netguard.Policy{}, clk.Now),
 		Catalog:  cat, Settlement: set, Exchange: xch, Programme: prog,

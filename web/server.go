@@ -18,8 +18,10 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/coalitionhub/hub/access"
+	"github.com/coalitionhub/hub/campaigns"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/exports"
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/ledger"
@@ -64,6 +66,9 @@ type Deps struct {
 	Exchange *exchange.Service
 	// Programme: tiers, transfers, companies (web/programme.go).
 	Programme *programme.Service
+	// Segments and campaigns, and large exports (web/admin_campaigns.go).
+	Campaigns *campaigns.Service
+	Exports   *exports.Service
 	// Runs are the job runs of long work people start and wait for, such
 	// as closing a period (web/jobs.go).
 	Runs *jobs.Service
@@ -386,6 +391,23 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/jobs/runs/:id", all, s.adminGetJobRun)
 	a.GET("/settlement/statements/:id/transactions", all, s.adminStatementTransactions)
 	a.GET("/audit", adm, s.adminAuditLog)
+	// Segments, campaigns (points or a tier to a segment or an uploaded
+	// list, as job runs) and large exports (web/admin_campaigns.go).
+	a.GET("/segments", all, s.adminListSegments)
+	a.POST("/segments", fin, s.adminCreateSegment)
+	a.POST("/segments/count", all, s.adminCountDefinition)
+	a.GET("/segments/:id", all, s.adminGetSegment)
+	a.PUT("/segments/:id", fin, s.adminUpdateSegment)
+	a.GET("/segments/:id/count", all, s.adminSegmentCount)
+	a.GET("/campaigns", all, s.adminListCampaigns)
+	a.POST("/campaigns", fin, s.adminCreateCampaign)
+	a.POST("/campaigns/goodwill", fin, s.adminCreateGoodwill)
+	a.GET("/campaigns/:id", all, s.adminGetCampaign)
+	a.GET("/campaigns/:id/preview", all, s.adminPreviewCampaign)
+	a.POST("/campaigns/:id/run", fin, s.adminRunCampaign)
+	a.GET("/exports", adm, s.adminListExports)
+	a.POST("/exports", adm, s.adminStartExport)
+	a.GET("/exports/:id/file", adm, s.adminExportFile)
 
 	// ---- Console: the operator's server-rendered pages, cookie session and
 	// CSRF check (web/ui_console.go and the ui_*.go it uses). Roles as in the
@@ -467,6 +489,22 @@ func (s *Server) Handler() http.Handler {
 	cs.POST("/programme/companies", cAdm, s.consoleCreateCompany)
 	cs.POST("/programme/employees", cAdm, s.consoleAddEmployee)
 	cs.POST("/programme/corporate-partners", cAdm, s.consoleAddCorporatePartner)
+	// Segments with their live count, campaigns (preview, run, report,
+	// goodwill lists) and exports (web/ui_console_campaigns.go): each POST
+	// calls the method of its admin API route.
+	cs.GET("/segments", cAll, s.consoleSegments)
+	cs.POST("/segments", cFin, s.consoleSaveSegment)
+	cs.POST("/segments/count", cAll, s.consoleCountSegment)
+	cs.GET("/segments/:id", cAll, s.consoleSegment)
+	cs.POST("/segments/:id", cFin, s.consoleSaveSegment)
+	cs.GET("/campaigns", cAll, s.consoleCampaigns)
+	cs.POST("/campaigns", cFin, s.consoleCreateCampaign)
+	cs.POST("/campaigns/goodwill", cFin, s.consoleGoodwill)
+	cs.GET("/campaigns/:id", cAll, s.consoleCampaign)
+	cs.POST("/campaigns/:id/run", cFin, s.consoleRunCampaign)
+	cs.GET("/exports", cAdm, s.consoleExports)
+	cs.POST("/exports", cAdm, s.consoleStartExport)
+	cs.GET("/exports/:id/file", cAdm, s.consoleExportFile)
 	cs.GET("/staff", cAdm, s.consoleStaff)
 	cs.POST("/staff", cAdm, s.consoleCreateStaff)
 	cs.POST("/staff/:id/status", cAdm, s.consoleStaffStatus)

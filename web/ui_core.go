@@ -147,6 +147,16 @@ var uiFuncs = template.FuncMap{
 	},
 	"human": func(s any) string { return strings.ReplaceAll(fmt.Sprint(s), "_", " ") },
 	"pct":   func(p int) string { return fmt.Sprintf("%d%%", p) },
+	// bytes is a file size: B, KiB or MiB with one decimal.
+	"bytes": func(n int64) string {
+		switch {
+		case n < 1<<10:
+			return fmt.Sprintf("%d B", n)
+		case n < 1<<20:
+			return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+		}
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	},
 }
 
 func readableTime(t time.Time) string {

@@ -71,6 +71,8 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 		Settlement:   svc.settlement,
 		// Runs: long work started from the console or the admin API.
 		Runs:      svc.runs,
+		Campaigns: svc.campaigns,
+		Exports:   svc.exports,
 		Exchange:  svc.exchange,
 		Programme: svc.programme,
 		Jobs:      web.NewAsynqJobs(a.redisOpt),

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/coalitionhub/hub/access"
+	"github.com/coalitionhub/hub/campaigns"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/exports"
 	"github.com/coalitionhub/hub/internal/config"
 	"github.com/coalitionhub/hub/internal/jobs"
 	"github.com/coalitionhub/hub/internal/mail"
@@ -42,6 +44,9 @@ type services struct {
 	mail *mail.Sender
 	// runs records long work people start and wait for (internal/jobs).
 	runs *jobs.Service
+	// Segments and campaigns; exports of the member base and the ledger.
+	campaigns *campaigns.Service
+	exports   *exports.Service
 }
 
 // buildServices wires the domains. now is time.Now in production; the seed
@@ -81,6 +86,8 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 	svc.exchange = exchange.NewService(a.db, l, m, ps, acc.SecretBox(), exchange.NewHTTPPartner(15*time.Second), now)
 	svc.programme = programme.NewService(a.db, l, m, c, now)
 	svc.transactions.Programme = svc.programme
+	svc.campaigns = campaigns.NewService(a.db, m, l, svc.programme, svc.runs, now)
+	svc.exports = exports.NewService(a.db, m, l, svc.programme, svc.campaigns, svc.runs, now)
 	svc.transactions.GroupCommit = groupCommit(a.cfg)
 	if svc.mail, err = mail.NewSender(a.db, mail.Config{SMTPURL: a.cfg.SMTPURL, From: a.cfg.MailFrom,
 		BaseURL: a.cfg.PublicURL, Now: now, Log: a.log}); err != nil {

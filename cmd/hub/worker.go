@@ -9,8 +9,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coalitionhub/hub/access"
+	"github.com/coalitionhub/hub/campaigns"
 	"github.com/coalitionhub/hub/catalog"
 	"github.com/coalitionhub/hub/exchange"
+	"github.com/coalitionhub/hub/exports"
 	"github.com/coalitionhub/hub/internal/mail"
 	"github.com/coalitionhub/hub/internal/outbox"
 	"github.com/coalitionhub/hub/internal/throttle"
@@ -57,6 +59,12 @@ func (a *app) tasks(svc *services) []task {
 		// (settlement.StartClose) that records its progress.
 		{typ: settlement.TypeClosePeriod, handler: settlement.HandleClosePeriod(svc.settlement, svc.runs),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3), asynq.Timeout(2 * time.Hour)}, cron: "30 0 * * *"},
+		// Campaigns and exports started from the console or the admin API,
+		// each under its job run (campaigns.StartRun, exports.Start*).
+		{typ: campaigns.TypeRun, handler: campaigns.HandleRun(svc.campaigns, svc.runs),
+			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3), asynq.Timeout(2 * time.Hour)}},
+		{typ: exports.TypeExport, handler: exports.HandleExport(svc.exports, svc.runs),
+			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3), asynq.Timeout(2 * time.Hour)}},
 		{typ: settlement.TypeReconcile, handler: settlement.HandleReconcile(svc.settlement),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(5), asynq.Timeout(time.Hour)}},
 		{typ: exchange.TypeDeliver, handler: exchange.HandleDeliver(svc.exchange),

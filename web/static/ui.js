@@ -55,45 +55,98 @@ window.addEventListener("pageshow", function () {
   tick();
 })();
 
-// A job run's progress bar: <section data-run="/console/jobs/runs/ID"> with
-// a <progress>, a phase and a count. It polls the run once a second and,
-// once the run has finished, reloads the page, which then shows the result.
+// A job run's progress bar: an element with data-run="/console/jobs/runs/ID"
+// holding a <progress> and optionally a phase (#close-phase or
+// [data-run-phase]) and a count (#close-count or [data-run-count]). Each
+// polls its run once a second and, once the run has finished, reloads the
+// page, which then shows the result.
 (function () {
-  var box = document.querySelector("[data-run]");
-  if (!box || !window.fetch) {
+  var boxes = document.querySelectorAll("[data-run]");
+  if (!boxes.length || !window.fetch) {
     return;
   }
-  var url = box.getAttribute("data-run");
-  var bar = box.querySelector("progress");
-  var phase = box.querySelector("#close-phase");
-  var count = box.querySelector("#close-count");
-  function poll() {
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (res) {
-        if (!res.ok) {
-          throw new Error("status " + res.status);
-        }
-        return res.json();
-      })
-      .then(function (run) {
-        if (run.state === "succeeded" || run.state === "failed") {
-          window.location.reload();
+  Array.prototype.forEach.call(boxes, function (box) {
+    var url = box.getAttribute("data-run");
+    var bar = box.querySelector("progress");
+    var phase = box.querySelector("#close-phase, [data-run-phase]");
+    var count = box.querySelector("#close-count, [data-run-count]");
+    function poll() {
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (res) {
+          if (!res.ok) {
+            throw new Error("status " + res.status);
+          }
+          return res.json();
+        })
+        .then(function (run) {
+          if (run.state === "succeeded" || run.state === "failed") {
+            window.location.reload();
+            return;
+          }
+          if (run.total > 0 && bar) {
+            bar.max = run.total;
+            bar.value = run.done;
+            bar.textContent = run.percent + "%";
+          }
+          if (run.phase && phase) {
+            phase.textContent = run.phase;
+          }
+          if (count) {
+            count.textContent = run.done.toLocaleString() + " of " + run.total.toLocaleString();
+          }
+          window.setTimeout(poll, 1000);
+        })
+        .catch(function () {
+          window.setTimeout(poll, 5000); // the hub is restarting, or the network is down: try again
+        });
+    }
+    window.setTimeout(poll, 1000);
+  });
+})();
+
+// A segment editor's live count: a form with data-count-url posts its
+// fields there (with its CSRF field) a moment after each change and shows
+// the number of members in its [data-count], or the first refusal.
+(function () {
+  var form = document.querySelector("form[data-count-url]");
+  if (!form || !window.fetch || !window.FormData) {
+    return;
+  }
+  var out = form.querySelector("[data-count]");
+  var note = form.querySelector("#segment-count-note");
+  var timer = null;
+  var seq = 0;
+  function count() {
+    var mine = ++seq;
+    out.textContent = "…";
+    fetch(form.getAttribute("data-count-url"), { method: "POST", credentials: "same-origin", body: new URLSearchParams(new FormData(form)),
+      headers: { Accept: "application/json" } })
+      .then(function (res) { return res.json(); })
+      .then(function (body) {
+        if (mine !== seq) {
           return;
         }
-        if (run.total > 0) {
-          bar.max = run.total;
-          bar.value = run.done;
-          bar.textContent = run.percent + "%";
+        if (typeof body.members === "number") {
+          out.textContent = body.members.toLocaleString();
+          note.textContent = "(counted as you change the rules)";
+          return;
         }
-        if (run.phase) {
-          phase.textContent = run.phase;
-        }
-        count.textContent = run.done.toLocaleString() + " of " + run.total.toLocaleString();
-        window.setTimeout(poll, 1000);
+        var errs = body.errors || {};
+        var first = Object.keys(errs)[0];
+        out.textContent = "—";
+        note.textContent = first ? first.replace(/_/g, " ") + ": " + errs[first] : "(cannot count these rules)";
       })
       .catch(function () {
-        window.setTimeout(poll, 5000); // the hub is restarting, or the network is down: try again
+        if (mine === seq) {
+          out.textContent = "—";
+        }
       });
   }
-  window.setTimeout(poll, 1000);
+  function later() {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(count, 400);
+  }
+  form.addEventListener("input", later);
+  form.addEventListener("change", later);
+  count();
 })();
