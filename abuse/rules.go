@@ -126,7 +126,7 @@ func (r Rules) Validate() error {
 // subject is what a counter counts: a member, a card, the partner or a
 // member's action, and whether earns, earned points or burns.
 func memberSubject(id int64, what string) string { return "m" + strconv.FormatInt(id, 10) + "/" + what }
-func partnerSubject(what string) string         { return "p/" + what }
+func partnerSubject(what string) string          { return "p/" + what }
 func actionSubject(code string, member int64) string {
 	return "a/" + strconv.FormatInt(member, 10) + "/" + code
 }

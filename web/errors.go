@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"github.com/coalitionhub/hub/abuse"
 	"io"
 	"log/slog"
 	"math"
@@ -108,6 +109,10 @@ var domainErrors = []errorKind{
 	{points.ErrTransactionNotFound, http.StatusNotFound, "transaction_not_found", "Transaction not found"},
 	{points.ErrBurnNotFound, http.StatusNotFound, "burn_not_found", "Burn not found"},
 	{points.ErrMemberNotVisible, http.StatusNotFound, "member_not_found", "Member not found"},
+	// abuse
+	{abuse.ErrVelocityLimit, http.StatusTooManyRequests, "velocity_limit", "A velocity limit of the partner's fraud rules is reached"},
+	{abuse.ErrFlagNotFound, http.StatusNotFound, "flag_not_found", "Flag not found"},
+	{abuse.ErrFlagReviewed, http.StatusConflict, "flag_reviewed", "The flag was reviewed already"},
 	{webhooks.ErrWebhookEndpointNotFound, http.StatusNotFound, "webhook_not_found", "Webhook endpoint not found"},
 	{webhooks.ErrWebhookDeliveryNotFound, http.StatusNotFound, "webhook_delivery_not_found", "Webhook delivery not found"},
 	{webhooks.ErrWebhookDeliveryNotFailed, http.StatusConflict, "webhook_delivery_not_failed", "Only a failed delivery can be replayed"},

@@ -7,6 +7,7 @@ package web
 
 import (
 	"context"
+	"github.com/coalitionhub/hub/abuse"
 	"log/slog"
 	"net/http"
 	"time"
@@ -60,6 +61,8 @@ type Deps struct {
 	Exchange *exchange.Service
 	// Programme: tiers, transfers, companies (web/programme.go).
 	Programme *programme.Service
+	// Abuse: partners' fraud rules and the flags held for review (web/abuse.go).
+	Abuse *abuse.Service
 	// Runs are the job runs of long work people start and wait for, such
 	// as closing a period (web/jobs.go).
 	Runs *jobs.Service
@@ -166,6 +169,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/transactions", s.listTransactions)
 	v1.GET("/transactions/:id", s.getTransaction)
 	v1.POST("/transactions/:id/reversals", scope(access.ScopePointsReverse), s.reverse)
+	v1.GET("/flags", s.partnerFlags)
 	// Webhooks (web/webhooks.go).
 	v1.POST("/webhooks", s.createWebhook)
 	v1.GET("/webhooks", s.listWebhooks)
@@ -342,6 +346,14 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/jobs/runs/:id", all, s.adminGetJobRun)
 	a.GET("/settlement/statements/:id/transactions", all, s.adminStatementTransactions)
 	a.GET("/audit", adm, s.adminAuditLog)
+
+	// Fraud and abuse rules per partner and the flags held for review
+	// (web/abuse.go).
+	a.GET("/partners/:id/abuse-rules", all, s.adminAbuseRules)
+	a.PUT("/partners/:id/abuse-rules", adm, s.adminSetAbuseRules)
+	a.GET("/flags", all, s.adminListFlags)
+	a.GET("/flags/:id", all, s.adminGetFlag)
+	a.POST("/flags/:id/review", adm, s.adminReviewFlag)
 
 	// ---- Console: the operator's server-rendered pages, cookie session and
 	// CSRF check (web/ui_console.go and the ui_*.go it uses). Roles as in the

@@ -71,6 +71,7 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 		Runs:      svc.runs,
 		Exchange:  svc.exchange,
 		Programme: svc.programme,
+		Abuse:     svc.abuse,
 		Jobs:      web.NewAsynqJobs(a.redisOpt),
 		Now:       a.now,
 

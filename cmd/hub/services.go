@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/coalitionhub/hub/abuse"
 	"path/filepath"
 	"time"
 
@@ -38,6 +39,7 @@ type services struct {
 	settlement   *settlement.Service
 	exchange     *exchange.Service
 	programme    *programme.Service
+	abuse        *abuse.Service
 	// mail sends what the domains queue (the worker's mail:send).
 	mail *mail.Sender
 	// runs records long work people start and wait for (internal/jobs).
@@ -80,6 +82,7 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 	svc.exchange = exchange.NewService(a.db, l, m, ps, acc.SecretBox(), exchange.NewHTTPPartner(15*time.Second), now)
 	svc.programme = programme.NewService(a.db, l, m, c, now)
 	svc.transactions.Programme = svc.programme
+	svc.abuse = abuse.NewService(a.db, l, now)
 	svc.transactions.GroupCommit = groupCommit(a.cfg)
 	if svc.mail, err = mail.NewSender(a.db, mail.Config{SMTPURL: a.cfg.SMTPURL, From: a.cfg.MailFrom,
 		BaseURL: a.cfg.PublicURL, Now: now, Log: a.log}); err != nil {
