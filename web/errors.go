@@ -78,6 +78,7 @@ var domainErrors = []errorKind{
 	{partners.ErrOutletExists, http.StatusConflict, "outlet_exists", "An outlet with this code exists"},
 	{partners.ErrNoContract, http.StatusNotFound, "no_contract", "No contract in force"},
 	{partners.ErrContractConflict, http.StatusConflict, "contract_conflict", "Contract version conflict"},
+	{partners.ErrCategoryOverlap, http.StatusConflict, "category_overlap", "Overlaps an active partner of the same category in the same market"},
 	{partners.ErrPrepaidExhausted, http.StatusConflict, "prepaid_exhausted", "Prepaid balance exhausted"},
 	{partners.ErrNotPrepaid, http.StatusConflict, "not_prepaid", "Partner is not billed prepaid"},
 	{partners.ErrDuplicateRef, http.StatusConflict, "duplicate_ref", "Reference already used"},
