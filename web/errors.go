@@ -120,6 +120,7 @@ var domainErrors = []errorKind{
 
 	// members.
 	{members.ErrNotFound, http.StatusNotFound, "member_not_found", "Member not found"},
+	{members.ErrRequestNotFound, http.StatusNotFound, "request_not_found", "Data-subject request not found"},
 	{members.ErrIdentifierTaken, http.StatusConflict, "identifier_taken", "Identifier belongs to another member"},
 	{members.ErrMemberInactive, http.StatusConflict, "member_inactive", "Member is not active"},
 	{members.ErrInvalidMerge, http.StatusConflict, "invalid_merge", "These members cannot be merged"},

@@ -38,7 +38,7 @@ func TestCategoryOverlap(t *testing.T) {
 		conflict               bool
 	}{
 		{"Billig Markt", "DE", "supermarket", true},
-		{"Alles Retail", "DE", "", true},            // the whole sector overlaps
+		{"Alles Retail", "DE", "", true},             // the whole sector overlaps
 		{"Marché Frais", "FR", "supermarket", false}, // another market
 		{"Buch Haus", "DE", "books", false},          // another category
 		{"Nowhere Shop", "", "supermarket", false},   // no market

@@ -355,6 +355,12 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/flags/:id", all, s.adminGetFlag)
 	a.POST("/flags/:id/review", adm, s.adminReviewFlag)
 
+	// The register of data-subject requests (web/privacy.go).
+	a.GET("/privacy/requests", all, s.adminListRequests)
+	a.GET("/privacy/requests/:id", all, s.adminGetRequest)
+	a.PUT("/privacy/requests/:id", adm, s.adminUpdateRequest)
+	a.POST("/members/:id/access-requests", adm, s.adminRecordAccessRequest)
+
 	// ---- Console: the operator's server-rendered pages, cookie session and
 	// CSRF check (web/ui_console.go and the ui_*.go it uses). Roles as in the
 	// admin API.
@@ -414,6 +420,9 @@ func (s *Server) Handler() http.Handler {
 	cs.POST("/partners/:id/abuse-rules", cAdm, s.consoleSetAbuseRules)
 	cs.GET("/flags", cAll, s.consoleFlags)
 	cs.POST("/flags/:id/review", cAdm, s.consoleReviewFlag)
+	cs.GET("/privacy", cAll, s.consolePrivacy)
+	cs.POST("/privacy/access", cAdm, s.consoleAccessRequest)
+	cs.POST("/privacy/:id", cAdm, s.consoleUpdateRequest)
 	cs.GET("/programme", cAll, s.consoleProgramme)
 	cs.POST("/programme/policy", cAdm, s.consoleSetPolicy)
 	cs.POST("/programme/tiers", cAdm, s.consolePutTier)

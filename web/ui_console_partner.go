@@ -112,7 +112,7 @@ func (s *Server) partnerPage(c *gin.Context, status int, form string, posted url
 		"Rules": ruleList, "Promotions": promos, "Endpoints": endpoints, "Failed": failed, "Prepaid": prepaid,
 		"Alert": alert, "Scopes": consoleScopes, "Now": now, "Fraud": fraud, "OpenFlags": len(openFlags),
 		"AbuseFields": abuseLimitFields,
-		"Statuses": []partners.Status{"onboarding", "active", "suspended", "terminated"}})
+		"Statuses":    []partners.Status{"onboarding", "active", "suspended", "terminated"}})
 	if d, ok := contractDiff(contracts, c.Query("a"), c.Query("b")); ok {
 		data["Diff"] = d
 	}

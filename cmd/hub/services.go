@@ -59,7 +59,18 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := members.NewService(a.db, l, now, members.WithUnsubscribeKey(unsubscribeKey))
+	var prog *programme.Service // built below; the member base asks it for the erasure schedule
+	m := members.NewService(a.db, l, now, members.WithUnsubscribeKey(unsubscribeKey),
+		members.WithErasureSchedule(func(ctx context.Context) (int, bool, error) {
+			if prog == nil {
+				return 0, false, nil
+			}
+			p, err := prog.Policy(ctx)
+			if err != nil || p.ErasureAfterDays == nil {
+				return 0, false, err
+			}
+			return *p.ErasureAfterDays, true, nil
+		}))
 	c := members.NewBurnConsent(a.db, now, members.DefaultConsentPolicy)
 	r := rules.NewService(a.db, now)
 	svc := &services{
@@ -81,6 +92,7 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 	svc.settlement = settlement.NewService(a.db, settlement.Options{Location: a.cfg.Location(), BaseCurrency: "EUR", Now: now})
 	svc.exchange = exchange.NewService(a.db, l, m, ps, acc.SecretBox(), exchange.NewHTTPPartner(15*time.Second), now)
 	svc.programme = programme.NewService(a.db, l, m, c, now)
+	prog = svc.programme
 	svc.transactions.Programme = svc.programme
 	svc.abuse = abuse.NewService(a.db, l, now)
 	svc.transactions.GroupCommit = groupCommit(a.cfg)

@@ -84,6 +84,8 @@ func (a *app) tasks(svc *services) []task {
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(5), asynq.Timeout(time.Hour)}, cron: "0 8 * * *"},
 		{typ: abuse.TypeScanRefunds, handler: abuse.HandleScanRefunds(svc.abuse, a.log),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3), asynq.Timeout(time.Hour)}, cron: "45 2 * * *"},
+		{typ: members.TypeEraseDue, handler: members.HandleEraseDue(svc.members),
+			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3), asynq.Timeout(time.Hour)}, cron: "50 * * * *"},
 		{typ: members.TypePruneSessions, handler: members.HandlePruneSessions(svc.members),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "27 * * * *"},
 		{typ: access.TypePruneStaffSessions, handler: access.HandlePruneStaffSessions(svc.access),
