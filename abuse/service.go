@@ -136,12 +136,11 @@ func (s *Service) SetRules(ctx context.Context, partnerID int64, r Rules, actor 
 // limit is one rule applied to one request: a counter (partner, subject,
 // window) and its maximum, of requests or of points.
 type limit struct {
-	rule    string
-	key     counterKey
-	max     int64
-	points  bool
-	until   time.Time
-	subject string
+	rule   string
+	key    counterKey
+	max    int64
+	points bool
+	until  time.Time
 }
 
 type counterKey struct {
