@@ -48,11 +48,14 @@ func (s *Service) EarnBatch(ctx context.Context, reqs []EarnRequest) ([]EarnOutc
 
 // ClaimedEarn is a request of a batch that claimed its key and will be
 // posted: its index in the batch, the id its transaction will have, and its
-// occurred_at as it will be stored.
+// occurred_at as it will be stored. beforeLock sets Held to post the earn
+// held for review: its lots are pending until HeldForReview (and expire
+// nowhere) until Release gives them their real dates.
 type ClaimedEarn struct {
 	Index         int
 	TransactionID int64
 	OccurredAt    time.Time
+	Held          bool
 }
 
 // EarnBatchWith is EarnBatch that calls beforeLock, when some requests will be
@@ -195,6 +198,12 @@ func earnBatch(tx *gorm.DB, now time.Time, reqs []EarnRequest, hashes [][]byte, 
 		}
 		if err := beforeLock(tx, earns); err != nil {
 			return err
+		}
+		for k, p := range posts {
+			if earns[k].Held {
+				p.available = HeldForReview
+				p.r.ExpiresAt = nil
+			}
 		}
 	}
 	if len(posts) > 0 {

@@ -257,8 +257,10 @@ func TestExportHoldsEverything(t *testing.T) {
 	if len(x.MailOptOuts) != 1 || x.MailOptOuts[0] != members.NoticeOrders {
 		t.Errorf("export mail opt-outs = %v; want orders", x.MailOptOuts)
 	}
-	if len(x.Requests) != 1 || x.Requests[0].Kind != members.DSRExport || x.Requests[0].Actor != "operator:dpo" {
-		t.Errorf("export register entries = %+v; want this export", x.Requests)
+	// The register holds the consent withdrawal, then this export.
+	if n := len(x.Requests); n != 2 || x.Requests[0].Kind != members.DSRConsent || x.Requests[1].Kind != members.DSRExport ||
+		x.Requests[1].Actor != "operator:dpo" {
+		t.Errorf("export register entries = %+v; want the consent withdrawal and this export", x.Requests)
 	}
 	if len(x.Merges) != 1 || x.Merges[0].DuplicateID != dup.ID || len(x.MergedMembers) != 1 || x.MergedMembers[0].ID != dup.ID {
 		t.Errorf("export merges = %+v, merged members = %+v", x.Merges, x.MergedMembers)

@@ -120,7 +120,24 @@ type DSRKind string
 const (
 	DSRExport  DSRKind = "export"
 	DSRErasure DSRKind = "erasure"
+	DSRConsent DSRKind = "consent" // a grant or withdrawal of marketing consent
+	DSRAccess  DSRKind = "access"  // a request to see the data held (answered by an export)
 )
+
+// DSRStatus is where a data-subject request stands. Refused is still open:
+// the last attempt was refused, Note says why.
+type DSRStatus string
+
+// Data-subject request statuses.
+const (
+	DSROpen      DSRStatus = "open"
+	DSRDone      DSRStatus = "done"
+	DSRRefused   DSRStatus = "refused"
+	DSRCancelled DSRStatus = "cancelled"
+)
+
+// DSRDeadline is how long the operator has to answer a request.
+const DSRDeadline = 30 * 24 * time.Hour
 
 // DataSubjectRequest is one entry of the register of data-subject requests.
 type DataSubjectRequest struct {
@@ -130,6 +147,13 @@ type DataSubjectRequest struct {
 	Actor       string     `json:"actor"`
 	RequestedAt time.Time  `json:"requested_at"`
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	DueAt       time.Time  `json:"due_at"`
+	Status      DSRStatus  `json:"status"`
+	HandledBy   string     `json:"handled_by,omitempty"`
+	Note        string     `json:"note,omitempty"`
+	// EraseAt is when a scheduled erasure (after consent was withdrawn) runs.
+	EraseAt   *time.Time `json:"erase_at,omitempty"`
+	UpdatedAt time.Time  `json:"updated_at"`
 }
 
 // Export is everything the hub holds about a member, as the answer to an

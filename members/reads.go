@@ -67,8 +67,8 @@ func (s *Service) BornOn(ctx context.Context, month time.Month, days []int, afte
 // Counts are how many members are active and how many are not merged away.
 type Counts struct{ Active, Members int64 }
 
-// Count counts the members.
-func (s *Service) Count(ctx context.Context) (Counts, error) {
+// Totals counts the members.
+func (s *Service) Totals(ctx context.Context) (Counts, error) {
 	var c Counts
 	err := s.db.WithContext(ctx).Raw(`SELECT count(*) FILTER (WHERE status = 'active') AS active,
 		count(*) FILTER (WHERE status <> 'merged') AS members FROM members`).Scan(&c).Error

@@ -37,6 +37,8 @@ type Service struct {
 	dummyHash    func() []byte // what an unknown email's password is compared with
 
 	unsubscribeKey []byte // signs unsubscribe links (WithUnsubscribeKey)
+
+	erasureAfter ErasureSchedule // the erasure schedule after consent is withdrawn (nil: never)
 }
 
 // Option adjusts a Service.
@@ -324,7 +326,11 @@ func (s *Service) SetConsent(ctx context.Context, memberID int64, c Consent, act
 				return err
 			}
 		}
-		return insertConsent(tx, memberID, c.Marketing, c.Source, actor, s.clock())
+		now := s.clock()
+		if err := insertConsent(tx, memberID, c.Marketing, c.Source, actor, now); err != nil {
+			return err
+		}
+		return s.recordConsent(ctx, tx, memberID, c.Marketing, actor, now)
 	})
 	if err != nil {
 		return Member{}, fmt.Errorf("set consent of member %d: %w", memberID, err)
@@ -518,6 +524,12 @@ func (s *Service) Export(ctx context.Context, id int64, actor string) (Export, e
 		now := s.clock()
 		if err := insertDSR(tx, id, DSRExport, actor, now); err != nil {
 			return fmt.Errorf("record request: %w", err)
+		}
+		// The export answers the member's open access requests.
+		if err := tx.Exec(`UPDATE data_subject_requests SET status = 'done', completed_at = ?, handled_by = ?,
+			updated_at = ?, note = 'answered by an export' WHERE member_id = ? AND kind = 'access' AND status IN ('open', 'refused')`,
+			now, actor, now, id).Error; err != nil {
+			return fmt.Errorf("answer access requests: %w", err)
 		}
 		dups, err := mergedInto(tx, id)
 		if err != nil {

@@ -74,6 +74,12 @@ type dsrRow struct {
 	Actor       string
 	RequestedAt time.Time
 	CompletedAt *time.Time
+	DueAt       time.Time
+	Status      string
+	HandledBy   string
+	Note        string
+	EraseAt     *time.Time
+	UpdatedAt   time.Time
 }
 
 const memberColumns = `id, status, status_reason, status_actor, given_name, family_name, email, phone,
@@ -262,15 +268,28 @@ func mergeRows(tx *gorm.DB, where string, args ...any) ([]mergeRow, error) {
 	return rows, err
 }
 
+// insertDSR records a request answered at once (done, handled by actor).
+// An erasure completes the member's open (scheduled) erasure instead when
+// there is one: erasure is recorded once per member.
 func insertDSR(tx *gorm.DB, memberID int64, kind DSRKind, actor string, now time.Time) error {
-	return tx.Exec(`INSERT INTO data_subject_requests (member_id, kind, actor, requested_at, completed_at)
-		VALUES (?, ?, ?, ?, ?)`, memberID, string(kind), actor, now, now).Error
+	return insertDSRNote(tx, memberID, kind, actor, "", now)
 }
+
+func insertDSRNote(tx *gorm.DB, memberID int64, kind DSRKind, actor, note string, now time.Time) error {
+	return tx.Exec(`INSERT INTO data_subject_requests AS d (member_id, kind, actor, requested_at, completed_at, due_at,
+			status, handled_by, note, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, 'done', ?, ?, ?)
+		ON CONFLICT (member_id) WHERE kind = 'erasure' AND status <> 'cancelled'
+		DO UPDATE SET status = 'done', completed_at = EXCLUDED.completed_at, handled_by = EXCLUDED.handled_by,
+			updated_at = EXCLUDED.updated_at`,
+		memberID, string(kind), actor, now, now, now.Add(DSRDeadline), actor, note, now).Error
+}
+
+const dsrCols = `id, member_id, kind, actor, requested_at, completed_at, due_at, status, handled_by, note, erase_at, updated_at`
 
 func dsrRows(tx *gorm.DB, memberIDs []int64) ([]dsrRow, error) {
 	var rows []dsrRow
-	err := tx.Raw(`SELECT id, member_id, kind, actor, requested_at, completed_at
-		FROM data_subject_requests WHERE member_id IN ? ORDER BY id`, memberIDs).Scan(&rows).Error
+	err := tx.Raw(`SELECT `+dsrCols+` FROM data_subject_requests WHERE member_id IN ? ORDER BY id`, memberIDs).Scan(&rows).Error
 	return rows, err
 }
 
@@ -419,5 +438,7 @@ func toMerge(r mergeRow) Merge {
 
 func toDSR(r dsrRow) DataSubjectRequest {
 	return DataSubjectRequest{ID: r.ID, MemberID: r.MemberID, Kind: DSRKind(r.Kind), Actor: r.Actor,
-		RequestedAt: r.RequestedAt.UTC(), CompletedAt: utcPtr(r.CompletedAt)}
+		RequestedAt: r.RequestedAt.UTC(), CompletedAt: utcPtr(r.CompletedAt), DueAt: r.DueAt.UTC(),
+		Status: DSRStatus(r.Status), HandledBy: r.HandledBy, Note: r.Note, EraseAt: utcPtr(r.EraseAt),
+		UpdatedAt: r.UpdatedAt.UTC()}
 }

@@ -1,6 +1,10 @@
 package partners
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // Registry and contract errors.
 var (
@@ -9,7 +13,23 @@ var (
 	ErrOutletExists     = errors.New("an outlet with this code already exists for the partner")
 	ErrNoContract       = errors.New("no contract in force")
 	ErrContractConflict = errors.New("contract version conflicts with an existing version")
+	// ErrCategoryOverlap: an active partner of the same sector and category
+	// works in the same market; OverlapError names it.
+	ErrCategoryOverlap = errors.New("overlaps an active partner's category in the same market")
 )
+
+// OverlapError is ErrCategoryOverlap naming the overlapping partners.
+type OverlapError struct {
+	Partners []string
+	Sector   Sector
+	Market   string
+}
+
+func (e *OverlapError) Error() string {
+	return fmt.Sprintf("%s in %s overlaps active partner %s; send the override to go ahead",
+		e.Sector, e.Market, strings.Join(e.Partners, ", "))
+}
+func (e *OverlapError) Unwrap() error { return ErrCategoryOverlap }
 
 // Prepaid errors.
 var (

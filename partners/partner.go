@@ -49,16 +49,22 @@ type Partner struct {
 	Status             Status
 	SettlementCurrency string // ISO 4217
 	TimeZone           string // IANA name, e.g. Europe/Berlin
+	Market             string // ISO 3166-1 alpha-2 country; "" = none given
+	Category           string // within the sector, e.g. supermarket; "" = the whole sector
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
 }
 
-// NewPartner is the input of CreatePartner.
+// NewPartner is the input of CreatePartner. OverrideOverlap creates the
+// partner even when it overlaps an active partner (ErrCategoryOverlap).
 type NewPartner struct {
 	Name               string
 	Sector             Sector
 	SettlementCurrency string
 	TimeZone           string
+	Market             string
+	Category           string
+	OverrideOverlap    bool
 }
 
 // Outlet is a place (store, hotel, airport desk) where a partner transacts.
@@ -135,6 +141,9 @@ type NewContract struct {
 	BreakageShare         decimal.Decimal
 	OperatorFeeRate       decimal.Decimal
 	Notes                 string
+	// OverrideOverlap publishes the contract even when its partner overlaps
+	// an active partner (ErrCategoryOverlap).
+	OverrideOverlap bool
 }
 
 // PrepaidBalance is a prepaid partner's money balance.

@@ -2,6 +2,7 @@ package partners
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -67,14 +68,60 @@ func (s *Service) CreatePartner(ctx context.Context, in NewPartner) (Partner, er
 	ve.Check(validSector(in.Sector), "sector", "must be one of airline, hotel, bank, restaurant, retail, fuel, telecom, charity")
 	ve.Check(currencyRE.MatchString(in.SettlementCurrency), "settlement_currency", "must be an ISO 4217 code such as EUR")
 	ve.Check(validTimeZone(in.TimeZone), "time_zone", "must be an IANA time zone such as Europe/Berlin")
+	in.Market = strings.ToUpper(strings.TrimSpace(in.Market))
+	in.Category = strings.ToLower(strings.TrimSpace(in.Category))
+	ve.Check(in.Market == "" || marketRE.MatchString(in.Market), "market", "must be an ISO 3166-1 country code such as DE")
+	ve.Check(len(in.Category) <= 64, "category", "is longer than 64 characters")
 	if err := ve.Err(); err != nil {
 		return Partner{}, err
 	}
-	r, err := insertPartner(s.db.WithContext(ctx), in, s.now())
+	var r partnerRow
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if !in.OverrideOverlap {
+			if err := checkOverlap(tx, 0, string(in.Sector), in.Market, in.Category); err != nil {
+				return err
+			}
+		}
+		var err error
+		r, err = insertPartner(tx, in, s.now())
+		return err
+	})
 	if err != nil {
 		return Partner{}, fmt.Errorf("create partner %q: %w", in.Name, err)
 	}
 	return r.partner(), nil
+}
+
+var marketRE = regexp.MustCompile(`^[A-Z]{2}$`)
+
+// Overlaps names the active partners (other than except) that a partner of
+// sector, market and category would overlap, by name; none without a market.
+func (s *Service) Overlaps(ctx context.Context, except int64, sector Sector, market, category string) ([]string, error) {
+	err := checkOverlap(s.db.WithContext(ctx), except, string(sector), strings.ToUpper(strings.TrimSpace(market)),
+		strings.ToLower(strings.TrimSpace(category)))
+	var oe *OverlapError
+	if errors.As(err, &oe) {
+		return oe.Partners, nil
+	}
+	return nil, err
+}
+
+// checkOverlap refuses (*OverlapError) a partner of sector, market and
+// category other than except when an active partner overlaps it. A partner
+// without a market overlaps nobody.
+func checkOverlap(tx *gorm.DB, except int64, sector, market, category string) error {
+	if market == "" {
+		return nil
+	}
+	rows, err := overlapping(tx, except, sector, market, category)
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	names := make([]string, len(rows))
+	for i, r := range rows {
+		names[i] = r.Name
+	}
+	return &OverlapError{Partners: names, Sector: Sector(sector), Market: market}
 }
 
 func validSector(s Sector) bool {
@@ -210,6 +257,11 @@ func (s *Service) PublishContract(ctx context.Context, partnerID int64, in NewCo
 		now := s.now()
 		if err := validateContract(in, p, latest, has, now); err != nil {
 			return err
+		}
+		if !in.OverrideOverlap {
+			if err := checkOverlap(tx, partnerID, p.Sector, p.Market, p.Category); err != nil {
+				return err
+			}
 		}
 		version := 1
 		if has {

@@ -19,13 +19,16 @@ type partnerRow struct {
 	Status             string
 	SettlementCurrency string
 	TimeZone           string
+	Market             string
+	Category           string
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
 }
 
 func (r partnerRow) partner() Partner {
 	return Partner{ID: r.ID, Name: r.Name, Sector: Sector(r.Sector), Status: Status(r.Status),
-		SettlementCurrency: r.SettlementCurrency, TimeZone: r.TimeZone, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		SettlementCurrency: r.SettlementCurrency, TimeZone: r.TimeZone, Market: r.Market, Category: r.Category,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 type outletRow struct {
@@ -80,17 +83,27 @@ func (r contractRow) contract() Contract {
 
 // --- partners -------------------------------------------------------------
 
-const partnerCols = `id, name, sector, status, settlement_currency, time_zone, created_at, updated_at`
+const partnerCols = `id, name, sector, status, settlement_currency, time_zone, market, category, created_at, updated_at`
 
 func insertPartner(tx *gorm.DB, p NewPartner, now time.Time) (partnerRow, error) {
 	var r partnerRow
-	err := tx.Raw(`INSERT INTO partners (name, sector, settlement_currency, time_zone, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING `+partnerCols,
-		p.Name, string(p.Sector), p.SettlementCurrency, p.TimeZone, now, now).Scan(&r).Error
+	err := tx.Raw(`INSERT INTO partners (name, sector, settlement_currency, time_zone, market, category, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+partnerCols,
+		p.Name, string(p.Sector), p.SettlementCurrency, p.TimeZone, p.Market, p.Category, now, now).Scan(&r).Error
 	if database.IsUnique(err, "") {
 		return r, ErrPartnerExists
 	}
 	return r, err
+}
+
+// overlapping returns the active partners other than except whose sector
+// and market are sector and market and whose category is category, or
+// either category is empty (the whole sector), by name.
+func overlapping(tx *gorm.DB, except int64, sector, market, category string) ([]partnerRow, error) {
+	var rows []partnerRow
+	err := tx.Raw(`SELECT `+partnerCols+` FROM partners WHERE status = 'active' AND id <> ? AND sector = ? AND market = ?
+		AND (category = ? OR category = '' OR ? = '') ORDER BY name`, except, sector, market, category, category).Scan(&rows).Error
+	return rows, err
 }
 
 // selectPartner loads one partner; forUpdate takes its row lock.

@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/abuse"
 	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
@@ -257,8 +258,20 @@ func (t *Transactions) commit(ctx context.Context, items []partnerEarn, cfgs map
 	err := database.Transaction(ctx, t.db, func(tx *gorm.DB) error {
 		var rest EarnedRest
 		var claimed func(*gorm.DB, []ledger.ClaimedEarn) error
-		if t.Programme != nil {
+		watched := false
+		for _, r := range reqs {
+			watched = watched || cfgs[r.PartnerID].abuse.Earns()
+		}
+		if t.Programme != nil || watched {
 			claimed = func(tx *gorm.DB, cs []ledger.ClaimedEarn) error {
+				if watched {
+					if err := t.holdForReview(tx, items, cfgs, reqs, reqIdx, cs); err != nil {
+						return err
+					}
+				}
+				if t.Programme == nil {
+					return nil
+				}
 				earns := make([]PostedEarn, len(cs))
 				for k, c := range cs {
 					r := reqs[c.Index]
@@ -334,6 +347,47 @@ func (t *Transactions) commit(ctx context.Context, items []partnerEarn, cfgs map
 		return nil, -1, err
 	}
 	return res, -1, nil
+}
+
+// holdForReview counts the claimed earns of partners with abuse rules
+// against them (one statement, inside the posting transaction, so that
+// concurrent earns are counted one after another) and marks those over a
+// limit held: their lots stay pending until the flag recorded for each is
+// reviewed (ReviewFlag).
+func (t *Transactions) holdForReview(tx *gorm.DB, items []partnerEarn, cfgs map[int64]*partnerConfig,
+	reqs []ledger.EarnRequest, reqIdx []int, cs []ledger.ClaimedEarn) error {
+	var earns []abuse.Earn
+	var at []int // index in cs of each earn checked
+	for k, c := range cs {
+		r := reqs[c.Index]
+		if !cfgs[r.PartnerID].abuse.Earns() {
+			continue
+		}
+		in := items[reqIdx[c.Index]].Input
+		earns = append(earns, abuse.Earn{PartnerID: r.PartnerID, MemberID: r.MemberID, Card: in.Card,
+			EventCode: in.EventCode, Points: int64(r.Points + r.OperatorFunded)})
+		at = append(at, k)
+	}
+	if len(earns) == 0 {
+		return nil
+	}
+	now := t.now()
+	hits, err := abuse.CheckEarns(tx, now, func(id int64) abuse.Rules { return cfgs[id].abuse }, earns)
+	if err != nil || len(hits) == 0 {
+		return err
+	}
+	var flags []abuse.Flag
+	for n, h := range hits {
+		c := &cs[at[n]]
+		c.Held = true
+		r := reqs[c.Index]
+		txID := c.TransactionID
+		flags = append(flags, abuse.Flag{PartnerID: r.PartnerID, MemberID: r.MemberID, TransactionID: &txID,
+			Rule: h.Rule, Detail: h.Detail, Points: int64(r.Points + r.OperatorFunded),
+			AvailableAt: r.AvailableAt, ExpiresAt: r.ExpiresAt, CreatedAt: now.UTC()})
+	}
+	slices.SortFunc(flags, func(a, b abuse.Flag) int { return cmp.Compare(*a.TransactionID, *b.TransactionID) })
+	return abuse.RecordEarnFlags(tx, flags)
 }
 
 func wrapEarn(in EarnInput, err error) error {

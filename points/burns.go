@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/coalitionhub/hub/abuse"
 	"github.com/coalitionhub/hub/access"
 	"github.com/coalitionhub/hub/internal/database"
 	"github.com/coalitionhub/hub/internal/money"
@@ -57,6 +58,9 @@ type BurnInput struct {
 	ExternalRef    string
 	Outlet         string
 	OccurredAt     time.Time
+	// Card is the identifier the member presented, when the partner sends
+	// it: the card velocity limit counts per card.
+	Card string
 }
 
 // Burn is the partner's view of a burn: an authorisation (hold) and, once
@@ -99,6 +103,7 @@ func (t *Transactions) Burn(ctx context.Context, p access.Principal, idem ledger
 	v.Check(in.RedemptionCode != "" || in.PIN != "", "redemption_code", "a redemption code or a PIN is required")
 	members.CheckConsentFormat(&v, in.RedemptionCode, in.PIN)
 	v.Check(len(in.ExternalRef) <= 200, "external_ref", "is longer than 200 characters")
+	v.Check(len(in.Card) <= 100, "card", "is longer than 100 characters")
 	now := t.now()
 	if in.ExpiresAt.IsZero() {
 		in.ExpiresAt = now.Add(t.HoldTTL)
@@ -169,6 +174,15 @@ func (t *Transactions) Burn(ctx context.Context, p access.Principal, idem ledger
 		out = burnOf(h, nil)
 		return nil
 	}
+	// A partner's burn velocity limits count a new burn (not a replay) in
+	// its transaction: over a limit, the burn is refused and rolled back
+	// with its count (abuse.CheckBurn).
+	var velocity func(*gorm.DB) error
+	if cfg.abuse.Burns() {
+		velocity = func(tx *gorm.DB) error {
+			return abuse.CheckBurn(tx, now, cfg.abuse, p.PartnerID, in.MemberID, in.Card)
+		}
+	}
 	// The consent comes first, under the member's consent lock: a refusal
 	// is committed alone, before the member's next check may run, and
 	// needs no other connection (members.BurnConsent.Verify).
@@ -176,7 +190,7 @@ func (t *Transactions) Burn(ctx context.Context, p access.Principal, idem ledger
 	err = database.Transaction(ctx, t.db, func(tx *gorm.DB) error {
 		err := t.consent.Verify(ctx, tx, in.MemberID, p.PartnerID, in.RedemptionCode, in.PIN)
 		if err == nil {
-			return post(tx, nil)
+			return post(tx, velocity)
 		}
 		if !errors.Is(err, members.ErrConsentInvalid) && !errors.Is(err, members.ErrConsentLocked) {
 			return err

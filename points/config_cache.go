@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coalitionhub/hub/abuse"
 	"github.com/coalitionhub/hub/partners"
 	"github.com/coalitionhub/hub/rules"
 	"github.com/coalitionhub/hub/webhooks"
@@ -37,6 +38,7 @@ type partnerConfig struct {
 	pricing   rules.Pricing       // earn rule versions and promotions not over before the earn horizon
 	endpoints bool                // the partner has an active webhook endpoint
 	tiers     bool                // pricing depends on the member's tier
+	abuse     abuse.Rules         // fraud and abuse rules (all zero: none)
 }
 
 // promoHorizon bounds the promotions kept: an earn may have occurred up to 14
@@ -96,7 +98,10 @@ func (t *Transactions) config(ctx context.Context, partnerID int64, stamp config
 			return err
 		}
 		cfg.tiers = cfg.pricing.Tiers
-		cfg.endpoints, err = webhooks.HasActiveEndpoint(tx, partnerID)
+		if cfg.endpoints, err = webhooks.HasActiveEndpoint(tx, partnerID); err != nil {
+			return err
+		}
+		cfg.abuse, err = abuse.RulesWith(tx, partnerID)
 		return err
 	}, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {

@@ -118,6 +118,9 @@ type EarnInput struct {
 	OccurredAt  time.Time
 	ExternalRef string
 	Outlet      string
+	// Card is the identifier the member presented (a card number), when
+	// the partner sends it: the card velocity limits count per card.
+	Card string
 }
 
 // validate checks in before pricing; Earn, QuoteEarn and EarnBatch share it.
@@ -129,6 +132,7 @@ func (in EarnInput) validate(now time.Time) error {
 	v.Check(in.OccurredAt.IsZero() || !in.OccurredAt.Before(now.AddDate(0, -14, 0)), "occurred_at", "is more than 14 months ago")
 	v.Check(in.OccurredAt.IsZero() || !in.OccurredAt.After(now.Add(48*time.Hour)), "occurred_at", "is more than 2 days in the future")
 	v.Check(len(in.ExternalRef) <= 200, "external_ref", "is longer than 200 characters")
+	v.Check(len(in.Card) <= 100, "card", "is longer than 100 characters")
 	v.Check(in.Amount.Minor >= 0, "amount.minor", "must not be negative")
 	v.Check(in.Amount.Minor < 1e13, "amount.minor", "is too large")
 	// An amount of 0 prices nothing unless activity or an event does.

@@ -59,7 +59,10 @@ type Policy struct {
 	BirthdayPoints      int64           `json:"birthday_points"`
 	TierWindow          TierWindow      `json:"tier_window"`
 	TierDowngrade       Downgrade       `json:"tier_downgrade"`
-	UpdatedAt           time.Time       `json:"updated_at"`
+	// ErasureAfterDays: a member who withdraws marketing consent is erased
+	// this many days later (0 to 30; nil = never).
+	ErasureAfterDays *int      `json:"erasure_after_days"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // Metric is a qualifying measure of activity.

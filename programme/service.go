@@ -140,6 +140,8 @@ func (s *Service) SetPolicy(ctx context.Context, p Policy) (Policy, error) {
 func (p Policy) validate() error {
 	var v validation.Error
 	v.Check(regexp.MustCompile(`^[A-Z]{3}$`).MatchString(p.Currency), "currency", "must be an ISO 4217 code")
+	v.Check(p.ErasureAfterDays == nil || (*p.ErasureAfterDays >= 0 && *p.ErasureAfterDays <= 30), "erasure_after_days",
+		"must be 0 to 30 (erasure is due within 30 days of the withdrawal), or null for never")
 	switch p.ExpiryMode {
 	case ExpiryNever:
 		v.Check(p.ExpiryMonths == 0 && p.ExpiryYears == 0, "expiry_months", "must be 0 when points never expire")

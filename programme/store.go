@@ -30,6 +30,7 @@ type policyRow struct {
 	BirthdayPoints      int64
 	TierWindow          string
 	TierDowngrade       string
+	ErasureAfterDays    *int
 	UpdatedAt           time.Time
 }
 
@@ -43,17 +44,17 @@ func loadPolicy(tx *gorm.DB) (Policy, error) {
 		TransferMin: r.TransferMin, TransferPerTransfer: r.TransferPerTransfer, TransferDaily: r.TransferDaily,
 		TransferMonthly: r.TransferMonthly, TransferFeeFixed: r.TransferFeeFixed, TransferFeeRate: r.TransferFeeRate,
 		BirthdayPoints: r.BirthdayPoints, TierWindow: TierWindow(r.TierWindow), TierDowngrade: Downgrade(r.TierDowngrade),
-		UpdatedAt: r.UpdatedAt}, nil
+		ErasureAfterDays: r.ErasureAfterDays, UpdatedAt: r.UpdatedAt}, nil
 }
 
 func savePolicy(tx *gorm.DB, p Policy, now time.Time) error {
 	return tx.Exec(`UPDATE programme_policy SET currency = ?, expiry_mode = ?, expiry_months = ?, expiry_years = ?,
 		notice_days = ?, transfers_enabled = ?, transfer_min = ?, transfer_per_transfer = ?, transfer_daily = ?,
 		transfer_monthly = ?, transfer_fee_fixed = ?, transfer_fee_rate = ?, birthday_points = ?, tier_window = ?,
-		tier_downgrade = ?, updated_at = ? WHERE id = 1`,
+		tier_downgrade = ?, erasure_after_days = ?, updated_at = ? WHERE id = 1`,
 		p.Currency, p.ExpiryMode, p.ExpiryMonths, p.ExpiryYears, p.NoticeDays, p.TransfersEnabled, p.TransferMin,
 		p.TransferPerTransfer, p.TransferDaily, p.TransferMonthly, p.TransferFeeFixed, p.TransferFeeRate,
-		p.BirthdayPoints, p.TierWindow, p.TierDowngrade, now).Error
+		p.BirthdayPoints, p.TierWindow, p.TierDowngrade, p.ErasureAfterDays, now).Error
 }
 
 type tierRow struct {

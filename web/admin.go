@@ -39,6 +39,12 @@ type partnerRequest struct {
 	Sector             string `json:"sector"`
 	SettlementCurrency string `json:"settlement_currency"`
 	TimeZone           string `json:"time_zone"`
+	Market             string `json:"market"`
+	Category           string `json:"category"`
+	// OverrideOverlap creates the partner although it overlaps an active
+	// partner of its sector and category in its market (recorded in the
+	// audit log).
+	OverrideOverlap bool `json:"override_overlap"`
 }
 
 type partnerJSON struct {
@@ -48,13 +54,16 @@ type partnerJSON struct {
 	Status             string    `json:"status"`
 	SettlementCurrency string    `json:"settlement_currency"`
 	TimeZone           string    `json:"time_zone"`
+	Market             string    `json:"market"`
+	Category           string    `json:"category"`
 	CreatedAt          time.Time `json:"created_at"`
 	UpdatedAt          time.Time `json:"updated_at"`
 }
 
 func partnerOut(p partners.Partner) partnerJSON {
 	return partnerJSON{ID: p.ID, Name: p.Name, Sector: string(p.Sector), Status: string(p.Status),
-		SettlementCurrency: p.SettlementCurrency, TimeZone: p.TimeZone, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+		SettlementCurrency: p.SettlementCurrency, TimeZone: p.TimeZone, Market: p.Market, Category: p.Category,
+		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
 type statusRequest struct {
@@ -100,6 +109,7 @@ type contractRequest struct {
 	BreakageShare         *decimal.Decimal `json:"breakage_share"`
 	OperatorFeeRate       *decimal.Decimal `json:"operator_fee_rate"`
 	Notes                 string           `json:"notes"`
+	OverrideOverlap       bool             `json:"override_overlap"`
 }
 
 type contractJSON struct {
@@ -289,8 +299,9 @@ func (s *Server) adminCreatePartner(c *gin.Context) {
 		fail(c, s.deps.Log, err)
 		return
 	}
-	p, err := s.deps.Partners.CreatePartner(c.Request.Context(), partners.NewPartner{Name: req.Name,
-		Sector: partners.Sector(req.Sector), SettlementCurrency: req.SettlementCurrency, TimeZone: req.TimeZone})
+	p, err := s.createPartner(c, partners.NewPartner{Name: req.Name, Sector: partners.Sector(req.Sector),
+		SettlementCurrency: req.SettlementCurrency, TimeZone: req.TimeZone, Market: req.Market, Category: req.Category,
+		OverrideOverlap: req.OverrideOverlap})
 	if err != nil {
 		fail(c, s.deps.Log, err)
 		return
@@ -378,7 +389,8 @@ func (req contractRequest) input() (partners.NewContract, error) {
 	var v validation.Error
 	in := partners.NewContract{EffectiveFrom: req.EffectiveFrom, Currency: req.Currency, Billing: partners.Billing(req.Billing),
 		PrepaidAlertThreshold: req.PrepaidAlertThreshold, PendingDays: req.PendingDays,
-		CapPerTransaction: req.CapPerTransaction, CapPerMemberDay: req.CapPerMemberDay, Notes: req.Notes}
+		CapPerTransaction: req.CapPerTransaction, CapPerMemberDay: req.CapPerMemberDay, Notes: req.Notes,
+		OverrideOverlap: req.OverrideOverlap}
 	for i, r := range req.Roles {
 		switch r {
 		case "earn":
@@ -415,7 +427,7 @@ func (s *Server) adminPublishContract(c *gin.Context) {
 	}
 	if err == nil {
 		var ct partners.Contract
-		if ct, err = s.deps.Partners.PublishContract(c.Request.Context(), id, in, actor(c)); err == nil {
+		if ct, err = s.publishContract(c, id, in); err == nil {
 			c.JSON(http.StatusCreated, contractOut(ct))
 			return
 		}

@@ -34,6 +34,7 @@ type programmePolicyJSON struct {
 	BirthdayPoints      int64           `json:"birthday_points"`
 	TierWindow          string          `json:"tier_window"`
 	TierDowngrade       string          `json:"tier_downgrade"`
+	ErasureAfterDays    *int            `json:"erasure_after_days"`
 	UpdatedAt           time.Time       `json:"updated_at"`
 }
 
@@ -43,7 +44,7 @@ func programmePolicyOut(p programme.Policy) programmePolicyJSON {
 		TransferMin: p.TransferMin, TransferPerTransfer: p.TransferPerTransfer, TransferDaily: p.TransferDaily,
 		TransferMonthly: p.TransferMonthly, TransferFeeFixed: p.TransferFeeFixed, TransferFeeRate: p.TransferFeeRate,
 		BirthdayPoints: p.BirthdayPoints, TierWindow: string(p.TierWindow), TierDowngrade: string(p.TierDowngrade),
-		UpdatedAt: p.UpdatedAt.UTC()}
+		ErasureAfterDays: p.ErasureAfterDays, UpdatedAt: p.UpdatedAt.UTC()}
 }
 
 // programmePolicyRequest is a full replacement of the policy: every field is
@@ -64,6 +65,9 @@ type programmePolicyRequest struct {
 	BirthdayPoints      *int64           `json:"birthday_points"`
 	TierWindow          *string          `json:"tier_window"`
 	TierDowngrade       *string          `json:"tier_downgrade"`
+	// ErasureAfterDays is optional: absent or null, consent withdrawal
+	// schedules no erasure.
+	ErasureAfterDays *int `json:"erasure_after_days"`
 }
 
 func (r programmePolicyRequest) policy() (programme.Policy, error) {
@@ -90,7 +94,8 @@ func (r programmePolicyRequest) policy() (programme.Policy, error) {
 		TransfersEnabled: *r.TransfersEnabled, TransferMin: *r.TransferMin, TransferPerTransfer: *r.TransferPerTransfer,
 		TransferDaily: *r.TransferDaily, TransferMonthly: *r.TransferMonthly, TransferFeeFixed: *r.TransferFeeFixed,
 		TransferFeeRate: *r.TransferFeeRate, BirthdayPoints: *r.BirthdayPoints,
-		TierWindow: programme.TierWindow(*r.TierWindow), TierDowngrade: programme.Downgrade(*r.TierDowngrade)}, nil
+		TierWindow: programme.TierWindow(*r.TierWindow), TierDowngrade: programme.Downgrade(*r.TierDowngrade),
+		ErasureAfterDays: r.ErasureAfterDays}, nil
 }
 
 func (s *Server) adminProgrammePolicy(c *gin.Context) {

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"github.com/coalitionhub/hub/abuse"
 	"io"
 	"log/slog"
 	"math"
@@ -79,6 +80,7 @@ var domainErrors = []errorKind{
 	{partners.ErrOutletExists, http.StatusConflict, "outlet_exists", "An outlet with this code exists"},
 	{partners.ErrNoContract, http.StatusNotFound, "no_contract", "No contract in force"},
 	{partners.ErrContractConflict, http.StatusConflict, "contract_conflict", "Contract version conflict"},
+	{partners.ErrCategoryOverlap, http.StatusConflict, "category_overlap", "Overlaps an active partner of the same category in the same market"},
 	{partners.ErrPrepaidExhausted, http.StatusConflict, "prepaid_exhausted", "Prepaid balance exhausted"},
 	{partners.ErrNotPrepaid, http.StatusConflict, "not_prepaid", "Partner is not billed prepaid"},
 	{partners.ErrDuplicateRef, http.StatusConflict, "duplicate_ref", "Reference already used"},
@@ -110,12 +112,17 @@ var domainErrors = []errorKind{
 	{points.ErrTransactionNotFound, http.StatusNotFound, "transaction_not_found", "Transaction not found"},
 	{points.ErrBurnNotFound, http.StatusNotFound, "burn_not_found", "Burn not found"},
 	{points.ErrMemberNotVisible, http.StatusNotFound, "member_not_found", "Member not found"},
+	// abuse
+	{abuse.ErrVelocityLimit, http.StatusTooManyRequests, "velocity_limit", "A velocity limit of the partner's fraud rules is reached"},
+	{abuse.ErrFlagNotFound, http.StatusNotFound, "flag_not_found", "Flag not found"},
+	{abuse.ErrFlagReviewed, http.StatusConflict, "flag_reviewed", "The flag was reviewed already"},
 	{webhooks.ErrWebhookEndpointNotFound, http.StatusNotFound, "webhook_not_found", "Webhook endpoint not found"},
 	{webhooks.ErrWebhookDeliveryNotFound, http.StatusNotFound, "webhook_delivery_not_found", "Webhook delivery not found"},
 	{webhooks.ErrWebhookDeliveryNotFailed, http.StatusConflict, "webhook_delivery_not_failed", "Only a failed delivery can be replayed"},
 
 	// members.
 	{members.ErrNotFound, http.StatusNotFound, "member_not_found", "Member not found"},
+	{members.ErrRequestNotFound, http.StatusNotFound, "request_not_found", "Data-subject request not found"},
 	{members.ErrIdentifierTaken, http.StatusConflict, "identifier_taken", "Identifier belongs to another member"},
 	{members.ErrMemberInactive, http.StatusConflict, "member_inactive", "Member is not active"},
 	{members.ErrInvalidMerge, http.StatusConflict, "invalid_merge", "These members cannot be merged"},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/coalitionhub/hub/abuse"
 	"io"
 	"log/slog"
 	"net/http"
@@ -57,6 +58,7 @@ type hubEnv struct {
 	cat   *catalog.Service
 	set   *settlement.Service
 	xch   *exchange.Service
+	abuse *abuse.Service
 	srv   *httptest.Server
 	keys  atomic.Int64
 }
@@ -82,10 +84,11 @@ func newHubEnv(t testing.TB, tune func(*Deps)) *hubEnv {
 	tx.Programme = prog
 	runs := jobs.NewService(db, clk.Now, nil)
 	camps := campaigns.NewService(db, m, l, prog, runs, clk.Now)
+	ab := abuse.NewService(db, l, clk.Now)
 	deps := Deps{DB: db, Runs: runs, Campaigns: camps, Exports: exports.NewService(db, m, l, prog, camps, runs, clk.Now), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
 		Partners: reg, Access: acc, Transactions: tx, Rules: rs, Members: m, Ledger: l, Consent: consent,
 		Webhooks: webhooks.NewService(db, acc.SecretBox(), netguard.Policy{}, clk.Now),
-		Catalog:  cat, Settlement: set, Exchange: xch, Programme: prog,
+		Catalog:  cat, Settlement: set, Exchange: xch, Programme: prog, Abuse: ab,
 		ClientRate: 1000, ClientBurst: 1000, LoginRate: 1000, LoginBurst: 1000}
 	if tune != nil {
 		tune(&deps)
@@ -93,7 +96,7 @@ func newHubEnv(t testing.TB, tune func(*Deps)) *hubEnv {
 	srv := httptest.NewServer(New(deps).Handler())
 	t.Cleanup(srv.Close)
 	return &hubEnv{t: t, ctx: context.Background(), db: db, clock: clk, reg: reg, acc: acc, rules: rs, led: l, mem: m,
-		cat: cat, set: set, xch: xch, srv: srv}
+		cat: cat, set: set, xch: xch, abuse: ab, srv: srv}
 }
 
 var allScopes = []access.Scope{access.ScopeMembersRead, access.ScopeMembersWrite, access.ScopePointsEarn,
@@ -293,6 +296,17 @@ func TestTenantIsolationOnEveryPartnerRoute(t *testing.T) {
 	earn := e.must(201, "POST", "/v1/earn", aTok, map[string]any{"member_id": mID,
 		"amount": map[string]any{"minor": 5000000, "currency": "EUR"}, "external_ref": "folio-1"})
 	txID := idStr(t, earn["id"])
+	// A's fraud rules hold A's next earn of the member: A has a flag.
+	if _, err := e.abuse.SetRules(e.ctx, a.ID, abuse.Rules{MemberEarnsPerHour: 1}, "staff:test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"folio-2", "folio-3"} {
+		e.must(201, "POST", "/v1/earn", aTok, map[string]any{"member_id": mID,
+			"amount": map[string]any{"minor": 1000, "currency": "EUR"}, "external_ref": ref})
+	}
+	if code, body := e.call("GET", "/v1/flags", aTok, nil); code != 200 || listLen(body) != 1 {
+		t.Fatalf("partner A's flags %d %v; want its one held earn", code, body)
+	}
 	rc := e.must(201, "POST", "/v1/me/redemption-codes", signedInToken(t, e.mem, e.acc, mID), nil)
 	burn := e.must(201, "POST", "/v1/burns", aTok, map[string]any{"member_id": mID, "points": 100,
 		"redemption_code": rc["code"], "capture": false})
@@ -419,6 +433,7 @@ func TestTenantIsolationOnEveryPartnerRoute(t *testing.T) {
 		"GET /v1/catalog/rewards":    "/v1/catalog/rewards",
 		"GET /v1/orders":             "/v1/orders",
 		"GET /v1/statements":         "/v1/statements",
+		"GET /v1/flags":              "/v1/flags",
 	}
 	own := map[string]string{
 		"POST /v1/members":                       "enrols (or finds) by an identifier the caller supplies; answers with what the caller may see",

@@ -40,13 +40,14 @@ type earnRequest struct {
 	OccurredAt  *time.Time       `json:"occurred_at"`
 	ExternalRef string           `json:"external_ref"`
 	Outlet      string           `json:"outlet"`
+	Card        string           `json:"card"`
 }
 
 // input is the earn (or quote, or batch item) r asks for; partners
 // validates the rest of it for all three alike.
 func (r earnRequest) input(now time.Time) (points.EarnInput, error) {
 	in := points.EarnInput{MemberID: r.MemberID, Lines: r.Lines, Activity: r.Activity, EventCode: r.EventCode,
-		PromoCodes: r.PromoCodes, ExternalRef: r.ExternalRef, Outlet: r.Outlet, OccurredAt: now}
+		PromoCodes: r.PromoCodes, ExternalRef: r.ExternalRef, Outlet: r.Outlet, Card: r.Card, OccurredAt: now}
 	if r.Amount != nil {
 		if r.Amount.Minor == nil {
 			return in, validation.New("amount.minor", "is required: the purchase amount in minor units")
@@ -240,6 +241,7 @@ type burnRequest struct {
 	ExpiresAt      *time.Time `json:"expires_at"`
 	ExternalRef    string     `json:"external_ref"`
 	Outlet         string     `json:"outlet"`
+	Card           string     `json:"card"`
 }
 
 // partPoints is the points of a capture or reversal: left out, the whole
@@ -284,7 +286,7 @@ func burnOut(b points.Burn) burnJSON { return b.View() }
 func (s *Server) burn(c *gin.Context) {
 	pointMove(s, c, http.StatusCreated, requireBody, func(ctx context.Context, p access.Principal, idem ledger.Idempotency, req burnRequest) (any, bool, error) {
 		in := points.BurnInput{MemberID: req.MemberID, Points: req.Points, RedemptionCode: req.RedemptionCode,
-			PIN: req.PIN, Capture: req.Capture == nil || *req.Capture, ExternalRef: req.ExternalRef, Outlet: req.Outlet}
+			PIN: req.PIN, Capture: req.Capture == nil || *req.Capture, ExternalRef: req.ExternalRef, Outlet: req.Outlet, Card: req.Card}
 		if req.ExpiresAt != nil {
 			in.ExpiresAt = *req.ExpiresAt
 		}

@@ -7,6 +7,7 @@ package web
 
 import (
 	"context"
+	"github.com/coalitionhub/hub/abuse"
 	"log/slog"
 	"net/http"
 	"time"
@@ -69,6 +70,8 @@ type Deps struct {
 	// Segments and campaigns, and large exports (web/admin_campaigns.go).
 	Campaigns *campaigns.Service
 	Exports   *exports.Service
+	// Abuse: partners' fraud rules and the flags held for review (web/abuse.go).
+	Abuse *abuse.Service
 	// Runs are the job runs of long work people start and wait for, such
 	// as closing a period (web/jobs.go).
 	Runs *jobs.Service
@@ -175,6 +178,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/transactions", s.listTransactions)
 	v1.GET("/transactions/:id", s.getTransaction)
 	v1.POST("/transactions/:id/reversals", scope(access.ScopePointsReverse), s.reverse)
+	v1.GET("/flags", s.partnerFlags)
 	// Webhooks (web/webhooks.go).
 	v1.POST("/webhooks", s.createWebhook)
 	v1.GET("/webhooks", s.listWebhooks)
@@ -409,6 +413,20 @@ func (s *Server) Handler() http.Handler {
 	a.POST("/exports", adm, s.adminStartExport)
 	a.GET("/exports/:id/file", adm, s.adminExportFile)
 
+	// Fraud and abuse rules per partner and the flags held for review
+	// (web/abuse.go).
+	a.GET("/partners/:id/abuse-rules", all, s.adminAbuseRules)
+	a.PUT("/partners/:id/abuse-rules", adm, s.adminSetAbuseRules)
+	a.GET("/flags", all, s.adminListFlags)
+	a.GET("/flags/:id", all, s.adminGetFlag)
+	a.POST("/flags/:id/review", adm, s.adminReviewFlag)
+
+	// The register of data-subject requests (web/privacy.go).
+	a.GET("/privacy/requests", all, s.adminListRequests)
+	a.GET("/privacy/requests/:id", all, s.adminGetRequest)
+	a.PUT("/privacy/requests/:id", adm, s.adminUpdateRequest)
+	a.POST("/members/:id/access-requests", adm, s.adminRecordAccessRequest)
+
 	// ---- Console: the operator's server-rendered pages, cookie session and
 	// CSRF check (web/ui_console.go and the ui_*.go it uses). Roles as in the
 	// admin API.
@@ -482,6 +500,12 @@ func (s *Server) Handler() http.Handler {
 	cs.POST("/promotions/:id/end", cFin, s.consoleEndPromotion)
 	cs.POST("/partners/:id/prepaid/top-ups", cFin, s.consoleTopUp)
 	cs.POST("/partners/:id/webhook-deliveries/:delivery_id/replay", cAdm, s.consoleReplayDelivery)
+	cs.POST("/partners/:id/abuse-rules", cAdm, s.consoleSetAbuseRules)
+	cs.GET("/flags", cAll, s.consoleFlags)
+	cs.POST("/flags/:id/review", cAdm, s.consoleReviewFlag)
+	cs.GET("/privacy", cAll, s.consolePrivacy)
+	cs.POST("/privacy/access", cAdm, s.consoleAccessRequest)
+	cs.POST("/privacy/:id", cAdm, s.consoleUpdateRequest)
 	cs.GET("/programme", cAll, s.consoleProgramme)
 	cs.POST("/programme/policy", cAdm, s.consoleSetPolicy)
 	cs.POST("/programme/tiers", cAdm, s.consolePutTier)

@@ -92,7 +92,7 @@ func loadDashboard(ctx context.Context, deps Deps, now time.Time) (dashboard, er
 	now = now.UTC()
 	d := dashboard{MonthStart: time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)}
 	first := d.MonthStart.AddDate(0, -11, 0)
-	mc, err := deps.Members.Count(ctx)
+	mc, err := deps.Members.Totals(ctx)
 	if err != nil {
 		return dashboard{}, fmt.Errorf("dashboard: %w", err)
 	}

@@ -208,10 +208,10 @@ func (s *Server) consolePartners(c *gin.Context) {
 }
 
 func (s *Server) consoleCreatePartner(c *gin.Context) {
-	p, err := s.deps.Partners.CreatePartner(c.Request.Context(), partners.NewPartner{Name: strings.TrimSpace(c.PostForm("name")),
+	p, err := s.createPartner(c, partners.NewPartner{Name: strings.TrimSpace(c.PostForm("name")),
 		Sector: partners.Sector(c.PostForm("sector")), SettlementCurrency: strings.ToUpper(strings.TrimSpace(c.PostForm("currency"))),
-		TimeZone: strings.TrimSpace(c.PostForm("time_zone"))})
-	s.audit(c, "partner.create", "partner:"+strconv.FormatInt(p.ID, 10), c.PostForm("name"), err)
+		TimeZone: strings.TrimSpace(c.PostForm("time_zone")), Market: c.PostForm("market"), Category: c.PostForm("category"),
+		OverrideOverlap: c.PostForm("override_overlap") == "on"})
 	if err != nil {
 		s.failBack(c, "/console/partners", err)
 		return

@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"github.com/coalitionhub/hub/abuse"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -89,16 +90,29 @@ func (s *Server) partnerPage(c *gin.Context, status int, form string, posted url
 		return
 	}
 
+	fraud, lerr := s.deps.Abuse.Rules(ctx, id)
+	if lerr != nil {
+		s.pageError(c, "console", lerr)
+		return
+	}
+	openFlags, lerr := s.deps.Abuse.Flags(ctx, abuse.Filter{PartnerID: id, Status: abuse.StatusOpen, Limit: 200})
+	if lerr != nil {
+		s.pageError(c, "console", lerr)
+		return
+	}
+
 	now := s.now().UTC()
 	f := newFormState()
 	partnerFormDefaults(f, p, contracts, ruleList, now)
+	abuseFormDefaults(f, fraud)
 	if form != "" {
 		f.refused(form, posted, err, partnerFieldAliases[form])
 	}
 	data := formData(f, gin.H{"Partner": p, "Outlets": outlets, "Contracts": contracts, "Clients": clients,
 		"Rules": ruleList, "Promotions": promos, "Endpoints": endpoints, "Failed": failed, "Prepaid": prepaid,
-		"Alert": alert, "Scopes": consoleScopes, "Now": now,
-		"Statuses": []partners.Status{"onboarding", "active", "suspended", "terminated"}})
+		"Alert": alert, "Scopes": consoleScopes, "Now": now, "Fraud": fraud, "OpenFlags": len(openFlags),
+		"AbuseFields": abuseLimitFields,
+		"Statuses":    []partners.Status{"onboarding", "active", "suspended", "terminated"}})
 	if d, ok := contractDiff(contracts, c.Query("a"), c.Query("b")); ok {
 		data["Diff"] = d
 	}
@@ -119,6 +133,7 @@ var partnerFieldAliases = map[string]map[string]string{
 		"conditions.min_amount.minor": "min_amount", "conditions.min_amount.currency": "min_amount"},
 	"topup":    {"amount.minor": "amount", "amount.currency": "amount"},
 	"contract": {"roles": "earn", "currency": "issue_price"},
+	"abuse":    {},
 }
 
 // partnerFormDefaults fills the forms: a new contract version starts from
@@ -289,12 +304,14 @@ func (s *Server) consolePublishContract(c *gin.Context) {
 		PrepaidAlertThreshold: formMinor(c.PostForm("prepaid_alert_threshold"), cur, "prepaid_alert_threshold", &v),
 		PendingDays:           int(formInt(c.PostForm("pending_days"), "pending_days", &v)),
 		CapPerTransaction:     formInt(c.PostForm("cap_per_transaction"), "cap_per_transaction", &v),
-		CapPerMemberDay:       formInt(c.PostForm("cap_per_member_day"), "cap_per_member_day", &v)}
+		CapPerMemberDay:       formInt(c.PostForm("cap_per_member_day"), "cap_per_member_day", &v),
+		OverrideOverlap:       c.PostForm("override_overlap") == "on"}
 	var err error
 	if err = v.Err(); err == nil {
-		_, err = s.deps.Partners.PublishContract(c.Request.Context(), id, in, staffActor(staff(c)))
+		_, err = s.publishContract(c, id, in)
+	} else {
+		s.audit(c, "contract.publish", "partner:"+c.Param("id"), "effective "+c.PostForm("effective_from"), err)
 	}
-	s.audit(c, "contract.publish", "partner:"+c.Param("id"), "effective "+c.PostForm("effective_from"), err)
 	if err != nil {
 		s.partnerPage(c, refusedStatus(err), "contract", c.Request.PostForm, err)
 		return

@@ -124,6 +124,9 @@ func (s *Server) programmePage(c *gin.Context, status int, form string, posted u
 	f.set("policy", "birthday_points", strconv.FormatInt(pol.BirthdayPoints, 10))
 	f.set("policy", "tier_window", string(pol.TierWindow))
 	f.set("policy", "tier_downgrade", string(pol.TierDowngrade))
+	if pol.ErasureAfterDays != nil {
+		f.set("policy", "erasure_after_days", strconv.Itoa(*pol.ErasureAfterDays))
+	}
 
 	// The tier form edits ?tier=code, or starts a new tier above the others.
 	f.set("tier", "rank", strconv.Itoa(len(tiers)))
@@ -194,6 +197,10 @@ func (s *Server) consoleSetPolicy(c *gin.Context) {
 		BirthdayPoints:      formInt(c.PostForm("birthday_points"), "birthday_points", &v),
 		TierWindow:          programme.TierWindow(c.PostForm("tier_window")),
 		TierDowngrade:       programme.Downgrade(c.PostForm("tier_downgrade"))}
+	if raw := strings.TrimSpace(c.PostForm("erasure_after_days")); raw != "" {
+		n := int(formInt(raw, "erasure_after_days", &v))
+		p.ErasureAfterDays = &n
+	}
 	err := v.Err()
 	if err == nil {
 		_, err = s.deps.Programme.SetPolicy(c.Request.Context(), p)

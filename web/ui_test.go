@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"github.com/coalitionhub/hub/abuse"
 	"html"
 	"io"
 	"log/slog"
@@ -85,6 +86,7 @@ func newUIEnvWith(t *testing.T, jobs Jobs, tune func(*Deps)) *uiEnv {
 		Settlement:   settlement.NewService(db, settlement.Options{Location: time.UTC, BaseCurrency: "EUR", Now: clk.Now}),
 		Exchange:     exchange.NewService(db, l, m, reg, acc.SecretBox(), exchange.NewHTTPPartner(time.Minute), clk.Now),
 		Programme:    programme.NewService(db, l, m, consent, clk.Now),
+		Abuse:        abuse.NewService(db, l, clk.Now),
 		Jobs:         jobs, Now: clk.Now,
 		ClientRate: 1000, ClientBurst: 1000, LoginRate: 1000, LoginBurst: 1000}
 	if tune != nil {

@@ -75,6 +75,7 @@ func (a *app) webDeps(ctx context.Context) (web.Deps, error) {
 		Exports:   svc.exports,
 		Exchange:  svc.exchange,
 		Programme: svc.programme,
+		Abuse:     svc.abuse,
 		Jobs:      web.NewAsynqJobs(a.redisOpt),
 		Now:       a.now,
 

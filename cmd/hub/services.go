@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/coalitionhub/hub/abuse"
 	"path/filepath"
 	"time"
 
@@ -40,6 +41,7 @@ type services struct {
 	settlement   *settlement.Service
 	exchange     *exchange.Service
 	programme    *programme.Service
+	abuse        *abuse.Service
 	// mail sends what the domains queue (the worker's mail:send).
 	mail *mail.Sender
 	// runs records long work people start and wait for (internal/jobs).
@@ -63,7 +65,18 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := members.NewService(a.db, l, now, members.WithUnsubscribeKey(unsubscribeKey))
+	var prog *programme.Service // built below; the member base asks it for the erasure schedule
+	m := members.NewService(a.db, l, now, members.WithUnsubscribeKey(unsubscribeKey),
+		members.WithErasureSchedule(func(ctx context.Context) (int, bool, error) {
+			if prog == nil {
+				return 0, false, nil
+			}
+			p, err := prog.Policy(ctx)
+			if err != nil || p.ErasureAfterDays == nil {
+				return 0, false, err
+			}
+			return *p.ErasureAfterDays, true, nil
+		}))
 	c := members.NewBurnConsent(a.db, now, members.DefaultConsentPolicy)
 	r := rules.NewService(a.db, now)
 	svc := &services{
@@ -85,9 +98,11 @@ func (a *app) buildServices(now func() time.Time) (*services, error) {
 	svc.settlement = settlement.NewService(a.db, settlement.Options{Location: a.cfg.Location(), BaseCurrency: "EUR", Now: now, Reads: a.reads})
 	svc.exchange = exchange.NewService(a.db, l, m, ps, acc.SecretBox(), exchange.NewHTTPPartner(15*time.Second), now)
 	svc.programme = programme.NewService(a.db, l, m, c, now)
+	prog = svc.programme
 	svc.transactions.Programme = svc.programme
 	svc.campaigns = campaigns.NewService(a.db, m, l, svc.programme, svc.runs, now)
 	svc.exports = exports.NewService(a.db, m, l, svc.programme, svc.campaigns, svc.runs, now)
+	svc.abuse = abuse.NewService(a.db, l, now)
 	svc.transactions.GroupCommit = groupCommit(a.cfg)
 	if svc.mail, err = mail.NewSender(a.db, mail.Config{SMTPURL: a.cfg.SMTPURL, From: a.cfg.MailFrom,
 		BaseURL: a.cfg.PublicURL, Now: now, Log: a.log}); err != nil {

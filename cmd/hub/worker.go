@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/coalitionhub/hub/abuse"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -89,6 +90,10 @@ func (a *app) tasks(svc *services) []task {
 		// (UTC day), one mail per member and day (members.SendDigests).
 		{typ: members.TypePointsDigest, handler: members.HandlePointsDigest(svc.members),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(5), asynq.Timeout(time.Hour)}, cron: "0 8 * * *"},
+		{typ: abuse.TypeScanRefunds, handler: abuse.HandleScanRefunds(svc.abuse, a.log),
+			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3), asynq.Timeout(time.Hour)}, cron: "45 2 * * *"},
+		{typ: members.TypeEraseDue, handler: members.HandleEraseDue(svc.members),
+			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3), asynq.Timeout(time.Hour)}, cron: "50 * * * *"},
 		{typ: members.TypePruneSessions, handler: members.HandlePruneSessions(svc.members),
 			opts: []asynq.Option{asynq.Queue("low"), asynq.MaxRetry(3)}, cron: "27 * * * *"},
 		{typ: access.TypePruneStaffSessions, handler: access.HandlePruneStaffSessions(svc.access),
