@@ -108,3 +108,14 @@ func (s *Service) ActivePartnerIDs(ctx context.Context) ([]int64, error) {
 	}
 	return ids, nil
 }
+
+// ContractedBeforeWith returns the partners with a contract version
+// effective before t, in id order.
+func ContractedBeforeWith(tx *gorm.DB, t time.Time) ([]int64, error) {
+	var ids []int64
+	if err := tx.Raw(`SELECT DISTINCT partner_id FROM partner_contracts WHERE effective_from < ? ORDER BY partner_id`, t).
+		Scan(&ids).Error; err != nil {
+		return nil, fmt.Errorf("contracted partners: %w", err)
+	}
+	return ids, nil
+}

@@ -517,7 +517,5 @@ func selectRecordedOutstanding(tx *gorm.DB, periodID int64) ([]liabilityRow, err
 // during the period (a version effective before its end): each gets a
 // statement, with or without activity.
 func selectContracted(tx *gorm.DB, p periodRow) ([]int64, error) {
-	var ids []int64
-	err := tx.Raw(`SELECT DISTINCT partner_id FROM partner_contracts WHERE effective_from < ? ORDER BY partner_id`, p.EndsAt).Scan(&ids).Error
-	return ids, err
+	return partners.ContractedBeforeWith(tx, p.EndsAt)
 }
