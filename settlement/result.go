@@ -467,6 +467,9 @@ func buildFinance(in financeInput) (FinanceReport, error) {
 	rep.LiabilityTotal.Base.Currency = in.base
 	used := map[string]Rate{}
 	toBase := func(minor int64, cur string) (int64, error) {
+		if minor == 0 { // nothing needs no rate: a partner's empty statement
+			return 0, nil
+		}
 		v, r, err := convert(minor, cur, in.base, in.rates)
 		if r != nil {
 			used[r.From+r.To] = *r

@@ -23,6 +23,20 @@ const (
 )
 
 var adminRoleMatrix = map[string]string{
+	"GET /v1/admin/settlement/periods/:month/result":             rolesAll,
+	"GET /v1/admin/settlement/periods/:month/liability":          rolesAll,
+	"GET /v1/admin/settlement/periods/:month/journal":            rolesAll,
+	"GET /v1/admin/settlement/accounts":                          rolesAll,
+	"PUT /v1/admin/settlement/accounts/:kind":                    rolesFin,
+	"GET /v1/admin/partners/:id/abuse-rules":                     rolesAll,
+	"PUT /v1/admin/partners/:id/abuse-rules":                     rolesAdm,
+	"GET /v1/admin/flags":                                        rolesAll,
+	"GET /v1/admin/flags/:id":                                    rolesAll,
+	"POST /v1/admin/flags/:id/review":                            rolesAdm,
+	"GET /v1/admin/privacy/requests":                             rolesAll,
+	"GET /v1/admin/privacy/requests/:id":                         rolesAll,
+	"PUT /v1/admin/privacy/requests/:id":                         rolesAdm,
+	"POST /v1/admin/members/:id/access-requests":                 rolesAdm,
 	"POST /v1/admin/logout":                                      rolesAll,
 	"GET /v1/admin/partners":                                     rolesAll,
 	"POST /v1/admin/partners":                                    rolesAdm,
@@ -251,6 +265,11 @@ func TestAdminRoleMatrix(t *testing.T) {
 // route(s) doing the same thing: the console is a client of the same
 // actions, and an operator can script everything it does.
 var consoleToAPI = map[string][]string{
+	"POST /console/finance/accounts":                 {"PUT /v1/admin/settlement/accounts/:kind"},
+	"POST /console/flags/:id/review":                 {"POST /v1/admin/flags/:id/review"},
+	"POST /console/partners/:id/abuse-rules":         {"PUT /v1/admin/partners/:id/abuse-rules"},
+	"POST /console/privacy/:id":                      {"PUT /v1/admin/privacy/requests/:id"},
+	"POST /console/privacy/access":                   {"POST /v1/admin/members/:id/access-requests"},
 	"POST /console/login":                            {"POST /v1/admin/login"},
 	"POST /console/logout":                           {"POST /v1/admin/logout"},
 	"POST /console/partners":                         {"POST /v1/admin/partners"},
